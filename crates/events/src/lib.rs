@@ -1,0 +1,173 @@
+//! The housebook event contract (SPEC §5).
+//!
+//! Every event travels in one [`Envelope`]: a unique `eventId` for deduplication, the
+//! `eventType`, a schema `version`, `occurredAt`, and a `correlationId` — the booking id for
+//! every event of a booking — which is also the Kafka message key, so all events of one
+//! booking stay in order on one partition. The payloads are the structs of [`catalog`].
+//!
+//! Producers build envelopes with [`Envelope::new`]; consumers read the envelope first
+//! (cheap, and it never fails on an event type they do not know) and decode the payload
+//! only for the types they handle, with [`Envelope::decode`].
+
+pub mod catalog;
+pub mod schema;
+
+pub use catalog::*;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The current schema version of every payload in the catalog.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A payload of the catalog: knows its `eventType` and its correlation key.
+pub trait Event: Serialize + for<'de> Deserialize<'de> + JsonSchema {
+    /// The `eventType` written into the envelope.
+    const TYPE: &'static str;
+    /// The correlation id (and Kafka key): the booking id for booking events.
+    fn correlation_id(&self) -> String;
+}
+
+/// The envelope every event travels in, with its payload kept as raw JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope {
+    /// Unique per event; consumers deduplicate on it.
+    pub event_id: Uuid,
+    /// One of the catalog's type names, e.g. `Paid`.
+    pub event_type: String,
+    /// Schema version of the payload.
+    pub version: u32,
+    /// When the state change that this event reports was committed.
+    pub occurred_at: DateTime<Utc>,
+    /// The booking id for booking events; the Kafka message key.
+    pub correlation_id: String,
+    /// The event's payload; its shape is given by `eventType`.
+    pub payload: serde_json::Value,
+}
+
+/// Why an envelope or payload could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The bytes are not a JSON envelope.
+    #[error("not an event envelope: {0}")]
+    Envelope(#[source] serde_json::Error),
+    /// The payload does not match the schema of its `eventType`.
+    #[error("payload of {event_type} does not match its schema: {source}")]
+    Payload {
+        /// The envelope's event type.
+        event_type: String,
+        /// What serde reported.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The event type is not in the catalog.
+    #[error("unknown event type {0}")]
+    UnknownType(String),
+    /// The payload was written by a newer, incompatible schema.
+    #[error("unsupported version {version} of {event_type}")]
+    UnsupportedVersion {
+        /// The envelope's event type.
+        event_type: String,
+        /// The envelope's version.
+        version: u32,
+    },
+}
+
+impl Envelope {
+    /// Wraps a payload in a new envelope with a fresh, time-ordered `eventId`.
+    pub fn new<E: Event>(payload: &E) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            event_id: Uuid::now_v7(),
+            event_type: E::TYPE.to_owned(),
+            version: SCHEMA_VERSION,
+            occurred_at: Utc::now(),
+            correlation_id: payload.correlation_id(),
+            payload: serde_json::to_value(payload)?,
+        })
+    }
+
+    /// Reads an envelope from the bytes of a Kafka message.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, DecodeError> {
+        serde_json::from_slice(bytes).map_err(DecodeError::Envelope)
+    }
+
+    /// The JSON bytes written to Kafka.
+    pub fn to_vec(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
+    }
+
+    /// Decodes the payload into the catalog's typed event.
+    pub fn decode(&self) -> Result<DomainEvent, DecodeError> {
+        if self.version > SCHEMA_VERSION {
+            return Err(DecodeError::UnsupportedVersion {
+                event_type: self.event_type.clone(),
+                version: self.version,
+            });
+        }
+        DomainEvent::from_parts(&self.event_type, self.payload.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    fn paid() -> Paid {
+        Paid {
+            payment_id: 7,
+            book_id: "0190d7a4-0000-7000-8000-000000000001".into(),
+            house_id: 3,
+            customer_id: "alice".into(),
+            house_price: 200_000,
+            check_in: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+            check_out: NaiveDate::from_ymd_opt(2026, 12, 3).unwrap(),
+            payment_date: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn envelope_round_trips_and_uses_the_booking_as_key() {
+        let original = paid();
+        let env = Envelope::new(&original).unwrap();
+        assert_eq!(env.event_type, "Paid");
+        assert_eq!(env.correlation_id, "0190d7a4-0000-7000-8000-000000000001");
+        let back = Envelope::from_slice(&env.to_vec().unwrap()).unwrap();
+        assert_eq!(back, env);
+        match back.decode().unwrap() {
+            DomainEvent::Paid(p) => assert_eq!(p, original),
+            other => panic!("decoded the wrong type: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn wire_names_are_camel_case() {
+        let env = Envelope::new(&paid()).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&env.to_vec().unwrap()).unwrap();
+        for key in ["eventId", "eventType", "version", "occurredAt", "correlationId"] {
+            assert!(json.get(key).is_some(), "missing {key}");
+        }
+        assert_eq!(json["payload"]["bookId"], "0190d7a4-0000-7000-8000-000000000001");
+        assert_eq!(json["payload"]["checkIn"], "2026-12-01");
+    }
+
+    #[test]
+    fn unknown_types_newer_versions_and_bad_payloads_are_refused() {
+        let mut env = Envelope::new(&paid()).unwrap();
+        env.event_type = "Teleported".into();
+        assert!(matches!(env.decode(), Err(DecodeError::UnknownType(_))));
+
+        let mut env = Envelope::new(&paid()).unwrap();
+        env.version = SCHEMA_VERSION + 1;
+        assert!(matches!(env.decode(), Err(DecodeError::UnsupportedVersion { .. })));
+
+        let mut env = Envelope::new(&paid()).unwrap();
+        env.payload = serde_json::json!({"bookId": 5});
+        assert!(matches!(env.decode(), Err(DecodeError::Payload { .. })));
+
+        assert!(matches!(Envelope::from_slice(b"{not json"), Err(DecodeError::Envelope(_))));
+    }
+}

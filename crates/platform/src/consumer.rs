@@ -1,0 +1,243 @@
+//! The idempotent consumer loop.
+//!
+//! One consumer group per service. For each message: read the envelope; skip types the
+//! service does not handle; otherwise call the handler, which applies its change and
+//! [`claim`]s the `eventId` in the inbox in one transaction (a duplicate is skipped). Only
+//! then is the offset stored; stored offsets are committed in the background and
+//! synchronously on shutdown, so the broker never holds an offset past work that is not
+//! durable. A failing event is retried with backoff a bounded number of times and then
+//! parked on the dead-letter topic with the reason; an unreadable one is parked at once.
+//! Nothing here panics, and no message can stall its partition forever.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use events::Envelope;
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientConfig, ClientContext, Message};
+use sqlx::AnyConnection;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::now_text;
+use crate::health::Health;
+use crate::metrics::{EventOutcome, Metrics};
+use crate::settings::KafkaSettings;
+
+/// What a handler did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// Its change committed.
+    Applied,
+    /// Its `eventId` was already in the inbox; nothing changed.
+    Duplicate,
+}
+
+/// Why a handler failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// Retrying cannot help (the payload does not fit the contract): park it now.
+    #[error("permanent: {0}")]
+    Permanent(String),
+    /// Retrying may help (the database was unavailable).
+    #[error("transient: {0:#}")]
+    Transient(#[from] anyhow::Error),
+}
+
+/// A service's inbound event adapter.
+#[async_trait]
+pub trait EventHandler: Send + Sync + 'static {
+    /// The event types it consumes; every other type is skipped.
+    fn handles(&self) -> &'static [&'static str];
+    /// Applies one event effectively once.
+    async fn handle(&self, envelope: &Envelope) -> Result<Handled, HandleError>;
+}
+
+/// Records `eventId` in the inbox inside the handler's transaction. Returns `false` if it
+/// was already there: the caller must then roll back and report [`Handled::Duplicate`].
+pub async fn claim(conn: &mut AnyConnection, envelope: &Envelope) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO inbox (event_id, event_type, handled_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(envelope.event_id.to_string())
+    .bind(&envelope.event_type)
+    .bind(now_text())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Feeds consumer lag from librdkafka's statistics into the metrics.
+struct LagContext {
+    metrics: Metrics,
+}
+
+impl ClientContext for LagContext {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    self.metrics.set_consumer_lag(topic, *partition, p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for LagContext {}
+
+/// Everything the loop needs.
+pub struct ConsumerLoop {
+    /// Broker, group and retry settings.
+    pub settings: KafkaSettings,
+    /// The service's adapter.
+    pub handler: Arc<dyn EventHandler>,
+    /// Where dead letters are sent.
+    pub producer: FutureProducer,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Readiness.
+    pub health: Health,
+}
+
+impl ConsumerLoop {
+    /// Consumes until `stop` is cancelled, then commits the stored offsets and leaves.
+    pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
+        let consumer: StreamConsumer<LagContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.settings.brokers)
+            .set("group.id", &self.settings.group_id)
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "500")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .set("statistics.interval.ms", "5000")
+            .set("broker.address.family", "v4")
+            .create_with_context(LagContext { metrics: self.metrics.clone() })?;
+        let topic = self.settings.events_topic();
+        consumer.subscribe(&[&topic])?;
+        self.health.set_consumer_running(true);
+        tracing::info!(%topic, group = %self.settings.group_id, "consumer started");
+        loop {
+            let message = tokio::select! {
+                () = stop.cancelled() => break,
+                m = consumer.recv() => m,
+            };
+            match message {
+                Err(e) => {
+                    tracing::warn!(error = %e, "consumer: receive failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Ok(m) => {
+                    if !self.process(&m, &stop).await {
+                        break; // interrupted by shutdown before the work was done
+                    }
+                    if let Err(e) = consumer.store_offset_from_message(&m) {
+                        tracing::warn!(error = %e, "consumer: could not store offset");
+                    }
+                }
+            }
+        }
+        self.health.set_consumer_running(false);
+        match consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) => tracing::info!("consumer: offsets committed"),
+            Err(e) => tracing::info!(error = %e, "consumer: nothing to commit on shutdown"),
+        }
+        consumer.unsubscribe();
+        Ok(())
+    }
+
+    /// Handles one message to a final outcome. Returns `false` only if shutdown interrupted
+    /// it, in which case its offset must not be stored.
+    async fn process(&self, m: &BorrowedMessage<'_>, stop: &CancellationToken) -> bool {
+        let Some(bytes) = m.payload() else {
+            return self.dead_letter(m, "UNKNOWN", "empty message", stop).await;
+        };
+        let envelope = match Envelope::from_slice(bytes) {
+            Ok(e) => e,
+            Err(e) => return self.dead_letter(m, "UNKNOWN", &e.to_string(), stop).await,
+        };
+        let event_type = envelope.event_type.as_str();
+        if !self.handler.handles().contains(&event_type) {
+            self.metrics.event(event_type, EventOutcome::Ignored);
+            return true;
+        }
+        let mut backoff = Duration::from_millis(self.settings.retry_backoff_ms);
+        let attempts = self.settings.max_attempts.max(1);
+        for attempt in 1..=attempts {
+            match self.handler.handle(&envelope).await {
+                Ok(Handled::Applied) => {
+                    self.metrics.event(event_type, EventOutcome::Applied);
+                    return true;
+                }
+                Ok(Handled::Duplicate) => {
+                    self.metrics.event(event_type, EventOutcome::Duplicate);
+                    return true;
+                }
+                Err(HandleError::Permanent(reason)) => {
+                    self.metrics.event(event_type, EventOutcome::Failed);
+                    return self.dead_letter(m, event_type, &reason, stop).await;
+                }
+                Err(HandleError::Transient(e)) => {
+                    self.metrics.event(event_type, EventOutcome::Failed);
+                    tracing::warn!(
+                        event_id = %envelope.event_id, event_type, attempt,
+                        error = format!("{e:#}"), "consumer: handler failed"
+                    );
+                    if attempt == attempts {
+                        let reason = format!("gave up after {attempts} attempts: {e:#}");
+                        return self.dead_letter(m, event_type, &reason, stop).await;
+                    }
+                    tokio::select! {
+                        () = stop.cancelled() => return false,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = backoff.saturating_mul(2);
+                }
+            }
+        }
+        true
+    }
+
+    /// Parks a message on the dead-letter topic with its origin and the reason, retrying
+    /// the send until it is acknowledged or shutdown begins.
+    async fn dead_letter(&self, m: &BorrowedMessage<'_>, event_type: &str, reason: &str, stop: &CancellationToken) -> bool {
+        let topic = self.settings.dead_letter_topic();
+        let partition = m.partition().to_string();
+        let offset = m.offset().to_string();
+        tracing::error!(event_type, reason, source_partition = m.partition(), source_offset = m.offset(), "consumer: parking event on the dead-letter topic");
+        loop {
+            let headers = OwnedHeaders::new()
+                .insert(Header { key: "dlq-reason", value: Some(reason) })
+                .insert(Header { key: "dlq-source-topic", value: Some(m.topic()) })
+                .insert(Header { key: "dlq-source-partition", value: Some(&partition) })
+                .insert(Header { key: "dlq-source-offset", value: Some(&offset) })
+                .insert(Header { key: "dlq-consumer-group", value: Some(&self.settings.group_id) });
+            let mut record = FutureRecord::<[u8], [u8]>::to(&topic).headers(headers);
+            if let Some(k) = m.key() {
+                record = record.key(k);
+            }
+            if let Some(p) = m.payload() {
+                record = record.payload(p);
+            }
+            match self.producer.send(record, Duration::from_secs(10)).await {
+                Ok(_) => {
+                    self.metrics.event(event_type, EventOutcome::DeadLettered);
+                    return true;
+                }
+                Err((e, _)) => {
+                    tracing::warn!(error = %e, "consumer: dead-letter send failed, retrying");
+                    tokio::select! {
+                        () = stop.cancelled() => return false,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        }
+    }
+}

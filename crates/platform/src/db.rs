@@ -1,0 +1,181 @@
+//! The database layer: one [`Db`] over SQLite (a file) or PostgreSQL, chosen by URL.
+//!
+//! Both run through sqlx's `Any` driver, so a service writes its SQL once in the subset the
+//! two share (`$1` placeholders, `ON CONFLICT`, `RETURNING`, BIGINT and TEXT columns) and
+//! ships one migration set per backend. Timestamps are stored as RFC 3339 text.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Executor};
+
+use crate::settings::DatabaseSettings;
+
+/// Which engine a [`Db`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An SQLite file (the local default).
+    Sqlite,
+    /// A PostgreSQL server (what a cluster uses).
+    Postgres,
+}
+
+/// A connection pool plus the backend it talks to.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// One migration, written for each backend.
+#[derive(Debug, Clone, Copy)]
+pub struct MigrationSql {
+    /// Ordered version.
+    pub version: i64,
+    /// Short description.
+    pub description: &'static str,
+    /// SQLite dialect.
+    pub sqlite: &'static str,
+    /// PostgreSQL dialect.
+    pub postgres: &'static str,
+}
+
+/// The platform's own tables: the transactional outbox and the consumer inbox.
+pub const PLATFORM_MIGRATION: MigrationSql = MigrationSql {
+    version: 1,
+    description: "outbox and inbox",
+    sqlite: include_str!("../migrations/sqlite/0001_outbox_inbox.sql"),
+    postgres: include_str!("../migrations/postgres/0001_outbox_inbox.sql"),
+};
+
+impl Db {
+    /// Connects and runs the platform migration followed by the service's.
+    pub async fn connect(settings: &DatabaseSettings, migrations: &[MigrationSql]) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        let url = settings.url.expose_secret();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            anyhow::bail!("database url must start with sqlite: or postgres:");
+        };
+        let url = match backend {
+            Backend::Sqlite => sqlite_url(url)?,
+            Backend::Postgres => url.to_owned(),
+        };
+        let options: AnyConnectOptions = url.parse()?;
+        let max = settings.max_connections.unwrap_or(match backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => 10,
+        });
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the writer; NORMAL sync in WAL mode is
+                        // durable across process crashes (I1), only not across power loss.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        let db = Self { pool, backend };
+        db.migrate(migrations).await?;
+        Ok(db)
+    }
+
+    async fn migrate(&self, migrations: &[MigrationSql]) -> anyhow::Result<()> {
+        let list = std::iter::once(&PLATFORM_MIGRATION)
+            .chain(migrations)
+            .map(|m| {
+                let sql = match self.backend {
+                    Backend::Sqlite => m.sqlite,
+                    Backend::Postgres => m.postgres,
+                };
+                Migration::new(
+                    m.version,
+                    Cow::Borrowed(m.description),
+                    MigrationType::Simple,
+                    Cow::Borrowed(sql),
+                    false,
+                )
+            })
+            .collect::<Vec<_>>();
+        let mut migrator = Migrator::DEFAULT;
+        migrator.migrations = Cow::Owned(list);
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+
+    /// Closes the pool (waits for connections to be returned).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Makes the SQLite file's folder and asks for the file to be created if missing.
+fn sqlite_url(url: &str) -> anyhow::Result<String> {
+    let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = rest.split('?').next().unwrap_or_default();
+    if !path.is_empty() && path != ":memory:" {
+        if let Some(dir) = std::path::Path::new(path).parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir)?;
+            }
+        }
+    }
+    Ok(if url.contains("mode=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    })
+}
+
+/// Now, as the RFC 3339 text the tables store.
+pub fn now_text() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// A secret URL for tests and tools.
+pub fn url(text: impl Into<String>) -> SecretString {
+    SecretString::from(text.into())
+}
+
+/// Whether an error is a uniqueness violation (SQLite and PostgreSQL alike).
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            db.is_unique_violation()
+                || db.code().is_some_and(|c| c == "23505" || c == "2067" || c == "1555")
+        }
+        _ => false,
+    }
+}

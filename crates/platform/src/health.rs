@@ -1,0 +1,86 @@
+//! Liveness (`/healthz`) and readiness (`/readyz`).
+//!
+//! Ready means: not draining, the database answers, and — for a service that consumes —
+//! its Kafka consumer loop is running.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::json;
+
+use crate::db::Db;
+
+/// Readiness state shared by the runtime's tasks.
+#[derive(Clone)]
+pub struct Health {
+    db: Db,
+    inner: Arc<Flags>,
+}
+
+struct Flags {
+    draining: AtomicBool,
+    needs_consumer: AtomicBool,
+    consumer_running: AtomicBool,
+}
+
+impl Health {
+    /// Readiness over a database.
+    pub fn new(db: Db) -> Self {
+        Self {
+            db,
+            inner: Arc::new(Flags {
+                draining: AtomicBool::new(false),
+                needs_consumer: AtomicBool::new(false),
+                consumer_running: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// From now on, not ready: shutdown has begun.
+    pub fn start_draining(&self) {
+        self.inner.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Readiness also requires the consumer loop.
+    pub fn require_consumer(&self) {
+        self.inner.needs_consumer.store(true, Ordering::SeqCst);
+    }
+
+    /// Set by the consumer loop while it runs.
+    pub fn set_consumer_running(&self, running: bool) {
+        self.inner.consumer_running.store(running, Ordering::SeqCst);
+    }
+
+    /// Whether the service should receive traffic, and why not.
+    pub async fn check(&self) -> Result<(), &'static str> {
+        if self.inner.draining.load(Ordering::SeqCst) {
+            return Err("draining");
+        }
+        if self.inner.needs_consumer.load(Ordering::SeqCst)
+            && !self.inner.consumer_running.load(Ordering::SeqCst)
+        {
+            return Err("consumer not running");
+        }
+        self.db.ping().await.map_err(|_| "database unavailable")
+    }
+}
+
+/// `GET /healthz`: the process is alive and serving.
+pub async fn live() -> impl IntoResponse {
+    Json(json!({"status": "UP"}))
+}
+
+/// `GET /readyz`.
+pub async fn ready(State(health): State<Health>) -> impl IntoResponse {
+    match health.check().await {
+        Ok(()) => (StatusCode::OK, Json(json!({"status": "READY"}))),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "NOT_READY", "reason": reason})),
+        ),
+    }
+}

@@ -1,0 +1,205 @@
+//! HTTP plumbing shared by every service: extractors that answer in our error shape,
+//! the request-id / logging / metrics middleware, and JSON fallbacks.
+
+use std::time::Instant;
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tracing::Instrument;
+
+use crate::error::{ApiError, ErrorCause};
+use crate::metrics::Metrics;
+
+/// The request id header, set when absent and echoed on the response.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A JSON body extractor and response whose rejections use [`ApiError`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for AppJson<T>
+where
+    axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Self(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    let text = rejection.body_text();
+    match rejection {
+        JsonRejection::JsonDataError(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", text),
+        JsonRejection::JsonSyntaxError(_) => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", text),
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected Content-Type: application/json",
+        ),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body too large")
+        }
+        _ => ApiError::bad_request("could not read the request body"),
+    }
+}
+
+impl<T: Serialize> IntoResponse for AppJson<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// A path extractor whose rejection is a JSON `400`.
+#[derive(Debug)]
+pub struct AppPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for AppPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Self(v)),
+            Err(e @ PathRejection::FailedToDeserializePathParams(_)) => {
+                Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text()))
+            }
+            Err(e) => Err(ApiError::bad_request(e.body_text())),
+        }
+    }
+}
+
+/// A query-string extractor whose rejection is a JSON `400`.
+#[derive(Debug)]
+pub struct AppQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for AppQuery<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Self(v)),
+            Err(e @ QueryRejection::FailedToDeserializeQueryString(_)) => {
+                Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))
+            }
+            Err(e) => Err(ApiError::bad_request(e.body_text())),
+        }
+    }
+}
+
+/// JSON `404` for unknown routes.
+pub async fn not_found(req: Request) -> ApiError {
+    ApiError::not_found(format!("no route for {} {}", req.method(), req.uri().path()))
+}
+
+/// JSON `405` for known routes with the wrong method.
+pub async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    )
+}
+
+/// Per-request span with the request id, route metrics, one log line per request, and the
+/// one place where the cause of a 5xx is logged.
+pub async fn observe(State(metrics): State<Metrics>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let request_id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let span = tracing::info_span!("http", %method, %route, request_id = %request_id);
+    let res = next.run(req).instrument(span.clone()).await;
+    let status = res.status();
+    let elapsed = started.elapsed();
+    metrics.observe_http(method.as_str(), &route, status.as_u16(), elapsed);
+    let _enter = span.enter();
+    if let Some(ErrorCause(cause)) = res.extensions().get::<ErrorCause>() {
+        tracing::error!(status = status.as_u16(), error = format!("{cause:#}"), "request failed");
+    } else if route != "/healthz" && route != "/readyz" && route != "/metrics" {
+        tracing::info!(status = status.as_u16(), latency_ms = elapsed.as_secs_f64() * 1e3, "request");
+    }
+    res
+}
+
+/// Lenient number parsing for bodies: accepts `200000` and `"200000"` (httpie's `key=value`
+/// sends strings, and the seed's commands are written that way); rejects fractions and
+/// numbers that do not fit.
+pub mod lenient {
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum IntOrString {
+        Int(i64),
+        Str(String),
+    }
+
+    /// Deserializes an `i64` from a number or a numeric string.
+    pub fn i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        match IntOrString::deserialize(d) {
+            Ok(IntOrString::Int(v)) => Ok(v),
+            Ok(IntOrString::Str(s)) => s
+                .trim()
+                .parse()
+                .map_err(|_| serde::de::Error::custom(format!("expected a whole number, got {s:?}"))),
+            Err(_) => Err(serde::de::Error::custom("expected a whole number that fits in 64 bits")),
+        }
+    }
+
+    /// Like [`i64()`], for optional fields.
+    pub fn opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        #[derive(Deserialize)]
+        struct W(#[serde(deserialize_with = "i64")] i64);
+        Option::<W>::deserialize(d).map(|o| o.map(|W(v)| v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Deserialize, Debug)]
+    struct P {
+        #[serde(deserialize_with = "lenient::i64")]
+        price: i64,
+    }
+
+    #[test]
+    fn lenient_numbers() {
+        assert_eq!(serde_json::from_str::<P>(r#"{"price": 5}"#).unwrap().price, 5);
+        assert_eq!(serde_json::from_str::<P>(r#"{"price": "200000"}"#).unwrap().price, 200000);
+        assert!(serde_json::from_str::<P>(r#"{"price": "12abc"}"#).is_err());
+        assert!(serde_json::from_str::<P>(r#"{"price": 1.5}"#).is_err());
+        assert!(serde_json::from_str::<P>(r#"{"price": 99999999999999999999}"#).is_err());
+        assert!(serde_json::from_str::<P>(r#"{"price": null}"#).is_err());
+    }
+}

@@ -1,0 +1,46 @@
+//! Kafka clients and topics. The local broker does not create topics on demand, so every
+//! service creates the ones it uses at start-up (an existing topic is left as it is).
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::FutureProducer;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientConfig;
+
+use crate::settings::KafkaSettings;
+
+/// An idempotent producer (`enable.idempotence`, `acks=all`): retries never duplicate or
+/// reorder what one producer sent.
+pub fn producer(settings: &KafkaSettings) -> anyhow::Result<FutureProducer> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", &settings.brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "2")
+        .set("message.timeout.ms", "15000")
+        .set("broker.address.family", "v4")
+        .create()?)
+}
+
+/// Creates the events topic and its dead-letter topic if missing.
+pub async fn ensure_topics(settings: &KafkaSettings) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &settings.brokers)
+        .set("broker.address.family", "v4")
+        .create()?;
+    let names = [settings.events_topic(), settings.dead_letter_topic()];
+    let topics: Vec<NewTopic<'_>> = names
+        .iter()
+        .map(|n| NewTopic::new(n, settings.partitions, TopicReplication::Fixed(settings.replication)))
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for result in admin.create_topics(&topics, &opts).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => anyhow::bail!("could not create topic {name}: {code}"),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! The transactional outbox.
+//!
+//! A service writes its event with [`Outbox::enqueue`] inside the transaction that makes the
+//! state change, so the event exists if and only if the change committed (I4). The
+//! [`relay`] publishes unpublished rows in order with the idempotent producer and marks a
+//! row published only after the broker acknowledged it; a crash in between publishes it
+//! again, which consumers absorb by deduplicating on `eventId`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use events::{Envelope, Event};
+use futures::future::join_all;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use sqlx::{AnyConnection, Row};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::{now_text, Db};
+use crate::metrics::Metrics;
+
+/// Writes events into the outbox and wakes the relay.
+#[derive(Clone, Debug)]
+pub struct Outbox {
+    topic: String,
+    wake: Arc<Notify>,
+}
+
+const BATCH: i64 = 256;
+
+impl Outbox {
+    /// An outbox that publishes to `topic`.
+    pub fn new(topic: String) -> Self {
+        Self { topic, wake: Arc::new(Notify::new()) }
+    }
+
+    /// Adds an event in the caller's transaction; returns its envelope.
+    pub async fn enqueue<E: Event>(&self, conn: &mut AnyConnection, event: &E) -> anyhow::Result<Envelope> {
+        let env = Envelope::new(event)?;
+        let payload = String::from_utf8(env.to_vec()?)?;
+        sqlx::query(
+            "INSERT INTO outbox (event_id, event_type, topic, msg_key, payload, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(env.event_id.to_string())
+        .bind(&env.event_type)
+        .bind(&self.topic)
+        .bind(&env.correlation_id)
+        .bind(payload)
+        .bind(now_text())
+        .execute(conn)
+        .await?;
+        Ok(env)
+    }
+
+    /// Tells the relay there is something to publish (call after commit).
+    pub fn notify(&self) {
+        self.wake.notify_one();
+    }
+}
+
+struct Row_ {
+    id: i64,
+    event_type: String,
+    topic: String,
+    key: String,
+    payload: String,
+}
+
+/// Publishes the outbox until `stop` is cancelled, then publishes what is left.
+pub async fn relay(
+    db: Db,
+    outbox: Outbox,
+    producer: FutureProducer,
+    metrics: Metrics,
+    poll: Duration,
+    stop: CancellationToken,
+) {
+    loop {
+        match publish_batch(&db, &producer, &metrics).await {
+            Ok(n) if n as i64 == BATCH => continue,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "outbox relay: publish failed, will retry");
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                }
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = outbox.wake.notified() => {}
+            () = tokio::time::sleep(poll) => {}
+        }
+    }
+    // Final pass: what committed before shutdown goes out now rather than at the next start.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline {
+        match publish_batch(&db, &producer, &metrics).await {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "outbox relay: final publish failed");
+                break;
+            }
+        }
+    }
+}
+
+/// Publishes one batch; returns how many rows were published.
+async fn publish_batch(db: &Db, producer: &FutureProducer, metrics: &Metrics) -> anyhow::Result<usize> {
+    let rows: Vec<Row_> = sqlx::query(
+        "SELECT id, event_type, topic, msg_key, payload FROM outbox \
+         WHERE published_at IS NULL ORDER BY id LIMIT $1",
+    )
+    .bind(BATCH)
+    .fetch_all(db.pool())
+    .await?
+    .into_iter()
+    .map(|r| {
+        Ok(Row_ {
+            id: r.try_get("id")?,
+            event_type: r.try_get("event_type")?,
+            topic: r.try_get("topic")?,
+            key: r.try_get("msg_key")?,
+            payload: r.try_get("payload")?,
+        })
+    })
+    .collect::<Result<_, sqlx::Error>>()?;
+    if rows.is_empty() {
+        metrics.set_outbox_backlog(0);
+        return Ok(0);
+    }
+    let sends = rows.iter().map(|row| {
+        let headers = OwnedHeaders::new().insert(Header { key: "eventType", value: Some(&row.event_type) });
+        let record = FutureRecord::to(&row.topic)
+            .key(&row.key)
+            .payload(&row.payload)
+            .headers(headers);
+        producer.send(record, Duration::from_secs(15))
+    });
+    let results = join_all(sends).await;
+    let mut published = Vec::with_capacity(rows.len());
+    let mut failure = None;
+    for (row, result) in rows.iter().zip(results) {
+        match result {
+            Ok(_) => published.push(row.id),
+            Err((e, _)) => failure = Some(e),
+        }
+    }
+    if !published.is_empty() {
+        let placeholders = (2..published.len() + 2).map(|i| format!("${i}")).collect::<Vec<_>>().join(",");
+        let sql = format!("UPDATE outbox SET published_at = $1 WHERE id IN ({placeholders})");
+        let mut q = sqlx::query(&sql).bind(now_text());
+        for id in &published {
+            q = q.bind(*id);
+        }
+        q.execute(db.pool()).await?;
+        if let Some(topic) = rows.first().map(|r| r.topic.as_str()) {
+            metrics.outbox_published(topic, published.len() as u64);
+        }
+    }
+    let backlog: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(db.pool())
+        .await?;
+    metrics.set_outbox_backlog(backlog);
+    match failure {
+        Some(e) => Err(anyhow::Error::new(e).context("broker did not acknowledge")),
+        None => Ok(published.len()),
+    }
+}

@@ -1,0 +1,157 @@
+//! The service runtime: what `main` (and each integration test) builds for one service.
+//!
+//! [`Runtime::build`] connects and migrates the database, creates the topics, binds the
+//! listener (port 0 picks a free one) and prepares the producer. [`Runtime::run`] serves
+//! the service's router beside `/healthz`, `/readyz` and `/metrics`, runs the outbox relay
+//! and — for a consumer — the consumer loop, until the shutdown token is cancelled; then
+//! readiness turns false, in-flight requests finish, the consumer commits its offsets, the
+//! relay publishes what is left, and `run` returns.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::Router;
+use rdkafka::producer::{FutureProducer, Producer};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+use crate::consumer::{ConsumerLoop, EventHandler};
+use crate::db::{Db, MigrationSql};
+use crate::health::{self, Health};
+use crate::metrics::{self, Metrics};
+use crate::outbox::{self, Outbox};
+use crate::settings::CommonSettings;
+
+/// One service's shared machinery.
+pub struct Runtime {
+    settings: CommonSettings,
+    db: Db,
+    metrics: Metrics,
+    health: Health,
+    outbox: Outbox,
+    producer: FutureProducer,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+}
+
+impl Runtime {
+    /// Connects, migrates, creates topics and binds; nothing is served yet.
+    pub async fn build(
+        service: &'static str,
+        settings: &CommonSettings,
+        migrations: &[MigrationSql],
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let metrics = Metrics::new(service)?;
+        let db = Db::connect(&settings.database, migrations).await?;
+        crate::kafka::ensure_topics(&settings.kafka).await?;
+        let producer = crate::kafka::producer(&settings.kafka)?;
+        let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port)).await?;
+        Ok(Self {
+            health: Health::new(db.clone()),
+            outbox: Outbox::new(settings.kafka.events_topic()),
+            settings: settings.clone(),
+            db,
+            metrics,
+            producer,
+            listener,
+            shutdown,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+    /// The outbox the service writes its events into.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+    /// The shared settings.
+    pub fn settings(&self) -> &CommonSettings {
+        &self.settings
+    }
+
+    /// Serves until shutdown, then drains in order. `api` is the service's router with its
+    /// state applied; `consumer` is its event adapter, if it consumes.
+    pub async fn run(self, api: Router, consumer: Option<Arc<dyn EventHandler>>) -> anyhow::Result<()> {
+        let Self { settings, db, metrics, health, outbox, producer, listener, shutdown } = self;
+
+        let ops = Router::new()
+            .route("/healthz", get(health::live))
+            .route("/readyz", get(health::ready).with_state(health.clone()))
+            .route("/metrics", get(metrics::handler).with_state(metrics.clone()));
+        let app = api
+            .merge(ops)
+            .method_not_allowed_fallback(crate::http::method_not_allowed)
+            .route_layer(axum::middleware::from_fn_with_state(metrics.clone(), crate::http::observe))
+            .fallback(crate::http::not_found)
+            .layer(DefaultBodyLimit::max(settings.http.body_limit_bytes))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
+
+        let relay_stop = CancellationToken::new();
+        let relay = tokio::spawn(outbox::relay(
+            db.clone(),
+            outbox,
+            producer.clone(),
+            metrics.clone(),
+            Duration::from_millis(settings.kafka.relay_poll_ms),
+            relay_stop.clone(),
+        ));
+
+        let consumer_task = consumer.map(|handler| {
+            health.require_consumer();
+            let lp = ConsumerLoop {
+                settings: settings.kafka.clone(),
+                handler,
+                producer: producer.clone(),
+                metrics: metrics.clone(),
+                health: health.clone(),
+            };
+            tokio::spawn(lp.run(shutdown.clone()))
+        });
+
+        tracing::info!(port = listener.local_addr().map(|a| a.port()).unwrap_or(0), "listening");
+        let drain = Duration::from_secs(settings.http.drain_secs);
+        let draining = health.clone();
+        let stop = shutdown.clone();
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                stop.cancelled().await;
+                draining.start_draining();
+                tokio::time::sleep(drain).await;
+            })
+            .await;
+        // Whatever ended the server, the rest must wind down too.
+        health.start_draining();
+        shutdown.cancel();
+
+        if let Some(task) = consumer_task {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = format!("{e:#}"), "consumer stopped with an error"),
+                Err(e) => tracing::error!(error = %e, "consumer task failed"),
+            }
+        }
+        relay_stop.cancel();
+        if let Err(e) = relay.await {
+            tracing::error!(error = %e, "outbox relay task failed");
+        }
+        let _ = producer.flush(Duration::from_secs(5));
+        db.close().await;
+        tracing::info!("stopped");
+        served.map_err(Into::into)
+    }
+}

@@ -1,0 +1,213 @@
+//! Typed, layered settings: defaults → optional TOML file → `HOUSEBOOK_…` environment.
+//!
+//! Every value has a local default, so the fleet starts with no configuration at all.
+//! Nested keys use a double underscore: `HOUSEBOOK_DATABASE__URL`,
+//! `HOUSEBOOK_KAFKA__BROKERS`, `HOUSEBOOK_HTTP__PORT`. `HOUSEBOOK_CONFIG` names an optional
+//! TOML file. `HOUSEBOOK_DATA_DIR` (default `./data`) is where the default SQLite file lives.
+//! Secrets are [`SecretString`]s: their `Debug` prints `[REDACTED]`.
+
+use secrecy::SecretString;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+/// The settings every service shares. A service embeds it with `#[serde(flatten)]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default)]
+pub struct CommonSettings {
+    /// The HTTP server.
+    pub http: HttpSettings,
+    /// The service's own database.
+    pub database: DatabaseSettings,
+    /// The Kafka-protocol broker.
+    pub kafka: KafkaSettings,
+    /// Token verification.
+    pub auth: AuthSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// The HTTP server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct HttpSettings {
+    /// Address to bind.
+    pub host: String,
+    /// Port to bind; `0` picks a free one (tests).
+    pub port: u16,
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// Seconds to keep serving after readiness turns false on SIGTERM, so that load
+    /// balancers stop sending before the listener closes.
+    pub drain_secs: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self { host: "127.0.0.1".into(), port: 0, body_limit_bytes: 64 * 1024, drain_secs: 0 }
+    }
+}
+
+/// The service's own database: `sqlite://FILE` or `postgres://…`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DatabaseSettings {
+    /// The database URL; secret because a PostgreSQL URL can carry a password.
+    pub url: SecretString,
+    /// Pool size; SQLite serializes writers anyway, so it defaults to one connection there.
+    pub max_connections: Option<u32>,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self { url: SecretString::from("sqlite::memory:"), max_connections: None }
+    }
+}
+
+/// The Kafka-protocol broker and this service's consumer group.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct KafkaSettings {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// Prepended to every topic name (tests give each run its own).
+    pub topic_prefix: String,
+    /// The consumer group id; one group per service.
+    pub group_id: String,
+    /// Partitions of topics created at start-up.
+    pub partitions: i32,
+    /// Replication factor of topics created at start-up.
+    pub replication: i32,
+    /// Attempts at a failing event before it is parked on the dead-letter topic.
+    pub max_attempts: u32,
+    /// First retry delay, doubled at each attempt.
+    pub retry_backoff_ms: u64,
+    /// How often the relay looks for unpublished outbox rows when nothing woke it.
+    pub relay_poll_ms: u64,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".into(),
+            topic_prefix: String::new(),
+            group_id: String::new(),
+            partitions: 3,
+            replication: 1,
+            max_attempts: 5,
+            retry_backoff_ms: 100,
+            relay_poll_ms: 500,
+        }
+    }
+}
+
+impl KafkaSettings {
+    /// The topic every domain event travels on.
+    pub fn events_topic(&self) -> String {
+        format!("{}housebook.events", self.topic_prefix)
+    }
+
+    /// Where events that could not be handled are parked, with the reason.
+    pub fn dead_letter_topic(&self) -> String {
+        format!("{}housebook.events.dlq", self.topic_prefix)
+    }
+}
+
+/// Token verification (SPEC §7).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AuthSettings {
+    /// The issuer's Ed25519 public key (PEM). Defaults to the local development key.
+    pub public_key_pem: String,
+    /// Expected `iss`.
+    pub issuer: String,
+    /// Expected `aud`.
+    pub audience: String,
+}
+
+/// The local development verifying key: NOT a secret, see `dev-keys/README.md`.
+pub const DEV_VERIFYING_KEY_PEM: &str = include_str!("../dev-keys/dev-verifying-key.pem");
+/// The local development signing key: NOT a secret, see `dev-keys/README.md`.
+pub const DEV_SIGNING_KEY_PEM: &str = include_str!("../dev-keys/dev-signing-key.pem");
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            public_key_pem: DEV_VERIFYING_KEY_PEM.into(),
+            issuer: "housebook-gateway".into(),
+            audience: "housebook".into(),
+        }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LogSettings {
+    /// `json` (default) or `pretty`.
+    pub format: String,
+    /// An `EnvFilter` directive, e.g. `info,sqlx=warn`.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { format: "json".into(), filter: "info,sqlx=warn,rdkafka=warn".into() }
+    }
+}
+
+/// The per-service defaults laid under the file and the environment.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceDefaults {
+    /// The service's name: its consumer group and database file name.
+    pub name: &'static str,
+    /// Its local port (SPEC §1).
+    pub port: u16,
+}
+
+/// Where the default SQLite files live: `HOUSEBOOK_DATA_DIR`, else `./data`.
+pub fn data_dir() -> String {
+    std::env::var("HOUSEBOOK_DATA_DIR").unwrap_or_else(|_| "./data".into())
+}
+
+/// Loads a service's settings: defaults, then `HOUSEBOOK_CONFIG` (TOML), then environment.
+pub fn load<T: DeserializeOwned>(defaults: ServiceDefaults) -> Result<T, config::ConfigError> {
+    let mut builder = config::Config::builder()
+        .set_default("http.port", i64::from(defaults.port))?
+        .set_default("kafka.group_id", defaults.name)?
+        .set_default("database.url", format!("sqlite://{}/{}.db", data_dir(), defaults.name))?;
+    if let Ok(path) = std::env::var("HOUSEBOOK_CONFIG") {
+        builder = builder.add_source(config::File::with_name(&path).required(true));
+    }
+    builder
+        .add_source(
+            config::Environment::with_prefix("HOUSEBOOK")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true),
+        )
+        .build()?
+        .try_deserialize()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[derive(Debug, Deserialize)]
+    struct S {
+        #[serde(flatten)]
+        common: CommonSettings,
+    }
+
+    #[test]
+    fn defaults_need_no_configuration_and_secrets_never_print() {
+        let s: S = load(ServiceDefaults { name: "payment", port: 8082 }).unwrap();
+        assert_eq!(s.common.http.port, 8082);
+        assert_eq!(s.common.kafka.group_id, "payment");
+        assert!(s.common.database.url.expose_secret().ends_with("/payment.db"));
+        let shown = format!("{:?}", s.common.database);
+        assert!(!shown.contains("payment.db"), "database url leaked: {shown}");
+        assert_eq!(s.common.kafka.events_topic(), "housebook.events");
+    }
+}
