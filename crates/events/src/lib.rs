@@ -11,8 +11,10 @@
 
 pub mod catalog;
 pub mod schema;
+pub mod stay;
 
 pub use catalog::*;
+pub use stay::{parse_date, Stay, StayError};
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;

@@ -159,9 +159,26 @@ fn sqlite_url(url: &str) -> anyhow::Result<String> {
     })
 }
 
+/// Now, to the microsecond the tables store (so what a write returns equals what a read
+/// returns later).
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound as _;
+    chrono::Utc::now().trunc_subsecs(6)
+}
+
+/// A time as the RFC 3339 text the tables store.
+pub fn time_text(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// A stored time back.
+pub fn parse_time(text: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    Ok(chrono::DateTime::parse_from_rfc3339(text)?.with_timezone(&chrono::Utc))
+}
+
 /// Now, as the RFC 3339 text the tables store.
 pub fn now_text() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    time_text(now())
 }
 
 /// A secret URL for tests and tools.

@@ -153,25 +153,69 @@ pub async fn observe(State(metrics): State<Metrics>, req: Request, next: Next) -
 /// sends strings, and the seed's commands are written that way); rejects fractions and
 /// numbers that do not fit.
 pub mod lenient {
-    use serde::{Deserialize, Deserializer};
+    use std::fmt;
 
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum IntOrString {
-        Int(i64),
-        Str(String),
+    use serde::de::{self, Deserializer, Visitor};
+    use serde::Deserialize;
+
+    struct WholeNumber;
+
+    impl Visitor<'_> for WholeNumber {
+        type Value = i64;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a whole number that fits in 64 bits")
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::custom("number too large"))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<i64, E> {
+            Err(E::custom("expected a whole number that fits in 64 bits"))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
+            v.trim().parse().map_err(|_| E::custom(format!("expected a whole number, got {:?}", truncate(v))))
+        }
+    }
+
+    struct IdText;
+
+    impl Visitor<'_> for IdText {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_owned())
+        }
+    }
+
+    fn truncate(s: &str) -> String {
+        s.chars().take(40).collect()
     }
 
     /// Deserializes an `i64` from a number or a numeric string.
     pub fn i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-        match IntOrString::deserialize(d) {
-            Ok(IntOrString::Int(v)) => Ok(v),
-            Ok(IntOrString::Str(s)) => s
-                .trim()
-                .parse()
-                .map_err(|_| serde::de::Error::custom(format!("expected a whole number, got {s:?}"))),
-            Err(_) => Err(serde::de::Error::custom("expected a whole number that fits in 64 bits")),
-        }
+        d.deserialize_any(WholeNumber)
+    }
+
+    /// Deserializes an id-like string from a string or a whole number (`bookId=1`).
+    pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        d.deserialize_any(IdText)
+    }
+
+    /// Like [`string()`], for optional fields.
+    pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        #[derive(Deserialize)]
+        struct W(#[serde(deserialize_with = "string")] String);
+        Option::<W>::deserialize(d).map(|o| o.map(|W(v)| v))
     }
 
     /// Like [`i64()`], for optional fields.

@@ -6,6 +6,7 @@
 //! TOML file. `HOUSEBOOK_DATA_DIR` (default `./data`) is where the default SQLite file lives.
 //! Secrets are [`SecretString`]s: their `Debug` prints `[REDACTED]`.
 
+pub use config::ConfigError;
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;

@@ -1,0 +1,121 @@
+//! The stay: the contract's unit of booking, shared by every context.
+//!
+//! A stay is the nights from `checkIn` (inclusive) to `checkOut` (exclusive); the seed's
+//! single `bookDate` is a one-night stay. Dates are ISO (`2026-12-01`) or the seed's
+//! `YYYYMMDD`.
+
+use chrono::{Duration, NaiveDate};
+
+/// The longest stay accepted, in nights.
+pub const MAX_NIGHTS: i64 = 365;
+
+/// A valid stay: at least one night, at most [`MAX_NIGHTS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stay {
+    check_in: NaiveDate,
+    check_out: NaiveDate,
+}
+
+/// Why a stay is not valid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StayError {
+    /// `checkOut` is not after `checkIn`.
+    #[error("checkOut must be after checkIn")]
+    Empty,
+    /// More nights than [`MAX_NIGHTS`].
+    #[error("a stay is at most {MAX_NIGHTS} nights")]
+    TooLong,
+    /// A date could not be read.
+    #[error("{0:?} is not a date (expected YYYY-MM-DD or YYYYMMDD)")]
+    BadDate(String),
+}
+
+impl Stay {
+    /// A stay from `check_in` to `check_out`.
+    pub fn new(check_in: NaiveDate, check_out: NaiveDate) -> Result<Self, StayError> {
+        let nights = (check_out - check_in).num_days();
+        if nights < 1 {
+            Err(StayError::Empty)
+        } else if nights > MAX_NIGHTS {
+            Err(StayError::TooLong)
+        } else {
+            Ok(Self { check_in, check_out })
+        }
+    }
+
+    /// The seed's `bookDate`: one night.
+    pub fn one_night(night: NaiveDate) -> Result<Self, StayError> {
+        let out = night.checked_add_signed(Duration::days(1)).ok_or(StayError::TooLong)?;
+        Self::new(night, out)
+    }
+
+    /// First night.
+    pub fn check_in(&self) -> NaiveDate {
+        self.check_in
+    }
+
+    /// Day of departure.
+    pub fn check_out(&self) -> NaiveDate {
+        self.check_out
+    }
+
+    /// Number of nights.
+    pub fn nights(&self) -> i64 {
+        (self.check_out - self.check_in).num_days()
+    }
+
+    /// Each night of the stay, in order.
+    pub fn each_night(&self) -> impl Iterator<Item = NaiveDate> + '_ {
+        self.check_in.iter_days().take_while(move |d| *d < self.check_out)
+    }
+
+    /// Whether the stay includes `night`.
+    pub fn contains(&self, night: NaiveDate) -> bool {
+        self.check_in <= night && night < self.check_out
+    }
+}
+
+/// Reads `2026-12-01` or the seed's `20261201`.
+pub fn parse_date(text: &str) -> Result<NaiveDate, StayError> {
+    let t = text.trim();
+    NaiveDate::parse_from_str(t, "%Y-%m-%d")
+        .or_else(|_| NaiveDate::parse_from_str(t, "%Y%m%d"))
+        .map_err(|_| StayError::BadDate(t.chars().take(40).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        parse_date(s).unwrap()
+    }
+
+    #[test]
+    fn nights_run_from_check_in_to_the_day_before_check_out() {
+        let s = Stay::new(d("2026-12-30"), d("2027-01-02")).unwrap();
+        assert_eq!(s.nights(), 3);
+        let nights: Vec<_> = s.each_night().collect();
+        assert_eq!(nights, vec![d("2026-12-30"), d("2026-12-31"), d("2027-01-01")]);
+        assert!(s.contains(d("2027-01-01")));
+        assert!(!s.contains(d("2027-01-02")));
+    }
+
+    #[test]
+    fn empty_inverted_and_overlong_stays_are_refused() {
+        assert_eq!(Stay::new(d("2026-12-01"), d("2026-12-01")), Err(StayError::Empty));
+        assert_eq!(Stay::new(d("2026-12-02"), d("2026-12-01")), Err(StayError::Empty));
+        assert_eq!(Stay::new(d("2026-01-01"), d("2027-01-02")), Err(StayError::TooLong));
+        assert!(Stay::new(d("2026-01-01"), d("2027-01-01")).is_ok());
+    }
+
+    #[test]
+    fn the_seeds_book_date_is_one_night_and_both_formats_parse() {
+        let s = Stay::one_night(d("20201016")).unwrap();
+        assert_eq!((s.check_in(), s.check_out()), (d("2020-10-16"), d("2020-10-17")));
+        assert!(parse_date("2026-02-30").is_err());
+        assert!(parse_date("2026-13-01").is_err());
+        assert!(parse_date("' OR 1=1 --").is_err());
+        assert!(Stay::one_night(NaiveDate::MAX).is_err());
+    }
+}

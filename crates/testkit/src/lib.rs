@@ -1,0 +1,259 @@
+//! The integration-test harness shared by every service's `tests/`.
+//!
+//! Every test gets its own world on real parts: a fresh SQLite file or a fresh PostgreSQL
+//! database, its own topic prefix and consumer group on the real broker, so tests run in
+//! parallel and never share state. [`EventProbe`] reads what a service published;
+//! [`inject`] publishes raw messages (duplicates, poison) as another service would.
+//!
+//! The broker is `HOUSEBOOK_TEST_BROKERS` (default `127.0.0.1:19092`, the private broker
+//! that `./dev test` starts); PostgreSQL is `HOUSEBOOK_TEST_PG_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use events::Envelope;
+use platform::auth::{Role, TokenIssuer};
+use platform::settings::{AuthSettings, CommonSettings, DatabaseSettings, DEV_SIGNING_KEY_PEM};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message};
+use sqlx::Connection;
+
+/// Generates `NAME::sqlite` and `NAME::postgres` tests from `async fn NAME(Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::Backend::Postgres).await
+            }
+        }
+    )+};
+}
+
+pub use platform::db::Backend;
+
+/// The broker tests use.
+pub fn brokers() -> String {
+    std::env::var("HOUSEBOOK_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into())
+}
+
+fn pg_base() -> String {
+    std::env::var("HOUSEBOOK_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A short unique name.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// A fresh, empty database of the given backend; returns its URL.
+pub async fn fresh_database(backend: Backend) -> String {
+    match backend {
+        Backend::Sqlite => {
+            let dir = std::env::temp_dir().join("housebook-tests");
+            std::fs::create_dir_all(&dir).unwrap();
+            format!("sqlite://{}", dir.join(format!("{}.db", unique("t"))).display())
+        }
+        Backend::Postgres => {
+            let base = pg_base();
+            let name = unique("hb_test_");
+            let mut conn = sqlx::PgConnection::connect(&base)
+                .await
+                .unwrap_or_else(|e| panic!("PostgreSQL at {base} is needed for this test: {e}"));
+            sqlx::raw_sql(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+            let (prefix, _) = base.rsplit_once('/').unwrap();
+            format!("{prefix}/{name}")
+        }
+    }
+}
+
+/// One test's isolated world: database URL, topic prefix, group id.
+#[derive(Debug, Clone)]
+pub struct World {
+    /// The backend.
+    pub backend: Backend,
+    /// The topic prefix shared by every service of this test.
+    pub topic_prefix: String,
+}
+
+impl World {
+    /// A new world.
+    pub fn new(backend: Backend) -> Self {
+        Self { backend, topic_prefix: unique("t") + "." }
+    }
+
+    /// Settings for one service instance in this world, with a fresh database.
+    pub async fn settings(&self, service: &str) -> CommonSettings {
+        let mut s = CommonSettings::default();
+        s.http.port = 0;
+        s.database = DatabaseSettings {
+            url: platform::db::url(fresh_database(self.backend).await),
+            max_connections: None,
+        };
+        s.kafka.brokers = brokers();
+        s.kafka.topic_prefix = self.topic_prefix.clone();
+        s.kafka.group_id = format!("{}{service}", self.topic_prefix);
+        s.kafka.retry_backoff_ms = 20;
+        s.kafka.relay_poll_ms = 100;
+        s.log.filter = "warn".into();
+        s
+    }
+
+    /// The events topic.
+    pub fn events_topic(&self) -> String {
+        format!("{}housebook.events", self.topic_prefix)
+    }
+
+    /// The dead-letter topic.
+    pub fn dead_letter_topic(&self) -> String {
+        format!("{}housebook.events.dlq", self.topic_prefix)
+    }
+}
+
+/// Signs tokens with the local development key, as the gateway does.
+pub fn issuer() -> TokenIssuer {
+    let a = AuthSettings::default();
+    TokenIssuer::from_pem(DEV_SIGNING_KEY_PEM, &a.issuer, &a.audience).unwrap()
+}
+
+/// A bearer token for `sub` with `roles`.
+pub fn token(sub: &str, roles: &[Role]) -> String {
+    issuer().issue(sub, roles, 600).unwrap()
+}
+
+/// An HTTP client for tests.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap()
+}
+
+/// Reads a topic from the beginning with its own group, collecting envelopes.
+pub struct EventProbe {
+    consumer: StreamConsumer,
+    seen: Vec<Envelope>,
+    raw: Vec<(Vec<u8>, Vec<(String, String)>)>,
+}
+
+impl EventProbe {
+    /// A probe on `topic`.
+    pub fn new(topic: &str) -> Self {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers())
+            .set("group.id", unique("probe-"))
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("broker.address.family", "v4")
+            .create()
+            .unwrap();
+        consumer.subscribe(&[topic]).unwrap();
+        Self { consumer, seen: Vec::new(), raw: Vec::new() }
+    }
+
+    async fn pump(&mut self, until: tokio::time::Instant) {
+        while let Ok(Ok(m)) = tokio::time::timeout_at(until, self.consumer.recv()).await {
+            let bytes = m.payload().unwrap_or_default().to_vec();
+            let headers = m
+                .headers()
+                .map(|h| {
+                    use rdkafka::message::Headers;
+                    h.iter()
+                        .map(|x| (x.key.to_owned(), String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Ok(env) = Envelope::from_slice(&bytes) {
+                self.seen.push(env);
+            }
+            self.raw.push((bytes, headers));
+            if tokio::time::Instant::now() >= until {
+                break;
+            }
+            // Return after each message so callers can check their condition.
+            return;
+        }
+    }
+
+    /// Waits until `pred` holds for the envelopes seen so far, or panics after `secs`.
+    pub async fn wait_until(&mut self, secs: u64, what: &str, pred: impl Fn(&[Envelope]) -> bool) -> Vec<Envelope> {
+        let until = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while !pred(&self.seen) {
+            if tokio::time::Instant::now() >= until {
+                let types: Vec<_> = self.seen.iter().map(|e| e.event_type.clone()).collect();
+                panic!("timed out waiting for {what}; saw {types:?}");
+            }
+            self.pump(until).await;
+        }
+        self.seen.clone()
+    }
+
+    /// Reads whatever arrives for `secs` seconds, then returns everything seen.
+    pub async fn settle(&mut self, secs: u64) -> Vec<Envelope> {
+        let until = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while tokio::time::Instant::now() < until {
+            self.pump(until).await;
+        }
+        self.seen.clone()
+    }
+
+    /// Raw messages seen (payload and headers), for topics that are not all envelopes.
+    pub fn raw(&self) -> &[(Vec<u8>, Vec<(String, String)>)] {
+        &self.raw
+    }
+
+    /// Waits until `n` raw messages were seen.
+    pub async fn wait_raw(&mut self, secs: u64, n: usize) -> Vec<(Vec<u8>, Vec<(String, String)>)> {
+        let until = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while self.raw.len() < n {
+            if tokio::time::Instant::now() >= until {
+                panic!("timed out waiting for {n} messages; saw {}", self.raw.len());
+            }
+            self.pump(until).await;
+        }
+        self.raw.clone()
+    }
+}
+
+/// Publishes raw bytes to a topic with a key, as another service (or an attacker) would.
+pub async fn inject(topic: &str, key: &str, payload: &[u8]) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("broker.address.family", "v4")
+        .create()
+        .unwrap();
+    let headers = OwnedHeaders::new().insert(Header { key: "source", value: Some("testkit") });
+    producer
+        .send(FutureRecord::to(topic).key(key).payload(payload).headers(headers), Duration::from_secs(10))
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+}
+
+/// Publishes an envelope (the same bytes twice delivers the same `eventId` twice).
+pub async fn inject_event(topic: &str, env: &Envelope) {
+    inject(topic, &env.correlation_id, &env.to_vec().unwrap()).await;
+}
+
+/// Polls `f` until it returns `Some`, or panics after `secs`.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let until = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if tokio::time::Instant::now() >= until {
+            panic!("timed out after {secs}s waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

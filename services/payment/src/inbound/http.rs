@@ -1,0 +1,270 @@
+//! The payment REST adapter (SPEC §4): parse at the edge, call the domain service, map its
+//! errors to our JSON error shape.
+
+use axum::extract::FromRef;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, NaiveDate, Utc};
+use platform::auth::{Caller, Role, TokenVerifier};
+use platform::http::lenient;
+use platform::{ApiError, AppJson, AppPath, AppQuery};
+use serde::{Deserialize, Serialize};
+
+use super::faults::{FaultSettings, Faults};
+use crate::domain::models::{BookId, Money, NewPayment, Payment, PaymentInvalid, PaymentStatus};
+use crate::domain::ports::{CancelPaymentError, CreatePaymentError, Outcome, PaymentFilter};
+use crate::domain::service::PaymentService;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The domain service.
+    pub service: PaymentService,
+    /// Token checking.
+    pub verifier: TokenVerifier,
+    /// Fault knobs.
+    pub faults: Faults,
+}
+
+impl FromRef<AppState> for TokenVerifier {
+    fn from_ref(s: &AppState) -> Self {
+        s.verifier.clone()
+    }
+}
+
+/// The payment routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/payments", post(create).get(list))
+        .route("/payments/{id}", get(get_one).patch(patch).put(patch))
+        .route("/payments/{id}/cancel", post(cancel))
+        .route("/payments/by-book/{book_id}/cancel", post(cancel_by_book))
+        .route("/faults", get(get_faults).put(put_faults))
+        .with_state(state)
+}
+
+/// A payment as the API shows it (the seed's field names).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentView {
+    /// Id.
+    pub id: i64,
+    /// Booking.
+    pub book_id: String,
+    /// House.
+    pub house_id: i64,
+    /// Payer.
+    pub customer_id: String,
+    /// Amount.
+    pub house_price: i64,
+    /// First night.
+    pub check_in: NaiveDate,
+    /// Departure.
+    pub check_out: NaiveDate,
+    /// `PAID` or `PAYMENT_CANCELED`.
+    pub status: String,
+    /// Taken at.
+    pub payment_date: DateTime<Utc>,
+    /// Refunded at.
+    pub payment_cancel_date: Option<DateTime<Utc>>,
+}
+
+impl From<Payment> for PaymentView {
+    fn from(p: Payment) -> Self {
+        Self {
+            id: p.id,
+            book_id: p.book_id,
+            house_id: p.house_id,
+            customer_id: p.customer_id,
+            house_price: p.amount,
+            check_in: p.stay.check_in(),
+            check_out: p.stay.check_out(),
+            status: p.status.as_str().to_owned(),
+            payment_date: p.payment_date,
+            payment_cancel_date: p.payment_cancel_date,
+        }
+    }
+}
+
+/// `POST /payments`. Unknown fields (the seed sends `id`, `status`, `paymentDate`) are ignored.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateBody {
+    #[serde(deserialize_with = "lenient::string")]
+    book_id: String,
+    #[serde(deserialize_with = "lenient::i64")]
+    house_id: i64,
+    #[serde(deserialize_with = "lenient::i64")]
+    house_price: i64,
+    customer_id: Option<String>,
+    check_in: Option<String>,
+    check_out: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    book_date: Option<String>,
+}
+
+impl CreateBody {
+    fn try_into_domain(self, caller: &Caller) -> Result<NewPayment, PaymentInvalid> {
+        let stay = match (self.check_in, self.check_out, self.book_date) {
+            (Some(i), Some(o), _) => events::Stay::new(events::parse_date(&i)?, events::parse_date(&o)?)?,
+            (None, None, Some(d)) => events::Stay::one_night(events::parse_date(&d)?)?,
+            _ => return Err(PaymentInvalid::NoStay),
+        };
+        if self.house_id <= 0 {
+            return Err(PaymentInvalid::HouseId);
+        }
+        // A service pays on behalf of the customer it names; anyone else pays for themselves.
+        let customer_id = match (caller.has(Role::Service), self.customer_id) {
+            (true, Some(c)) if valid_subject(&c) => c,
+            (true, _) => return Err(PaymentInvalid::Customer),
+            (false, _) => caller.id.clone(),
+        };
+        Ok(NewPayment {
+            book_id: BookId::new(&self.book_id)?,
+            house_id: self.house_id,
+            customer_id,
+            amount: Money::new(self.house_price)?,
+            stay,
+        })
+    }
+}
+
+fn valid_subject(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_graphic())
+}
+
+fn created(view: PaymentView, outcome: Outcome) -> Response {
+    match outcome {
+        Outcome::Done => {
+            let location = format!("/payments/{}", view.id);
+            (StatusCode::CREATED, [(header::LOCATION, location)], AppJson(view)).into_response()
+        }
+        Outcome::AlreadyDone => (StatusCode::OK, AppJson(view)).into_response(),
+    }
+}
+
+async fn create(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    caller: Caller,
+    AppJson(body): AppJson<CreateBody>,
+) -> Result<Response, ApiError> {
+    caller.require_any(&[Role::Service, Role::Admin])?;
+    let new = body.try_into_domain(&caller).map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    state.faults.apply().await?;
+    match state.service.pay(new).await {
+        Ok((p, outcome)) => Ok(created(p.into(), outcome)),
+        Err(CreatePaymentError::Conflict(m)) => Err(ApiError::conflict(format!(
+            "booking {m} was already paid with different values"
+        ))),
+        Err(CreatePaymentError::Unknown(e)) => Err(ApiError::internal(e)),
+    }
+}
+
+fn cancel_result(r: Result<(Payment, Outcome), CancelPaymentError>) -> Result<AppJson<PaymentView>, ApiError> {
+    match r {
+        Ok((p, _)) => Ok(AppJson(p.into())),
+        Err(CancelPaymentError::NotFound(id)) => Err(ApiError::not_found(format!("no payment {id}"))),
+        Err(CancelPaymentError::Unknown(e)) => Err(ApiError::internal(e)),
+    }
+}
+
+async fn cancel(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    caller: Caller,
+    AppPath(id): AppPath<i64>,
+) -> Result<AppJson<PaymentView>, ApiError> {
+    caller.require_any(&[Role::Service, Role::Admin])?;
+    cancel_result(state.service.cancel(id).await)
+}
+
+async fn cancel_by_book(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    caller: Caller,
+    AppPath(book_id): AppPath<String>,
+) -> Result<AppJson<PaymentView>, ApiError> {
+    caller.require_any(&[Role::Service, Role::Admin])?;
+    cancel_result(state.service.cancel_by_book(&book_id).await)
+}
+
+#[derive(Debug, Deserialize)]
+struct PatchBody {
+    status: String,
+}
+
+/// The seed's `PATCH /payments/{id} status=PAYMENT_CANCELED`; no other transition exists.
+async fn patch(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    caller: Caller,
+    AppPath(id): AppPath<i64>,
+    AppJson(body): AppJson<PatchBody>,
+) -> Result<AppJson<PaymentView>, ApiError> {
+    caller.require_any(&[Role::Service, Role::Admin])?;
+    match PaymentStatus::parse(&body.status) {
+        Some(PaymentStatus::PaymentCanceled) => cancel_result(state.service.cancel(id).await),
+        Some(PaymentStatus::Paid) => Err(ApiError::conflict("a payment cannot be set back to PAID")),
+        None => Err(ApiError::unprocessable("status must be PAYMENT_CANCELED")),
+    }
+}
+
+async fn get_one(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    caller: Caller,
+    AppPath(id): AppPath<i64>,
+) -> Result<AppJson<PaymentView>, ApiError> {
+    let p = state
+        .service
+        .get(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no payment {id}")))?;
+    if !caller.sees_all() && p.customer_id != caller.id {
+        return Err(ApiError::forbidden("this payment belongs to someone else"));
+    }
+    Ok(AppJson(p.into()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListQuery {
+    book_id: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+async fn list(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    caller: Caller,
+    AppQuery(q): AppQuery<ListQuery>,
+) -> Result<AppJson<Vec<PaymentView>>, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    let offset = q.offset.unwrap_or(0);
+    if !(1..=1000).contains(&limit) || offset < 0 {
+        return Err(ApiError::unprocessable("limit must be 1 to 1000 and offset not negative"));
+    }
+    let filter = PaymentFilter {
+        customer_id: (!caller.sees_all()).then(|| caller.id.clone()),
+        book_id: q.book_id,
+        limit,
+        offset,
+    };
+    let list = state.service.list(&filter).await?;
+    Ok(AppJson(list.into_iter().map(Into::into).collect()))
+}
+
+async fn get_faults(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    caller: Caller,
+) -> Result<AppJson<FaultSettings>, ApiError> {
+    caller.require_any(&[Role::Admin])?;
+    Ok(AppJson(state.faults.get()))
+}
+
+async fn put_faults(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    caller: Caller,
+    AppJson(body): AppJson<FaultSettings>,
+) -> Result<AppJson<FaultSettings>, ApiError> {
+    caller.require_any(&[Role::Admin])?;
+    Ok(AppJson(state.faults.set(body)?))
+}

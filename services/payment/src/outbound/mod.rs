@@ -1,0 +1,3 @@
+//! Outbound adapters: the payment database (with its outbox).
+
+pub mod db;

@@ -1,0 +1,298 @@
+//! Integration tests of the payment service: the real binary's application on port 0,
+//! against the real broker, on SQLite and on PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use payment::{Application, Settings};
+use platform::auth::Role;
+use platform::shutdown::CancellationToken;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use testkit::{on_both_backends, token, Backend, EventProbe, World};
+
+struct TestApp {
+    base: String,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestApp {
+    async fn spawn(world: &World) -> Self {
+        let settings = Settings { common: world.settings("payment").await, ..Default::default() };
+        let stop = CancellationToken::new();
+        let app = Application::build(settings, stop.clone()).await.unwrap();
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let task = tokio::spawn(app.run());
+        Self { base, stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn post(&self, path: &str, tok: &str, body: Value) -> (StatusCode, Value) {
+        let r = testkit::http().post(self.url(path)).bearer_auth(tok).json(&body).send().await.unwrap();
+        let s = r.status();
+        (s, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str, tok: &str) -> (StatusCode, Value) {
+        let r = testkit::http().get(self.url(path)).bearer_auth(tok).send().await.unwrap();
+        let s = r.status();
+        (s, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+fn service() -> String {
+    token("book", &[Role::Service])
+}
+fn admin() -> String {
+    token("admin", &[Role::Admin])
+}
+
+fn payment_body(book: &str, price: i64) -> Value {
+    json!({"bookId": book, "houseId": 1, "housePrice": price, "customerId": "alice",
+           "checkIn": "2030-01-10", "checkOut": "2030-01-12"})
+}
+
+fn count(events: &[events::Envelope], ty: &str, book: &str) -> usize {
+    events.iter().filter(|e| e.event_type == ty && e.correlation_id == book).count()
+}
+
+async fn paying_twice_charges_once_and_publishes_one_paid(backend: Backend) {
+    let world = World::new(backend);
+    let app = TestApp::spawn(&world).await;
+    let mut probe = EventProbe::new(&world.events_topic());
+    let book = testkit::unique("b-");
+
+    let (s, first) = app.post("/payments", &service(), payment_body(&book, 400_000)).await;
+    assert_eq!(s, StatusCode::CREATED, "{first}");
+    assert_eq!(first["status"], "PAID");
+    assert_eq!(first["customerId"], "alice");
+    let (s, again) = app.post("/payments", &service(), payment_body(&book, 400_000)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(again["id"], first["id"]);
+    let (s, other) = app.post("/payments", &service(), payment_body(&book, 1)).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{other}");
+
+    probe.wait_until(20, "Paid", |e| count(e, "Paid", &book) >= 1).await;
+    let seen = probe.settle(2).await;
+    assert_eq!(count(&seen, "Paid", &book), 1, "exactly one Paid for one booking");
+    let paid = seen.iter().find(|e| e.event_type == "Paid").unwrap();
+    match paid.decode().unwrap() {
+        events::DomainEvent::Paid(p) => {
+            assert_eq!(p.house_price, 400_000);
+            assert_eq!(p.payment_id, first["id"].as_i64().unwrap());
+            assert_eq!(p.check_in.to_string(), "2030-01-10");
+        }
+        other => panic!("{other:?}"),
+    }
+    let (_, list) = app.get(&format!("/payments?bookId={book}"), &admin()).await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    app.stop().await;
+}
+
+async fn racing_identical_payments_charge_once(backend: Backend) {
+    let world = World::new(backend);
+    let app = TestApp::spawn(&world).await;
+    let book = testkit::unique("b-");
+    let tok = service();
+    let calls = (0..16).map(|_| app.post("/payments", &tok, payment_body(&book, 250)));
+    let results = futures::future::join_all(calls).await;
+    let created = results.iter().filter(|(s, _)| *s == StatusCode::CREATED).count();
+    let ok = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    assert_eq!((created, ok), (1, 15), "{results:?}");
+    let ids: std::collections::HashSet<_> = results.iter().map(|(_, b)| b["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids.len(), 1);
+    app.stop().await;
+}
+
+async fn cancelling_refunds_once_and_only_valid_transitions_exist(backend: Backend) {
+    let world = World::new(backend);
+    let app = TestApp::spawn(&world).await;
+    let mut probe = EventProbe::new(&world.events_topic());
+    let book = testkit::unique("b-");
+    let (_, p) = app.post("/payments", &service(), payment_body(&book, 300)).await;
+    let id = p["id"].as_i64().unwrap();
+
+    let (s, c1) = app.post(&format!("/payments/{id}/cancel"), &service(), json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{c1}");
+    assert_eq!(c1["status"], "PAYMENT_CANCELED");
+    assert!(c1["paymentCancelDate"].is_string());
+    let (s, c2) = app.post(&format!("/payments/by-book/{book}/cancel"), &service(), json!({})).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(c2["paymentCancelDate"], c1["paymentCancelDate"], "a second cancel changes nothing");
+    // The seed's PATCH, both spellings; and no way back to PAID.
+    let r = testkit::http()
+        .patch(app.url(&format!("/payments/{id}")))
+        .bearer_auth(admin())
+        .json(&json!({"status": "PAYMENT_CANCELLED"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = testkit::http()
+        .patch(app.url(&format!("/payments/{id}")))
+        .bearer_auth(admin())
+        .json(&json!({"status": "PAID"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let (s, _) = app.post("/payments/999999/cancel", &service(), json!({})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    probe.wait_until(20, "PaymentCanceled", |e| count(e, "PaymentCanceled", &book) >= 1).await;
+    let seen = probe.settle(2).await;
+    assert_eq!(count(&seen, "PaymentCanceled", &book), 1);
+    assert_eq!(count(&seen, "Paid", &book), 1);
+    app.stop().await;
+}
+
+async fn bad_requests_get_json_4xx_and_store_nothing(backend: Backend) {
+    let world = World::new(backend);
+    let app = TestApp::spawn(&world).await;
+    let mut probe = EventProbe::new(&world.events_topic());
+    let svc = service();
+    let client = testkit::http();
+
+    // No token, a bad token, the wrong role.
+    let r = client.post(app.url("/payments")).json(&payment_body("x", 5)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "unauthorized");
+    let (s, _) = app.post("/payments", "not.a.token", payment_body("x", 5)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = app.post("/payments", &token("alice", &[Role::Customer]), payment_body("x", 5)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    let cases: Vec<(Value, StatusCode)> = vec![
+        (json!({"houseId": 1, "housePrice": 5}), StatusCode::BAD_REQUEST),
+        (json!({"bookId": "b", "houseId": "one", "housePrice": 5, "bookDate": "20300101"}), StatusCode::BAD_REQUEST),
+        (json!({"bookId": "b", "houseId": 1, "housePrice": 1e30, "bookDate": "20300101"}), StatusCode::BAD_REQUEST),
+        (json!({"bookId": "b", "houseId": 1, "housePrice": "99999999999999999999", "bookDate": "20300101"}), StatusCode::BAD_REQUEST),
+        (json!({"bookId": "b", "houseId": 1, "housePrice": 0, "customerId": "a", "bookDate": "20300101"}), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!({"bookId": "b", "houseId": 1, "housePrice": -3, "customerId": "a", "bookDate": "20300101"}), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!({"bookId": "b", "houseId": 1, "housePrice": 3, "customerId": "a", "checkIn": "2030-01-05", "checkOut": "2030-01-05"}), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!({"bookId": "b", "houseId": 1, "housePrice": 3, "customerId": "a", "checkIn": "2030-02-30", "checkOut": "2030-03-01"}), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!({"bookId": "b", "houseId": 1, "housePrice": 3, "customerId": "a"}), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!({"bookId": "b", "houseId": 1, "housePrice": 3, "bookDate": "20300101"}), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!({"bookId": "'; DROP TABLE payments; --", "houseId": 1, "housePrice": 3, "customerId": "a", "bookDate": "20300101"}), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!({"bookId": "b\u{0000}", "houseId": 1, "housePrice": 3, "customerId": "a", "bookDate": "20300101"}), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!({"bookId": "b", "houseId": -1, "housePrice": 3, "customerId": "a", "bookDate": "20300101"}), StatusCode::UNPROCESSABLE_ENTITY),
+    ];
+    for (body, want) in cases {
+        let (s, err) = app.post("/payments", &svc, body.clone()).await;
+        assert_eq!(s, want, "{body} → {err}");
+        assert!(err["error"].is_string() && err["message"].is_string(), "{body} → {err}");
+    }
+    // Malformed JSON, wrong content type, an oversized body.
+    let r = client.post(app.url("/payments")).bearer_auth(&svc).header("content-type", "application/json").body("{\"bookId\": ").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "malformed_json");
+    let r = client.post(app.url("/payments")).bearer_auth(&svc).body("bookId=1").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let huge = json!({"bookId": "b", "houseId": 1, "housePrice": 3, "customerId": "x".repeat(200_000)});
+    let (s, _) = app.post("/payments", &svc, huge).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    // Bad paths and unknown routes are JSON too.
+    let (s, e) = app.get("/payments/abc", &svc).await;
+    assert_eq!((s, e["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_path")));
+    let (s, e) = app.get("/nowhere", &svc).await;
+    assert_eq!((s, e["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    let (s, _) = app.get("/payments?limit=100000", &svc).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let (_, list) = app.get("/payments", &admin()).await;
+    assert_eq!(list, json!([]), "nothing stored");
+    let seen = probe.settle(2).await;
+    assert!(seen.is_empty(), "nothing published: {seen:?}");
+    app.stop().await;
+}
+
+async fn customers_see_only_their_own_payments(backend: Backend) {
+    let world = World::new(backend);
+    let app = TestApp::spawn(&world).await;
+    let (_, p) = app.post("/payments", &service(), payment_body(&testkit::unique("b-"), 10)).await;
+    let mut bob_body = payment_body(&testkit::unique("b-"), 10);
+    bob_body["customerId"] = json!("bob");
+    app.post("/payments", &service(), bob_body).await;
+
+    let alice = token("alice", &[Role::Customer]);
+    let bob = token("bob", &[Role::Customer]);
+    let (_, mine) = app.get("/payments", &alice).await;
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    assert_eq!(mine[0]["customerId"], "alice");
+    let (s, _) = app.get(&format!("/payments/{}", p["id"]), &alice).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, e) = app.get(&format!("/payments/{}", p["id"]), &bob).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    let (_, all) = app.get("/payments", &admin()).await;
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    app.stop().await;
+}
+
+async fn injected_failures_answer_503_and_store_nothing(backend: Backend) {
+    let world = World::new(backend);
+    let app = TestApp::spawn(&world).await;
+    let r = testkit::http()
+        .put(app.url("/faults"))
+        .bearer_auth(admin())
+        .json(&json!({"failureRate": 1.0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = testkit::http()
+        .put(app.url("/faults"))
+        .bearer_auth(service())
+        .json(&json!({"failureRate": 0.0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "only an admin turns the knobs");
+    let r = testkit::http()
+        .post(app.url("/payments"))
+        .bearer_auth(service())
+        .json(&payment_body("b-fail", 10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.headers().get("retry-after").is_some());
+    let (_, list) = app.get("/payments", &admin()).await;
+    assert_eq!(list, json!([]));
+    app.stop().await;
+}
+
+async fn health_readiness_and_metrics(backend: Backend) {
+    let world = World::new(backend);
+    let app = TestApp::spawn(&world).await;
+    let c = testkit::http();
+    assert_eq!(c.get(app.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(c.get(app.url("/readyz")).send().await.unwrap().status(), StatusCode::OK);
+    app.post("/payments", &service(), payment_body(&testkit::unique("b-"), 10)).await;
+    let text = c.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        text.contains(r#"housebook_http_requests_total{method="POST",route="/payments",status="201",service="payment"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains("housebook_outbox_backlog"));
+    let r = c.get(app.url("/readyz")).header("x-request-id", "req-42").send().await.unwrap();
+    assert_eq!(r.headers()["x-request-id"], "req-42");
+    app.stop().await;
+}
+
+on_both_backends!(
+    paying_twice_charges_once_and_publishes_one_paid,
+    racing_identical_payments_charge_once,
+    cancelling_refunds_once_and_only_valid_transitions_exist,
+    bad_requests_get_json_4xx_and_store_nothing,
+    customers_see_only_their_own_payments,
+    injected_failures_answer_503_and_store_nothing,
+    health_readiness_and_metrics,
+);
