@@ -10,11 +10,30 @@
 //! only for the types they handle, with [`Envelope::decode`].
 
 pub mod catalog;
+pub mod money;
 pub mod schema;
 pub mod stay;
 
 pub use catalog::*;
+pub use money::{Money, MoneyError, MAX_AMOUNT};
 pub use stay::{parse_date, Stay, StayError};
+
+/// The identity of an event for deduplication: consumers record it in their inbox in the
+/// transaction that applies the event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventKey {
+    /// The envelope's `eventId`.
+    pub event_id: String,
+    /// The envelope's `eventType`.
+    pub event_type: String,
+}
+
+impl EventKey {
+    /// The key of an envelope.
+    pub fn of(envelope: &Envelope) -> Self {
+        Self { event_id: envelope.event_id.to_string(), event_type: envelope.event_type.clone() }
+    }
+}
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use events::Envelope;
+use events::{Envelope, EventKey};
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -58,13 +58,13 @@ pub trait EventHandler: Send + Sync + 'static {
 
 /// Records `eventId` in the inbox inside the handler's transaction. Returns `false` if it
 /// was already there: the caller must then roll back and report [`Handled::Duplicate`].
-pub async fn claim(conn: &mut AnyConnection, envelope: &Envelope) -> Result<bool, sqlx::Error> {
+pub async fn claim(conn: &mut AnyConnection, key: &EventKey) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "INSERT INTO inbox (event_id, event_type, handled_at) VALUES ($1, $2, $3) \
          ON CONFLICT (event_id) DO NOTHING",
     )
-    .bind(envelope.event_id.to_string())
-    .bind(&envelope.event_type)
+    .bind(key.event_id.clone())
+    .bind(key.event_type.clone())
     .bind(now_text())
     .execute(conn)
     .await?;

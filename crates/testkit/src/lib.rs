@@ -257,3 +257,61 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A service running in this test process on a free port, stopped gracefully by [`stop`].
+///
+/// [`stop`]: TestApp::stop
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    stop: platform::shutdown::CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestApp {
+    /// Builds and starts a service.
+    pub async fn spawn<S: platform::service::Service>(settings: S::Settings) -> Self {
+        let stop = platform::shutdown::CancellationToken::new();
+        let app = S::build(settings, stop.clone()).await.unwrap();
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let task = tokio::spawn(app.run());
+        Self { base, stop, task }
+    }
+
+    /// SIGTERM, in effect: drains and waits until the service has stopped.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+
+    /// A URL on this service.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends a request with a token and a JSON body; returns status and JSON (or null).
+    pub async fn send(&self, method: reqwest::Method, path: &str, tok: &str, body: Option<serde_json::Value>) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut req = http().request(method, self.url(path)).bearer_auth(tok);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let s = r.status();
+        (s, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// `POST` with a token and a JSON body.
+    pub async fn post(&self, path: &str, tok: &str, body: serde_json::Value) -> (reqwest::StatusCode, serde_json::Value) {
+        self.send(reqwest::Method::POST, path, tok, Some(body)).await
+    }
+
+    /// `GET` with a token.
+    pub async fn get(&self, path: &str, tok: &str) -> (reqwest::StatusCode, serde_json::Value) {
+        self.send(reqwest::Method::GET, path, tok, None).await
+    }
+
+    /// The service's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        http().get(self.url("/metrics")).send().await.unwrap().text().await.unwrap()
+    }
+}

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use platform::db::MigrationSql;
 use platform::runtime::Runtime;
+use platform::service::Service;
 use platform::settings::{CommonSettings, ServiceDefaults};
 use platform::shutdown::CancellationToken;
 use serde::Deserialize;
@@ -42,22 +43,22 @@ pub struct Settings {
     pub faults: FaultSettings,
 }
 
-impl Settings {
-    /// Defaults, then `HOUSEBOOK_CONFIG`, then `HOUSEBOOK_…` variables.
-    pub fn load() -> Result<Self, platform::settings::ConfigError> {
-        platform::settings::load(ServiceDefaults { name: NAME, port: 8082 })
-    }
-}
-
 /// A built, not yet running, payment service.
 pub struct Application {
     runtime: Runtime,
     router: axum::Router,
 }
 
-impl Application {
-    /// Connects, migrates, creates topics and binds the port.
-    pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
+#[async_trait::async_trait]
+impl Service for Application {
+    type Settings = Settings;
+    const DEFAULTS: ServiceDefaults = ServiceDefaults { name: NAME, port: 8082 };
+
+    fn common(settings: &mut Settings) -> &mut CommonSettings {
+        &mut settings.common
+    }
+
+    async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let runtime = Runtime::build(NAME, &settings.common, MIGRATIONS, shutdown).await?;
         let repo = outbound::db::SqlPayments::new(runtime.db().clone(), runtime.outbox().clone());
         let service = PaymentService::new(Arc::new(repo));
@@ -67,13 +68,11 @@ impl Application {
         Ok(Self { runtime, router })
     }
 
-    /// The bound port.
-    pub fn port(&self) -> u16 {
+    fn port(&self) -> u16 {
         self.runtime.port()
     }
 
-    /// Serves until the shutdown token is cancelled, then drains.
-    pub async fn run(self) -> anyhow::Result<()> {
+    async fn run(self) -> anyhow::Result<()> {
         self.runtime.run(self.router, None).await
     }
 }

@@ -4,47 +4,12 @@
 
 use payment::{Application, Settings};
 use platform::auth::Role;
-use platform::shutdown::CancellationToken;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use testkit::{on_both_backends, token, Backend, EventProbe, World};
+use testkit::{on_both_backends, token, Backend, EventProbe, TestApp, World};
 
-struct TestApp {
-    base: String,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl TestApp {
-    async fn spawn(world: &World) -> Self {
-        let settings = Settings { common: world.settings("payment").await, ..Default::default() };
-        let stop = CancellationToken::new();
-        let app = Application::build(settings, stop.clone()).await.unwrap();
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let task = tokio::spawn(app.run());
-        Self { base, stop, task }
-    }
-
-    async fn stop(self) {
-        self.stop.cancel();
-        self.task.await.unwrap().unwrap();
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn post(&self, path: &str, tok: &str, body: Value) -> (StatusCode, Value) {
-        let r = testkit::http().post(self.url(path)).bearer_auth(tok).json(&body).send().await.unwrap();
-        let s = r.status();
-        (s, r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str, tok: &str) -> (StatusCode, Value) {
-        let r = testkit::http().get(self.url(path)).bearer_auth(tok).send().await.unwrap();
-        let s = r.status();
-        (s, r.json().await.unwrap_or(Value::Null))
-    }
+async fn spawn(world: &World) -> TestApp {
+    TestApp::spawn::<Application>(Settings { common: world.settings("payment").await, ..Default::default() }).await
 }
 
 fn service() -> String {
@@ -65,7 +30,7 @@ fn count(events: &[events::Envelope], ty: &str, book: &str) -> usize {
 
 async fn paying_twice_charges_once_and_publishes_one_paid(backend: Backend) {
     let world = World::new(backend);
-    let app = TestApp::spawn(&world).await;
+    let app = spawn(&world).await;
     let mut probe = EventProbe::new(&world.events_topic());
     let book = testkit::unique("b-");
 
@@ -98,7 +63,7 @@ async fn paying_twice_charges_once_and_publishes_one_paid(backend: Backend) {
 
 async fn racing_identical_payments_charge_once(backend: Backend) {
     let world = World::new(backend);
-    let app = TestApp::spawn(&world).await;
+    let app = spawn(&world).await;
     let book = testkit::unique("b-");
     let tok = service();
     let calls = (0..16).map(|_| app.post("/payments", &tok, payment_body(&book, 250)));
@@ -113,7 +78,7 @@ async fn racing_identical_payments_charge_once(backend: Backend) {
 
 async fn cancelling_refunds_once_and_only_valid_transitions_exist(backend: Backend) {
     let world = World::new(backend);
-    let app = TestApp::spawn(&world).await;
+    let app = spawn(&world).await;
     let mut probe = EventProbe::new(&world.events_topic());
     let book = testkit::unique("b-");
     let (_, p) = app.post("/payments", &service(), payment_body(&book, 300)).await;
@@ -155,7 +120,7 @@ async fn cancelling_refunds_once_and_only_valid_transitions_exist(backend: Backe
 
 async fn bad_requests_get_json_4xx_and_store_nothing(backend: Backend) {
     let world = World::new(backend);
-    let app = TestApp::spawn(&world).await;
+    let app = spawn(&world).await;
     let mut probe = EventProbe::new(&world.events_topic());
     let svc = service();
     let client = testkit::http();
@@ -216,7 +181,7 @@ async fn bad_requests_get_json_4xx_and_store_nothing(backend: Backend) {
 
 async fn customers_see_only_their_own_payments(backend: Backend) {
     let world = World::new(backend);
-    let app = TestApp::spawn(&world).await;
+    let app = spawn(&world).await;
     let (_, p) = app.post("/payments", &service(), payment_body(&testkit::unique("b-"), 10)).await;
     let mut bob_body = payment_body(&testkit::unique("b-"), 10);
     bob_body["customerId"] = json!("bob");
@@ -238,7 +203,7 @@ async fn customers_see_only_their_own_payments(backend: Backend) {
 
 async fn injected_failures_answer_503_and_store_nothing(backend: Backend) {
     let world = World::new(backend);
-    let app = TestApp::spawn(&world).await;
+    let app = spawn(&world).await;
     let r = testkit::http()
         .put(app.url("/faults"))
         .bearer_auth(admin())
@@ -271,7 +236,7 @@ async fn injected_failures_answer_503_and_store_nothing(backend: Backend) {
 
 async fn health_readiness_and_metrics(backend: Backend) {
     let world = World::new(backend);
-    let app = TestApp::spawn(&world).await;
+    let app = spawn(&world).await;
     let c = testkit::http();
     assert_eq!(c.get(app.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
     assert_eq!(c.get(app.url("/readyz")).send().await.unwrap().status(), StatusCode::OK);

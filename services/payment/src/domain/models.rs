@@ -3,29 +3,7 @@
 use chrono::{DateTime, Utc};
 use events::Stay;
 
-/// Money in whole currency units (the seed's `housePrice=200000`); always positive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Money(i64);
-
-/// The largest amount accepted: far above any stay, far below overflow when summed.
-pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
-
-impl Money {
-    /// A positive amount no larger than [`MAX_AMOUNT`].
-    pub fn new(amount: i64) -> Result<Self, PaymentInvalid> {
-        if amount <= 0 {
-            Err(PaymentInvalid::Amount("must be greater than 0"))
-        } else if amount > MAX_AMOUNT {
-            Err(PaymentInvalid::Amount("is too large"))
-        } else {
-            Ok(Self(amount))
-        }
-    }
-    /// The amount.
-    pub fn get(self) -> i64 {
-        self.0
-    }
-}
+pub use events::Money;
 
 /// The booking a payment is for: its correlation id, and the idempotency key of payment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +105,7 @@ impl Payment {
 pub enum PaymentInvalid {
     /// Bad amount.
     #[error("housePrice {0}")]
-    Amount(&'static str),
+    Amount(#[from] events::MoneyError),
     /// Bad booking id.
     #[error("bookId must be 1 to 64 visible characters")]
     BookId,
@@ -148,14 +126,6 @@ pub enum PaymentInvalid {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn money_is_positive_and_bounded() {
-        assert!(Money::new(0).is_err());
-        assert!(Money::new(-5).is_err());
-        assert!(Money::new(MAX_AMOUNT + 1).is_err());
-        assert_eq!(Money::new(200_000).unwrap().get(), 200_000);
-    }
 
     #[test]
     fn book_ids_are_short_and_visible() {

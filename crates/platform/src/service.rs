@@ -1,0 +1,35 @@
+//! The shape every service's `Application` has, so `main` and the test harness are
+//! written once for the whole fleet.
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use crate::settings::{CommonSettings, ServiceDefaults};
+
+/// A service of the fleet: built from settings, then run until shutdown.
+#[async_trait]
+pub trait Service: Sized + Send + 'static {
+    /// All of its settings.
+    type Settings: DeserializeOwned + Send + 'static;
+    /// Its name and local port.
+    const DEFAULTS: ServiceDefaults;
+    /// The shared part of its settings.
+    fn common(settings: &mut Self::Settings) -> &mut CommonSettings;
+    /// Connects, migrates and binds; serves nothing yet.
+    async fn build(settings: Self::Settings, shutdown: CancellationToken) -> anyhow::Result<Self>;
+    /// The bound port.
+    fn port(&self) -> u16;
+    /// Serves until `shutdown` is cancelled, then drains.
+    async fn run(self) -> anyhow::Result<()>;
+}
+
+/// The whole of a service binary's `main`: settings, logs, signals, build, run.
+pub async fn main<S: Service>() -> anyhow::Result<()> {
+    let mut settings: S::Settings = crate::settings::load(S::DEFAULTS)?;
+    crate::telemetry::init(&S::common(&mut settings).log);
+    let shutdown = CancellationToken::new();
+    crate::shutdown::cancel_on_signal(shutdown.clone());
+    let app = S::build(settings, shutdown).await?;
+    app.run().await
+}

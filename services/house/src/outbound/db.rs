@@ -1,0 +1,265 @@
+//! The house repository on SQLite or PostgreSQL.
+//!
+//! Reserving inserts one row per night under the (house, night) primary key with
+//! `ON CONFLICT DO NOTHING`; if fewer rows went in than the stay has nights, another
+//! booking holds one of them, and this booking's rows are removed before commit — all
+//! nights or none. Nights are inserted in date order, so two overlapping reservations
+//! always lock in the same order and cannot deadlock.
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use events::{EventKey, HouseRegistered, HouseRentCanceled, HouseRentRejected, HouseRented, Stay};
+use platform::consumer::claim;
+use platform::db::{now_text, Db};
+use platform::outbox::Outbox;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use crate::domain::models::{
+    House, NewHouse, RejectReason, ReleaseOutcome, ReserveOutcome, Reservation, ReservedNight,
+};
+use crate::domain::ports::{Applied, HouseRepository};
+
+/// Houses in the service's own database.
+#[derive(Clone, Debug)]
+pub struct SqlHouses {
+    db: Db,
+    outbox: Outbox,
+}
+
+impl SqlHouses {
+    /// A repository over a database and its outbox.
+    pub fn new(db: Db, outbox: Outbox) -> Self {
+        Self { db, outbox }
+    }
+
+    async fn commit(&self, tx: Transaction<'static, Any>, wrote_event: bool) -> anyhow::Result<()> {
+        tx.commit().await?;
+        if wrote_event {
+            self.outbox.notify();
+        }
+        Ok(())
+    }
+
+    async fn record_rental(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        r: &Reservation,
+        stay: Option<Stay>,
+        status: &str,
+        reason: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let (check_in, check_out) = stay
+            .map(|s| (s.check_in().to_string(), s.check_out().to_string()))
+            .unwrap_or_default();
+        sqlx::query(
+            "INSERT INTO rentals (book_id, house_id, check_in, check_out, status, reason, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(r.book_id.clone())
+        .bind(r.house_id)
+        .bind(check_in)
+        .bind(check_out)
+        .bind(status.to_owned())
+        .bind(reason.map(str::to_owned))
+        .bind(now_text())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn reject(
+        &self,
+        mut tx: Transaction<'static, Any>,
+        r: &Reservation,
+        reason: RejectReason,
+    ) -> anyhow::Result<Applied<ReserveOutcome>> {
+        self.record_rental(&mut tx, r, r.stay, "REJECTED", Some(reason.as_str())).await?;
+        let event = HouseRentRejected {
+            house_id: r.house_id,
+            book_id: r.book_id.clone(),
+            reason: reason.as_str().to_owned(),
+        };
+        self.outbox.enqueue(&mut tx, &event).await?;
+        self.commit(tx, true).await?;
+        Ok(Applied::Now(ReserveOutcome::Rejected(reason)))
+    }
+}
+
+fn house(row: &AnyRow) -> Result<House, sqlx::Error> {
+    Ok(House {
+        id: row.try_get("id")?,
+        name: row.try_get("house_name")?,
+        price: row.try_get("house_price")?,
+        description: row.try_get("house_description")?,
+    })
+}
+
+async fn exists(tx: &mut Transaction<'static, Any>, sql: &str, key: &str) -> anyhow::Result<bool> {
+    Ok(sqlx::query(sql).bind(key.to_owned()).fetch_optional(&mut **tx).await?.is_some())
+}
+
+#[async_trait]
+impl HouseRepository for SqlHouses {
+    async fn register(&self, new: &NewHouse) -> anyhow::Result<House> {
+        let mut tx = self.db.pool().begin().await?;
+        let row = sqlx::query(
+            "INSERT INTO houses (house_name, house_price, house_description, created_at) \
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(new.name.as_str().to_owned())
+        .bind(new.price.get())
+        .bind(new.description.clone())
+        .bind(now_text())
+        .fetch_one(&mut *tx)
+        .await?;
+        let house = House {
+            id: row.try_get("id")?,
+            name: new.name.as_str().to_owned(),
+            price: new.price.get(),
+            description: new.description.clone(),
+        };
+        let event = HouseRegistered { house_id: house.id, house_name: house.name.clone(), house_price: house.price };
+        self.outbox.enqueue(&mut tx, &event).await?;
+        self.commit(tx, true).await?;
+        Ok(house)
+    }
+
+    async fn get(&self, id: i64) -> anyhow::Result<Option<House>> {
+        let row = sqlx::query("SELECT id, house_name, house_price, house_description FROM houses WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.db.pool())
+            .await?;
+        Ok(row.as_ref().map(house).transpose()?)
+    }
+
+    async fn list(&self, night: NaiveDate, limit: i64, offset: i64) -> anyhow::Result<Vec<(House, bool)>> {
+        let rows = sqlx::query(
+            "SELECT h.id, h.house_name, h.house_price, h.house_description, \
+             CAST(CASE WHEN EXISTS (SELECT 1 FROM reserved_nights r WHERE r.house_id = h.id AND r.night = $1) \
+                  THEN 1 ELSE 0 END AS BIGINT) AS rented \
+             FROM houses h ORDER BY h.id LIMIT $2 OFFSET $3",
+        )
+        .bind(night.to_string())
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((house(r)?, r.try_get::<i64, _>("rented")? == 1)))
+            .collect()
+    }
+
+    async fn reserved_nights(&self, house_id: i64, from: NaiveDate) -> anyhow::Result<Vec<ReservedNight>> {
+        let rows = sqlx::query(
+            "SELECT night, book_id FROM reserved_nights WHERE house_id = $1 AND night >= $2 ORDER BY night",
+        )
+        .bind(house_id)
+        .bind(from.to_string())
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ReservedNight {
+                    night: events::parse_date(&r.try_get::<String, _>("night")?)?,
+                    book_id: r.try_get("book_id")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn reserve(&self, key: &EventKey, r: &Reservation) -> anyhow::Result<Applied<ReserveOutcome>> {
+        let mut tx = self.db.pool().begin().await?;
+        if !claim(&mut tx, key).await? {
+            return Ok(Applied::Duplicate);
+        }
+        if exists(&mut tx, "SELECT 1 FROM canceled_bookings WHERE book_id = $1", &r.book_id).await? {
+            self.commit(tx, false).await?;
+            return Ok(Applied::Now(ReserveOutcome::BookingCanceled));
+        }
+        if exists(&mut tx, "SELECT 1 FROM rentals WHERE book_id = $1", &r.book_id).await? {
+            self.commit(tx, false).await?;
+            return Ok(Applied::Now(ReserveOutcome::AlreadyDecided));
+        }
+        let Some(stay) = r.stay else {
+            return self.reject(tx, r, RejectReason::InvalidStay).await;
+        };
+        let known = sqlx::query("SELECT 1 FROM houses WHERE id = $1")
+            .bind(r.house_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !known {
+            return self.reject(tx, r, RejectReason::UnknownHouse).await;
+        }
+        let nights: Vec<String> = stay.each_night().map(|n| n.to_string()).collect();
+        let values = (0..nights.len())
+            .map(|i| format!("($1, $2, ${})", i + 3))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO reserved_nights (house_id, book_id, night) VALUES {values} \
+             ON CONFLICT (house_id, night) DO NOTHING"
+        );
+        let mut q = sqlx::query(&sql).bind(r.house_id).bind(r.book_id.clone());
+        for n in &nights {
+            q = q.bind(n.clone());
+        }
+        let inserted = q.execute(&mut *tx).await?.rows_affected();
+        if inserted != nights.len() as u64 {
+            sqlx::query("DELETE FROM reserved_nights WHERE book_id = $1")
+                .bind(r.book_id.clone())
+                .execute(&mut *tx)
+                .await?;
+            return self.reject(tx, r, RejectReason::NightsTaken).await;
+        }
+        self.record_rental(&mut tx, r, Some(stay), "RENTED", None).await?;
+        let event = HouseRented {
+            house_id: r.house_id,
+            book_id: r.book_id.clone(),
+            check_in: stay.check_in(),
+            check_out: stay.check_out(),
+        };
+        self.outbox.enqueue(&mut tx, &event).await?;
+        self.commit(tx, true).await?;
+        Ok(Applied::Now(ReserveOutcome::Rented))
+    }
+
+    async fn release(&self, key: &EventKey, book_id: &str) -> anyhow::Result<Applied<ReleaseOutcome>> {
+        let mut tx = self.db.pool().begin().await?;
+        if !claim(&mut tx, key).await? {
+            return Ok(Applied::Duplicate);
+        }
+        sqlx::query("INSERT INTO canceled_bookings (book_id, canceled_at) VALUES ($1, $2) ON CONFLICT (book_id) DO NOTHING")
+            .bind(book_id.to_owned())
+            .bind(now_text())
+            .execute(&mut *tx)
+            .await?;
+        let rental = sqlx::query("SELECT house_id, check_in, check_out FROM rentals WHERE book_id = $1 AND status = 'RENTED'")
+            .bind(book_id.to_owned())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(rental) = rental else {
+            self.commit(tx, false).await?;
+            return Ok(Applied::Now(ReleaseOutcome::NothingHeld));
+        };
+        sqlx::query("DELETE FROM reserved_nights WHERE book_id = $1")
+            .bind(book_id.to_owned())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE rentals SET status = 'RELEASED', updated_at = $1 WHERE book_id = $2")
+            .bind(now_text())
+            .bind(book_id.to_owned())
+            .execute(&mut *tx)
+            .await?;
+        let event = HouseRentCanceled {
+            house_id: rental.try_get("house_id")?,
+            book_id: book_id.to_owned(),
+            check_in: events::parse_date(&rental.try_get::<String, _>("check_in")?)?,
+            check_out: events::parse_date(&rental.try_get::<String, _>("check_out")?)?,
+        };
+        self.outbox.enqueue(&mut tx, &event).await?;
+        self.commit(tx, true).await?;
+        Ok(Applied::Now(ReleaseOutcome::Released))
+    }
+}

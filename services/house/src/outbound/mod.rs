@@ -1,0 +1,3 @@
+//! Outbound adapters: the house database (with its outbox and inbox).
+
+pub mod db;
