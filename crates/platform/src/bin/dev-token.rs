@@ -1,0 +1,23 @@
+//! `dev-token SUB ROLE...` prints a token signed with the LOCAL DEVELOPMENT key, for trying
+//! the services directly (`./dev token admin ADMIN`). The gateway issues real tokens.
+
+use platform::auth::{Role, TokenIssuer};
+use platform::settings::{AuthSettings, DEV_SIGNING_KEY_PEM};
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let sub = args.next().ok_or_else(|| anyhow::anyhow!("usage: dev-token SUB ROLE... (ADMIN, CUSTOMER, SERVICE)"))?;
+    let roles = args
+        .map(|r| match r.to_ascii_uppercase().as_str() {
+            "ADMIN" => Ok(Role::Admin),
+            "CUSTOMER" => Ok(Role::Customer),
+            "SERVICE" => Ok(Role::Service),
+            other => Err(anyhow::anyhow!("unknown role {other}")),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let roles = if roles.is_empty() { vec![Role::Customer] } else { roles };
+    let auth = AuthSettings::default();
+    let issuer = TokenIssuer::from_pem(DEV_SIGNING_KEY_PEM, &auth.issuer, &auth.audience)?;
+    println!("{}", issuer.issue(&sub, &roles, 3600)?);
+    Ok(())
+}
