@@ -31,7 +31,10 @@ pub struct EventKey {
 impl EventKey {
     /// The key of an envelope.
     pub fn of(envelope: &Envelope) -> Self {
-        Self { event_id: envelope.event_id.to_string(), event_type: envelope.event_type.clone() }
+        Self {
+            event_id: envelope.event_id.to_string(),
+            event_type: envelope.event_type.clone(),
+        }
     }
 }
 
@@ -168,10 +171,19 @@ mod tests {
     fn wire_names_are_camel_case() {
         let env = Envelope::new(&paid()).unwrap();
         let json: serde_json::Value = serde_json::from_slice(&env.to_vec().unwrap()).unwrap();
-        for key in ["eventId", "eventType", "version", "occurredAt", "correlationId"] {
+        for key in [
+            "eventId",
+            "eventType",
+            "version",
+            "occurredAt",
+            "correlationId",
+        ] {
             assert!(json.get(key).is_some(), "missing {key}");
         }
-        assert_eq!(json["payload"]["bookId"], "0190d7a4-0000-7000-8000-000000000001");
+        assert_eq!(
+            json["payload"]["bookId"],
+            "0190d7a4-0000-7000-8000-000000000001"
+        );
         assert_eq!(json["payload"]["checkIn"], "2026-12-01");
     }
 
@@ -183,12 +195,18 @@ mod tests {
 
         let mut env = Envelope::new(&paid()).unwrap();
         env.version = SCHEMA_VERSION + 1;
-        assert!(matches!(env.decode(), Err(DecodeError::UnsupportedVersion { .. })));
+        assert!(matches!(
+            env.decode(),
+            Err(DecodeError::UnsupportedVersion { .. })
+        ));
 
         let mut env = Envelope::new(&paid()).unwrap();
         env.payload = serde_json::json!({"bookId": 5});
         assert!(matches!(env.decode(), Err(DecodeError::Payload { .. })));
 
-        assert!(matches!(Envelope::from_slice(b"{not json"), Err(DecodeError::Envelope(_))));
+        assert!(matches!(
+            Envelope::from_slice(b"{not json"),
+            Err(DecodeError::Envelope(_))
+        ));
     }
 }

@@ -37,7 +37,10 @@ impl Money {
 
     /// `self × n`, if it stays within bounds.
     pub fn times(self, n: i64) -> Result<Self, MoneyError> {
-        self.0.checked_mul(n).ok_or(MoneyError::TooLarge).and_then(Self::new)
+        self.0
+            .checked_mul(n)
+            .ok_or(MoneyError::TooLarge)
+            .and_then(Self::new)
     }
 }
 
@@ -51,7 +54,13 @@ mod tests {
         assert_eq!(Money::new(-5), Err(MoneyError::NotPositive));
         assert_eq!(Money::new(MAX_AMOUNT + 1), Err(MoneyError::TooLarge));
         assert_eq!(Money::new(200_000).unwrap().get(), 200_000);
-        assert_eq!(Money::new(200_000).unwrap().times(3).unwrap().get(), 600_000);
-        assert_eq!(Money::new(MAX_AMOUNT).unwrap().times(i64::MAX), Err(MoneyError::TooLarge));
+        assert_eq!(
+            Money::new(200_000).unwrap().times(3).unwrap().get(),
+            600_000
+        );
+        assert_eq!(
+            Money::new(MAX_AMOUNT).unwrap().times(i64::MAX),
+            Err(MoneyError::TooLarge)
+        );
     }
 }

@@ -16,7 +16,10 @@ pub fn all() -> Result<BTreeMap<String, String>, serde_json::Error> {
         serde_json::to_string_pretty(&schemars::schema_for!(Envelope))? + "\n",
     );
     for (name, schema) in payload_schemas() {
-        out.insert(format!("{name}.schema.json"), serde_json::to_string_pretty(&schema)? + "\n");
+        out.insert(
+            format!("{name}.schema.json"),
+            serde_json::to_string_pretty(&schema)? + "\n",
+        );
     }
     Ok(out)
 }
@@ -44,7 +47,10 @@ mod tests {
         assert_eq!(on_disk, generated, "schema files and catalog differ");
         for (name, text) in &schemas {
             let disk = std::fs::read_to_string(dir.join(name)).unwrap();
-            assert_eq!(&disk, text, "{name} drifted from the types; see the module docs");
+            assert_eq!(
+                &disk, text,
+                "{name} drifted from the types; see the module docs"
+            );
         }
     }
 

@@ -39,13 +39,18 @@ impl Stay {
         } else if nights > MAX_NIGHTS {
             Err(StayError::TooLong)
         } else {
-            Ok(Self { check_in, check_out })
+            Ok(Self {
+                check_in,
+                check_out,
+            })
         }
     }
 
     /// The seed's `bookDate`: one night.
     pub fn one_night(night: NaiveDate) -> Result<Self, StayError> {
-        let out = night.checked_add_signed(Duration::days(1)).ok_or(StayError::TooLong)?;
+        let out = night
+            .checked_add_signed(Duration::days(1))
+            .ok_or(StayError::TooLong)?;
         Self::new(night, out)
     }
 
@@ -66,7 +71,9 @@ impl Stay {
 
     /// Each night of the stay, in order.
     pub fn each_night(&self) -> impl Iterator<Item = NaiveDate> + '_ {
-        self.check_in.iter_days().take_while(move |d| *d < self.check_out)
+        self.check_in
+            .iter_days()
+            .take_while(move |d| *d < self.check_out)
     }
 
     /// Whether the stay includes `night`.
@@ -96,23 +103,38 @@ mod tests {
         let s = Stay::new(d("2026-12-30"), d("2027-01-02")).unwrap();
         assert_eq!(s.nights(), 3);
         let nights: Vec<_> = s.each_night().collect();
-        assert_eq!(nights, vec![d("2026-12-30"), d("2026-12-31"), d("2027-01-01")]);
+        assert_eq!(
+            nights,
+            vec![d("2026-12-30"), d("2026-12-31"), d("2027-01-01")]
+        );
         assert!(s.contains(d("2027-01-01")));
         assert!(!s.contains(d("2027-01-02")));
     }
 
     #[test]
     fn empty_inverted_and_overlong_stays_are_refused() {
-        assert_eq!(Stay::new(d("2026-12-01"), d("2026-12-01")), Err(StayError::Empty));
-        assert_eq!(Stay::new(d("2026-12-02"), d("2026-12-01")), Err(StayError::Empty));
-        assert_eq!(Stay::new(d("2026-01-01"), d("2027-01-02")), Err(StayError::TooLong));
+        assert_eq!(
+            Stay::new(d("2026-12-01"), d("2026-12-01")),
+            Err(StayError::Empty)
+        );
+        assert_eq!(
+            Stay::new(d("2026-12-02"), d("2026-12-01")),
+            Err(StayError::Empty)
+        );
+        assert_eq!(
+            Stay::new(d("2026-01-01"), d("2027-01-02")),
+            Err(StayError::TooLong)
+        );
         assert!(Stay::new(d("2026-01-01"), d("2027-01-01")).is_ok());
     }
 
     #[test]
     fn the_seeds_book_date_is_one_night_and_both_formats_parse() {
         let s = Stay::one_night(d("20201016")).unwrap();
-        assert_eq!((s.check_in(), s.check_out()), (d("2020-10-16"), d("2020-10-17")));
+        assert_eq!(
+            (s.check_in(), s.check_out()),
+            (d("2020-10-16"), d("2020-10-17"))
+        );
         assert!(parse_date("2026-02-30").is_err());
         assert!(parse_date("2026-13-01").is_err());
         assert!(parse_date("' OR 1=1 --").is_err());

@@ -100,9 +100,14 @@ impl TokenVerifier {
         validation.set_audience(&[&settings.audience]);
         validation.validate_nbf = true;
         validation.leeway = 5;
-        validation.required_spec_claims =
-            ["exp", "iss", "aud", "sub", "nbf"].iter().map(|s| (*s).to_owned()).collect::<HashSet<_>>();
-        Ok(Self { key: Arc::new(key), validation: Arc::new(validation) })
+        validation.required_spec_claims = ["exp", "iss", "aud", "sub", "nbf"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect::<HashSet<_>>();
+        Ok(Self {
+            key: Arc::new(key),
+            validation: Arc::new(validation),
+        })
     }
 
     /// Verifies a bearer token.
@@ -143,14 +148,20 @@ where
         let token = header
             .to_str()
             .ok()
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .ok_or_else(|| ApiError::unauthorized("expected Authorization: Bearer <token>"))?;
         let claims = verifier.verify(token)?;
         if claims.sub.is_empty() || claims.roles.is_empty() {
             return Err(ApiError::unauthorized("invalid token: no subject or roles"));
         }
-        Ok(Caller { id: claims.sub, roles: claims.roles })
+        Ok(Caller {
+            id: claims.sub,
+            roles: claims.roles,
+        })
     }
 }
 
@@ -164,7 +175,9 @@ pub struct TokenIssuer {
 
 impl std::fmt::Debug for TokenIssuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenIssuer").field("issuer", &self.issuer).finish_non_exhaustive()
+        f.debug_struct("TokenIssuer")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
     }
 }
 
@@ -194,7 +207,11 @@ impl TokenIssuer {
 
     /// Signs any claims (tests use this to forge bad ones).
     pub fn sign(&self, claims: &Claims) -> anyhow::Result<String> {
-        Ok(jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), claims, &self.key)?)
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::EdDSA),
+            claims,
+            &self.key,
+        )?)
     }
 
     /// A token for `sub` with `roles`, valid for `ttl_secs`.
@@ -219,7 +236,9 @@ mod tests {
     #[test]
     fn a_good_token_verifies() {
         let (i, v) = pair();
-        let claims = v.verify(&i.issue("alice", &[Role::Customer], 60).unwrap()).unwrap();
+        let claims = v
+            .verify(&i.issue("alice", &[Role::Customer], 60).unwrap())
+            .unwrap();
         assert_eq!(claims.sub, "alice");
         assert_eq!(claims.roles, vec![Role::Customer]);
     }
@@ -252,7 +271,9 @@ mod tests {
             issuer: "housebook-gateway".into(),
             audience: "housebook".into(),
         };
-        assert!(v.verify(&other.issue("alice", &[Role::Admin], 60).unwrap()).is_err());
+        assert!(v
+            .verify(&other.issue("alice", &[Role::Admin], 60).unwrap())
+            .is_err());
 
         // Tampered roles: swap the payload, keep the signature.
         let good = i.issue("alice", &[Role::Customer], 60).unwrap();
@@ -261,11 +282,15 @@ mod tests {
         use base64::Engine as _;
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let forged_payload = b64.encode(serde_json::to_vec(&forged_claims).unwrap());
-        assert!(v.verify(&format!("{}.{}.{}", parts[0], forged_payload, parts[2])).is_err());
+        assert!(v
+            .verify(&format!("{}.{}.{}", parts[0], forged_payload, parts[2]))
+            .is_err());
 
         // alg=none and HS256 signed with the public key (algorithm confusion).
         let none_header = b64.encode(br#"{"alg":"none","typ":"JWT"}"#);
-        assert!(v.verify(&format!("{none_header}.{forged_payload}.")).is_err());
+        assert!(v
+            .verify(&format!("{none_header}.{forged_payload}."))
+            .is_err());
         let hs = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &forged_claims,

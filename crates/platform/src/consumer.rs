@@ -81,7 +81,8 @@ impl ClientContext for LagContext {
         for (topic, t) in &statistics.topics {
             for (partition, p) in &t.partitions {
                 if *partition >= 0 && p.consumer_lag >= 0 {
-                    self.metrics.set_consumer_lag(topic, *partition, p.consumer_lag);
+                    self.metrics
+                        .set_consumer_lag(topic, *partition, p.consumer_lag);
                 }
             }
         }
@@ -118,7 +119,9 @@ impl ConsumerLoop {
             .set("heartbeat.interval.ms", "1000")
             .set("statistics.interval.ms", "5000")
             .set("broker.address.family", "v4")
-            .create_with_context(LagContext { metrics: self.metrics.clone() })?;
+            .create_with_context(LagContext {
+                metrics: self.metrics.clone(),
+            })?;
         let topic = self.settings.events_topic();
         consumer.subscribe(&[&topic])?;
         self.health.set_consumer_running(true);
@@ -206,18 +209,45 @@ impl ConsumerLoop {
 
     /// Parks a message on the dead-letter topic with its origin and the reason, retrying
     /// the send until it is acknowledged or shutdown begins.
-    async fn dead_letter(&self, m: &BorrowedMessage<'_>, event_type: &str, reason: &str, stop: &CancellationToken) -> bool {
+    async fn dead_letter(
+        &self,
+        m: &BorrowedMessage<'_>,
+        event_type: &str,
+        reason: &str,
+        stop: &CancellationToken,
+    ) -> bool {
         let topic = self.settings.dead_letter_topic();
         let partition = m.partition().to_string();
         let offset = m.offset().to_string();
-        tracing::error!(event_type, reason, source_partition = m.partition(), source_offset = m.offset(), "consumer: parking event on the dead-letter topic");
+        tracing::error!(
+            event_type,
+            reason,
+            source_partition = m.partition(),
+            source_offset = m.offset(),
+            "consumer: parking event on the dead-letter topic"
+        );
         loop {
             let headers = OwnedHeaders::new()
-                .insert(Header { key: "dlq-reason", value: Some(reason) })
-                .insert(Header { key: "dlq-source-topic", value: Some(m.topic()) })
-                .insert(Header { key: "dlq-source-partition", value: Some(&partition) })
-                .insert(Header { key: "dlq-source-offset", value: Some(&offset) })
-                .insert(Header { key: "dlq-consumer-group", value: Some(&self.settings.group_id) });
+                .insert(Header {
+                    key: "dlq-reason",
+                    value: Some(reason),
+                })
+                .insert(Header {
+                    key: "dlq-source-topic",
+                    value: Some(m.topic()),
+                })
+                .insert(Header {
+                    key: "dlq-source-partition",
+                    value: Some(&partition),
+                })
+                .insert(Header {
+                    key: "dlq-source-offset",
+                    value: Some(&offset),
+                })
+                .insert(Header {
+                    key: "dlq-consumer-group",
+                    value: Some(&self.settings.group_id),
+                });
             let mut record = FutureRecord::<[u8], [u8]>::to(&topic).headers(headers);
             if let Some(k) = m.key() {
                 record = record.key(k);

@@ -53,7 +53,10 @@ pub const PLATFORM_MIGRATION: MigrationSql = MigrationSql {
 
 impl Db {
     /// Connects and runs the platform migration followed by the service's.
-    pub async fn connect(settings: &DatabaseSettings, migrations: &[MigrationSql]) -> anyhow::Result<Self> {
+    pub async fn connect(
+        settings: &DatabaseSettings,
+        migrations: &[MigrationSql],
+    ) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
         let url = settings.url.expose_secret();
         let backend = if url.starts_with("sqlite:") {
@@ -130,7 +133,10 @@ impl Db {
 
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
     }
 
     /// Closes the pool (waits for connections to be returned).
@@ -141,7 +147,9 @@ impl Db {
 
 /// Makes the SQLite file's folder and asks for the file to be created if missing.
 fn sqlite_url(url: &str) -> anyhow::Result<String> {
-    let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
     let path = rest.split('?').next().unwrap_or_default();
     if !path.is_empty() && path != ":memory:" {
         if let Some(dir) = std::path::Path::new(path).parent() {
@@ -191,7 +199,9 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(db) => {
             db.is_unique_violation()
-                || db.code().is_some_and(|c| c == "23505" || c == "2067" || c == "1555")
+                || db
+                    .code()
+                    .is_some_and(|c| c == "23505" || c == "2067" || c == "1555")
         }
         _ => false,
     }

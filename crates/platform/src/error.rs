@@ -39,7 +39,13 @@ struct Body<'a> {
 impl ApiError {
     /// An error with a status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), retry_after: None, cause: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+            cause: None,
+        }
     }
     /// 400: the request could not be read.
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -73,7 +79,11 @@ impl ApiError {
     }
     /// 500 with an opaque body; the cause is logged, not sent.
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
-        let mut e = Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error");
+        let mut e = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        );
         e.cause = Some(Arc::new(cause.into()));
         e
     }
@@ -81,13 +91,22 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body { error: self.code, message: &self.message };
+        let body = Body {
+            error: self.code,
+            message: &self.message,
+        };
         let mut res = (self.status, Json(body)).into_response();
         if let Some(after) = self.retry_after {
             let secs = after.as_secs().max(1);
@@ -120,7 +139,8 @@ mod tests {
 
     #[tokio::test]
     async fn internal_errors_are_opaque_and_carry_their_cause() {
-        let res = ApiError::internal(anyhow::anyhow!("SELECT secret FROM t failed")).into_response();
+        let res =
+            ApiError::internal(anyhow::anyhow!("SELECT secret FROM t failed")).into_response();
         assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(res.extensions().get::<ErrorCause>().is_some());
         let body = axum::body::to_bytes(res.into_body(), 1024).await.unwrap();

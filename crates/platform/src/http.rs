@@ -41,16 +41,22 @@ where
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     let text = rejection.body_text();
     match rejection {
-        JsonRejection::JsonDataError(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", text),
-        JsonRejection::JsonSyntaxError(_) => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", text),
+        JsonRejection::JsonDataError(_) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", text)
+        }
+        JsonRejection::JsonSyntaxError(_) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", text)
+        }
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             "expected Content-Type: application/json",
         ),
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body too large")
-        }
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "request body too large",
+        ),
         _ => ApiError::bad_request("could not read the request body"),
     }
 }
@@ -75,9 +81,11 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(Self(v)),
-            Err(e @ PathRejection::FailedToDeserializePathParams(_)) => {
-                Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text()))
-            }
+            Err(e @ PathRejection::FailedToDeserializePathParams(_)) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_path",
+                e.body_text(),
+            )),
             Err(e) => Err(ApiError::bad_request(e.body_text())),
         }
     }
@@ -97,9 +105,11 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(Self(v)),
-            Err(e @ QueryRejection::FailedToDeserializeQueryString(_)) => {
-                Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))
-            }
+            Err(e @ QueryRejection::FailedToDeserializeQueryString(_)) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                e.body_text(),
+            )),
             Err(e) => Err(ApiError::bad_request(e.body_text())),
         }
     }
@@ -107,7 +117,11 @@ where
 
 /// JSON `404` for unknown routes.
 pub async fn not_found(req: Request) -> ApiError {
-    ApiError::not_found(format!("no route for {} {}", req.method(), req.uri().path()))
+    ApiError::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.uri().path()
+    ))
 }
 
 /// JSON `405` for known routes with the wrong method.
@@ -142,9 +156,17 @@ pub async fn observe(State(metrics): State<Metrics>, req: Request, next: Next) -
     metrics.observe_http(method.as_str(), &route, status.as_u16(), elapsed);
     let _enter = span.enter();
     if let Some(ErrorCause(cause)) = res.extensions().get::<ErrorCause>() {
-        tracing::error!(status = status.as_u16(), error = format!("{cause:#}"), "request failed");
+        tracing::error!(
+            status = status.as_u16(),
+            error = format!("{cause:#}"),
+            "request failed"
+        );
     } else if route != "/healthz" && route != "/readyz" && route != "/metrics" {
-        tracing::info!(status = status.as_u16(), latency_ms = elapsed.as_secs_f64() * 1e3, "request");
+        tracing::info!(
+            status = status.as_u16(),
+            latency_ms = elapsed.as_secs_f64() * 1e3,
+            "request"
+        );
     }
     res
 }
@@ -175,7 +197,9 @@ pub mod lenient {
             Err(E::custom("expected a whole number that fits in 64 bits"))
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
-            v.trim().parse().map_err(|_| E::custom(format!("expected a whole number, got {:?}", truncate(v))))
+            v.trim()
+                .parse()
+                .map_err(|_| E::custom(format!("expected a whole number, got {:?}", truncate(v))))
         }
     }
 
@@ -239,8 +263,16 @@ mod tests {
 
     #[test]
     fn lenient_numbers() {
-        assert_eq!(serde_json::from_str::<P>(r#"{"price": 5}"#).unwrap().price, 5);
-        assert_eq!(serde_json::from_str::<P>(r#"{"price": "200000"}"#).unwrap().price, 200000);
+        assert_eq!(
+            serde_json::from_str::<P>(r#"{"price": 5}"#).unwrap().price,
+            5
+        );
+        assert_eq!(
+            serde_json::from_str::<P>(r#"{"price": "200000"}"#)
+                .unwrap()
+                .price,
+            200000
+        );
         assert!(serde_json::from_str::<P>(r#"{"price": "12abc"}"#).is_err());
         assert!(serde_json::from_str::<P>(r#"{"price": 1.5}"#).is_err());
         assert!(serde_json::from_str::<P>(r#"{"price": 99999999999999999999}"#).is_err());

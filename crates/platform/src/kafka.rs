@@ -33,7 +33,13 @@ pub async fn ensure_topics(settings: &KafkaSettings) -> anyhow::Result<()> {
     let names = [settings.events_topic(), settings.dead_letter_topic()];
     let topics: Vec<NewTopic<'_>> = names
         .iter()
-        .map(|n| NewTopic::new(n, settings.partitions, TopicReplication::Fixed(settings.replication)))
+        .map(|n| {
+            NewTopic::new(
+                n,
+                settings.partitions,
+                TopicReplication::Fixed(settings.replication),
+            )
+        })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     for result in admin.create_topics(&topics, &opts).await? {

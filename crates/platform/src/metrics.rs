@@ -59,12 +59,20 @@ impl Metrics {
         let labels = std::iter::once(("service".to_owned(), service.to_owned())).collect();
         let registry = Registry::new_custom(Some("housebook".into()), Some(labels))?;
         let http_requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests by method, matched route and status"),
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by method, matched route and status",
+            ),
             &["method", "route", "status"],
         )?;
         let http_latency = HistogramVec::new(
-            HistogramOpts::new("http_request_duration_seconds", "HTTP latency by matched route")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP latency by matched route",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
             &["method", "route"],
         )?;
         let outbox_backlog = IntGauge::new("outbox_backlog", "Outbox rows not yet published")?;
@@ -77,7 +85,10 @@ impl Metrics {
             &["event_type", "outcome"],
         )?;
         let consumer_lag = IntGaugeVec::new(
-            Opts::new("consumer_lag", "Messages between the consumer position and the end"),
+            Opts::new(
+                "consumer_lag",
+                "Messages between the consumer position and the end",
+            ),
             &["topic", "partition"],
         )?;
         registry.register(Box::new(http_requests.clone()))?;
@@ -118,17 +129,26 @@ impl Metrics {
     }
 
     pub(crate) fn outbox_published(&self, topic: &str, n: u64) {
-        self.0.outbox_published.with_label_values(&[topic]).inc_by(n);
+        self.0
+            .outbox_published
+            .with_label_values(&[topic])
+            .inc_by(n);
     }
 
     /// Counts one consumed event.
     pub fn event(&self, event_type: &str, outcome: EventOutcome) {
-        self.0.events.with_label_values(&[event_type, outcome.label()]).inc();
+        self.0
+            .events
+            .with_label_values(&[event_type, outcome.label()])
+            .inc();
     }
 
     /// How many events of a type ended with an outcome (tests read this).
     pub fn event_count(&self, event_type: &str, outcome: EventOutcome) -> u64 {
-        self.0.events.with_label_values(&[event_type, outcome.label()]).get()
+        self.0
+            .events
+            .with_label_values(&[event_type, outcome.label()])
+            .get()
     }
 
     pub(crate) fn set_consumer_lag(&self, topic: &str, partition: i32, lag: i64) {
@@ -141,7 +161,10 @@ impl Metrics {
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
-        if TextEncoder::new().encode(&self.0.registry.gather(), &mut buf).is_err() {
+        if TextEncoder::new()
+            .encode(&self.0.registry.gather(), &mut buf)
+            .is_err()
+        {
             return String::new();
         }
         String::from_utf8(buf).unwrap_or_default()
@@ -150,5 +173,8 @@ impl Metrics {
 
 /// `GET /metrics`.
 pub async fn handler(State(metrics): State<Metrics>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics.render(),
+    )
 }

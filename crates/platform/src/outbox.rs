@@ -32,11 +32,18 @@ const BATCH: i64 = 256;
 impl Outbox {
     /// An outbox that publishes to `topic`.
     pub fn new(topic: String) -> Self {
-        Self { topic, wake: Arc::new(Notify::new()) }
+        Self {
+            topic,
+            wake: Arc::new(Notify::new()),
+        }
     }
 
     /// Adds an event in the caller's transaction; returns its envelope.
-    pub async fn enqueue<E: Event>(&self, conn: &mut AnyConnection, event: &E) -> anyhow::Result<Envelope> {
+    pub async fn enqueue<E: Event>(
+        &self,
+        conn: &mut AnyConnection,
+        event: &E,
+    ) -> anyhow::Result<Envelope> {
         let env = Envelope::new(event)?;
         let payload = String::from_utf8(env.to_vec()?)?;
         sqlx::query(
@@ -82,7 +89,10 @@ pub async fn relay(
             Ok(n) if n as i64 == BATCH => continue,
             Ok(_) => {}
             Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), "outbox relay: publish failed, will retry");
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "outbox relay: publish failed, will retry"
+                );
                 tokio::select! {
                     () = stop.cancelled() => break,
                     () = tokio::time::sleep(Duration::from_millis(500)) => continue,
@@ -102,7 +112,10 @@ pub async fn relay(
             Ok(0) => break,
             Ok(_) => {}
             Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), "outbox relay: final publish failed");
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "outbox relay: final publish failed"
+                );
                 break;
             }
         }
@@ -110,7 +123,11 @@ pub async fn relay(
 }
 
 /// Publishes one batch; returns how many rows were published.
-async fn publish_batch(db: &Db, producer: &FutureProducer, metrics: &Metrics) -> anyhow::Result<usize> {
+async fn publish_batch(
+    db: &Db,
+    producer: &FutureProducer,
+    metrics: &Metrics,
+) -> anyhow::Result<usize> {
     let rows: Vec<Row_> = sqlx::query(
         "SELECT id, event_type, topic, msg_key, payload FROM outbox \
          WHERE published_at IS NULL ORDER BY id LIMIT $1",
@@ -134,7 +151,10 @@ async fn publish_batch(db: &Db, producer: &FutureProducer, metrics: &Metrics) ->
         return Ok(0);
     }
     let sends = rows.iter().map(|row| {
-        let headers = OwnedHeaders::new().insert(Header { key: "eventType", value: Some(&row.event_type) });
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "eventType",
+            value: Some(&row.event_type),
+        });
         let record = FutureRecord::to(&row.topic)
             .key(&row.key)
             .payload(&row.payload)
@@ -151,7 +171,10 @@ async fn publish_batch(db: &Db, producer: &FutureProducer, metrics: &Metrics) ->
         }
     }
     if !published.is_empty() {
-        let placeholders = (2..published.len() + 2).map(|i| format!("${i}")).collect::<Vec<_>>().join(",");
+        let placeholders = (2..published.len() + 2)
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(",");
         let sql = format!("UPDATE outbox SET published_at = $1 WHERE id IN ({placeholders})");
         let mut q = sqlx::query(&sql).bind(now_text());
         for id in &published {

@@ -85,17 +85,36 @@ impl Runtime {
 
     /// Serves until shutdown, then drains in order. `api` is the service's router with its
     /// state applied; `consumer` is its event adapter, if it consumes.
-    pub async fn run(self, api: Router, consumer: Option<Arc<dyn EventHandler>>) -> anyhow::Result<()> {
-        let Self { settings, db, metrics, health, outbox, producer, listener, shutdown } = self;
+    pub async fn run(
+        self,
+        api: Router,
+        consumer: Option<Arc<dyn EventHandler>>,
+    ) -> anyhow::Result<()> {
+        let Self {
+            settings,
+            db,
+            metrics,
+            health,
+            outbox,
+            producer,
+            listener,
+            shutdown,
+        } = self;
 
         let ops = Router::new()
             .route("/healthz", get(health::live))
             .route("/readyz", get(health::ready).with_state(health.clone()))
-            .route("/metrics", get(metrics::handler).with_state(metrics.clone()));
+            .route(
+                "/metrics",
+                get(metrics::handler).with_state(metrics.clone()),
+            );
         let app = api
             .merge(ops)
             .method_not_allowed_fallback(crate::http::method_not_allowed)
-            .route_layer(axum::middleware::from_fn_with_state(metrics.clone(), crate::http::observe))
+            .route_layer(axum::middleware::from_fn_with_state(
+                metrics.clone(),
+                crate::http::observe,
+            ))
             .fallback(crate::http::not_found)
             .layer(DefaultBodyLimit::max(settings.http.body_limit_bytes))
             .layer(PropagateRequestIdLayer::x_request_id())
@@ -123,7 +142,10 @@ impl Runtime {
             tokio::spawn(lp.run(shutdown.clone()))
         });
 
-        tracing::info!(port = listener.local_addr().map(|a| a.port()).unwrap_or(0), "listening");
+        tracing::info!(
+            port = listener.local_addr().map(|a| a.port()).unwrap_or(0),
+            "listening"
+        );
         let drain = Duration::from_secs(settings.http.drain_secs);
         let draining = health.clone();
         let stop = shutdown.clone();
@@ -141,7 +163,9 @@ impl Runtime {
         if let Some(task) = consumer_task {
             match task.await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = format!("{e:#}"), "consumer stopped with an error"),
+                Ok(Err(e)) => {
+                    tracing::error!(error = format!("{e:#}"), "consumer stopped with an error")
+                }
                 Err(e) => tracing::error!(error = %e, "consumer task failed"),
             }
         }

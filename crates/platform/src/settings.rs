@@ -44,7 +44,12 @@ pub struct HttpSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self { host: "127.0.0.1".into(), port: 0, body_limit_bytes: 64 * 1024, drain_secs: 0 }
+        Self {
+            host: "127.0.0.1".into(),
+            port: 0,
+            body_limit_bytes: 64 * 1024,
+            drain_secs: 0,
+        }
     }
 }
 
@@ -60,7 +65,10 @@ pub struct DatabaseSettings {
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        Self { url: SecretString::from("sqlite::memory:"), max_connections: None }
+        Self {
+            url: SecretString::from("sqlite::memory:"),
+            max_connections: None,
+        }
     }
 }
 
@@ -152,7 +160,10 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self { format: "json".into(), filter: "info,sqlx=warn,rdkafka=warn".into() }
+        Self {
+            format: "json".into(),
+            filter: "info,sqlx=warn,rdkafka=warn".into(),
+        }
     }
 }
 
@@ -175,7 +186,10 @@ pub fn load<T: DeserializeOwned>(defaults: ServiceDefaults) -> Result<T, config:
     let mut builder = config::Config::builder()
         .set_default("http.port", i64::from(defaults.port))?
         .set_default("kafka.group_id", defaults.name)?
-        .set_default("database.url", format!("sqlite://{}/{}.db", data_dir(), defaults.name))?;
+        .set_default(
+            "database.url",
+            format!("sqlite://{}/{}.db", data_dir(), defaults.name),
+        )?;
     if let Ok(path) = std::env::var("HOUSEBOOK_CONFIG") {
         builder = builder.add_source(config::File::with_name(&path).required(true));
     }
@@ -203,12 +217,24 @@ mod tests {
 
     #[test]
     fn defaults_need_no_configuration_and_secrets_never_print() {
-        let s: S = load(ServiceDefaults { name: "payment", port: 8082 }).unwrap();
+        let s: S = load(ServiceDefaults {
+            name: "payment",
+            port: 8082,
+        })
+        .unwrap();
         assert_eq!(s.common.http.port, 8082);
         assert_eq!(s.common.kafka.group_id, "payment");
-        assert!(s.common.database.url.expose_secret().ends_with("/payment.db"));
+        assert!(s
+            .common
+            .database
+            .url
+            .expose_secret()
+            .ends_with("/payment.db"));
         let shown = format!("{:?}", s.common.database);
-        assert!(!shown.contains("payment.db"), "database url leaked: {shown}");
+        assert!(
+            !shown.contains("payment.db"),
+            "database url leaked: {shown}"
+        );
         assert_eq!(s.common.kafka.events_topic(), "housebook.events");
     }
 }

@@ -46,12 +46,16 @@ pub fn brokers() -> String {
 }
 
 fn pg_base() -> String {
-    std::env::var("HOUSEBOOK_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("HOUSEBOOK_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 /// A short unique name.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+    format!(
+        "{prefix}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
 }
 
 /// A fresh, empty database of the given backend; returns its URL.
@@ -60,7 +64,10 @@ pub async fn fresh_database(backend: Backend) -> String {
         Backend::Sqlite => {
             let dir = std::env::temp_dir().join("housebook-tests");
             std::fs::create_dir_all(&dir).unwrap();
-            format!("sqlite://{}", dir.join(format!("{}.db", unique("t"))).display())
+            format!(
+                "sqlite://{}",
+                dir.join(format!("{}.db", unique("t"))).display()
+            )
         }
         Backend::Postgres => {
             let base = pg_base();
@@ -68,7 +75,10 @@ pub async fn fresh_database(backend: Backend) -> String {
             let mut conn = sqlx::PgConnection::connect(&base)
                 .await
                 .unwrap_or_else(|e| panic!("PostgreSQL at {base} is needed for this test: {e}"));
-            sqlx::raw_sql(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+            sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
             let (prefix, _) = base.rsplit_once('/').unwrap();
             format!("{prefix}/{name}")
         }
@@ -87,7 +97,10 @@ pub struct World {
 impl World {
     /// A new world.
     pub fn new(backend: Backend) -> Self {
-        Self { backend, topic_prefix: unique("t") + "." }
+        Self {
+            backend,
+            topic_prefix: unique("t") + ".",
+        }
     }
 
     /// Settings for one service instance in this world, with a fresh database.
@@ -131,14 +144,36 @@ pub fn token(sub: &str, roles: &[Role]) -> String {
 
 /// An HTTP client for tests.
 pub fn http() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// A message as read off a topic.
+#[derive(Debug, Clone)]
+pub struct RawMessage {
+    /// Its bytes.
+    pub payload: Vec<u8>,
+    /// Its headers, as text.
+    pub headers: Vec<(String, String)>,
+}
+
+impl RawMessage {
+    /// A header's value.
+    pub fn header(&self, key: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// Reads a topic from the beginning with its own group, collecting envelopes.
 pub struct EventProbe {
     consumer: StreamConsumer,
     seen: Vec<Envelope>,
-    raw: Vec<(Vec<u8>, Vec<(String, String)>)>,
+    raw: Vec<RawMessage>,
 }
 
 impl EventProbe {
@@ -153,35 +188,49 @@ impl EventProbe {
             .create()
             .unwrap();
         consumer.subscribe(&[topic]).unwrap();
-        Self { consumer, seen: Vec::new(), raw: Vec::new() }
-    }
-
-    async fn pump(&mut self, until: tokio::time::Instant) {
-        while let Ok(Ok(m)) = tokio::time::timeout_at(until, self.consumer.recv()).await {
-            let bytes = m.payload().unwrap_or_default().to_vec();
-            let headers = m
-                .headers()
-                .map(|h| {
-                    use rdkafka::message::Headers;
-                    h.iter()
-                        .map(|x| (x.key.to_owned(), String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if let Ok(env) = Envelope::from_slice(&bytes) {
-                self.seen.push(env);
-            }
-            self.raw.push((bytes, headers));
-            if tokio::time::Instant::now() >= until {
-                break;
-            }
-            // Return after each message so callers can check their condition.
-            return;
+        Self {
+            consumer,
+            seen: Vec::new(),
+            raw: Vec::new(),
         }
     }
 
+    /// Reads at most one message, waiting no later than `until`.
+    async fn pump(&mut self, until: tokio::time::Instant) {
+        let Ok(Ok(m)) = tokio::time::timeout_at(until, self.consumer.recv()).await else {
+            return;
+        };
+        let bytes = m.payload().unwrap_or_default().to_vec();
+        let headers = m
+            .headers()
+            .map(|h| {
+                use rdkafka::message::Headers;
+                h.iter()
+                    .map(|x| {
+                        (
+                            x.key.to_owned(),
+                            String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Ok(env) = Envelope::from_slice(&bytes) {
+            self.seen.push(env);
+        }
+        self.raw.push(RawMessage {
+            payload: bytes,
+            headers,
+        });
+    }
+
     /// Waits until `pred` holds for the envelopes seen so far, or panics after `secs`.
-    pub async fn wait_until(&mut self, secs: u64, what: &str, pred: impl Fn(&[Envelope]) -> bool) -> Vec<Envelope> {
+    pub async fn wait_until(
+        &mut self,
+        secs: u64,
+        what: &str,
+        pred: impl Fn(&[Envelope]) -> bool,
+    ) -> Vec<Envelope> {
         let until = tokio::time::Instant::now() + Duration::from_secs(secs);
         while !pred(&self.seen) {
             if tokio::time::Instant::now() >= until {
@@ -203,12 +252,12 @@ impl EventProbe {
     }
 
     /// Raw messages seen (payload and headers), for topics that are not all envelopes.
-    pub fn raw(&self) -> &[(Vec<u8>, Vec<(String, String)>)] {
+    pub fn raw(&self) -> &[RawMessage] {
         &self.raw
     }
 
     /// Waits until `n` raw messages were seen.
-    pub async fn wait_raw(&mut self, secs: u64, n: usize) -> Vec<(Vec<u8>, Vec<(String, String)>)> {
+    pub async fn wait_raw(&mut self, secs: u64, n: usize) -> Vec<RawMessage> {
         let until = tokio::time::Instant::now() + Duration::from_secs(secs);
         while self.raw.len() < n {
             if tokio::time::Instant::now() >= until {
@@ -227,9 +276,18 @@ pub async fn inject(topic: &str, key: &str, payload: &[u8]) {
         .set("broker.address.family", "v4")
         .create()
         .unwrap();
-    let headers = OwnedHeaders::new().insert(Header { key: "source", value: Some("testkit") });
+    let headers = OwnedHeaders::new().insert(Header {
+        key: "source",
+        value: Some("testkit"),
+    });
     producer
-        .send(FutureRecord::to(topic).key(key).payload(payload).headers(headers), Duration::from_secs(10))
+        .send(
+            FutureRecord::to(topic)
+                .key(key)
+                .payload(payload)
+                .headers(headers),
+            Duration::from_secs(10),
+        )
         .await
         .map_err(|(e, _)| e)
         .unwrap();
@@ -290,7 +348,13 @@ impl TestApp {
     }
 
     /// Sends a request with a token and a JSON body; returns status and JSON (or null).
-    pub async fn send(&self, method: reqwest::Method, path: &str, tok: &str, body: Option<serde_json::Value>) -> (reqwest::StatusCode, serde_json::Value) {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        tok: &str,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
         let mut req = http().request(method, self.url(path)).bearer_auth(tok);
         if let Some(b) = body {
             req = req.json(&b);
@@ -301,8 +365,14 @@ impl TestApp {
     }
 
     /// `POST` with a token and a JSON body.
-    pub async fn post(&self, path: &str, tok: &str, body: serde_json::Value) -> (reqwest::StatusCode, serde_json::Value) {
-        self.send(reqwest::Method::POST, path, tok, Some(body)).await
+    pub async fn post(
+        &self,
+        path: &str,
+        tok: &str,
+        body: serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        self.send(reqwest::Method::POST, path, tok, Some(body))
+            .await
     }
 
     /// `GET` with a token.
@@ -312,6 +382,13 @@ impl TestApp {
 
     /// The service's `/metrics` text.
     pub async fn metrics(&self) -> String {
-        http().get(self.url("/metrics")).send().await.unwrap().text().await.unwrap()
+        http()
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 }

@@ -50,7 +50,10 @@ pub struct Application {
 #[async_trait::async_trait]
 impl Service for Application {
     type Settings = Settings;
-    const DEFAULTS: ServiceDefaults = ServiceDefaults { name: NAME, port: 8083 };
+    const DEFAULTS: ServiceDefaults = ServiceDefaults {
+        name: NAME,
+        port: 8083,
+    };
 
     fn common(settings: &mut Settings) -> &mut CommonSettings {
         &mut settings.common
@@ -63,7 +66,11 @@ impl Service for Application {
         let verifier = platform::auth::TokenVerifier::new(&settings.common.auth)?;
         let handler = Arc::new(inbound::kafka::HouseEvents::new(service.clone()));
         let router = inbound::http::router(inbound::http::AppState { service, verifier });
-        Ok(Self { runtime, router, handler })
+        Ok(Self {
+            runtime,
+            router,
+            handler,
+        })
     }
 
     fn port(&self) -> u16 {

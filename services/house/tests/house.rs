@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use events::{BookCanceled, Envelope, EventKey, Paid, PaymentCanceled};
-use house::domain::models::{RejectReason, ReserveOutcome, Reservation, Stay};
+use house::domain::models::{RejectReason, Reservation, ReserveOutcome, Stay};
 use house::domain::ports::{Applied, HouseRepository};
 use house::outbound::db::SqlHouses;
 use house::{Application, Settings};
@@ -15,10 +15,15 @@ use platform::auth::Role;
 use platform::settings::CommonSettings;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use testkit::{eventually, inject, inject_event, on_both_backends, token, Backend, EventProbe, TestApp, World};
+use testkit::{
+    eventually, inject, inject_event, on_both_backends, token, Backend, EventProbe, TestApp, World,
+};
 
 async fn spawn(common: &CommonSettings) -> TestApp {
-    TestApp::spawn::<Application>(Settings { common: common.clone() }).await
+    TestApp::spawn::<Application>(Settings {
+        common: common.clone(),
+    })
+    .await
 }
 
 fn admin() -> String {
@@ -44,11 +49,20 @@ fn paid(book: &str, house: i64, check_in: &str, check_out: &str) -> Envelope {
 }
 
 fn of<'a>(events: &'a [Envelope], ty: &str, book: &str) -> Vec<&'a Envelope> {
-    events.iter().filter(|e| e.event_type == ty && e.correlation_id == book).collect()
+    events
+        .iter()
+        .filter(|e| e.event_type == ty && e.correlation_id == book)
+        .collect()
 }
 
 async fn register(app: &TestApp, name: &str, price: i64) -> i64 {
-    let (s, h) = app.post("/houses", &admin(), json!({"houseName": name, "housePrice": price})).await;
+    let (s, h) = app
+        .post(
+            "/houses",
+            &admin(),
+            json!({"houseName": name, "housePrice": price}),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED, "{h}");
     h["id"].as_i64().unwrap()
 }
@@ -56,7 +70,9 @@ async fn register(app: &TestApp, name: &str, price: i64) -> i64 {
 /// How many events of a type ended with an outcome, read from `/metrics`.
 async fn event_count(app: &TestApp, ty: &str, outcome: &str) -> u64 {
     let text = app.metrics().await;
-    let needle = format!("housebook_events_total{{event_type=\"{ty}\",outcome=\"{outcome}\",service=\"house\"}} ");
+    let needle = format!(
+        "housebook_events_total{{event_type=\"{ty}\",outcome=\"{outcome}\",service=\"house\"}} "
+    );
     text.lines()
         .find_map(|l| l.strip_prefix(&needle))
         .map(|v| v.trim().parse().unwrap())
@@ -78,17 +94,47 @@ async fn registering_a_house_is_for_admins_and_validated(backend: Backend) {
     assert_eq!(h["status"], "AVAILABLE");
 
     let customer = token("alice", &[Role::Customer]);
-    let (s, _) = app.post("/houses", &customer, json!({"houseName": "x", "housePrice": 5})).await;
+    let (s, _) = app
+        .post(
+            "/houses",
+            &customer,
+            json!({"houseName": "x", "housePrice": 5}),
+        )
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let bad: Vec<(Value, StatusCode)> = vec![
-        (json!({"houseName": "", "housePrice": 5}), StatusCode::UNPROCESSABLE_ENTITY),
-        (json!({"houseName": "a".repeat(101), "housePrice": 5}), StatusCode::UNPROCESSABLE_ENTITY),
-        (json!({"houseName": "a\u{0000}b", "housePrice": 5}), StatusCode::UNPROCESSABLE_ENTITY),
-        (json!({"houseName": "a", "housePrice": 0}), StatusCode::UNPROCESSABLE_ENTITY),
-        (json!({"houseName": "a", "housePrice": 1_000_000_000_001_i64}), StatusCode::UNPROCESSABLE_ENTITY),
-        (json!({"houseName": "a", "housePrice": 18446744073709551615_u64}), StatusCode::BAD_REQUEST),
-        (json!({"houseName": "a", "housePrice": 2.5}), StatusCode::BAD_REQUEST),
-        (json!({"houseName": 5, "housePrice": 5}), StatusCode::BAD_REQUEST),
+        (
+            json!({"houseName": "", "housePrice": 5}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"houseName": "a".repeat(101), "housePrice": 5}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"houseName": "a\u{0000}b", "housePrice": 5}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"houseName": "a", "housePrice": 0}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"houseName": "a", "housePrice": 1_000_000_000_001_i64}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"houseName": "a", "housePrice": 18446744073709551615_u64}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"houseName": "a", "housePrice": 2.5}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"houseName": 5, "housePrice": 5}),
+            StatusCode::BAD_REQUEST,
+        ),
         (json!({"housePrice": 5}), StatusCode::BAD_REQUEST),
         (json!([1, 2]), StatusCode::BAD_REQUEST),
     ];
@@ -101,12 +147,22 @@ async fn registering_a_house_is_for_admins_and_validated(backend: Backend) {
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, _) = app.get("/houses?date=2030-02-30", &customer).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    let r = testkit::http().get(app.url("/houses")).send().await.unwrap();
+    let r = testkit::http()
+        .get(app.url("/houses"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
     let (_, list) = app.get("/houses", &customer).await;
-    assert_eq!(list.as_array().unwrap().len(), 1, "only the valid house is stored: {list}");
-    let seen = probe.wait_until(20, "HouseRegistered", |e| !e.is_empty()).await;
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        1,
+        "only the valid house is stored: {list}"
+    );
+    let seen = probe
+        .wait_until(20, "HouseRegistered", |e| !e.is_empty())
+        .await;
     let seen = probe.settle(1).await.len().max(seen.len());
     assert_eq!(seen, 1, "one event for one registration");
     app.stop().await;
@@ -118,10 +174,19 @@ async fn paid_reserves_the_nights_and_an_overlap_is_rejected(backend: Backend) {
     let mut probe = EventProbe::new(&world.events_topic());
     let house = register(&app, "Seoul loft", 100).await;
     let topic = world.events_topic();
-    let (b1, b2, b3, b4) = ("b1-".to_owned() + &testkit::unique(""), testkit::unique("b2-"), testkit::unique("b3-"), testkit::unique("b4-"));
+    let (b1, b2, b3, b4) = (
+        "b1-".to_owned() + &testkit::unique(""),
+        testkit::unique("b2-"),
+        testkit::unique("b3-"),
+        testkit::unique("b4-"),
+    );
 
     inject_event(&topic, &paid(&b1, house, "2030-01-10", "2030-01-12")).await;
-    probe.wait_until(20, "HouseRented b1", |e| !of(e, "HouseRented", &b1).is_empty()).await;
+    probe
+        .wait_until(20, "HouseRented b1", |e| {
+            !of(e, "HouseRented", &b1).is_empty()
+        })
+        .await;
     inject_event(&topic, &paid(&b2, house, "2030-01-11", "2030-01-13")).await;
     inject_event(&topic, &paid(&b3, house, "2030-01-12", "2030-01-14")).await;
     inject_event(&topic, &paid(&b4, 999_999, "2030-01-12", "2030-01-14")).await;
@@ -132,19 +197,45 @@ async fn paid_reserves_the_nights_and_an_overlap_is_rejected(backend: Backend) {
                 && !of(e, "HouseRentRejected", &b4).is_empty()
         })
         .await;
-    assert_eq!(of(&seen, "HouseRentRejected", &b2)[0].payload["reason"], "NIGHTS_TAKEN");
-    assert_eq!(of(&seen, "HouseRentRejected", &b4)[0].payload["reason"], "UNKNOWN_HOUSE");
+    assert_eq!(
+        of(&seen, "HouseRentRejected", &b2)[0].payload["reason"],
+        "NIGHTS_TAKEN"
+    );
+    assert_eq!(
+        of(&seen, "HouseRentRejected", &b4)[0].payload["reason"],
+        "UNKNOWN_HOUSE"
+    );
     assert!(of(&seen, "HouseRented", &b2).is_empty());
 
-    let (_, h) = app.get(&format!("/houses/{house}?date=2030-01-11"), &admin()).await;
+    let (_, h) = app
+        .get(&format!("/houses/{house}?date=2030-01-11"), &admin())
+        .await;
     assert_eq!(h["status"], "RENTED");
-    let nights: Vec<&str> = h["reservedNights"].as_array().unwrap().iter().map(|n| n["night"].as_str().unwrap()).collect();
+    let nights: Vec<&str> = h["reservedNights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["night"].as_str().unwrap())
+        .collect();
     assert_eq!(nights, vec!["2030-01-11", "2030-01-12", "2030-01-13"]);
     assert_eq!(h["reservedNights"][0]["bookId"], b1.as_str());
-    let (_, h) = app.get(&format!("/houses/{house}?date=20300114"), &token("bob", &[Role::Customer])).await;
+    let (_, h) = app
+        .get(
+            &format!("/houses/{house}?date=20300114"),
+            &token("bob", &[Role::Customer]),
+        )
+        .await;
     assert_eq!(h["status"], "AVAILABLE");
-    let (_, h) = app.get(&format!("/houses/{house}?date=2030-01-10"), &token("bob", &[Role::Customer])).await;
-    assert!(h["reservedNights"][0].get("bookId").is_none(), "customers do not see others' booking ids");
+    let (_, h) = app
+        .get(
+            &format!("/houses/{house}?date=2030-01-10"),
+            &token("bob", &[Role::Customer]),
+        )
+        .await;
+    assert!(
+        h["reservedNights"][0].get("bookId").is_none(),
+        "customers do not see others' booking ids"
+    );
     let (_, list) = app.get("/houses?date=2030-01-13", &admin()).await;
     assert_eq!(list[0]["status"], "RENTED");
     app.stop().await;
@@ -160,16 +251,31 @@ async fn a_duplicated_event_is_applied_once(backend: Backend) {
     inject_event(&world.events_topic(), &env).await;
     inject_event(&world.events_topic(), &env).await;
     // Another Paid for the same booking (a new eventId): the booking was decided already.
-    inject_event(&world.events_topic(), &paid(&book, house, "2030-03-01", "2030-03-04")).await;
+    inject_event(
+        &world.events_topic(),
+        &paid(&book, house, "2030-03-01", "2030-03-04"),
+    )
+    .await;
     eventually(20, "three Paid events handled", || async {
-        let n = event_count(&app, "Paid", "applied").await + event_count(&app, "Paid", "duplicate").await;
+        let n = event_count(&app, "Paid", "applied").await
+            + event_count(&app, "Paid", "duplicate").await;
         (n == 3).then_some(())
     })
     .await;
-    assert_eq!(event_count(&app, "Paid", "duplicate").await, 1, "the same eventId is skipped");
+    assert_eq!(
+        event_count(&app, "Paid", "duplicate").await,
+        1,
+        "the same eventId is skipped"
+    );
     let seen = probe.settle(2).await;
-    assert_eq!(of(&seen, "HouseRented", &book).len(), 1, "one reservation, one event: {seen:#?}");
-    let (_, h) = app.get(&format!("/houses/{house}?date=2030-03-01"), &admin()).await;
+    assert_eq!(
+        of(&seen, "HouseRented", &book).len(),
+        1,
+        "one reservation, one event: {seen:#?}"
+    );
+    let (_, h) = app
+        .get(&format!("/houses/{house}?date=2030-03-01"), &admin())
+        .await;
     assert_eq!(h["reservedNights"].as_array().unwrap().len(), 3);
     app.stop().await;
 }
@@ -182,36 +288,79 @@ async fn cancelling_releases_once_and_a_late_paid_reserves_nothing(backend: Back
     let house = register(&app, "Gangneung cabin", 100).await;
     let book = testkit::unique("b-");
     inject_event(&topic, &paid(&book, house, "2030-05-01", "2030-05-03")).await;
-    probe.wait_until(20, "HouseRented", |e| !of(e, "HouseRented", &book).is_empty()).await;
+    probe
+        .wait_until(20, "HouseRented", |e| {
+            !of(e, "HouseRented", &book).is_empty()
+        })
+        .await;
 
-    let refund = PaymentCanceled { payment_id: 1, book_id: book.clone(), house_id: house, house_price: 100, payment_cancel_date: chrono::Utc::now() };
+    let refund = PaymentCanceled {
+        payment_id: 1,
+        book_id: book.clone(),
+        house_id: house,
+        house_price: 100,
+        payment_cancel_date: chrono::Utc::now(),
+    };
     inject_event(&topic, &Envelope::new(&refund).unwrap()).await;
-    let cancel = BookCanceled { book_id: book.clone(), house_id: house, book_cancel_date: chrono::Utc::now() };
+    let cancel = BookCanceled {
+        book_id: book.clone(),
+        house_id: house,
+        book_cancel_date: chrono::Utc::now(),
+    };
     inject_event(&topic, &Envelope::new(&cancel).unwrap()).await;
-    let seen = probe.wait_until(20, "HouseRentCanceled", |e| !of(e, "HouseRentCanceled", &book).is_empty()).await;
-    assert_eq!(seen.iter().find(|e| e.event_type == "HouseRentCanceled").unwrap().payload["checkIn"], "2030-05-01");
+    let seen = probe
+        .wait_until(20, "HouseRentCanceled", |e| {
+            !of(e, "HouseRentCanceled", &book).is_empty()
+        })
+        .await;
+    assert_eq!(
+        seen.iter()
+            .find(|e| e.event_type == "HouseRentCanceled")
+            .unwrap()
+            .payload["checkIn"],
+        "2030-05-01"
+    );
     eventually(20, "both cancels handled", || async {
-        let n = event_count(&app, "PaymentCanceled", "applied").await + event_count(&app, "BookCanceled", "applied").await;
+        let n = event_count(&app, "PaymentCanceled", "applied").await
+            + event_count(&app, "BookCanceled", "applied").await;
         (n == 2).then_some(())
     })
     .await;
-    let (_, h) = app.get(&format!("/houses/{house}?date=2030-05-01"), &admin()).await;
+    let (_, h) = app
+        .get(&format!("/houses/{house}?date=2030-05-01"), &admin())
+        .await;
     assert_eq!(h["status"], "AVAILABLE");
 
     // Cancelled before its payment reached the house (house was behind): never reserved.
     let late = testkit::unique("late-");
-    let cancel = BookCanceled { book_id: late.clone(), house_id: house, book_cancel_date: chrono::Utc::now() };
+    let cancel = BookCanceled {
+        book_id: late.clone(),
+        house_id: house,
+        book_cancel_date: chrono::Utc::now(),
+    };
     inject_event(&topic, &Envelope::new(&cancel).unwrap()).await;
     eventually(20, "early cancel handled", || async {
         (event_count(&app, "BookCanceled", "applied").await == 2).then_some(())
     })
     .await;
     inject_event(&topic, &paid(&late, house, "2030-05-01", "2030-05-02")).await;
-    eventually(20, "late Paid handled", || async { (event_count(&app, "Paid", "applied").await == 2).then_some(()) }).await;
+    eventually(20, "late Paid handled", || async {
+        (event_count(&app, "Paid", "applied").await == 2).then_some(())
+    })
+    .await;
     let seen = probe.settle(2).await;
-    assert_eq!(of(&seen, "HouseRentCanceled", &book).len(), 1, "released once");
-    assert!(of(&seen, "HouseRented", &late).is_empty(), "a cancelled booking holds no nights");
-    let (_, h) = app.get(&format!("/houses/{house}?date=2030-05-01"), &admin()).await;
+    assert_eq!(
+        of(&seen, "HouseRentCanceled", &book).len(),
+        1,
+        "released once"
+    );
+    assert!(
+        of(&seen, "HouseRented", &late).is_empty(),
+        "a cancelled booking holds no nights"
+    );
+    let (_, h) = app
+        .get(&format!("/houses/{house}?date=2030-05-01"), &admin())
+        .await;
     assert_eq!(h["reservedNights"], json!([]));
     app.stop().await;
 }
@@ -232,15 +381,25 @@ async fn poison_messages_are_parked_and_the_partition_moves_on(backend: Backend)
     let good = paid(key, house, "2030-07-01", "2030-07-02");
     inject_event(&topic, &good).await;
 
-    probe.wait_until(30, "the good event after the poison", |e| !of(e, "HouseRented", key).is_empty()).await;
+    probe
+        .wait_until(30, "the good event after the poison", |e| {
+            !of(e, "HouseRented", key).is_empty()
+        })
+        .await;
     let parked = dlq.wait_raw(20, 2).await;
-    for (_, headers) in &parked {
-        let reason = headers.iter().find(|(k, _)| k == "dlq-reason").map(|(_, v)| v.as_str()).unwrap_or("");
-        assert!(!reason.is_empty(), "every dead letter says why: {headers:?}");
-        assert!(headers.iter().any(|(k, v)| k == "dlq-source-topic" && *v == topic));
+    for m in &parked {
+        let reason = m.header("dlq-reason").unwrap_or("");
+        assert!(!reason.is_empty(), "every dead letter says why: {m:?}");
+        assert_eq!(m.header("dlq-source-topic"), Some(topic.as_str()));
     }
-    assert!(parked.iter().any(|(p, _)| p.as_slice() == b"{ this is not json"));
-    let r = testkit::http().get(app.url("/readyz")).send().await.unwrap();
+    assert!(parked
+        .iter()
+        .any(|m| m.payload.as_slice() == b"{ this is not json"));
+    let r = testkit::http()
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK, "still ready");
     app.stop().await;
 }
@@ -253,27 +412,65 @@ async fn a_restarted_consumer_resumes_with_nothing_lost_or_doubled(backend: Back
     let topic = world.events_topic();
     let house = register(&app, "Sokcho house", 100).await;
 
-    let before: Vec<String> = (0..3).map(|i| format!("before-{i}-{}", testkit::unique(""))).collect();
+    let before: Vec<String> = (0..3)
+        .map(|i| format!("before-{i}-{}", testkit::unique("")))
+        .collect();
     for (i, b) in before.iter().enumerate() {
         let day = 10 + i;
-        inject_event(&topic, &paid(b, house, &format!("2030-09-{day}"), &format!("2030-09-{}", day + 1))).await;
+        inject_event(
+            &topic,
+            &paid(
+                b,
+                house,
+                &format!("2030-09-{day}"),
+                &format!("2030-09-{}", day + 1),
+            ),
+        )
+        .await;
     }
-    probe.wait_until(30, "three rentals", |e| before.iter().all(|b| !of(e, "HouseRented", b).is_empty())).await;
+    probe
+        .wait_until(30, "three rentals", |e| {
+            before.iter().all(|b| !of(e, "HouseRented", b).is_empty())
+        })
+        .await;
     app.stop().await;
 
     // While it is down, more bookings are paid.
-    let during: Vec<String> = (0..5).map(|i| format!("during-{i}-{}", testkit::unique(""))).collect();
+    let during: Vec<String> = (0..5)
+        .map(|i| format!("during-{i}-{}", testkit::unique("")))
+        .collect();
     for (i, b) in during.iter().enumerate() {
         let day = 20 + i;
-        inject_event(&topic, &paid(b, house, &format!("2030-09-{day}"), &format!("2030-09-{}", day + 1))).await;
+        inject_event(
+            &topic,
+            &paid(
+                b,
+                house,
+                &format!("2030-09-{day}"),
+                &format!("2030-09-{}", day + 1),
+            ),
+        )
+        .await;
     }
     let app = spawn(&settings).await;
-    probe.wait_until(60, "rentals missed while down", |e| during.iter().all(|b| !of(e, "HouseRented", b).is_empty())).await;
+    probe
+        .wait_until(60, "rentals missed while down", |e| {
+            during.iter().all(|b| !of(e, "HouseRented", b).is_empty())
+        })
+        .await;
     let seen = probe.settle(3).await;
     for b in before.iter().chain(&during) {
-        assert_eq!(of(&seen, "HouseRented", b).len(), 1, "{b} rented exactly once");
+        assert_eq!(
+            of(&seen, "HouseRented", b).len(),
+            1,
+            "{b} rented exactly once"
+        );
     }
-    assert_eq!(event_count(&app, "Paid", "applied").await, 5, "only the missed events are applied after restart");
+    assert_eq!(
+        event_count(&app, "Paid", "applied").await,
+        5,
+        "only the missed events are applied after restart"
+    );
     app.stop().await;
 }
 
@@ -281,8 +478,13 @@ async fn concurrent_overlapping_reservations_have_exactly_one_winner(backend: Ba
     let world = World::new(backend);
     let mut settings = world.settings("house").await;
     settings.database.max_connections = Some(8);
-    let db = platform::db::Db::connect(&settings.database, house::MIGRATIONS).await.unwrap();
-    let repo = Arc::new(SqlHouses::new(db.clone(), platform::outbox::Outbox::new(world.events_topic())));
+    let db = platform::db::Db::connect(&settings.database, house::MIGRATIONS)
+        .await
+        .unwrap();
+    let repo = Arc::new(SqlHouses::new(
+        db.clone(),
+        platform::outbox::Outbox::new(world.events_topic()),
+    ));
     let h = repo
         .register(&house::domain::models::NewHouse::new("Race house", 10, None).unwrap())
         .await
@@ -298,7 +500,10 @@ async fn concurrent_overlapping_reservations_have_exactly_one_winner(backend: Ba
                     house_id: h.id,
                     stay: Some(Stay::new(start, d("2030-10-16")).unwrap()),
                 };
-                let key = EventKey { event_id: format!("ev-{i}"), event_type: "Paid".into() };
+                let key = EventKey {
+                    event_id: format!("ev-{i}"),
+                    event_type: "Paid".into(),
+                };
                 repo.reserve(&key, &r).await
             })
         })

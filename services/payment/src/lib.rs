@@ -52,7 +52,10 @@ pub struct Application {
 #[async_trait::async_trait]
 impl Service for Application {
     type Settings = Settings;
-    const DEFAULTS: ServiceDefaults = ServiceDefaults { name: NAME, port: 8082 };
+    const DEFAULTS: ServiceDefaults = ServiceDefaults {
+        name: NAME,
+        port: 8082,
+    };
 
     fn common(settings: &mut Settings) -> &mut CommonSettings {
         &mut settings.common
@@ -64,7 +67,11 @@ impl Service for Application {
         let service = PaymentService::new(Arc::new(repo));
         let verifier = platform::auth::TokenVerifier::new(&settings.common.auth)?;
         let faults = Faults::new(&settings.faults)?;
-        let router = inbound::http::router(inbound::http::AppState { service, verifier, faults });
+        let router = inbound::http::router(inbound::http::AppState {
+            service,
+            verifier,
+            faults,
+        });
         Ok(Self { runtime, router })
     }
 

@@ -9,7 +9,11 @@ use serde_json::{json, Value};
 use testkit::{on_both_backends, token, Backend, EventProbe, TestApp, World};
 
 async fn spawn(world: &World) -> TestApp {
-    TestApp::spawn::<Application>(Settings { common: world.settings("payment").await, ..Default::default() }).await
+    TestApp::spawn::<Application>(Settings {
+        common: world.settings("payment").await,
+        ..Default::default()
+    })
+    .await
 }
 
 fn service() -> String {
@@ -25,7 +29,10 @@ fn payment_body(book: &str, price: i64) -> Value {
 }
 
 fn count(events: &[events::Envelope], ty: &str, book: &str) -> usize {
-    events.iter().filter(|e| e.event_type == ty && e.correlation_id == book).count()
+    events
+        .iter()
+        .filter(|e| e.event_type == ty && e.correlation_id == book)
+        .count()
 }
 
 async fn paying_twice_charges_once_and_publishes_one_paid(backend: Backend) {
@@ -34,19 +41,31 @@ async fn paying_twice_charges_once_and_publishes_one_paid(backend: Backend) {
     let mut probe = EventProbe::new(&world.events_topic());
     let book = testkit::unique("b-");
 
-    let (s, first) = app.post("/payments", &service(), payment_body(&book, 400_000)).await;
+    let (s, first) = app
+        .post("/payments", &service(), payment_body(&book, 400_000))
+        .await;
     assert_eq!(s, StatusCode::CREATED, "{first}");
     assert_eq!(first["status"], "PAID");
     assert_eq!(first["customerId"], "alice");
-    let (s, again) = app.post("/payments", &service(), payment_body(&book, 400_000)).await;
+    let (s, again) = app
+        .post("/payments", &service(), payment_body(&book, 400_000))
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(again["id"], first["id"]);
-    let (s, other) = app.post("/payments", &service(), payment_body(&book, 1)).await;
+    let (s, other) = app
+        .post("/payments", &service(), payment_body(&book, 1))
+        .await;
     assert_eq!(s, StatusCode::CONFLICT, "{other}");
 
-    probe.wait_until(20, "Paid", |e| count(e, "Paid", &book) >= 1).await;
+    probe
+        .wait_until(20, "Paid", |e| count(e, "Paid", &book) >= 1)
+        .await;
     let seen = probe.settle(2).await;
-    assert_eq!(count(&seen, "Paid", &book), 1, "exactly one Paid for one booking");
+    assert_eq!(
+        count(&seen, "Paid", &book),
+        1,
+        "exactly one Paid for one booking"
+    );
     let paid = seen.iter().find(|e| e.event_type == "Paid").unwrap();
     match paid.decode().unwrap() {
         events::DomainEvent::Paid(p) => {
@@ -68,10 +87,16 @@ async fn racing_identical_payments_charge_once(backend: Backend) {
     let tok = service();
     let calls = (0..16).map(|_| app.post("/payments", &tok, payment_body(&book, 250)));
     let results = futures::future::join_all(calls).await;
-    let created = results.iter().filter(|(s, _)| *s == StatusCode::CREATED).count();
+    let created = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count();
     let ok = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
     assert_eq!((created, ok), (1, 15), "{results:?}");
-    let ids: std::collections::HashSet<_> = results.iter().map(|(_, b)| b["id"].as_i64().unwrap()).collect();
+    let ids: std::collections::HashSet<_> = results
+        .iter()
+        .map(|(_, b)| b["id"].as_i64().unwrap())
+        .collect();
     assert_eq!(ids.len(), 1);
     app.stop().await;
 }
@@ -81,16 +106,29 @@ async fn cancelling_refunds_once_and_only_valid_transitions_exist(backend: Backe
     let app = spawn(&world).await;
     let mut probe = EventProbe::new(&world.events_topic());
     let book = testkit::unique("b-");
-    let (_, p) = app.post("/payments", &service(), payment_body(&book, 300)).await;
+    let (_, p) = app
+        .post("/payments", &service(), payment_body(&book, 300))
+        .await;
     let id = p["id"].as_i64().unwrap();
 
-    let (s, c1) = app.post(&format!("/payments/{id}/cancel"), &service(), json!({})).await;
+    let (s, c1) = app
+        .post(&format!("/payments/{id}/cancel"), &service(), json!({}))
+        .await;
     assert_eq!(s, StatusCode::OK, "{c1}");
     assert_eq!(c1["status"], "PAYMENT_CANCELED");
     assert!(c1["paymentCancelDate"].is_string());
-    let (s, c2) = app.post(&format!("/payments/by-book/{book}/cancel"), &service(), json!({})).await;
+    let (s, c2) = app
+        .post(
+            &format!("/payments/by-book/{book}/cancel"),
+            &service(),
+            json!({}),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(c2["paymentCancelDate"], c1["paymentCancelDate"], "a second cancel changes nothing");
+    assert_eq!(
+        c2["paymentCancelDate"], c1["paymentCancelDate"],
+        "a second cancel changes nothing"
+    );
     // The seed's PATCH, both spellings; and no way back to PAID.
     let r = testkit::http()
         .patch(app.url(&format!("/payments/{id}")))
@@ -108,10 +146,16 @@ async fn cancelling_refunds_once_and_only_valid_transitions_exist(backend: Backe
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT);
-    let (s, _) = app.post("/payments/999999/cancel", &service(), json!({})).await;
+    let (s, _) = app
+        .post("/payments/999999/cancel", &service(), json!({}))
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
-    probe.wait_until(20, "PaymentCanceled", |e| count(e, "PaymentCanceled", &book) >= 1).await;
+    probe
+        .wait_until(20, "PaymentCanceled", |e| {
+            count(e, "PaymentCanceled", &book) >= 1
+        })
+        .await;
     let seen = probe.settle(2).await;
     assert_eq!(count(&seen, "PaymentCanceled", &book), 1);
     assert_eq!(count(&seen, "Paid", &book), 1);
@@ -126,49 +170,124 @@ async fn bad_requests_get_json_4xx_and_store_nothing(backend: Backend) {
     let client = testkit::http();
 
     // No token, a bad token, the wrong role.
-    let r = client.post(app.url("/payments")).json(&payment_body("x", 5)).send().await.unwrap();
+    let r = client
+        .post(app.url("/payments"))
+        .json(&payment_body("x", 5))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"], "unauthorized");
-    let (s, _) = app.post("/payments", "not.a.token", payment_body("x", 5)).await;
+    let (s, _) = app
+        .post("/payments", "not.a.token", payment_body("x", 5))
+        .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let (s, _) = app.post("/payments", &token("alice", &[Role::Customer]), payment_body("x", 5)).await;
+    let (s, _) = app
+        .post(
+            "/payments",
+            &token("alice", &[Role::Customer]),
+            payment_body("x", 5),
+        )
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 
     let cases: Vec<(Value, StatusCode)> = vec![
-        (json!({"houseId": 1, "housePrice": 5}), StatusCode::BAD_REQUEST),
-        (json!({"bookId": "b", "houseId": "one", "housePrice": 5, "bookDate": "20300101"}), StatusCode::BAD_REQUEST),
-        (json!({"bookId": "b", "houseId": 1, "housePrice": 1e30, "bookDate": "20300101"}), StatusCode::BAD_REQUEST),
-        (json!({"bookId": "b", "houseId": 1, "housePrice": "99999999999999999999", "bookDate": "20300101"}), StatusCode::BAD_REQUEST),
-        (json!({"bookId": "b", "houseId": 1, "housePrice": 0, "customerId": "a", "bookDate": "20300101"}), StatusCode::UNPROCESSABLE_ENTITY),
-        (json!({"bookId": "b", "houseId": 1, "housePrice": -3, "customerId": "a", "bookDate": "20300101"}), StatusCode::UNPROCESSABLE_ENTITY),
-        (json!({"bookId": "b", "houseId": 1, "housePrice": 3, "customerId": "a", "checkIn": "2030-01-05", "checkOut": "2030-01-05"}), StatusCode::UNPROCESSABLE_ENTITY),
-        (json!({"bookId": "b", "houseId": 1, "housePrice": 3, "customerId": "a", "checkIn": "2030-02-30", "checkOut": "2030-03-01"}), StatusCode::UNPROCESSABLE_ENTITY),
-        (json!({"bookId": "b", "houseId": 1, "housePrice": 3, "customerId": "a"}), StatusCode::UNPROCESSABLE_ENTITY),
-        (json!({"bookId": "b", "houseId": 1, "housePrice": 3, "bookDate": "20300101"}), StatusCode::UNPROCESSABLE_ENTITY),
-        (json!({"bookId": "'; DROP TABLE payments; --", "houseId": 1, "housePrice": 3, "customerId": "a", "bookDate": "20300101"}), StatusCode::UNPROCESSABLE_ENTITY),
-        (json!({"bookId": "b\u{0000}", "houseId": 1, "housePrice": 3, "customerId": "a", "bookDate": "20300101"}), StatusCode::UNPROCESSABLE_ENTITY),
-        (json!({"bookId": "b", "houseId": -1, "housePrice": 3, "customerId": "a", "bookDate": "20300101"}), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            json!({"houseId": 1, "housePrice": 5}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"bookId": "b", "houseId": "one", "housePrice": 5, "bookDate": "20300101"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"bookId": "b", "houseId": 1, "housePrice": 1e30, "bookDate": "20300101"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"bookId": "b", "houseId": 1, "housePrice": "99999999999999999999", "bookDate": "20300101"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"bookId": "b", "houseId": 1, "housePrice": 0, "customerId": "a", "bookDate": "20300101"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"bookId": "b", "houseId": 1, "housePrice": -3, "customerId": "a", "bookDate": "20300101"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"bookId": "b", "houseId": 1, "housePrice": 3, "customerId": "a", "checkIn": "2030-01-05", "checkOut": "2030-01-05"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"bookId": "b", "houseId": 1, "housePrice": 3, "customerId": "a", "checkIn": "2030-02-30", "checkOut": "2030-03-01"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"bookId": "b", "houseId": 1, "housePrice": 3, "customerId": "a"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"bookId": "b", "houseId": 1, "housePrice": 3, "bookDate": "20300101"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"bookId": "'; DROP TABLE payments; --", "houseId": 1, "housePrice": 3, "customerId": "a", "bookDate": "20300101"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"bookId": "b\u{0000}", "houseId": 1, "housePrice": 3, "customerId": "a", "bookDate": "20300101"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"bookId": "b", "houseId": -1, "housePrice": 3, "customerId": "a", "bookDate": "20300101"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
     ];
     for (body, want) in cases {
         let (s, err) = app.post("/payments", &svc, body.clone()).await;
         assert_eq!(s, want, "{body} → {err}");
-        assert!(err["error"].is_string() && err["message"].is_string(), "{body} → {err}");
+        assert!(
+            err["error"].is_string() && err["message"].is_string(),
+            "{body} → {err}"
+        );
     }
     // Malformed JSON, wrong content type, an oversized body.
-    let r = client.post(app.url("/payments")).bearer_auth(&svc).header("content-type", "application/json").body("{\"bookId\": ").send().await.unwrap();
+    let r = client
+        .post(app.url("/payments"))
+        .bearer_auth(&svc)
+        .header("content-type", "application/json")
+        .body("{\"bookId\": ")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "malformed_json");
-    let r = client.post(app.url("/payments")).bearer_auth(&svc).body("bookId=1").send().await.unwrap();
+    let r = client
+        .post(app.url("/payments"))
+        .bearer_auth(&svc)
+        .body("bookId=1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let huge = json!({"bookId": "b", "houseId": 1, "housePrice": 3, "customerId": "x".repeat(200_000)});
+    let huge =
+        json!({"bookId": "b", "houseId": 1, "housePrice": 3, "customerId": "x".repeat(200_000)});
     let (s, _) = app.post("/payments", &svc, huge).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
     // Bad paths and unknown routes are JSON too.
     let (s, e) = app.get("/payments/abc", &svc).await;
-    assert_eq!((s, e["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_path")));
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_path"))
+    );
     let (s, e) = app.get("/nowhere", &svc).await;
-    assert_eq!((s, e["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
     let (s, _) = app.get("/payments?limit=100000", &svc).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
 
@@ -182,7 +301,13 @@ async fn bad_requests_get_json_4xx_and_store_nothing(backend: Backend) {
 async fn customers_see_only_their_own_payments(backend: Backend) {
     let world = World::new(backend);
     let app = spawn(&world).await;
-    let (_, p) = app.post("/payments", &service(), payment_body(&testkit::unique("b-"), 10)).await;
+    let (_, p) = app
+        .post(
+            "/payments",
+            &service(),
+            payment_body(&testkit::unique("b-"), 10),
+        )
+        .await;
     let mut bob_body = payment_body(&testkit::unique("b-"), 10);
     bob_body["customerId"] = json!("bob");
     app.post("/payments", &service(), bob_body).await;
@@ -219,7 +344,11 @@ async fn injected_failures_answer_503_and_store_nothing(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN, "only an admin turns the knobs");
+    assert_eq!(
+        r.status(),
+        StatusCode::FORBIDDEN,
+        "only an admin turns the knobs"
+    );
     let r = testkit::http()
         .post(app.url("/payments"))
         .bearer_auth(service())
@@ -238,16 +367,39 @@ async fn health_readiness_and_metrics(backend: Backend) {
     let world = World::new(backend);
     let app = spawn(&world).await;
     let c = testkit::http();
-    assert_eq!(c.get(app.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
-    assert_eq!(c.get(app.url("/readyz")).send().await.unwrap().status(), StatusCode::OK);
-    app.post("/payments", &service(), payment_body(&testkit::unique("b-"), 10)).await;
-    let text = c.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(
+        c.get(app.url("/healthz")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        c.get(app.url("/readyz")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    app.post(
+        "/payments",
+        &service(),
+        payment_body(&testkit::unique("b-"), 10),
+    )
+    .await;
+    let text = c
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         text.contains(r#"housebook_http_requests_total{method="POST",route="/payments",status="201",service="payment"} 1"#),
         "{text}"
     );
     assert!(text.contains("housebook_outbox_backlog"));
-    let r = c.get(app.url("/readyz")).header("x-request-id", "req-42").send().await.unwrap();
+    let r = c
+        .get(app.url("/readyz"))
+        .header("x-request-id", "req-42")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["x-request-id"], "req-42");
     app.stop().await;
 }
@@ -261,3 +413,82 @@ on_both_backends!(
     injected_failures_answer_503_and_store_nothing,
     health_readiness_and_metrics,
 );
+
+/// The real binary on SIGTERM: readiness turns false at once, the in-flight request
+/// finishes, its event is published, and the process exits cleanly (I10 on one process).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_work_and_exits_cleanly() {
+    let world = World::new(Backend::Sqlite);
+    let db_url = testkit::fresh_database(Backend::Sqlite).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_payment"))
+        .env("HOUSEBOOK_HTTP__PORT", port.to_string())
+        .env("HOUSEBOOK_HTTP__DRAIN_SECS", "1")
+        .env("HOUSEBOOK_DATABASE__URL", &db_url)
+        .env("HOUSEBOOK_KAFKA__BROKERS", testkit::brokers())
+        .env("HOUSEBOOK_KAFKA__TOPIC_PREFIX", &world.topic_prefix)
+        .env("HOUSEBOOK_FAULTS__DELAY_MIN_MS", "1500")
+        .env("HOUSEBOOK_FAULTS__DELAY_MAX_MS", "1500")
+        .env("HOUSEBOOK_LOG__FILTER", "warn")
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let c = testkit::http();
+    testkit::eventually(20, "payment ready", || async {
+        let r = c.get(format!("{base}/readyz")).send().await.ok()?;
+        (r.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+    let mut probe = EventProbe::new(&world.events_topic());
+
+    let book = testkit::unique("b-");
+    let post = {
+        let (c, url, body, tok) = (
+            c.clone(),
+            format!("{base}/payments"),
+            payment_body(&book, 10),
+            service(),
+        );
+        tokio::spawn(async move {
+            c.post(url)
+                .bearer_auth(tok)
+                .json(&body)
+                .send()
+                .await
+                .map(|r| r.status())
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let ready = c.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(
+        ready.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not ready once draining"
+    );
+
+    assert_eq!(
+        post.await.unwrap().unwrap(),
+        StatusCode::CREATED,
+        "the in-flight request finished"
+    );
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "exited cleanly: {status:?}");
+    probe
+        .wait_until(20, "the drained request's Paid", |e| {
+            count(e, "Paid", &book) == 1
+        })
+        .await;
+}

@@ -6,7 +6,9 @@ use platform::settings::{AuthSettings, DEV_SIGNING_KEY_PEM};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let sub = args.next().ok_or_else(|| anyhow::anyhow!("usage: dev-token SUB ROLE... (ADMIN, CUSTOMER, SERVICE)"))?;
+    let sub = args.next().ok_or_else(|| {
+        anyhow::anyhow!("usage: dev-token SUB ROLE... (ADMIN, CUSTOMER, SERVICE)")
+    })?;
     let roles = args
         .map(|r| match r.to_ascii_uppercase().as_str() {
             "ADMIN" => Ok(Role::Admin),
@@ -15,7 +17,11 @@ fn main() -> anyhow::Result<()> {
             other => Err(anyhow::anyhow!("unknown role {other}")),
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let roles = if roles.is_empty() { vec![Role::Customer] } else { roles };
+    let roles = if roles.is_empty() {
+        vec![Role::Customer]
+    } else {
+        roles
+    };
     let auth = AuthSettings::default();
     let issuer = TokenIssuer::from_pem(DEV_SIGNING_KEY_PEM, &auth.issuer, &auth.audience)?;
     println!("{}", issuer.issue(&sub, &roles, 3600)?);

@@ -74,7 +74,11 @@ impl NewHouse {
         if description.chars().any(|c| c.is_control() && c != '\n') {
             return Err(HouseInvalid::ControlCharacters);
         }
-        Ok(Self { name: HouseName::new(name)?, price: Money::new(price)?, description: description.to_owned() })
+        Ok(Self {
+            name: HouseName::new(name)?,
+            price: Money::new(price)?,
+            description: description.to_owned(),
+        })
     }
 }
 
@@ -161,18 +165,41 @@ mod tests {
 
     #[test]
     fn names_are_trimmed_bounded_and_printable() {
-        assert_eq!(HouseName::new("  Jeju stone house ").unwrap().as_str(), "Jeju stone house");
+        assert_eq!(
+            HouseName::new("  Jeju stone house ").unwrap().as_str(),
+            "Jeju stone house"
+        );
         assert_eq!(HouseName::new("   "), Err(HouseInvalid::NameEmpty));
-        assert_eq!(HouseName::new(&"가".repeat(101)), Err(HouseInvalid::NameTooLong));
+        assert_eq!(
+            HouseName::new(&"가".repeat(101)),
+            Err(HouseInvalid::NameTooLong)
+        );
         assert!(HouseName::new(&"가".repeat(100)).is_ok());
-        assert_eq!(HouseName::new("a\u{0007}b"), Err(HouseInvalid::ControlCharacters));
-        assert!(HouseName::new("🏠 '; DROP TABLE houses; --").is_ok(), "stored as data, never as SQL");
+        assert_eq!(
+            HouseName::new("a\u{0007}b"),
+            Err(HouseInvalid::ControlCharacters)
+        );
+        assert!(
+            HouseName::new("🏠 '; DROP TABLE houses; --").is_ok(),
+            "stored as data, never as SQL"
+        );
     }
 
     #[test]
     fn prices_and_descriptions_are_checked() {
-        assert!(matches!(NewHouse::new("a", 0, None), Err(HouseInvalid::Price(_))));
-        assert_eq!(NewHouse::new("a", 5, Some(&"x".repeat(2001))), Err(HouseInvalid::DescriptionTooLong));
-        assert_eq!(NewHouse::new("a", 5, Some("line1\nline2")).unwrap().description, "line1\nline2");
+        assert!(matches!(
+            NewHouse::new("a", 0, None),
+            Err(HouseInvalid::Price(_))
+        ));
+        assert_eq!(
+            NewHouse::new("a", 5, Some(&"x".repeat(2001))),
+            Err(HouseInvalid::DescriptionTooLong)
+        );
+        assert_eq!(
+            NewHouse::new("a", 5, Some("line1\nline2"))
+                .unwrap()
+                .description,
+            "line1\nline2"
+        );
     }
 }

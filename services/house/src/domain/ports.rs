@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use events::EventKey;
 
-use super::models::{House, NewHouse, ReleaseOutcome, ReserveOutcome, Reservation, ReservedNight};
+use super::models::{House, NewHouse, ReleaseOutcome, Reservation, ReserveOutcome, ReservedNight};
 
 /// Whether an event was applied now or had been applied before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,12 +24,29 @@ pub trait HouseRepository: Send + Sync + 'static {
     /// One house.
     async fn get(&self, id: i64) -> anyhow::Result<Option<House>>;
     /// Houses by id, with whether each is reserved on `night`.
-    async fn list(&self, night: NaiveDate, limit: i64, offset: i64) -> anyhow::Result<Vec<(House, bool)>>;
+    async fn list(
+        &self,
+        night: NaiveDate,
+        limit: i64,
+        offset: i64,
+    ) -> anyhow::Result<Vec<(House, bool)>>;
     /// A house's reserved nights from `from` on.
-    async fn reserved_nights(&self, house_id: i64, from: NaiveDate) -> anyhow::Result<Vec<ReservedNight>>;
+    async fn reserved_nights(
+        &self,
+        house_id: i64,
+        from: NaiveDate,
+    ) -> anyhow::Result<Vec<ReservedNight>>;
     /// Holds a booking's nights, all or none, with `HouseRented` or `HouseRentRejected`.
-    async fn reserve(&self, key: &EventKey, r: &Reservation) -> anyhow::Result<Applied<ReserveOutcome>>;
+    async fn reserve(
+        &self,
+        key: &EventKey,
+        r: &Reservation,
+    ) -> anyhow::Result<Applied<ReserveOutcome>>;
     /// Releases a booking's nights with `HouseRentCanceled`, and remembers the booking as
     /// cancelled so that a late `Paid` cannot hold them again.
-    async fn release(&self, key: &EventKey, book_id: &str) -> anyhow::Result<Applied<ReleaseOutcome>>;
+    async fn release(
+        &self,
+        key: &EventKey,
+        book_id: &str,
+    ) -> anyhow::Result<Applied<ReleaseOutcome>>;
 }

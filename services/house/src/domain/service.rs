@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use events::EventKey;
 
-use super::models::{House, NewHouse, ReleaseOutcome, ReserveOutcome, Reservation, ReservedNight};
+use super::models::{House, NewHouse, ReleaseOutcome, Reservation, ReserveOutcome, ReservedNight};
 use super::ports::{Applied, HouseRepository};
 
 /// A house with its calendar as of one date.
@@ -38,27 +38,50 @@ impl HouseService {
     }
 
     /// A house and its calendar from `date` on.
-    pub async fn calendar(&self, id: i64, date: NaiveDate) -> anyhow::Result<Option<HouseCalendar>> {
-        let Some(house) = self.repo.get(id).await? else { return Ok(None) };
+    pub async fn calendar(
+        &self,
+        id: i64,
+        date: NaiveDate,
+    ) -> anyhow::Result<Option<HouseCalendar>> {
+        let Some(house) = self.repo.get(id).await? else {
+            return Ok(None);
+        };
         let reserved = self.repo.reserved_nights(id, date).await?;
         let rented_on_date = reserved.first().is_some_and(|n| n.night == date);
-        Ok(Some(HouseCalendar { house, rented_on_date, reserved }))
+        Ok(Some(HouseCalendar {
+            house,
+            rented_on_date,
+            reserved,
+        }))
     }
 
     /// Houses with whether each is reserved on `date`.
-    pub async fn list(&self, date: NaiveDate, limit: i64, offset: i64) -> anyhow::Result<Vec<(House, bool)>> {
+    pub async fn list(
+        &self,
+        date: NaiveDate,
+        limit: i64,
+        offset: i64,
+    ) -> anyhow::Result<Vec<(House, bool)>> {
         self.repo.list(date, limit, offset).await
     }
 
     /// A booking was paid: hold its nights or refuse (F3).
     #[tracing::instrument(skip(self, key, r), fields(book_id = %r.book_id, house_id = r.house_id))]
-    pub async fn reserve(&self, key: &EventKey, r: &Reservation) -> anyhow::Result<Applied<ReserveOutcome>> {
+    pub async fn reserve(
+        &self,
+        key: &EventKey,
+        r: &Reservation,
+    ) -> anyhow::Result<Applied<ReserveOutcome>> {
         self.repo.reserve(key, r).await
     }
 
     /// A booking or its payment was cancelled: release its nights (F6).
     #[tracing::instrument(skip(self, key))]
-    pub async fn release(&self, key: &EventKey, book_id: &str) -> anyhow::Result<Applied<ReleaseOutcome>> {
+    pub async fn release(
+        &self,
+        key: &EventKey,
+        book_id: &str,
+    ) -> anyhow::Result<Applied<ReleaseOutcome>> {
         self.repo.release(key, book_id).await
     }
 }

@@ -90,12 +90,21 @@ async fn register(
     AppJson(body): AppJson<RegisterBody>,
 ) -> Result<Response, ApiError> {
     caller.require_any(&[Role::Admin])?;
-    let new = NewHouse::new(&body.house_name, body.house_price, body.house_description.as_deref())
-        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let new = NewHouse::new(
+        &body.house_name,
+        body.house_price,
+        body.house_description.as_deref(),
+    )
+    .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     let house = state.service.register(new).await?;
     let location = format!("/houses/{}", house.id);
     let today = chrono::Utc::now().date_naive();
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], AppJson(view(house, false, today))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        AppJson(view(house, false, today)),
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,10 +132,17 @@ async fn list(
     let limit = q.limit.unwrap_or(100);
     let offset = q.offset.unwrap_or(0);
     if !(1..=1000).contains(&limit) || offset < 0 {
-        return Err(ApiError::unprocessable("limit must be 1 to 1000 and offset not negative"));
+        return Err(ApiError::unprocessable(
+            "limit must be 1 to 1000 and offset not negative",
+        ));
     }
     let houses = state.service.list(date, limit, offset).await?;
-    Ok(AppJson(houses.into_iter().map(|(h, rented)| view(h, rented, date)).collect()))
+    Ok(AppJson(
+        houses
+            .into_iter()
+            .map(|(h, rented)| view(h, rented, date))
+            .collect(),
+    ))
 }
 
 async fn get_one(
@@ -136,7 +152,11 @@ async fn get_one(
     AppQuery(q): AppQuery<DateQuery>,
 ) -> Result<AppJson<HouseView>, ApiError> {
     let date = q.date()?;
-    let HouseCalendar { house, rented_on_date, reserved } = state
+    let HouseCalendar {
+        house,
+        rented_on_date,
+        reserved,
+    } = state
         .service
         .calendar(id, date)
         .await?
@@ -146,7 +166,10 @@ async fn get_one(
     v.reserved_nights = Some(
         reserved
             .into_iter()
-            .map(|n| NightView { night: n.night, book_id: show_ids.then_some(n.book_id) })
+            .map(|n| NightView {
+                night: n.night,
+                book_id: show_ids.then_some(n.book_id),
+            })
             .collect(),
     );
     Ok(AppJson(v))

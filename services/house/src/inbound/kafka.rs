@@ -35,7 +35,9 @@ impl EventHandler for HouseEvents {
 
     async fn handle(&self, envelope: &Envelope) -> Result<Handled, HandleError> {
         let key = EventKey::of(envelope);
-        let event = envelope.decode().map_err(|e| HandleError::Permanent(e.to_string()))?;
+        let event = envelope
+            .decode()
+            .map_err(|e| HandleError::Permanent(e.to_string()))?;
         match event {
             DomainEvent::Paid(p) => {
                 let r = Reservation {
@@ -45,9 +47,15 @@ impl EventHandler for HouseEvents {
                 };
                 Ok(handled(self.service.reserve(&key, &r).await?))
             }
-            DomainEvent::PaymentCanceled(p) => Ok(handled(self.service.release(&key, &p.book_id).await?)),
-            DomainEvent::BookCanceled(b) => Ok(handled(self.service.release(&key, &b.book_id).await?)),
-            other => Err(HandleError::Permanent(format!("not handled here: {other:?}"))),
+            DomainEvent::PaymentCanceled(p) => {
+                Ok(handled(self.service.release(&key, &p.book_id).await?))
+            }
+            DomainEvent::BookCanceled(b) => {
+                Ok(handled(self.service.release(&key, &b.book_id).await?))
+            }
+            other => Err(HandleError::Permanent(format!(
+                "not handled here: {other:?}"
+            ))),
         }
     }
 }

@@ -16,7 +16,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use crate::domain::models::{
-    House, NewHouse, RejectReason, ReleaseOutcome, ReserveOutcome, Reservation, ReservedNight,
+    House, NewHouse, RejectReason, ReleaseOutcome, Reservation, ReserveOutcome, ReservedNight,
 };
 use crate::domain::ports::{Applied, HouseRepository};
 
@@ -74,7 +74,8 @@ impl SqlHouses {
         r: &Reservation,
         reason: RejectReason,
     ) -> anyhow::Result<Applied<ReserveOutcome>> {
-        self.record_rental(&mut tx, r, r.stay, "REJECTED", Some(reason.as_str())).await?;
+        self.record_rental(&mut tx, r, r.stay, "REJECTED", Some(reason.as_str()))
+            .await?;
         let event = HouseRentRejected {
             house_id: r.house_id,
             book_id: r.book_id.clone(),
@@ -96,7 +97,11 @@ fn house(row: &AnyRow) -> Result<House, sqlx::Error> {
 }
 
 async fn exists(tx: &mut Transaction<'static, Any>, sql: &str, key: &str) -> anyhow::Result<bool> {
-    Ok(sqlx::query(sql).bind(key.to_owned()).fetch_optional(&mut **tx).await?.is_some())
+    Ok(sqlx::query(sql)
+        .bind(key.to_owned())
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some())
 }
 
 #[async_trait]
@@ -119,21 +124,32 @@ impl HouseRepository for SqlHouses {
             price: new.price.get(),
             description: new.description.clone(),
         };
-        let event = HouseRegistered { house_id: house.id, house_name: house.name.clone(), house_price: house.price };
+        let event = HouseRegistered {
+            house_id: house.id,
+            house_name: house.name.clone(),
+            house_price: house.price,
+        };
         self.outbox.enqueue(&mut tx, &event).await?;
         self.commit(tx, true).await?;
         Ok(house)
     }
 
     async fn get(&self, id: i64) -> anyhow::Result<Option<House>> {
-        let row = sqlx::query("SELECT id, house_name, house_price, house_description FROM houses WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.db.pool())
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, house_name, house_price, house_description FROM houses WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.db.pool())
+        .await?;
         Ok(row.as_ref().map(house).transpose()?)
     }
 
-    async fn list(&self, night: NaiveDate, limit: i64, offset: i64) -> anyhow::Result<Vec<(House, bool)>> {
+    async fn list(
+        &self,
+        night: NaiveDate,
+        limit: i64,
+        offset: i64,
+    ) -> anyhow::Result<Vec<(House, bool)>> {
         let rows = sqlx::query(
             "SELECT h.id, h.house_name, h.house_price, h.house_description, \
              CAST(CASE WHEN EXISTS (SELECT 1 FROM reserved_nights r WHERE r.house_id = h.id AND r.night = $1) \
@@ -150,7 +166,11 @@ impl HouseRepository for SqlHouses {
             .collect()
     }
 
-    async fn reserved_nights(&self, house_id: i64, from: NaiveDate) -> anyhow::Result<Vec<ReservedNight>> {
+    async fn reserved_nights(
+        &self,
+        house_id: i64,
+        from: NaiveDate,
+    ) -> anyhow::Result<Vec<ReservedNight>> {
         let rows = sqlx::query(
             "SELECT night, book_id FROM reserved_nights WHERE house_id = $1 AND night >= $2 ORDER BY night",
         )
@@ -168,16 +188,32 @@ impl HouseRepository for SqlHouses {
             .collect()
     }
 
-    async fn reserve(&self, key: &EventKey, r: &Reservation) -> anyhow::Result<Applied<ReserveOutcome>> {
+    async fn reserve(
+        &self,
+        key: &EventKey,
+        r: &Reservation,
+    ) -> anyhow::Result<Applied<ReserveOutcome>> {
         let mut tx = self.db.pool().begin().await?;
         if !claim(&mut tx, key).await? {
             return Ok(Applied::Duplicate);
         }
-        if exists(&mut tx, "SELECT 1 FROM canceled_bookings WHERE book_id = $1", &r.book_id).await? {
+        if exists(
+            &mut tx,
+            "SELECT 1 FROM canceled_bookings WHERE book_id = $1",
+            &r.book_id,
+        )
+        .await?
+        {
             self.commit(tx, false).await?;
             return Ok(Applied::Now(ReserveOutcome::BookingCanceled));
         }
-        if exists(&mut tx, "SELECT 1 FROM rentals WHERE book_id = $1", &r.book_id).await? {
+        if exists(
+            &mut tx,
+            "SELECT 1 FROM rentals WHERE book_id = $1",
+            &r.book_id,
+        )
+        .await?
+        {
             self.commit(tx, false).await?;
             return Ok(Applied::Now(ReserveOutcome::AlreadyDecided));
         }
@@ -213,7 +249,8 @@ impl HouseRepository for SqlHouses {
                 .await?;
             return self.reject(tx, r, RejectReason::NightsTaken).await;
         }
-        self.record_rental(&mut tx, r, Some(stay), "RENTED", None).await?;
+        self.record_rental(&mut tx, r, Some(stay), "RENTED", None)
+            .await?;
         let event = HouseRented {
             house_id: r.house_id,
             book_id: r.book_id.clone(),
@@ -225,7 +262,11 @@ impl HouseRepository for SqlHouses {
         Ok(Applied::Now(ReserveOutcome::Rented))
     }
 
-    async fn release(&self, key: &EventKey, book_id: &str) -> anyhow::Result<Applied<ReleaseOutcome>> {
+    async fn release(
+        &self,
+        key: &EventKey,
+        book_id: &str,
+    ) -> anyhow::Result<Applied<ReleaseOutcome>> {
         let mut tx = self.db.pool().begin().await?;
         if !claim(&mut tx, key).await? {
             return Ok(Applied::Duplicate);

@@ -138,8 +138,14 @@ mod tests {
 
     #[test]
     fn both_spellings_of_cancelled_parse() {
-        assert_eq!(PaymentStatus::parse("payment_cancelled"), Some(PaymentStatus::PaymentCanceled));
-        assert_eq!(PaymentStatus::parse("PAYMENT_CANCELED"), Some(PaymentStatus::PaymentCanceled));
+        assert_eq!(
+            PaymentStatus::parse("payment_cancelled"),
+            Some(PaymentStatus::PaymentCanceled)
+        );
+        assert_eq!(
+            PaymentStatus::parse("PAYMENT_CANCELED"),
+            Some(PaymentStatus::PaymentCanceled)
+        );
         assert_eq!(PaymentStatus::parse("REFUNDED"), None);
     }
 }

@@ -56,7 +56,8 @@ pub trait PaymentRepository: Send + Sync + 'static {
     /// Refunds a payment with its `PaymentCanceled` event; a refunded one is returned as is.
     async fn cancel(&self, id: i64) -> Result<(Payment, Outcome), CancelPaymentError>;
     /// Refunds the payment of a booking (the caller knows only the booking).
-    async fn cancel_by_book(&self, book_id: &str) -> Result<(Payment, Outcome), CancelPaymentError>;
+    async fn cancel_by_book(&self, book_id: &str)
+        -> Result<(Payment, Outcome), CancelPaymentError>;
     /// One payment.
     async fn get(&self, id: i64) -> anyhow::Result<Option<Payment>>;
     /// Payments, oldest first.

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use super::models::{NewPayment, Payment};
-use super::ports::{CancelPaymentError, CreatePaymentError, Outcome, PaymentFilter, PaymentRepository};
+use super::ports::{
+    CancelPaymentError, CreatePaymentError, Outcome, PaymentFilter, PaymentRepository,
+};
 
 /// Takes, refunds and reads payments.
 #[derive(Clone)]
@@ -36,7 +38,10 @@ impl PaymentService {
 
     /// Refunds the payment of a booking.
     #[tracing::instrument(skip(self))]
-    pub async fn cancel_by_book(&self, book_id: &str) -> Result<(Payment, Outcome), CancelPaymentError> {
+    pub async fn cancel_by_book(
+        &self,
+        book_id: &str,
+    ) -> Result<(Payment, Outcome), CancelPaymentError> {
         self.repo.cancel_by_book(book_id).await
     }
 

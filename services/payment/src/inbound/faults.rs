@@ -67,14 +67,21 @@ impl Faults {
         let s = self.get();
         let (delay, fail) = {
             let mut rng = rand::thread_rng();
-            let delay = if s.delay_max_ms > 0 { rng.gen_range(s.delay_min_ms..=s.delay_max_ms) } else { 0 };
+            let delay = if s.delay_max_ms > 0 {
+                rng.gen_range(s.delay_min_ms..=s.delay_max_ms)
+            } else {
+                0
+            };
             (delay, s.failure_rate > 0.0 && rng.gen_bool(s.failure_rate))
         };
         if delay > 0 {
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
         if fail {
-            return Err(ApiError::unavailable("payment failed (injected fault)", Duration::from_secs(1)));
+            return Err(ApiError::unavailable(
+                "payment failed (injected fault)",
+                Duration::from_secs(1),
+            ));
         }
         Ok(())
     }
@@ -87,17 +94,41 @@ mod tests {
     #[test]
     fn knobs_are_validated() {
         let f = Faults::new(&FaultSettings::default()).unwrap();
-        assert!(f.set(FaultSettings { failure_rate: 1.5, ..Default::default() }).is_err());
-        assert!(f.set(FaultSettings { delay_min_ms: 700, delay_max_ms: 600, failure_rate: 0.0 }).is_err());
-        assert!(f.set(FaultSettings { delay_max_ms: 600_000, ..Default::default() }).is_err());
-        let ok = FaultSettings { delay_min_ms: 400, delay_max_ms: 620, failure_rate: 0.0 };
+        assert!(f
+            .set(FaultSettings {
+                failure_rate: 1.5,
+                ..Default::default()
+            })
+            .is_err());
+        assert!(f
+            .set(FaultSettings {
+                delay_min_ms: 700,
+                delay_max_ms: 600,
+                failure_rate: 0.0
+            })
+            .is_err());
+        assert!(f
+            .set(FaultSettings {
+                delay_max_ms: 600_000,
+                ..Default::default()
+            })
+            .is_err());
+        let ok = FaultSettings {
+            delay_min_ms: 400,
+            delay_max_ms: 620,
+            failure_rate: 0.0,
+        };
         assert_eq!(f.set(ok).unwrap(), ok);
         assert_eq!(f.get(), ok);
     }
 
     #[tokio::test]
     async fn always_failing_fails_and_off_passes() {
-        let f = Faults::new(&FaultSettings { failure_rate: 1.0, ..Default::default() }).unwrap();
+        let f = Faults::new(&FaultSettings {
+            failure_rate: 1.0,
+            ..Default::default()
+        })
+        .unwrap();
         assert_eq!(f.apply().await.unwrap_err().status.as_u16(), 503);
         let f = Faults::new(&FaultSettings::default()).unwrap();
         assert!(f.apply().await.is_ok());

@@ -108,7 +108,9 @@ struct CreateBody {
 impl CreateBody {
     fn try_into_domain(self, caller: &Caller) -> Result<NewPayment, PaymentInvalid> {
         let stay = match (self.check_in, self.check_out, self.book_date) {
-            (Some(i), Some(o), _) => events::Stay::new(events::parse_date(&i)?, events::parse_date(&o)?)?,
+            (Some(i), Some(o), _) => {
+                events::Stay::new(events::parse_date(&i)?, events::parse_date(&o)?)?
+            }
             (None, None, Some(d)) => events::Stay::one_night(events::parse_date(&d)?)?,
             _ => return Err(PaymentInvalid::NoStay),
         };
@@ -139,7 +141,12 @@ fn created(view: PaymentView, outcome: Outcome) -> Response {
     match outcome {
         Outcome::Done => {
             let location = format!("/payments/{}", view.id);
-            (StatusCode::CREATED, [(header::LOCATION, location)], AppJson(view)).into_response()
+            (
+                StatusCode::CREATED,
+                [(header::LOCATION, location)],
+                AppJson(view),
+            )
+                .into_response()
         }
         Outcome::AlreadyDone => (StatusCode::OK, AppJson(view)).into_response(),
     }
@@ -151,7 +158,9 @@ async fn create(
     AppJson(body): AppJson<CreateBody>,
 ) -> Result<Response, ApiError> {
     caller.require_any(&[Role::Service, Role::Admin])?;
-    let new = body.try_into_domain(&caller).map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let new = body
+        .try_into_domain(&caller)
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     state.faults.apply().await?;
     match state.service.pay(new).await {
         Ok((p, outcome)) => Ok(created(p.into(), outcome)),
@@ -162,10 +171,14 @@ async fn create(
     }
 }
 
-fn cancel_result(r: Result<(Payment, Outcome), CancelPaymentError>) -> Result<AppJson<PaymentView>, ApiError> {
+fn cancel_result(
+    r: Result<(Payment, Outcome), CancelPaymentError>,
+) -> Result<AppJson<PaymentView>, ApiError> {
     match r {
         Ok((p, _)) => Ok(AppJson(p.into())),
-        Err(CancelPaymentError::NotFound(id)) => Err(ApiError::not_found(format!("no payment {id}"))),
+        Err(CancelPaymentError::NotFound(id)) => {
+            Err(ApiError::not_found(format!("no payment {id}")))
+        }
         Err(CancelPaymentError::Unknown(e)) => Err(ApiError::internal(e)),
     }
 }
@@ -203,7 +216,9 @@ async fn patch(
     caller.require_any(&[Role::Service, Role::Admin])?;
     match PaymentStatus::parse(&body.status) {
         Some(PaymentStatus::PaymentCanceled) => cancel_result(state.service.cancel(id).await),
-        Some(PaymentStatus::Paid) => Err(ApiError::conflict("a payment cannot be set back to PAID")),
+        Some(PaymentStatus::Paid) => {
+            Err(ApiError::conflict("a payment cannot be set back to PAID"))
+        }
         None => Err(ApiError::unprocessable("status must be PAYMENT_CANCELED")),
     }
 }
@@ -240,7 +255,9 @@ async fn list(
     let limit = q.limit.unwrap_or(100);
     let offset = q.offset.unwrap_or(0);
     if !(1..=1000).contains(&limit) || offset < 0 {
-        return Err(ApiError::unprocessable("limit must be 1 to 1000 and offset not negative"));
+        return Err(ApiError::unprocessable(
+            "limit must be 1 to 1000 and offset not negative",
+        ));
     }
     let filter = PaymentFilter {
         customer_id: (!caller.sees_all()).then(|| caller.id.clone()),

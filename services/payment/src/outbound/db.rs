@@ -50,14 +50,22 @@ fn from_row(row: &AnyRow) -> anyhow::Result<Payment> {
     })
 }
 
-async fn find(conn: &mut AnyConnection, column: &str, value: Key<'_>) -> anyhow::Result<Option<Payment>> {
+async fn find(
+    conn: &mut AnyConnection,
+    column: &str,
+    value: Key<'_>,
+) -> anyhow::Result<Option<Payment>> {
     let sql = format!("SELECT {COLUMNS} FROM payments WHERE {column} = $1");
     let q = sqlx::query(&sql);
     let q = match value {
         Key::Id(id) => q.bind(id),
         Key::Book(b) => q.bind(b.to_owned()),
     };
-    q.fetch_optional(conn).await?.as_ref().map(from_row).transpose()
+    q.fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
 }
 
 #[derive(Clone, Copy)]
@@ -93,8 +101,15 @@ impl SqlPayments {
         if changed == 0 {
             // A concurrent cancel won; report what it stored.
             drop(tx);
-            let mut conn = self.db.pool().acquire().await.map_err(anyhow::Error::from)?;
-            let p = find(&mut conn, column, key).await?.context("payment vanished")?;
+            let mut conn = self
+                .db
+                .pool()
+                .acquire()
+                .await
+                .map_err(anyhow::Error::from)?;
+            let p = find(&mut conn, column, key)
+                .await?
+                .context("payment vanished")?;
             return Ok((p, Outcome::AlreadyDone));
         }
         payment.status = PaymentStatus::PaymentCanceled;
@@ -140,8 +155,15 @@ impl PaymentRepository for SqlPayments {
             Err(e) if is_unique_violation(&e) => {
                 // The same booking raced us and won: answer with its payment.
                 drop(tx);
-                let mut conn = self.db.pool().acquire().await.map_err(anyhow::Error::from)?;
-                let p = find(&mut conn, "book_id", Key::Book(book)).await?.context("payment vanished")?;
+                let mut conn = self
+                    .db
+                    .pool()
+                    .acquire()
+                    .await
+                    .map_err(anyhow::Error::from)?;
+                let p = find(&mut conn, "book_id", Key::Book(book))
+                    .await?
+                    .context("payment vanished")?;
                 return Ok((p, Outcome::AlreadyDone));
             }
             Err(e) => return Err(anyhow::Error::from(e).into()),
@@ -177,7 +199,10 @@ impl PaymentRepository for SqlPayments {
         self.cancel_where(Key::Id(id)).await
     }
 
-    async fn cancel_by_book(&self, book_id: &str) -> Result<(Payment, Outcome), CancelPaymentError> {
+    async fn cancel_by_book(
+        &self,
+        book_id: &str,
+    ) -> Result<(Payment, Outcome), CancelPaymentError> {
         self.cancel_where(Key::Book(book_id)).await
     }
 
@@ -197,7 +222,11 @@ impl PaymentRepository for SqlPayments {
             binds.push(b.clone());
             clauses.push(format!("book_id = ${}", binds.len()));
         }
-        let filter_sql = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+        let filter_sql = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
         let n = binds.len();
         let sql = format!(
             "SELECT {COLUMNS} FROM payments {filter_sql} ORDER BY id LIMIT ${} OFFSET ${}",
@@ -208,7 +237,11 @@ impl PaymentRepository for SqlPayments {
         for b in binds {
             q = q.bind(b);
         }
-        let rows = q.bind(filter.limit).bind(filter.offset).fetch_all(self.db.pool()).await?;
+        let rows = q
+            .bind(filter.limit)
+            .bind(filter.offset)
+            .fetch_all(self.db.pool())
+            .await?;
         rows.iter().map(from_row).collect()
     }
 }

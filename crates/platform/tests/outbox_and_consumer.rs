@@ -1,0 +1,196 @@
+//! The outbox relay and the consumer loop on the real broker and real databases.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use events::{Envelope, HouseRegistered};
+use platform::consumer::{ConsumerLoop, EventHandler, HandleError, Handled};
+use platform::db::Db;
+use platform::health::Health;
+use platform::metrics::{EventOutcome, Metrics};
+use platform::outbox::{relay, Outbox};
+use platform::shutdown::CancellationToken;
+use testkit::{inject_event, on_both_backends, Backend, EventProbe, World};
+
+fn registered(id: i64) -> HouseRegistered {
+    HouseRegistered {
+        house_id: id,
+        house_name: format!("house {id}"),
+        house_price: 10,
+    }
+}
+
+async fn unpublished(db: &Db) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+}
+
+async fn the_outbox_publishes_what_commits_and_nothing_that_rolled_back(backend: Backend) {
+    let world = World::new(backend);
+    let settings = world.settings("outbox").await;
+    platform::kafka::ensure_topics(&settings.kafka)
+        .await
+        .unwrap();
+    let db = Db::connect(&settings.database, &[]).await.unwrap();
+    let outbox = Outbox::new(world.events_topic());
+
+    let mut tx = db.pool().begin().await.unwrap();
+    outbox.enqueue(&mut tx, &registered(1)).await.unwrap();
+    tx.rollback().await.unwrap();
+    let mut tx = db.pool().begin().await.unwrap();
+    outbox.enqueue(&mut tx, &registered(2)).await.unwrap();
+    tx.commit().await.unwrap();
+    // Committed while no relay runs (a crash before publishing): it waits in the table.
+    assert_eq!(unpublished(&db).await, 1);
+
+    let stop = CancellationToken::new();
+    let producer = platform::kafka::producer(&settings.kafka).unwrap();
+    let metrics = Metrics::new("outbox").unwrap();
+    let task = tokio::spawn(relay(
+        db.clone(),
+        outbox.clone(),
+        producer,
+        metrics,
+        Duration::from_millis(100),
+        stop.clone(),
+    ));
+    let mut tx = db.pool().begin().await.unwrap();
+    outbox.enqueue(&mut tx, &registered(3)).await.unwrap();
+    tx.commit().await.unwrap();
+    outbox.notify();
+
+    let mut probe = EventProbe::new(&world.events_topic());
+    probe
+        .wait_until(20, "houses 2 and 3", |e| e.len() >= 2)
+        .await;
+    let seen = probe.settle(2).await;
+    let ids: Vec<_> = seen.iter().map(|e| e.correlation_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        vec!["house-2", "house-3"],
+        "in commit order, and never the rolled-back one"
+    );
+    testkit::eventually(10, "rows marked published", || async {
+        (unpublished(&db).await == 0).then_some(())
+    })
+    .await;
+    stop.cancel();
+    task.await.unwrap();
+}
+
+/// Fails transiently `fail_first` times per event, then applies it.
+struct Flaky {
+    fail_first: u32,
+    calls: AtomicU32,
+}
+
+#[async_trait]
+impl EventHandler for Flaky {
+    fn handles(&self) -> &'static [&'static str] {
+        &["HouseRegistered"]
+    }
+    async fn handle(&self, _: &Envelope) -> Result<Handled, HandleError> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        if n < self.fail_first {
+            Err(HandleError::Transient(anyhow::anyhow!(
+                "database unavailable (attempt {n})"
+            )))
+        } else {
+            Ok(Handled::Applied)
+        }
+    }
+}
+
+async fn run_loop(
+    world: &World,
+    handler: Arc<Flaky>,
+    db: &Db,
+    metrics: &Metrics,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let settings = world.settings("consumer").await;
+    let mut kafka = settings.kafka.clone();
+    kafka.group_id = format!("{}consumer", world.topic_prefix);
+    kafka.max_attempts = 4;
+    platform::kafka::ensure_topics(&kafka).await.unwrap();
+    let lp = ConsumerLoop {
+        producer: platform::kafka::producer(&kafka).unwrap(),
+        settings: kafka,
+        handler,
+        metrics: metrics.clone(),
+        health: Health::new(db.clone()),
+    };
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(lp.run(stop.clone()));
+    (stop, task)
+}
+
+async fn transient_failures_are_retried_then_parked_and_offsets_survive_a_restart(
+    backend: Backend,
+) {
+    let world = World::new(backend);
+    let db = Db::connect(&world.settings("consumer").await.database, &[])
+        .await
+        .unwrap();
+    platform::kafka::ensure_topics(&world.settings("x").await.kafka)
+        .await
+        .unwrap();
+    let topic = world.events_topic();
+    let metrics = Metrics::new("consumer").unwrap();
+
+    // Fails twice, then succeeds: applied once, nothing parked.
+    let handler = Arc::new(Flaky {
+        fail_first: 2,
+        calls: AtomicU32::new(0),
+    });
+    let (stop, task) = run_loop(&world, handler.clone(), &db, &metrics).await;
+    inject_event(&topic, &Envelope::new(&registered(1)).unwrap()).await;
+    testkit::eventually(30, "applied after retries", || async {
+        (metrics.event_count("HouseRegistered", EventOutcome::Applied) == 1).then_some(())
+    })
+    .await;
+    assert_eq!(handler.calls.load(Ordering::SeqCst), 3);
+    stop.cancel();
+    task.await.unwrap().unwrap();
+
+    // A restarted loop in the same group does not see it again: its offset was committed.
+    let always = Arc::new(Flaky {
+        fail_first: u32::MAX,
+        calls: AtomicU32::new(0),
+    });
+    let (stop, task) = run_loop(&world, always.clone(), &db, &metrics).await;
+    let mut dlq = EventProbe::new(&world.dead_letter_topic());
+    inject_event(&topic, &Envelope::new(&registered(2)).unwrap()).await;
+    let parked = dlq.wait_raw(30, 1).await;
+    assert_eq!(
+        always.calls.load(Ordering::SeqCst),
+        4,
+        "bounded: max_attempts calls, then parked (the first event was not redelivered)"
+    );
+    let reason = parked[0].header("dlq-reason").unwrap();
+    assert!(reason.contains("gave up after 4 attempts"), "{reason}");
+    let original = Envelope::from_slice(&parked[0].payload).unwrap();
+    assert_eq!(
+        original.correlation_id, "house-2",
+        "the original event is kept"
+    );
+    assert_eq!(
+        metrics.event_count("HouseRegistered", EventOutcome::DeadLettered),
+        1
+    );
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    db.close().await;
+}
+
+on_both_backends!(
+    the_outbox_publishes_what_commits_and_nothing_that_rolled_back,
+    transient_failures_are_retried_then_parked_and_offsets_survive_a_restart,
+);
