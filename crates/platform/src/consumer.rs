@@ -149,7 +149,7 @@ impl ConsumerLoop {
         self.health.set_consumer_running(false);
         match consumer.commit_consumer_state(CommitMode::Sync) {
             Ok(()) => tracing::info!("consumer: offsets committed"),
-            Err(e) => tracing::info!(error = %e, "consumer: nothing to commit on shutdown"),
+            Err(e) => tracing::info!(detail = %e, "consumer: no new offsets to commit on shutdown"),
         }
         consumer.unsubscribe();
         Ok(())
