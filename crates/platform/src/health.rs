@@ -17,7 +17,7 @@ use crate::db::Db;
 /// Readiness state shared by the runtime's tasks.
 #[derive(Clone)]
 pub struct Health {
-    db: Db,
+    db: Option<Db>,
     inner: Arc<Flags>,
 }
 
@@ -28,8 +28,8 @@ struct Flags {
 }
 
 impl Health {
-    /// Readiness over a database.
-    pub fn new(db: Db) -> Self {
+    /// Readiness over a database (`None` for a service that has none, like the gateway).
+    pub fn new(db: Option<Db>) -> Self {
         Self {
             db,
             inner: Arc::new(Flags {
@@ -65,7 +65,10 @@ impl Health {
         {
             return Err("consumer not running");
         }
-        self.db.ping().await.map_err(|_| "database unavailable")
+        match &self.db {
+            Some(db) => db.ping().await.map_err(|_| "database unavailable"),
+            None => Ok(()),
+        }
     }
 }
 

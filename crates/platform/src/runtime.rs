@@ -23,7 +23,7 @@ use crate::db::{Db, MigrationSql};
 use crate::health::{self, Health};
 use crate::metrics::{self, Metrics};
 use crate::outbox::{self, Outbox};
-use crate::settings::CommonSettings;
+use crate::settings::{CommonSettings, HttpSettings};
 
 /// One service's shared machinery.
 pub struct Runtime {
@@ -51,7 +51,7 @@ impl Runtime {
         let producer = crate::kafka::producer(&settings.kafka)?;
         let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port)).await?;
         Ok(Self {
-            health: Health::new(db.clone()),
+            health: Health::new(Some(db.clone())),
             outbox: Outbox::new(settings.kafka.events_topic()),
             settings: settings.clone(),
             db,
@@ -78,6 +78,10 @@ impl Runtime {
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
+    /// The token whose cancellation starts the drain.
+    pub fn shutdown(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
     /// The shared settings.
     pub fn settings(&self) -> &CommonSettings {
         &self.settings
@@ -101,25 +105,6 @@ impl Runtime {
             shutdown,
         } = self;
 
-        let ops = Router::new()
-            .route("/healthz", get(health::live))
-            .route("/readyz", get(health::ready).with_state(health.clone()))
-            .route(
-                "/metrics",
-                get(metrics::handler).with_state(metrics.clone()),
-            );
-        let app = api
-            .merge(ops)
-            .method_not_allowed_fallback(crate::http::method_not_allowed)
-            .route_layer(axum::middleware::from_fn_with_state(
-                metrics.clone(),
-                crate::http::observe,
-            ))
-            .fallback(crate::http::not_found)
-            .layer(DefaultBodyLimit::max(settings.http.body_limit_bytes))
-            .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
-
         let relay_stop = CancellationToken::new();
         let relay = tokio::spawn(outbox::relay(
             db.clone(),
@@ -142,20 +127,15 @@ impl Runtime {
             tokio::spawn(lp.run(shutdown.clone()))
         });
 
-        tracing::info!(
-            port = listener.local_addr().map(|a| a.port()).unwrap_or(0),
-            "listening"
-        );
-        let drain = Duration::from_secs(settings.http.drain_secs);
-        let draining = health.clone();
-        let stop = shutdown.clone();
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                stop.cancelled().await;
-                draining.start_draining();
-                tokio::time::sleep(drain).await;
-            })
-            .await;
+        let served = serve_http(
+            listener,
+            api,
+            &settings.http,
+            metrics.clone(),
+            health.clone(),
+            shutdown.clone(),
+        )
+        .await;
         // Whatever ended the server, the rest must wind down too.
         health.start_draining();
         shutdown.cancel();
@@ -178,4 +158,47 @@ impl Runtime {
         tracing::info!("stopped");
         served.map_err(Into::into)
     }
+}
+
+/// Serves `api` beside `/healthz`, `/readyz` and `/metrics`, with request ids, route
+/// metrics, JSON fallbacks and the body limit, until `shutdown`; then readiness turns
+/// false, the listener keeps accepting for `drain_secs`, and in-flight requests finish.
+pub async fn serve_http(
+    listener: TcpListener,
+    api: Router,
+    http: &HttpSettings,
+    metrics: Metrics,
+    health: Health,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let ops = Router::new()
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready).with_state(health.clone()))
+        .route(
+            "/metrics",
+            get(metrics::handler).with_state(metrics.clone()),
+        );
+    let app = api
+        .merge(ops)
+        .method_not_allowed_fallback(crate::http::method_not_allowed)
+        .route_layer(axum::middleware::from_fn_with_state(
+            metrics,
+            crate::http::observe,
+        ))
+        .fallback(crate::http::not_found)
+        .layer(DefaultBodyLimit::max(http.body_limit_bytes))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
+    tracing::info!(
+        port = listener.local_addr().map(|a| a.port()).unwrap_or(0),
+        "listening"
+    );
+    let drain = Duration::from_secs(http.drain_secs);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.cancelled().await;
+            health.start_draining();
+            tokio::time::sleep(drain).await;
+        })
+        .await
 }

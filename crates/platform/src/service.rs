@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
-use crate::settings::{CommonSettings, ServiceDefaults};
+use crate::settings::{LogSettings, ServiceDefaults};
 
 /// A service of the fleet: built from settings, then run until shutdown.
 #[async_trait]
@@ -14,8 +14,8 @@ pub trait Service: Sized + Send + 'static {
     type Settings: DeserializeOwned + Send + 'static;
     /// Its name and local port.
     const DEFAULTS: ServiceDefaults;
-    /// The shared part of its settings.
-    fn common(settings: &mut Self::Settings) -> &mut CommonSettings;
+    /// Its log settings.
+    fn log(settings: &Self::Settings) -> &LogSettings;
     /// Connects, migrates and binds; serves nothing yet.
     async fn build(settings: Self::Settings, shutdown: CancellationToken) -> anyhow::Result<Self>;
     /// The bound port.
@@ -26,8 +26,8 @@ pub trait Service: Sized + Send + 'static {
 
 /// The whole of a service binary's `main`: settings, logs, signals, build, run.
 pub async fn main<S: Service>() -> anyhow::Result<()> {
-    let mut settings: S::Settings = crate::settings::load(S::DEFAULTS)?;
-    crate::telemetry::init(&S::common(&mut settings).log);
+    let settings: S::Settings = crate::settings::load(S::DEFAULTS)?;
+    crate::telemetry::init(S::log(&settings));
     let shutdown = CancellationToken::new();
     crate::shutdown::cancel_on_signal(shutdown.clone());
     let app = S::build(settings, shutdown).await?;

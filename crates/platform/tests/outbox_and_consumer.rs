@@ -125,7 +125,7 @@ async fn run_loop(
         settings: kafka,
         handler,
         metrics: metrics.clone(),
-        health: Health::new(db.clone()),
+        health: Health::new(Some(db.clone())),
     };
     let stop = CancellationToken::new();
     let task = tokio::spawn(lp.run(stop.clone()));

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use platform::db::MigrationSql;
 use platform::runtime::Runtime;
 use platform::service::Service;
-use platform::settings::{CommonSettings, ServiceDefaults};
+use platform::settings::{CommonSettings, LogSettings, ServiceDefaults};
 use platform::shutdown::CancellationToken;
 use serde::Deserialize;
 
@@ -55,8 +55,8 @@ impl Service for Application {
         port: 8083,
     };
 
-    fn common(settings: &mut Settings) -> &mut CommonSettings {
-        &mut settings.common
+    fn log(settings: &Settings) -> &LogSettings {
+        &settings.common.log
     }
 
     async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {

@@ -161,8 +161,17 @@ async fn create(
     let new = body
         .try_into_domain(&caller)
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    state.faults.apply().await?;
-    match state.service.pay(new).await {
+    // Detached from the connection: a caller that gives up (a timeout) does not abort a
+    // payment half-way; it completes, the caller's retry gets the same payment, and a
+    // payment nobody booked is refunded by book's reconciler.
+    let work = tokio::spawn(async move {
+        state.faults.apply().await?;
+        Ok::<_, ApiError>(state.service.pay(new).await)
+    });
+    let result = work
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("payment task failed: {e}")))??;
+    match result {
         Ok((p, outcome)) => Ok(created(p.into(), outcome)),
         Err(CreatePaymentError::Conflict(m)) => Err(ApiError::conflict(format!(
             "booking {m} was already paid with different values"

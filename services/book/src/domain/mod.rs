@@ -1,0 +1,5 @@
+//! The booking domain: no HTTP, SQL or Kafka types in here.
+
+pub mod models;
+pub mod ports;
+pub mod service;

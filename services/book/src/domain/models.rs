@@ -1,0 +1,237 @@
+//! The Book aggregate: its statuses, the transitions between them, and what makes a new
+//! booking valid.
+
+use chrono::{DateTime, NaiveDate, Utc};
+pub use events::{Money, Stay};
+
+/// Where a booking stands (SPEC §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BookStatus {
+    /// Paid, waiting for the house.
+    Booked,
+    /// The house reserved the nights.
+    Confirmed,
+    /// The nights were taken; refunded.
+    Rejected,
+    /// Cancelled by the customer; refunded; nights released.
+    BookCanceled,
+}
+
+/// A transition the aggregate does not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a {from} booking cannot become {to}")]
+pub struct InvalidTransition {
+    /// Current status.
+    pub from: &'static str,
+    /// Asked-for status.
+    pub to: &'static str,
+}
+
+impl BookStatus {
+    /// The wire and storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Booked => "BOOKED",
+            Self::Confirmed => "CONFIRMED",
+            Self::Rejected => "REJECTED",
+            Self::BookCanceled => "BOOK_CANCELED",
+        }
+    }
+
+    /// Reads a status; the seed's single-L and the double-L spelling both work.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "BOOKED" => Some(Self::Booked),
+            "CONFIRMED" => Some(Self::Confirmed),
+            "REJECTED" => Some(Self::Rejected),
+            "BOOK_CANCELED" | "BOOK_CANCELLED" => Some(Self::BookCanceled),
+            _ => None,
+        }
+    }
+
+    fn to(self, next: Self) -> Result<Self, InvalidTransition> {
+        let ok = matches!(
+            (self, next),
+            (Self::Booked, Self::Confirmed)
+                | (Self::Booked, Self::Rejected)
+                | (Self::Booked, Self::BookCanceled)
+                | (Self::Confirmed, Self::BookCanceled)
+        );
+        if ok {
+            Ok(next)
+        } else {
+            Err(InvalidTransition {
+                from: self.as_str(),
+                to: next.as_str(),
+            })
+        }
+    }
+
+    /// The house reserved the nights.
+    pub fn confirm(self) -> Result<Self, InvalidTransition> {
+        self.to(Self::Confirmed)
+    }
+    /// The house refused.
+    pub fn reject(self) -> Result<Self, InvalidTransition> {
+        self.to(Self::Rejected)
+    }
+    /// The customer cancels.
+    pub fn cancel(self) -> Result<Self, InvalidTransition> {
+        self.to(Self::BookCanceled)
+    }
+    /// Whether the booking stands (its payment should be kept).
+    pub fn stands(self) -> bool {
+        matches!(self, Self::Booked | Self::Confirmed)
+    }
+}
+
+/// A house as `book` knows it, from `HouseRegistered`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    /// The house id.
+    pub house_id: i64,
+    /// Its name.
+    pub name: String,
+    /// Price of one night.
+    pub price: i64,
+}
+
+/// What a customer asks for: a house and a stay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookingRequest {
+    /// The house.
+    pub house_id: i64,
+    /// The stay.
+    pub stay: Stay,
+}
+
+/// Why a booking request is not valid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BookingInvalid {
+    /// Bad house id.
+    #[error("houseId must be a positive number")]
+    HouseId,
+    /// Bad stay.
+    #[error(transparent)]
+    Stay(#[from] events::StayError),
+    /// Neither a stay nor a `bookDate`.
+    #[error("give checkIn and checkOut, or bookDate")]
+    NoStay,
+    /// Check-in before today.
+    #[error("checkIn must not be in the past")]
+    InThePast,
+    /// No such house.
+    #[error("no house {0}")]
+    UnknownHouse(i64),
+    /// The total does not fit.
+    #[error("the stay's price {0}")]
+    Price(#[from] events::MoneyError),
+}
+
+impl BookingRequest {
+    /// Checks a request against today's date.
+    pub fn new(house_id: i64, stay: Stay, today: NaiveDate) -> Result<Self, BookingInvalid> {
+        if house_id <= 0 {
+            return Err(BookingInvalid::HouseId);
+        }
+        if stay.check_in() < today {
+            return Err(BookingInvalid::InThePast);
+        }
+        Ok(Self { house_id, stay })
+    }
+
+    /// The price of the stay at a listing: nights × price of a night, never the client's.
+    pub fn price(&self, listing: &Listing) -> Result<Money, BookingInvalid> {
+        Ok(Money::new(listing.price)?.times(self.stay.nights())?)
+    }
+}
+
+/// A stored booking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Booking {
+    /// Server-generated id (a UUIDv7), also the correlation id of its events.
+    pub id: String,
+    /// Its owner (token subject).
+    pub customer_id: String,
+    /// The house.
+    pub house_id: i64,
+    /// The house's name when booked.
+    pub house_name: String,
+    /// Total price of the stay.
+    pub price: i64,
+    /// The stay.
+    pub stay: Stay,
+    /// Status.
+    pub status: BookStatus,
+    /// The payment that paid it.
+    pub payment_id: i64,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When it was cancelled.
+    pub book_cancel_date: Option<DateTime<Utc>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        events::parse_date(s).unwrap()
+    }
+
+    #[test]
+    fn only_the_lifecycle_transitions_are_allowed() {
+        use BookStatus::*;
+        assert_eq!(Booked.confirm(), Ok(Confirmed));
+        assert_eq!(Booked.reject(), Ok(Rejected));
+        assert_eq!(Confirmed.cancel(), Ok(BookCanceled));
+        assert!(BookCanceled.cancel().is_err(), "cancelling twice");
+        assert!(Rejected.cancel().is_err());
+        assert!(Confirmed.reject().is_err());
+        assert!(BookCanceled.confirm().is_err());
+        assert!(Rejected.confirm().is_err());
+    }
+
+    #[test]
+    fn both_spellings_parse() {
+        assert_eq!(
+            BookStatus::parse("book_cancelled"),
+            Some(BookStatus::BookCanceled)
+        );
+        assert_eq!(
+            BookStatus::parse("BOOK_CANCELED"),
+            Some(BookStatus::BookCanceled)
+        );
+        assert_eq!(BookStatus::parse("PAID"), None);
+    }
+
+    #[test]
+    fn the_price_is_nights_times_the_listing() {
+        let today = d("2030-01-01");
+        let r = BookingRequest::new(
+            1,
+            Stay::new(d("2030-01-10"), d("2030-01-13")).unwrap(),
+            today,
+        )
+        .unwrap();
+        let l = Listing {
+            house_id: 1,
+            name: "x".into(),
+            price: 200_000,
+        };
+        assert_eq!(r.price(&l).unwrap().get(), 600_000);
+        let past = Stay::new(d("2029-12-31"), d("2030-01-02")).unwrap();
+        assert_eq!(
+            BookingRequest::new(1, past, today),
+            Err(BookingInvalid::InThePast)
+        );
+        assert!(
+            BookingRequest::new(1, Stay::one_night(today).unwrap(), today).is_ok(),
+            "tonight is fine"
+        );
+        assert_eq!(
+            BookingRequest::new(0, Stay::one_night(today).unwrap(), today),
+            Err(BookingInvalid::HouseId)
+        );
+    }
+}

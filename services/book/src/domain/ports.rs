@@ -1,0 +1,139 @@
+//! What the booking domain needs from the outside world: its store, and the payment
+//! context behind a synchronous call.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use events::EventKey;
+
+use super::models::{BookStatus, Booking, InvalidTransition, Listing};
+
+/// Whether an event was applied now or had been applied before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied<T> {
+    /// Applied now.
+    Now(T),
+    /// Its key was already in the inbox: nothing changed.
+    Duplicate,
+}
+
+/// The house's answer for a booking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HouseDecision {
+    /// Nights reserved.
+    Rented,
+    /// Refused, with the house's reason.
+    Rejected(String),
+}
+
+/// Why a cancel could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
+    /// No such booking.
+    #[error("no booking {0}")]
+    NotFound(String),
+    /// Its status does not allow it (e.g. cancelled already).
+    #[error(transparent)]
+    Invalid(#[from] InvalidTransition),
+    /// Anything else.
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+/// Which bookings to list.
+#[derive(Debug, Clone, Default)]
+pub struct BookingFilter {
+    /// Only this customer's.
+    pub customer_id: Option<String>,
+    /// Page size.
+    pub limit: i64,
+    /// Page start.
+    pub offset: i64,
+}
+
+/// Booking storage. Each write commits the change with its events (and, for consumed
+/// events, the inbox row) in one transaction.
+#[async_trait]
+pub trait BookRepository: Send + Sync + 'static {
+    /// Stores or updates a listing from `HouseRegistered`.
+    async fn upsert_listing(
+        &self,
+        key: &EventKey,
+        listing: &Listing,
+    ) -> anyhow::Result<Applied<()>>;
+    /// A listing.
+    async fn listing(&self, house_id: i64) -> anyhow::Result<Option<Listing>>;
+    /// Commits a paid booking as `BOOKED` with `Booked`; applies a house decision that
+    /// arrived before it; clears it from the unmatched payments.
+    async fn insert_booked(&self, booking: &Booking) -> anyhow::Result<Booking>;
+    /// One booking.
+    async fn get(&self, id: &str) -> anyhow::Result<Option<Booking>>;
+    /// Bookings, oldest first.
+    async fn list(&self, filter: &BookingFilter) -> anyhow::Result<Vec<Booking>>;
+    /// Applies the house's decision (`BookConfirmed`, or `BookRejected` with a refund
+    /// due), or keeps it for a booking not committed yet.
+    async fn apply_decision(
+        &self,
+        key: &EventKey,
+        book_id: &str,
+        decision: &HouseDecision,
+    ) -> anyhow::Result<Applied<Option<BookStatus>>>;
+    /// Moves a booking to `BOOK_CANCELED` with `BookCanceled`.
+    async fn cancel(&self, id: &str, at: DateTime<Utc>) -> Result<Booking, CancelError>;
+    /// Records a `Paid` whose booking is not known (yet).
+    async fn note_payment(
+        &self,
+        key: &EventKey,
+        book_id: &str,
+        payment_id: i64,
+    ) -> anyhow::Result<Applied<()>>;
+    /// Booking ids of payments seen before `before` whose booking never committed.
+    async fn unmatched_payments(&self, before: DateTime<Utc>) -> anyhow::Result<Vec<String>>;
+    /// Forgets an unmatched payment (refunded, or its booking turned up).
+    async fn forget_payment(&self, book_id: &str) -> anyhow::Result<()>;
+    /// Rejected bookings whose refund has not gone through yet.
+    async fn refunds_due(&self) -> anyhow::Result<Vec<String>>;
+    /// Marks a rejected booking's refund done.
+    async fn refund_done(&self, book_id: &str) -> anyhow::Result<()>;
+}
+
+/// What `book` sends to `payment`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRequest {
+    /// The booking (payment's idempotency key).
+    pub book_id: String,
+    /// The house.
+    pub house_id: i64,
+    /// Who pays.
+    pub customer_id: String,
+    /// Total.
+    pub amount: i64,
+    /// The stay.
+    pub stay: events::Stay,
+}
+
+/// Why the payment context could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentError {
+    /// Down, slow or failing, or the circuit is open: try again later.
+    #[error("payment unavailable: {reason}")]
+    Unavailable {
+        /// What happened.
+        reason: String,
+        /// When to try again.
+        retry_after: Duration,
+    },
+    /// Payment refused the request itself (a bug on our side, not an outage).
+    #[error("payment refused the request: {0}")]
+    Refused(String),
+}
+
+/// The payment context, called synchronously (SPEC §2: booking and payment together).
+#[async_trait]
+pub trait Payments: Send + Sync + 'static {
+    /// Pays for a booking (idempotent on its id); returns the payment id.
+    async fn pay(&self, request: &PaymentRequest) -> Result<i64, PaymentError>;
+    /// Refunds a booking's payment (idempotent); a booking with no payment is fine.
+    async fn refund(&self, book_id: &str) -> Result<(), PaymentError>;
+}

@@ -1,0 +1,269 @@
+//! The booking service: the saga's steps that `book` drives.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use events::EventKey;
+
+use super::models::{
+    BookStatus, Booking, BookingInvalid, BookingRequest, InvalidTransition, Listing,
+};
+use super::ports::{
+    Applied, BookRepository, BookingFilter, CancelError, HouseDecision, PaymentError,
+    PaymentRequest, Payments,
+};
+
+/// Why a booking could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum BookError {
+    /// The request is not valid (422).
+    #[error(transparent)]
+    Invalid(#[from] BookingInvalid),
+    /// Payment is unavailable: nothing was booked (503).
+    #[error("{reason}")]
+    PaymentUnavailable {
+        /// What happened.
+        reason: String,
+        /// When to try again.
+        retry_after: Duration,
+    },
+    /// Anything else (500).
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+/// Why a booking could not be cancelled.
+#[derive(Debug, thiserror::Error)]
+pub enum CancelBookingError {
+    /// No such booking (404).
+    #[error("no booking {0}")]
+    NotFound(String),
+    /// Someone else's booking (403).
+    #[error("this booking belongs to someone else")]
+    NotYours,
+    /// Its status does not allow it, e.g. cancelled already (409).
+    #[error(transparent)]
+    Invalid(#[from] InvalidTransition),
+    /// The refund could not be made now (503); nothing changed.
+    #[error("{reason}")]
+    PaymentUnavailable {
+        /// What happened.
+        reason: String,
+        /// When to try again.
+        retry_after: Duration,
+    },
+    /// Anything else (500).
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+/// Who is asking, as the domain sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The caller's id.
+    pub id: String,
+    /// Whether the caller may act on every booking (admin or service).
+    pub sees_all: bool,
+}
+
+/// Books, cancels and follows the house's answers.
+#[derive(Clone)]
+pub struct BookService {
+    repo: Arc<dyn BookRepository>,
+    payments: Arc<dyn Payments>,
+}
+
+impl BookService {
+    /// A service over its store and the payment context.
+    pub fn new(repo: Arc<dyn BookRepository>, payments: Arc<dyn Payments>) -> Self {
+        Self { repo, payments }
+    }
+
+    /// F2: price the stay from our own listing, pay synchronously, then commit `BOOKED`.
+    /// When payment fails nothing is stored; a payment that went through anyway (a
+    /// timeout that in fact succeeded) is refunded by [`Self::reconcile`].
+    #[tracing::instrument(skip(self, request), fields(house_id = request.house_id))]
+    pub async fn book(
+        &self,
+        customer: &str,
+        request: BookingRequest,
+    ) -> Result<Booking, BookError> {
+        let listing = self
+            .repo
+            .listing(request.house_id)
+            .await?
+            .ok_or(BookingInvalid::UnknownHouse(request.house_id))?;
+        let price = request.price(&listing)?;
+        let id = uuid::Uuid::now_v7().to_string();
+        let payment = PaymentRequest {
+            book_id: id.clone(),
+            house_id: listing.house_id,
+            customer_id: customer.to_owned(),
+            amount: price.get(),
+            stay: request.stay,
+        };
+        let payment_id = match self.payments.pay(&payment).await {
+            Ok(pid) => pid,
+            Err(PaymentError::Unavailable {
+                reason,
+                retry_after,
+            }) => {
+                return Err(BookError::PaymentUnavailable {
+                    reason,
+                    retry_after,
+                })
+            }
+            Err(e @ PaymentError::Refused(_)) => return Err(BookError::Unknown(e.into())),
+        };
+        let booking = Booking {
+            id,
+            customer_id: customer.to_owned(),
+            house_id: listing.house_id,
+            house_name: listing.name,
+            price: price.get(),
+            stay: request.stay,
+            status: BookStatus::Booked,
+            payment_id,
+            created_at: platform::db::now(),
+            book_cancel_date: None,
+        };
+        Ok(self.repo.insert_booked(&booking).await?)
+    }
+
+    /// F5: refund synchronously, then commit `BOOK_CANCELED`. If the refund cannot be made
+    /// now, nothing changes and the caller is told to retry.
+    #[tracing::instrument(skip(self, actor))]
+    pub async fn cancel(&self, actor: &Actor, id: &str) -> Result<Booking, CancelBookingError> {
+        let booking = self.get(actor, id).await.map_err(|e| match e {
+            GetError::NotFound => CancelBookingError::NotFound(id.to_owned()),
+            GetError::NotYours => CancelBookingError::NotYours,
+            GetError::Unknown(e) => CancelBookingError::Unknown(e),
+        })?;
+        booking.status.cancel()?;
+        match self.payments.refund(id).await {
+            Ok(()) => {}
+            Err(PaymentError::Unavailable {
+                reason,
+                retry_after,
+            }) => {
+                return Err(CancelBookingError::PaymentUnavailable {
+                    reason,
+                    retry_after,
+                })
+            }
+            Err(e @ PaymentError::Refused(_)) => return Err(CancelBookingError::Unknown(e.into())),
+        }
+        self.repo
+            .cancel(id, platform::db::now())
+            .await
+            .map_err(|e| match e {
+                CancelError::NotFound(id) => CancelBookingError::NotFound(id),
+                CancelError::Invalid(t) => CancelBookingError::Invalid(t),
+                CancelError::Unknown(e) => CancelBookingError::Unknown(e),
+            })
+    }
+
+    /// One booking, if the actor may see it.
+    pub async fn get(&self, actor: &Actor, id: &str) -> Result<Booking, GetError> {
+        let b = self.repo.get(id).await?.ok_or(GetError::NotFound)?;
+        if !actor.sees_all && b.customer_id != actor.id {
+            return Err(GetError::NotYours);
+        }
+        Ok(b)
+    }
+
+    /// The actor's bookings (all of them for an admin).
+    pub async fn list(
+        &self,
+        actor: &Actor,
+        limit: i64,
+        offset: i64,
+    ) -> anyhow::Result<Vec<Booking>> {
+        let filter = BookingFilter {
+            customer_id: (!actor.sees_all).then(|| actor.id.clone()),
+            limit,
+            offset,
+        };
+        self.repo.list(&filter).await
+    }
+
+    /// `HouseRegistered`: keep our copy of the listing.
+    pub async fn on_house_registered(
+        &self,
+        key: &EventKey,
+        listing: &Listing,
+    ) -> anyhow::Result<Applied<()>> {
+        self.repo.upsert_listing(key, listing).await
+    }
+
+    /// `HouseRented` / `HouseRentRejected` (F4).
+    pub async fn on_house_decision(
+        &self,
+        key: &EventKey,
+        book_id: &str,
+        decision: &HouseDecision,
+    ) -> anyhow::Result<Applied<Option<BookStatus>>> {
+        self.repo.apply_decision(key, book_id, decision).await
+    }
+
+    /// `Paid`: remember payments whose booking we do not know, for [`Self::reconcile`].
+    pub async fn on_paid(
+        &self,
+        key: &EventKey,
+        book_id: &str,
+        payment_id: i64,
+    ) -> anyhow::Result<Applied<()>> {
+        self.repo.note_payment(key, book_id, payment_id).await
+    }
+
+    /// I2 and the compensation of F4: refunds payments whose booking never committed
+    /// (seen more than `grace` ago) and rejected bookings' payments. Returns how many
+    /// refunds went through; what fails is tried again next time.
+    pub async fn reconcile(&self, grace: Duration) -> anyhow::Result<usize> {
+        let mut done = 0;
+        let before = Utc::now() - chrono::Duration::from_std(grace)?;
+        for book_id in self.repo.unmatched_payments(before).await? {
+            if self.repo.get(&book_id).await?.is_some() {
+                self.repo.forget_payment(&book_id).await?;
+                continue;
+            }
+            match self.payments.refund(&book_id).await {
+                Ok(()) => {
+                    tracing::warn!(%book_id, "refunded a payment whose booking never committed");
+                    self.repo.forget_payment(&book_id).await?;
+                    done += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(%book_id, error = %e, "reconcile: refund failed, will retry")
+                }
+            }
+        }
+        for book_id in self.repo.refunds_due().await? {
+            match self.payments.refund(&book_id).await {
+                Ok(()) => {
+                    self.repo.refund_done(&book_id).await?;
+                    done += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(%book_id, error = %e, "reconcile: refund of a rejected booking failed, will retry")
+                }
+            }
+        }
+        Ok(done)
+    }
+}
+
+/// Why a booking cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum GetError {
+    /// No such booking (404).
+    #[error("no such booking")]
+    NotFound,
+    /// Someone else's (403).
+    #[error("this booking belongs to someone else")]
+    NotYours,
+    /// Anything else (500).
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}

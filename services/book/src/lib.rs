@@ -1,0 +1,109 @@
+//! The booking context (SPEC §1, Core): the Book aggregate and the saga it drives.
+//!
+//! `POST /books` prices the stay from book's own copy of the listings (built from
+//! `HouseRegistered`), pays synchronously through a circuit breaker, and only then commits
+//! `BOOKED` with its `Booked` event. The house's answer moves the booking to `CONFIRMED` or
+//! `REJECTED` (and the payment is refunded). Cancelling refunds synchronously, then commits
+//! `BOOK_CANCELED`. A reconciler refunds payments whose booking never committed (I2).
+
+pub mod domain;
+pub mod inbound;
+pub mod outbound;
+
+use std::sync::Arc;
+
+use platform::db::MigrationSql;
+use platform::runtime::Runtime;
+use platform::service::Service;
+use platform::settings::{CommonSettings, LogSettings, ServiceDefaults};
+use platform::shutdown::CancellationToken;
+use serde::Deserialize;
+
+use crate::domain::service::BookService;
+use crate::inbound::reconciler::ReconcileSettings;
+use crate::outbound::payment_client::{BreakerMetrics, HttpPayments, PaymentClientSettings};
+
+/// The service's name: consumer group, database file, metrics label.
+pub const NAME: &str = "book";
+
+/// The migrations of the booking database (after the platform's outbox and inbox).
+pub const MIGRATIONS: &[MigrationSql] = &[MigrationSql {
+    version: 2,
+    description: "listings, bookings, early decisions, unmatched payments",
+    sqlite: include_str!("../migrations/sqlite/0002_bookings.sql"),
+    postgres: include_str!("../migrations/postgres/0002_bookings.sql"),
+}];
+
+/// All of the booking service's settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Settings {
+    /// What every service has.
+    #[serde(flatten)]
+    pub common: CommonSettings,
+    /// How to reach payment.
+    #[serde(default)]
+    pub payment: PaymentClientSettings,
+    /// The reconciler.
+    #[serde(default)]
+    pub reconcile: ReconcileSettings,
+}
+
+/// A built, not yet running, booking service.
+pub struct Application {
+    runtime: Runtime,
+    router: axum::Router,
+    handler: Arc<inbound::kafka::BookEvents>,
+    service: BookService,
+    reconcile: ReconcileSettings,
+}
+
+#[async_trait::async_trait]
+impl Service for Application {
+    type Settings = Settings;
+    const DEFAULTS: ServiceDefaults = ServiceDefaults {
+        name: NAME,
+        port: 8081,
+    };
+
+    fn log(settings: &Settings) -> &LogSettings {
+        &settings.common.log
+    }
+
+    async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let runtime = Runtime::build(NAME, &settings.common, MIGRATIONS, shutdown).await?;
+        let repo = outbound::db::SqlBookings::new(runtime.db().clone(), runtime.outbox().clone());
+        let breaker = BreakerMetrics::register(runtime.metrics().registry())?;
+        let payments = HttpPayments::new(settings.payment.clone(), breaker)?;
+        let service = BookService::new(Arc::new(repo), payments);
+        let verifier = platform::auth::TokenVerifier::new(&settings.common.auth)?;
+        let handler = Arc::new(inbound::kafka::BookEvents::new(service.clone()));
+        let router = inbound::http::router(inbound::http::AppState {
+            service: service.clone(),
+            verifier,
+        });
+        Ok(Self {
+            runtime,
+            router,
+            handler,
+            service,
+            reconcile: settings.reconcile,
+        })
+    }
+
+    fn port(&self) -> u16 {
+        self.runtime.port()
+    }
+
+    async fn run(self) -> anyhow::Result<()> {
+        let reconciler = tokio::spawn(inbound::reconciler::run(
+            self.service,
+            self.reconcile,
+            self.runtime.shutdown(),
+        ));
+        let served = self.runtime.run(self.router, Some(self.handler)).await;
+        if let Err(e) = reconciler.await {
+            tracing::error!(error = %e, "reconciler task failed");
+        }
+        served
+    }
+}

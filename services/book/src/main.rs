@@ -1,0 +1,6 @@
+//! The `book` service binary.
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    platform::service::main::<book::Application>().await
+}

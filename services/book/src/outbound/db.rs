@@ -1,0 +1,372 @@
+//! The booking repository on SQLite or PostgreSQL: each change commits with its event.
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use events::{BookCanceled, BookConfirmed, BookRejected, Booked, EventKey, Stay};
+use platform::consumer::claim;
+use platform::db::{now_text, parse_time, time_text, Db};
+use platform::outbox::Outbox;
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyConnection, Row, Transaction};
+
+use crate::domain::models::{BookStatus, Booking, InvalidTransition, Listing};
+use crate::domain::ports::{Applied, BookRepository, BookingFilter, CancelError, HouseDecision};
+
+const COLUMNS: &str =
+    "id, customer_id, house_id, house_name, house_price, check_in, check_out, status, \
+                       payment_id, created_at, book_cancel_date";
+
+/// Bookings in the service's own database.
+#[derive(Clone, Debug)]
+pub struct SqlBookings {
+    db: Db,
+    outbox: Outbox,
+}
+
+impl SqlBookings {
+    /// A repository over a database and its outbox.
+    pub fn new(db: Db, outbox: Outbox) -> Self {
+        Self { db, outbox }
+    }
+}
+
+fn booking(row: &AnyRow) -> anyhow::Result<Booking> {
+    let status: String = row.try_get("status")?;
+    let cancel: Option<String> = row.try_get("book_cancel_date")?;
+    Ok(Booking {
+        id: row.try_get("id")?,
+        customer_id: row.try_get("customer_id")?,
+        house_id: row.try_get("house_id")?,
+        house_name: row.try_get("house_name")?,
+        price: row.try_get("house_price")?,
+        stay: Stay::new(
+            events::parse_date(&row.try_get::<String, _>("check_in")?)?,
+            events::parse_date(&row.try_get::<String, _>("check_out")?)?,
+        )?,
+        status: BookStatus::parse(&status).context("unknown status in the database")?,
+        payment_id: row.try_get("payment_id")?,
+        created_at: parse_time(&row.try_get::<String, _>("created_at")?)?,
+        book_cancel_date: cancel.as_deref().map(parse_time).transpose()?,
+    })
+}
+
+async fn find(conn: &mut AnyConnection, id: &str) -> anyhow::Result<Option<Booking>> {
+    let sql = format!("SELECT {COLUMNS} FROM bookings WHERE id = $1");
+    sqlx::query(&sql)
+        .bind(id.to_owned())
+        .fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(booking)
+        .transpose()
+}
+
+impl SqlBookings {
+    /// Applies a house decision to a stored `BOOKED` booking inside `tx`.
+    async fn decide(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        b: &Booking,
+        decision: &HouseDecision,
+    ) -> anyhow::Result<Option<BookStatus>> {
+        let next = match decision {
+            HouseDecision::Rented => b.status.confirm(),
+            HouseDecision::Rejected(_) => b.status.reject(),
+        };
+        let Ok(next) = next else {
+            // e.g. cancelled meanwhile: the house released (or will release) the nights.
+            return Ok(None);
+        };
+        let refund = i64::from(next == BookStatus::Rejected);
+        sqlx::query("UPDATE bookings SET status = $1, refund_pending = $2 WHERE id = $3 AND status = 'BOOKED'")
+            .bind(next.as_str())
+            .bind(refund)
+            .bind(b.id.clone())
+            .execute(&mut **tx)
+            .await?;
+        match decision {
+            HouseDecision::Rented => {
+                self.outbox
+                    .enqueue(
+                        tx,
+                        &BookConfirmed {
+                            book_id: b.id.clone(),
+                            house_id: b.house_id,
+                        },
+                    )
+                    .await?;
+            }
+            HouseDecision::Rejected(reason) => {
+                let e = BookRejected {
+                    book_id: b.id.clone(),
+                    house_id: b.house_id,
+                    reason: reason.clone(),
+                };
+                self.outbox.enqueue(tx, &e).await?;
+            }
+        }
+        Ok(Some(next))
+    }
+}
+
+#[async_trait]
+impl BookRepository for SqlBookings {
+    async fn upsert_listing(&self, key: &EventKey, l: &Listing) -> anyhow::Result<Applied<()>> {
+        let mut tx = self.db.pool().begin().await?;
+        if !claim(&mut tx, key).await? {
+            return Ok(Applied::Duplicate);
+        }
+        sqlx::query(
+            "INSERT INTO listings (house_id, house_name, house_price) VALUES ($1, $2, $3) \
+             ON CONFLICT (house_id) DO UPDATE SET house_name = excluded.house_name, house_price = excluded.house_price",
+        )
+        .bind(l.house_id)
+        .bind(l.name.clone())
+        .bind(l.price)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Applied::Now(()))
+    }
+
+    async fn listing(&self, house_id: i64) -> anyhow::Result<Option<Listing>> {
+        let row = sqlx::query(
+            "SELECT house_id, house_name, house_price FROM listings WHERE house_id = $1",
+        )
+        .bind(house_id)
+        .fetch_optional(self.db.pool())
+        .await?;
+        row.map(|r| {
+            Ok(Listing {
+                house_id: r.try_get("house_id")?,
+                name: r.try_get("house_name")?,
+                price: r.try_get("house_price")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn insert_booked(&self, b: &Booking) -> anyhow::Result<Booking> {
+        let mut tx = self.db.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO bookings (id, customer_id, house_id, house_name, house_price, check_in, check_out, \
+             status, payment_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'BOOKED', $8, $9)",
+        )
+        .bind(b.id.clone())
+        .bind(b.customer_id.clone())
+        .bind(b.house_id)
+        .bind(b.house_name.clone())
+        .bind(b.price)
+        .bind(b.stay.check_in().to_string())
+        .bind(b.stay.check_out().to_string())
+        .bind(b.payment_id)
+        .bind(time_text(b.created_at))
+        .execute(&mut *tx)
+        .await?;
+        let booked = Booked {
+            book_id: b.id.clone(),
+            customer_id: b.customer_id.clone(),
+            house_id: b.house_id,
+            house_name: b.house_name.clone(),
+            house_price: b.price,
+            check_in: b.stay.check_in(),
+            check_out: b.stay.check_out(),
+            payment_id: b.payment_id,
+        };
+        self.outbox.enqueue(&mut tx, &booked).await?;
+        sqlx::query("DELETE FROM unmatched_payments WHERE book_id = $1")
+            .bind(b.id.clone())
+            .execute(&mut *tx)
+            .await?;
+        let mut stored = b.clone();
+        let early = sqlx::query("SELECT outcome, reason FROM early_decisions WHERE book_id = $1")
+            .bind(b.id.clone())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(row) = early {
+            let outcome: String = row.try_get("outcome")?;
+            let decision = if outcome == "RENTED" {
+                HouseDecision::Rented
+            } else {
+                HouseDecision::Rejected(
+                    row.try_get::<Option<String>, _>("reason")?
+                        .unwrap_or_default(),
+                )
+            };
+            if let Some(next) = self.decide(&mut tx, b, &decision).await? {
+                stored.status = next;
+            }
+            sqlx::query("DELETE FROM early_decisions WHERE book_id = $1")
+                .bind(b.id.clone())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.outbox.notify();
+        Ok(stored)
+    }
+
+    async fn get(&self, id: &str) -> anyhow::Result<Option<Booking>> {
+        let mut conn = self.db.pool().acquire().await?;
+        find(&mut conn, id).await
+    }
+
+    async fn list(&self, f: &BookingFilter) -> anyhow::Result<Vec<Booking>> {
+        let rows = match &f.customer_id {
+            Some(c) => {
+                let sql = format!("SELECT {COLUMNS} FROM bookings WHERE customer_id = $1 ORDER BY id LIMIT $2 OFFSET $3");
+                sqlx::query(&sql)
+                    .bind(c.clone())
+                    .bind(f.limit)
+                    .bind(f.offset)
+                    .fetch_all(self.db.pool())
+                    .await?
+            }
+            None => {
+                let sql = format!("SELECT {COLUMNS} FROM bookings ORDER BY id LIMIT $1 OFFSET $2");
+                sqlx::query(&sql)
+                    .bind(f.limit)
+                    .bind(f.offset)
+                    .fetch_all(self.db.pool())
+                    .await?
+            }
+        };
+        rows.iter().map(booking).collect()
+    }
+
+    async fn apply_decision(
+        &self,
+        key: &EventKey,
+        book_id: &str,
+        decision: &HouseDecision,
+    ) -> anyhow::Result<Applied<Option<BookStatus>>> {
+        let mut tx = self.db.pool().begin().await?;
+        if !claim(&mut tx, key).await? {
+            return Ok(Applied::Duplicate);
+        }
+        let next = match find(&mut tx, book_id).await? {
+            Some(b) => self.decide(&mut tx, &b, decision).await?,
+            None => {
+                let (outcome, reason) = match decision {
+                    HouseDecision::Rented => ("RENTED", None),
+                    HouseDecision::Rejected(r) => ("REJECTED", Some(r.clone())),
+                };
+                sqlx::query(
+                    "INSERT INTO early_decisions (book_id, outcome, reason, decided_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (book_id) DO NOTHING",
+                )
+                .bind(book_id.to_owned())
+                .bind(outcome)
+                .bind(reason)
+                .bind(now_text())
+                .execute(&mut *tx)
+                .await?;
+                None
+            }
+        };
+        tx.commit().await?;
+        self.outbox.notify();
+        Ok(Applied::Now(next))
+    }
+
+    async fn cancel(&self, id: &str, at: DateTime<Utc>) -> Result<Booking, CancelError> {
+        let mut tx = self.db.pool().begin().await.map_err(anyhow::Error::from)?;
+        let mut b = find(&mut tx, id)
+            .await?
+            .ok_or_else(|| CancelError::NotFound(id.to_owned()))?;
+        let next = b.status.cancel()?;
+        let changed = sqlx::query(
+            "UPDATE bookings SET status = $1, book_cancel_date = $2 WHERE id = $3 AND status IN ('BOOKED', 'CONFIRMED')",
+        )
+        .bind(next.as_str())
+        .bind(time_text(at))
+        .bind(id.to_owned())
+        .execute(&mut *tx)
+        .await
+        .map_err(anyhow::Error::from)?
+        .rows_affected();
+        if changed == 0 {
+            // A concurrent cancel won.
+            let done = BookStatus::BookCanceled.as_str();
+            return Err(InvalidTransition {
+                from: done,
+                to: done,
+            }
+            .into());
+        }
+        self.outbox
+            .enqueue(
+                &mut tx,
+                &BookCanceled {
+                    book_id: b.id.clone(),
+                    house_id: b.house_id,
+                    book_cancel_date: at,
+                },
+            )
+            .await?;
+        tx.commit().await.map_err(anyhow::Error::from)?;
+        self.outbox.notify();
+        b.status = next;
+        b.book_cancel_date = Some(at);
+        Ok(b)
+    }
+
+    async fn note_payment(
+        &self,
+        key: &EventKey,
+        book_id: &str,
+        payment_id: i64,
+    ) -> anyhow::Result<Applied<()>> {
+        let mut tx = self.db.pool().begin().await?;
+        if !claim(&mut tx, key).await? {
+            return Ok(Applied::Duplicate);
+        }
+        if find(&mut tx, book_id).await?.is_none() {
+            sqlx::query(
+                "INSERT INTO unmatched_payments (book_id, payment_id, seen_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (book_id) DO NOTHING",
+            )
+            .bind(book_id.to_owned())
+            .bind(payment_id)
+            .bind(now_text())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Applied::Now(()))
+    }
+
+    async fn unmatched_payments(&self, before: DateTime<Utc>) -> anyhow::Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT book_id FROM unmatched_payments WHERE seen_at < $1 ORDER BY seen_at LIMIT 500",
+        )
+        .bind(time_text(before))
+        .fetch_all(self.db.pool())
+        .await?)
+    }
+
+    async fn forget_payment(&self, book_id: &str) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM unmatched_payments WHERE book_id = $1")
+            .bind(book_id.to_owned())
+            .execute(self.db.pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn refunds_due(&self) -> anyhow::Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM bookings WHERE refund_pending = 1 ORDER BY id LIMIT 500",
+        )
+        .fetch_all(self.db.pool())
+        .await?)
+    }
+
+    async fn refund_done(&self, book_id: &str) -> anyhow::Result<()> {
+        sqlx::query("UPDATE bookings SET refund_pending = 0 WHERE id = $1")
+            .bind(book_id.to_owned())
+            .execute(self.db.pool())
+            .await?;
+        Ok(())
+    }
+}

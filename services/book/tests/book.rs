@@ -1,0 +1,457 @@
+//! Integration tests of the booking saga: book, payment and house applications on real
+//! ports, talking real HTTP and real Kafka, on SQLite and on PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use book::inbound::reconciler::ReconcileSettings;
+use book::outbound::payment_client::PaymentClientSettings;
+use platform::auth::Role;
+use reqwest::StatusCode;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use testkit::{eventually, on_both_backends, token, Backend, TestApp, World};
+
+struct Saga {
+    payment: TestApp,
+    house: TestApp,
+    book: TestApp,
+}
+
+async fn start(backend: Backend) -> Saga {
+    let world = World::new(backend);
+    let payment = TestApp::spawn::<payment::Application>(payment::Settings {
+        common: world.settings("payment").await,
+        ..Default::default()
+    })
+    .await;
+    let house = TestApp::spawn::<house::Application>(house::Settings {
+        common: world.settings("house").await,
+    })
+    .await;
+    let book = TestApp::spawn::<book::Application>(book::Settings {
+        common: world.settings("book").await,
+        payment: PaymentClientSettings {
+            url: payment.base.clone(),
+            breaker_failures: 3,
+            breaker_open_ms: 500,
+            static_token: Some(SecretString::from(token("book", &[Role::Service]))),
+            ..Default::default()
+        },
+        reconcile: ReconcileSettings {
+            interval_ms: 200,
+            grace_ms: 1000,
+        },
+    })
+    .await;
+    Saga {
+        payment,
+        house,
+        book,
+    }
+}
+
+impl Saga {
+    async fn stop(self) {
+        self.book.stop().await;
+        self.house.stop().await;
+        self.payment.stop().await;
+    }
+
+    /// Registers a house and waits until book has its listing.
+    async fn house(&self, price: i64) -> i64 {
+        let before = metric(
+            &self.book,
+            "housebook_events_total{event_type=\"HouseRegistered\",outcome=\"applied\"",
+        )
+        .await;
+        let (s, h) = self
+            .house
+            .post(
+                "/houses",
+                &admin(),
+                json!({"houseName": "Test house", "housePrice": price}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+        eventually(20, "book to learn the listing", || async {
+            let now = metric(
+                &self.book,
+                "housebook_events_total{event_type=\"HouseRegistered\",outcome=\"applied\"",
+            )
+            .await;
+            (now > before).then_some(())
+        })
+        .await;
+        h["id"].as_i64().unwrap()
+    }
+
+    async fn book(
+        &self,
+        who: &str,
+        house: i64,
+        check_in: &str,
+        check_out: &str,
+    ) -> (StatusCode, Value) {
+        let body = json!({"houseId": house, "checkIn": check_in, "checkOut": check_out, "housePrice": 1, "status": "CONFIRMED"});
+        self.book.post("/books", &customer(who), body).await
+    }
+
+    async fn status_of(&self, id: &str) -> String {
+        let (_, b) = self.book.get(&format!("/books/{id}"), &admin()).await;
+        b["status"].as_str().unwrap_or_default().to_owned()
+    }
+
+    async fn payment_of(&self, book_id: &str) -> Option<Value> {
+        let (_, list) = self
+            .payment
+            .get(&format!("/payments?bookId={book_id}"), &admin())
+            .await;
+        list.as_array().and_then(|a| a.first().cloned())
+    }
+
+    async fn set_payment_faults(&self, faults: Value) {
+        let (s, _) = self
+            .payment
+            .send(reqwest::Method::PUT, "/faults", &admin(), Some(faults))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+    }
+}
+
+fn admin() -> String {
+    token("admin", &[Role::Admin])
+}
+fn customer(who: &str) -> String {
+    token(who, &[Role::Customer])
+}
+
+/// The value of the first metric line starting with `prefix`, or 0.
+async fn metric(app: &TestApp, prefix: &str) -> f64 {
+    app.metrics()
+        .await
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn wait_status(saga: &Saga, id: &str, want: &str) {
+    eventually(30, &format!("booking {id} to be {want}"), || async {
+        (saga.status_of(id).await == want).then_some(())
+    })
+    .await;
+}
+
+async fn a_booking_is_paid_confirmed_and_cancelled_with_a_refund(backend: Backend) {
+    let saga = start(backend).await;
+    let house = saga.house(100_000).await;
+
+    let (s, b) = saga.book("alice", house, "2030-01-10", "2030-01-13").await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["status"], "BOOKED");
+    assert_eq!(
+        b["housePrice"], 300_000,
+        "3 nights × 100000, never the client's price"
+    );
+    assert_eq!(b["customerId"], "alice");
+    let id = b["id"].as_str().unwrap().to_owned();
+    let p = saga.payment_of(&id).await.expect("paid");
+    assert_eq!(
+        (p["status"].as_str(), p["housePrice"].as_i64()),
+        (Some("PAID"), Some(300_000))
+    );
+
+    wait_status(&saga, &id, "CONFIRMED").await;
+    let (_, h) = saga
+        .house
+        .get(&format!("/houses/{house}?date=2030-01-10"), &admin())
+        .await;
+    assert_eq!(h["reservedNights"].as_array().unwrap().len(), 3);
+
+    // Another customer can neither see nor cancel it; nobody can set CONFIRMED by hand.
+    let (s, _) = saga
+        .book
+        .get(&format!("/books/{id}"), &customer("bob"))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = saga
+        .book
+        .post(&format!("/books/{id}/cancel"), &customer("bob"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = saga
+        .book
+        .get("/books", &customer("bob"))
+        .await
+        .1
+        .as_array()
+        .map(|a| (StatusCode::OK, a.len()))
+        .unwrap();
+    assert_eq!(s, StatusCode::OK);
+    let (_, bobs) = saga.book.get("/books", &customer("bob")).await;
+    assert_eq!(bobs, json!([]));
+    let (s, _) = saga
+        .book
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/books/{id}"),
+            &customer("alice"),
+            Some(json!({"status": "CONFIRMED"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+
+    // The seed's cancel: PATCH status=BOOK_CANCELLED (either spelling).
+    let (s, c) = saga
+        .book
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/books/{id}"),
+            &customer("alice"),
+            Some(json!({"status": "BOOK_CANCELLED"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    assert_eq!(c["status"], "BOOK_CANCELED");
+    assert!(c["bookCancelDate"].is_string());
+    assert_eq!(
+        saga.payment_of(&id).await.unwrap()["status"],
+        "PAYMENT_CANCELED",
+        "refunded before the cancel answered"
+    );
+    let (s, _) = saga
+        .book
+        .post(
+            &format!("/books/{id}/cancel"),
+            &customer("alice"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "cancelling twice");
+    eventually(30, "the nights released", || async {
+        let (_, h) = saga
+            .house
+            .get(&format!("/houses/{house}?date=2030-01-10"), &admin())
+            .await;
+        (h["reservedNights"] == json!([])).then_some(())
+    })
+    .await;
+    saga.stop().await;
+}
+
+async fn an_overlapping_booking_is_rejected_and_refunded(backend: Backend) {
+    let saga = start(backend).await;
+    let house = saga.house(500).await;
+    let (_, first) = saga.book("alice", house, "2030-02-01", "2030-02-04").await;
+    let first = first["id"].as_str().unwrap().to_owned();
+    wait_status(&saga, &first, "CONFIRMED").await;
+    let (s, second) = saga.book("bob", house, "2030-02-03", "2030-02-05").await;
+    assert_eq!(
+        s,
+        StatusCode::CREATED,
+        "accepted: the house decides asynchronously"
+    );
+    let second = second["id"].as_str().unwrap().to_owned();
+    wait_status(&saga, &second, "REJECTED").await;
+    eventually(30, "the rejected booking's refund", || async {
+        (saga.payment_of(&second).await?["status"] == "PAYMENT_CANCELED").then_some(())
+    })
+    .await;
+    assert_eq!(
+        saga.payment_of(&first).await.unwrap()["status"],
+        "PAID",
+        "the winner keeps its payment"
+    );
+    let (s, _) = saga
+        .book
+        .post(
+            &format!("/books/{second}/cancel"),
+            &customer("bob"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::CONFLICT,
+        "a rejected booking cannot be cancelled"
+    );
+    saga.stop().await;
+}
+
+async fn bad_booking_requests_book_and_charge_nothing(backend: Backend) {
+    let saga = start(backend).await;
+    let house = saga.house(100).await;
+    let cases: Vec<(Value, StatusCode)> = vec![
+        (
+            json!({"houseId": 424242, "checkIn": "2030-01-01", "checkOut": "2030-01-02"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"houseId": house, "checkIn": "2020-01-01", "checkOut": "2020-01-02"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"houseId": house, "checkIn": "2030-01-05", "checkOut": "2030-01-01"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"houseId": house, "bookDate": "2030-13-01"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (json!({"houseId": house}), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            json!({"houseId": "abc", "bookDate": "20300101"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (json!({"checkIn": "2030-01-01"}), StatusCode::BAD_REQUEST),
+    ];
+    for (body, want) in cases {
+        let (s, e) = saga
+            .book
+            .post("/books", &customer("alice"), body.clone())
+            .await;
+        assert_eq!(s, want, "{body} → {e}");
+        assert!(e["error"].is_string());
+    }
+    let r = testkit::http()
+        .post(saga.book.url("/books"))
+        .json(&json!({"houseId": house, "bookDate": "20300101"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let (s, _) = saga
+        .book
+        .post(
+            "/books",
+            &token("book", &[Role::Service]),
+            json!({"houseId": house, "bookDate": "20300101"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "a service does not book");
+    // The seed's one-night bookDate works.
+    let (s, b) = saga
+        .book
+        .post(
+            "/books",
+            &customer("alice"),
+            json!({"houseId": house.to_string(), "bookDate": "20300101"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(
+        (b["checkIn"].as_str(), b["checkOut"].as_str()),
+        (Some("2030-01-01"), Some("2030-01-02"))
+    );
+
+    let (_, books) = saga.book.get("/books", &admin()).await;
+    assert_eq!(
+        books.as_array().unwrap().len(),
+        1,
+        "only the valid booking is stored"
+    );
+    let (_, payments) = saga.payment.get("/payments", &admin()).await;
+    assert_eq!(
+        payments.as_array().unwrap().len(),
+        1,
+        "and only it was charged"
+    );
+    saga.stop().await;
+}
+
+async fn with_payment_failing_bookings_get_503_the_circuit_opens_and_recovers(backend: Backend) {
+    let saga = start(backend).await;
+    let house = saga.house(100).await;
+    saga.set_payment_faults(json!({"failureRate": 1.0})).await;
+    for i in 0..3 {
+        let r = testkit::http()
+            .post(saga.book.url("/books"))
+            .bearer_auth(customer("alice"))
+            .json(&json!({"houseId": house, "bookDate": format!("2030-03-0{}", i + 1)}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(r.headers().contains_key("retry-after"));
+        assert_eq!(r.json::<Value>().await.unwrap()["error"], "unavailable");
+    }
+    assert_eq!(
+        metric(&saga.book, "housebook_circuit_open").await,
+        1.0,
+        "three failures open the circuit"
+    );
+    let calls = metric(
+        &saga.payment,
+        "housebook_http_requests_total{method=\"POST\",route=\"/payments\",status=\"503\"",
+    )
+    .await;
+    let (s, _) = saga.book("alice", house, "2030-03-05", "2030-03-06").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    let after = metric(
+        &saga.payment,
+        "housebook_http_requests_total{method=\"POST\",route=\"/payments\",status=\"503\"",
+    )
+    .await;
+    assert_eq!(
+        calls, after,
+        "an open circuit answers without calling payment"
+    );
+    assert!(metric(&saga.book, "housebook_circuit_rejected_total").await >= 1.0);
+
+    // Payment recovers; after the open period a probe goes through and the circuit closes.
+    saga.set_payment_faults(json!({"failureRate": 0.0})).await;
+    let id = eventually(20, "a booking once payment is back", || async {
+        let (s, b) = saga.book("alice", house, "2030-03-10", "2030-03-11").await;
+        (s == StatusCode::CREATED).then(|| b["id"].as_str().unwrap().to_owned())
+    })
+    .await;
+    assert_eq!(metric(&saga.book, "housebook_circuit_open").await, 0.0);
+    let (_, books) = saga.book.get("/books", &admin()).await;
+    let ids: Vec<&str> = books
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![id.as_str()],
+        "no standing booking from the failed attempts"
+    );
+    saga.stop().await;
+}
+
+async fn a_payment_whose_call_timed_out_is_refunded_by_reconciliation(backend: Backend) {
+    let saga = start(backend).await;
+    let house = saga.house(100).await;
+    // Slower than book's 610 ms timeout: payment commits, book has long given up.
+    saga.set_payment_faults(json!({"delayMinMs": 1000, "delayMaxMs": 1000}))
+        .await;
+    let (s, _) = saga.book("alice", house, "2030-04-01", "2030-04-02").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    saga.set_payment_faults(json!({})).await;
+    let orphan = eventually(20, "the late payment to commit", || async {
+        let (_, list) = saga.payment.get("/payments", &admin()).await;
+        list.as_array()?.first().cloned()
+    })
+    .await;
+    let book_id = orphan["bookId"].as_str().unwrap().to_owned();
+    eventually(30, "reconciliation to refund it", || async {
+        (saga.payment_of(&book_id).await?["status"] == "PAYMENT_CANCELED").then_some(())
+    })
+    .await;
+    let (s, _) = saga.book.get(&format!("/books/{book_id}"), &admin()).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "no booking stands for it");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    saga.stop().await;
+}
+
+on_both_backends!(
+    a_booking_is_paid_confirmed_and_cancelled_with_a_refund,
+    an_overlapping_booking_is_rejected_and_refunded,
+    bad_booking_requests_book_and_charge_nothing,
+    with_payment_failing_bookings_get_503_the_circuit_opens_and_recovers,
+    a_payment_whose_call_timed_out_is_refunded_by_reconciliation,
+);
