@@ -271,3 +271,88 @@ impl ConsumerLoop {
         }
     }
 }
+
+/// Replays a topic from its beginning up to its current end through `handler`, with a
+/// throwaway consumer group (nothing is committed). Used to rebuild a read model from
+/// scratch; the handler's inbox keeps events it already applied from being applied twice.
+/// Returns how many events were applied.
+pub async fn replay(
+    settings: &KafkaSettings,
+    handler: Arc<dyn EventHandler>,
+) -> anyhow::Result<u64> {
+    use rdkafka::{Offset, TopicPartitionList};
+    let topic = settings.events_topic();
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &settings.brokers)
+        .set(
+            "group.id",
+            format!(
+                "{}-replay-{}",
+                settings.group_id,
+                uuid::Uuid::new_v4().simple()
+            ),
+        )
+        .set("enable.auto.commit", "false")
+        .set("broker.address.family", "v4")
+        .create()?;
+    let timeout = Duration::from_secs(10);
+    let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let mut ends = std::collections::HashMap::new();
+    let mut assignment = TopicPartitionList::new();
+    for p in partitions {
+        let (low, high) = consumer.fetch_watermarks(&topic, p, timeout)?;
+        if high > low {
+            ends.insert(p, high);
+            assignment.add_partition_offset(&topic, p, Offset::Offset(low))?;
+        }
+    }
+    consumer.assign(&assignment)?;
+    let mut applied = 0;
+    while !ends.is_empty() {
+        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!("replay stalled with {} partitions unfinished", ends.len())
+            })??;
+        if let Some(end) = ends.get(&m.partition()).copied() {
+            if m.offset() + 1 >= end {
+                ends.remove(&m.partition());
+            }
+        }
+        let Some(envelope) = m.payload().and_then(|b| Envelope::from_slice(b).ok()) else {
+            continue;
+        };
+        if !handler.handles().contains(&envelope.event_type.as_str()) {
+            continue;
+        }
+        let mut attempt = 0;
+        loop {
+            match handler.handle(&envelope).await {
+                Ok(Handled::Applied) => {
+                    applied += 1;
+                    break;
+                }
+                Ok(Handled::Duplicate) => break,
+                Err(HandleError::Permanent(reason)) => {
+                    tracing::warn!(event_id = %envelope.event_id, reason, "replay: skipping an event the handler refuses");
+                    break;
+                }
+                Err(HandleError::Transient(e)) if attempt < settings.max_attempts => {
+                    attempt += 1;
+                    tracing::warn!(error = format!("{e:#}"), attempt, "replay: retrying");
+                    tokio::time::sleep(Duration::from_millis(
+                        settings.retry_backoff_ms << attempt.min(10),
+                    ))
+                    .await;
+                }
+                Err(HandleError::Transient(e)) => return Err(e.context("replay gave up")),
+            }
+        }
+    }
+    Ok(applied)
+}

@@ -1,0 +1,5 @@
+//! The mypage domain: what the view holds. No HTTP, SQL or Kafka types in here.
+
+pub mod models;
+pub mod ports;
+pub mod service;

@@ -1,0 +1,81 @@
+//! The view service: folds events in, answers queries with ownership applied.
+
+use std::sync::Arc;
+
+use events::{DomainEvent, EventKey, Stay};
+
+use super::models::{Availability, BookingView};
+use super::ports::{Applied, ViewRepository};
+
+/// Why a row cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    /// No such row (404).
+    #[error("no such booking")]
+    NotFound,
+    /// Someone else's (403).
+    #[error("this booking belongs to someone else")]
+    NotYours,
+    /// Anything else (500).
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+/// The read side.
+#[derive(Clone)]
+pub struct ViewService {
+    repo: Arc<dyn ViewRepository>,
+}
+
+impl ViewService {
+    /// A service over its store.
+    pub fn new(repo: Arc<dyn ViewRepository>) -> Self {
+        Self { repo }
+    }
+
+    /// Folds one event in (effectively once).
+    pub async fn apply(&self, key: &EventKey, event: &DomainEvent) -> anyhow::Result<Applied> {
+        self.repo.apply(key, event).await
+    }
+
+    /// One row, if `caller` owns it or `sees_all`.
+    pub async fn get(
+        &self,
+        caller: &str,
+        sees_all: bool,
+        book_id: &str,
+    ) -> Result<BookingView, ViewError> {
+        let row = self.repo.get(book_id).await?.ok_or(ViewError::NotFound)?;
+        if !sees_all && row.customer_id.as_deref() != Some(caller) {
+            return Err(ViewError::NotYours);
+        }
+        Ok(row)
+    }
+
+    /// The caller's rows (every row for an admin).
+    pub async fn list(
+        &self,
+        caller: &str,
+        sees_all: bool,
+        limit: i64,
+        offset: i64,
+    ) -> anyhow::Result<Vec<BookingView>> {
+        self.repo
+            .list((!sees_all).then_some(caller), limit, offset)
+            .await
+    }
+
+    /// F7: whether a house is free for a stay.
+    pub async fn availability(
+        &self,
+        house_id: i64,
+        stay: &Stay,
+    ) -> anyhow::Result<Option<Availability>> {
+        self.repo.availability(house_id, stay).await
+    }
+
+    /// Empties the view before a rebuild.
+    pub async fn clear(&self) -> anyhow::Result<()> {
+        self.repo.clear().await
+    }
+}

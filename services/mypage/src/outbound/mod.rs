@@ -1,0 +1,3 @@
+//! Outbound adapters: the view database.
+
+pub mod db;
