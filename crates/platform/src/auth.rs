@@ -169,6 +169,7 @@ where
 #[derive(Clone)]
 pub struct TokenIssuer {
     key: Arc<EncodingKey>,
+    key_id: Option<String>,
     issuer: String,
     audience: String,
 }
@@ -186,9 +187,16 @@ impl TokenIssuer {
     pub fn from_pem(pem: &str, issuer: &str, audience: &str) -> anyhow::Result<Self> {
         Ok(Self {
             key: Arc::new(EncodingKey::from_ed_pem(pem.as_bytes())?),
+            key_id: None,
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
         })
+    }
+
+    /// Names the key in every token's `kid` header (as published in the JWKS).
+    pub fn with_key_id(mut self, kid: &str) -> Self {
+        self.key_id = Some(kid.to_owned());
+        self
     }
 
     /// Claims for `sub` with `roles`, valid from now for `ttl_secs`.
@@ -268,6 +276,7 @@ mod tests {
         let doc = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
         let other = TokenIssuer {
             key: Arc::new(EncodingKey::from_ed_der(doc.as_ref())),
+            key_id: None,
             issuer: "housebook-gateway".into(),
             audience: "housebook".into(),
         };

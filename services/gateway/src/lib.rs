@@ -1,0 +1,125 @@
+//! The edge (SPEC §1, §7): the single entry point. It issues tokens (`POST /oauth/token`,
+//! `/.well-known/jwks.json`), checks them, and routes `/houses`, `/books`, `/payments`,
+//! `/mypages` and `/availability` to their services over pooled keep-alive connections.
+
+pub mod oauth;
+pub mod proxy;
+pub mod settings;
+
+use std::sync::Arc;
+
+use axum::routing::{any, get, post};
+use axum::Router;
+use platform::auth::{TokenIssuer, TokenVerifier};
+use platform::health::Health;
+use platform::metrics::Metrics;
+use platform::service::Service;
+use platform::settings::{LogSettings, ServiceDefaults};
+use platform::shutdown::CancellationToken;
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+
+pub use settings::Settings;
+
+/// The service's name.
+pub const NAME: &str = "gateway";
+
+/// A built, not yet running, gateway.
+pub struct Application {
+    settings: Settings,
+    router: Router,
+    listener: TcpListener,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+}
+
+/// The gateway's routes.
+pub fn router(issuance: oauth::Issuance, proxy: proxy::Proxy) -> Router {
+    let api = Router::new()
+        .route("/houses", any(proxy::forward))
+        .route("/houses/{*rest}", any(proxy::forward))
+        .route("/books", any(proxy::forward))
+        .route("/books/{*rest}", any(proxy::forward))
+        .route("/payments", any(proxy::forward))
+        .route("/payments/{*rest}", any(proxy::forward))
+        .route("/faults", any(proxy::forward))
+        .route("/mypages", any(proxy::forward))
+        .route("/mypages/{*rest}", any(proxy::forward))
+        .route("/availability", any(proxy::forward))
+        .with_state(proxy);
+    Router::new()
+        .route("/oauth/token", post(oauth::token))
+        .route("/.well-known/jwks.json", get(oauth::jwks))
+        .with_state(issuance)
+        .merge(api)
+}
+
+#[async_trait::async_trait]
+impl Service for Application {
+    type Settings = Settings;
+    const DEFAULTS: ServiceDefaults = ServiceDefaults {
+        name: NAME,
+        port: 8088,
+    };
+
+    fn log(settings: &Settings) -> &LogSettings {
+        &settings.log
+    }
+
+    async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let metrics = Metrics::new(NAME)?;
+        let issuer = TokenIssuer::from_pem(
+            settings.tokens.signing_key_pem.expose_secret(),
+            &settings.auth.issuer,
+            &settings.auth.audience,
+        )?
+        .with_key_id(&settings.tokens.key_id);
+        let verifier = TokenVerifier::new(&settings.auth)?;
+        // The signing key and the published public key must be a pair.
+        verifier
+            .verify(&issuer.issue("startup-check", &[platform::auth::Role::Service], 60)?)
+            .map_err(|_| anyhow::anyhow!("the signing key does not match auth.public_key_pem"))?;
+        let issuance = oauth::Issuance {
+            issuer,
+            ttl_secs: settings.tokens.ttl_secs,
+            users: Arc::new(settings.users.clone()),
+            clients: Arc::new(settings.clients.clone()),
+            jwks: Arc::new(oauth::jwks_of(
+                &settings.auth.public_key_pem,
+                &settings.tokens.key_id,
+            )?),
+        };
+        let proxy = proxy::Proxy::new(
+            settings.upstreams.clone(),
+            verifier,
+            settings.http.body_limit_bytes,
+        )?;
+        let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port)).await?;
+        Ok(Self {
+            router: router(issuance, proxy),
+            listener,
+            metrics,
+            shutdown,
+            settings,
+        })
+    }
+
+    fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    async fn run(self) -> anyhow::Result<()> {
+        let health = Health::new(None);
+        platform::runtime::serve_http(
+            self.listener,
+            self.router,
+            &self.settings.http,
+            self.metrics,
+            health,
+            self.shutdown,
+        )
+        .await?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

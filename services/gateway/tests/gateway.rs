@@ -1,0 +1,297 @@
+//! The gateway in front of real services: token issuance, edge checks, routing, failures.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use gateway::settings::Upstreams;
+use gateway::{Application, Settings};
+use platform::auth::{Role, TokenVerifier};
+use platform::settings::AuthSettings;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use testkit::{Backend, TestApp, World};
+
+struct Edge {
+    gateway: TestApp,
+    house: TestApp,
+}
+
+/// A closed port: nothing listens there.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start() -> Edge {
+    let world = World::new(Backend::Sqlite);
+    let house = TestApp::spawn::<house::Application>(house::Settings {
+        common: world.settings("house").await,
+    })
+    .await;
+    let down = format!("http://127.0.0.1:{}", closed_port());
+    let settings = Settings {
+        upstreams: Upstreams {
+            house: house.base.clone(),
+            book: down.clone(),
+            payment: down.clone(),
+            mypage: down,
+            timeout_ms: 5000,
+        },
+        ..Default::default()
+    };
+    let mut settings = settings;
+    settings.http.port = 0;
+    let gateway = TestApp::spawn::<Application>(settings).await;
+    Edge { gateway, house }
+}
+
+async fn token_request(edge: &Edge, form: &[(&str, &str)]) -> (StatusCode, Value) {
+    let r = testkit::http()
+        .post(edge.gateway.url("/oauth/token"))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    let s = r.status();
+    (s, r.json().await.unwrap())
+}
+
+fn verify(token: &str) -> platform::auth::Claims {
+    TokenVerifier::new(&AuthSettings::default())
+        .unwrap()
+        .verify(token)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_issued_for_users_and_clients_and_refused_otherwise() {
+    let edge = start().await;
+    let (s, t) = token_request(
+        &edge,
+        &[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", "alice"),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    assert_eq!(t["token_type"], "Bearer");
+    let claims = verify(t["access_token"].as_str().unwrap());
+    assert_eq!(
+        (claims.sub.as_str(), claims.roles.clone()),
+        ("alice", vec![Role::Customer])
+    );
+    assert!(claims.exp > claims.iat);
+
+    let (_, t) = token_request(
+        &edge,
+        &[
+            ("grant_type", "password"),
+            ("username", "admin"),
+            ("password", "admin"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        verify(t["access_token"].as_str().unwrap()).roles,
+        vec![Role::Admin]
+    );
+
+    let (s, t) = token_request(
+        &edge,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "book"),
+            ("client_secret", "book-dev-secret"),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        verify(t["access_token"].as_str().unwrap()).roles,
+        vec![Role::Service]
+    );
+    // HTTP Basic client authentication, and a JSON body.
+    let r = testkit::http()
+        .post(edge.gateway.url("/oauth/token"))
+        .basic_auth("book", Some("book-dev-secret"))
+        .json(&json!({"grant_type": "client_credentials"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    for (form, want, code) in [
+        (
+            vec![
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", "bob"),
+            ],
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+        ),
+        (
+            vec![
+                ("grant_type", "password"),
+                ("username", "mallory"),
+                ("password", "x"),
+            ],
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+        ),
+        (
+            vec![("grant_type", "password"), ("username", "alice")],
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", "book"),
+                ("client_secret", "nope"),
+            ],
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", "alice"),
+                ("client_secret", "alice"),
+            ],
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            vec![("grant_type", "implicit")],
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+        ),
+        (vec![], StatusCode::BAD_REQUEST, "invalid_request"),
+    ] {
+        let (s, e) = token_request(&edge, &form).await;
+        assert_eq!(
+            (s, e["error"].as_str()),
+            (want, Some(code)),
+            "{form:?} → {e}"
+        );
+    }
+
+    let jwks: Value = testkit::http()
+        .get(edge.gateway.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = &jwks["keys"][0];
+    assert_eq!(
+        (
+            key["kty"].as_str(),
+            key["crv"].as_str(),
+            key["alg"].as_str()
+        ),
+        (Some("OKP"), Some("Ed25519"), Some("EdDSA"))
+    );
+    assert_eq!(key["x"].as_str().unwrap().len(), 43, "32 bytes, base64url");
+    edge.gateway.stop().await;
+    edge.house.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_checked_at_the_edge_and_routed() {
+    let edge = start().await;
+    let (_, t) = token_request(
+        &edge,
+        &[
+            ("grant_type", "password"),
+            ("username", "admin"),
+            ("password", "admin"),
+        ],
+    )
+    .await;
+    let admin = t["access_token"].as_str().unwrap().to_owned();
+    let (_, t) = token_request(
+        &edge,
+        &[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", "alice"),
+        ],
+    )
+    .await;
+    let alice = t["access_token"].as_str().unwrap().to_owned();
+
+    let (s, h) = edge
+        .gateway
+        .post(
+            "/houses",
+            &admin,
+            json!({"houseName": "Via gateway", "housePrice": 5}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{h}");
+    let (s, _) = edge
+        .gateway
+        .post(
+            "/houses",
+            &alice,
+            json!({"houseName": "Not mine", "housePrice": 5}),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "the service checks the role itself"
+    );
+    let r = testkit::http()
+        .get(
+            edge.gateway
+                .url(&format!("/houses/{}?date=2030-01-01", h["id"])),
+        )
+        .bearer_auth(&alice)
+        .header("x-request-id", "trace-me-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["x-request-id"], "trace-me-1");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["date"], "2030-01-01", "the query string is passed on");
+
+    let r = testkit::http()
+        .get(edge.gateway.url("/houses"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "unauthorized");
+    let (s, _) = edge.gateway.get("/houses", "forged.token.value").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // A service that is down: JSON 503 with Retry-After, nothing internal.
+    let r = testkit::http()
+        .get(edge.gateway.url("/mypages"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.headers().contains_key("retry-after"));
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(
+        e,
+        json!({"error": "unavailable", "message": "mypage is unavailable"})
+    );
+    let (s, e) = edge.gateway.get("/nowhere", &alice).await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    edge.gateway.stop().await;
+    edge.house.stop().await;
+}
