@@ -1,0 +1,328 @@
+//! End-to-end: the whole fleet as real processes, driven through the gateway with tokens,
+//! as the seed's demo tells the story (F1–F8), plus the failures the seed was about.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use e2e::Fleet;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use testkit::{eventually, Backend};
+
+async fn booking_status(fleet: &Fleet, token: &str, id: &str) -> Option<String> {
+    let (_, b) = fleet.get(&format!("/books/{id}"), token).await;
+    b["status"].as_str().map(str::to_owned)
+}
+
+async fn wait_booking(fleet: &Fleet, token: &str, id: &str, want: &str) {
+    eventually(30, &format!("booking {id} {want}"), || async {
+        (booking_status(fleet, token, id).await.as_deref() == Some(want)).then_some(())
+    })
+    .await;
+}
+
+async fn wait_view(fleet: &Fleet, token: &str, id: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    eventually(30, &format!("mypage row of {id}"), || async {
+        let (s, row) = fleet.get(&format!("/mypages/{id}"), token).await;
+        (s == StatusCode::OK && pred(&row)).then_some(row)
+    })
+    .await
+}
+
+async fn the_seed_story(backend: Backend) {
+    let fleet = Fleet::start(backend).await;
+    let admin = fleet.token("admin").await;
+    let alice = fleet.token("alice").await;
+
+    // F1: an admin registers a house (the seed's fields; id and status ignored).
+    let (s, house) = fleet
+        .post("/houses", &admin, json!({"id": 1, "houseName": "Jeju stone house", "housePrice": "200000", "status": "WAITING"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{house}");
+    let house_id = house["id"].as_i64().unwrap();
+
+    // F2: alice books two nights; payment happens as part of booking. Book learns the
+    // listing from HouseRegistered, so the first try may race it: retry until known.
+    let body = json!({"houseId": house_id, "checkIn": "2031-05-01", "checkOut": "2031-05-03", "housePrice": 1});
+    let booking = eventually(30, "book to know the house", || async {
+        let (s, b) = fleet.post("/books", &alice, body.clone()).await;
+        (s == StatusCode::CREATED).then_some(b)
+    })
+    .await;
+    assert_eq!(booking["status"], "BOOKED");
+    assert_eq!(booking["housePrice"], 400_000);
+    let id = booking["id"].as_str().unwrap().to_owned();
+    let (_, payments) = fleet.get(&format!("/payments?bookId={id}"), &alice).await;
+    assert_eq!(payments[0]["status"], "PAID");
+    assert_eq!(payments[0]["housePrice"], 400_000);
+
+    // F3 + F4: the house reserves the nights, the booking is confirmed.
+    wait_booking(&fleet, &alice, &id, "CONFIRMED").await;
+    let (_, h) = fleet
+        .get(&format!("/houses/{house_id}?date=2031-05-02"), &alice)
+        .await;
+    assert_eq!(h["status"], "RENTED");
+    // F7: the view shows it and the house is not available for those nights.
+    wait_view(&fleet, &alice, &id, |r| {
+        r["status"] == "CONFIRMED" && r["houseStatus"] == "RENTED"
+    })
+    .await;
+    let (_, a) = fleet
+        .get(
+            &format!("/availability?houseId={house_id}&checkIn=2031-05-02&checkOut=2031-05-04"),
+            &alice,
+        )
+        .await;
+    assert_eq!(
+        (a["available"].as_bool(), a["takenNights"].clone()),
+        (Some(false), json!(["2031-05-02"]))
+    );
+
+    // F5 + F6: alice cancels (the seed's PATCH); the payment is refunded, the nights freed.
+    let (s, c, _) = fleet
+        .call(
+            Method::PATCH,
+            &format!("/books/{id}"),
+            Some(&alice),
+            Some(json!({"status": "BOOK_CANCELED"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    assert_eq!(c["status"], "BOOK_CANCELED");
+    let (_, payments) = fleet.get(&format!("/payments?bookId={id}"), &alice).await;
+    assert_eq!(payments[0]["status"], "PAYMENT_CANCELED");
+    let (s, _) = fleet
+        .post(&format!("/books/{id}/cancel"), &alice, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "cancelling twice");
+    eventually(30, "the nights released", || async {
+        let (_, h) = fleet
+            .get(&format!("/houses/{house_id}?date=2031-05-01"), &alice)
+            .await;
+        (h["status"] == "AVAILABLE" && h["reservedNights"] == json!([])).then_some(())
+    })
+    .await;
+    // F8: the view follows.
+    let row = wait_view(&fleet, &alice, &id, |r| {
+        r["status"] == "BOOK_CANCELED" && r["houseStatus"] == "RELEASED"
+    })
+    .await;
+    assert_eq!(row["refunded"], true);
+    let (_, a) = fleet
+        .get(
+            &format!("/availability?houseId={house_id}&checkIn=2031-05-01&checkOut=2031-05-03"),
+            &alice,
+        )
+        .await;
+    assert_eq!(a["available"], true);
+    fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_story_f1_to_f8_on_sqlite() {
+    the_seed_story(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_story_f1_to_f8_on_postgres() {
+    the_seed_story(Backend::Postgres).await;
+}
+
+async fn registered_house(fleet: &Fleet, admin: &str, customer: &str) -> i64 {
+    let (_, house) = fleet
+        .post(
+            "/houses",
+            admin,
+            json!({"houseName": "Seoul loft", "housePrice": 1000}),
+        )
+        .await;
+    let id = house["id"].as_i64().unwrap();
+    // Wait until book knows the listing (a probe booking far in the future, then cancel it).
+    let probe = eventually(30, "book to know the house", || async {
+        let (s, b) = fleet
+            .post(
+                "/books",
+                customer,
+                json!({"houseId": id, "bookDate": "2039-12-31"}),
+            )
+            .await;
+        (s == StatusCode::CREATED).then(|| b["id"].as_str().unwrap().to_owned())
+    })
+    .await;
+    let (s, _) = fleet
+        .post(&format!("/books/{probe}/cancel"), customer, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlap_is_rejected_and_refunded_and_customers_are_kept_apart() {
+    let fleet = Fleet::start(Backend::Sqlite).await;
+    let (admin, alice, bob) = (
+        fleet.token("admin").await,
+        fleet.token("alice").await,
+        fleet.token("bob").await,
+    );
+    let house = registered_house(&fleet, &admin, &alice).await;
+
+    let (_, first) = fleet
+        .post(
+            "/books",
+            &alice,
+            json!({"houseId": house, "checkIn": "2031-07-01", "checkOut": "2031-07-04"}),
+        )
+        .await;
+    let first = first["id"].as_str().unwrap().to_owned();
+    wait_booking(&fleet, &alice, &first, "CONFIRMED").await;
+    let (s, second) = fleet
+        .post(
+            "/books",
+            &bob,
+            json!({"houseId": house, "checkIn": "2031-07-03", "checkOut": "2031-07-05"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let second = second["id"].as_str().unwrap().to_owned();
+    wait_booking(&fleet, &bob, &second, "REJECTED").await;
+    eventually(30, "bob's refund", || async {
+        let (_, p) = fleet.get(&format!("/payments?bookId={second}"), &bob).await;
+        (p[0]["status"] == "PAYMENT_CANCELED").then_some(())
+    })
+    .await;
+    wait_view(&fleet, &bob, &second, |r| {
+        r["status"] == "REJECTED" && r["refunded"] == true
+    })
+    .await;
+
+    // Bob can neither see nor cancel alice's booking; alice cannot register a house.
+    let (s, _) = fleet.get(&format!("/books/{first}"), &bob).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = fleet
+        .post(&format!("/books/{first}/cancel"), &bob, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = fleet.get(&format!("/mypages/{first}"), &bob).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (_, bobs) = fleet.get("/books", &bob).await;
+    assert!(bobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|b| b["customerId"] == "bob"));
+    let (s, _) = fleet
+        .post(
+            "/houses",
+            &alice,
+            json!({"houseName": "Mine now", "housePrice": 1}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, e, _) = fleet.call(Method::GET, "/books", None, None).await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    assert_eq!(
+        booking_status(&fleet, &alice, &first).await.as_deref(),
+        Some("CONFIRMED"),
+        "the winner stands"
+    );
+    fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_payment_stopped_bookings_get_503_fast_then_recover_by_themselves() {
+    let mut fleet = Fleet::start(Backend::Sqlite).await;
+    let (admin, alice) = (fleet.token("admin").await, fleet.token("alice").await);
+    let house = registered_house(&fleet, &admin, &alice).await;
+    fleet.stop("payment").await;
+
+    for night in ["2031-08-01", "2031-08-02", "2031-08-03", "2031-08-04"] {
+        let (s, e, h) = fleet
+            .call(
+                Method::POST,
+                "/books",
+                Some(&alice),
+                Some(json!({"houseId": house, "bookDate": night})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{e}");
+        assert!(h.contains_key("retry-after"));
+        assert_eq!(e["error"], "unavailable");
+    }
+    assert_eq!(
+        fleet.metric("book", "housebook_circuit_open").await,
+        1.0,
+        "the circuit opened"
+    );
+    assert!(
+        fleet
+            .metric("book", "housebook_circuit_rejected_total")
+            .await
+            >= 1.0,
+        "and answered without calling"
+    );
+
+    fleet.restart("payment").await;
+    let id = eventually(30, "bookings to recover", || async {
+        let (s, b) = fleet
+            .post(
+                "/books",
+                &alice,
+                json!({"houseId": house, "bookDate": "2031-08-10"}),
+            )
+            .await;
+        (s == StatusCode::CREATED).then(|| b["id"].as_str().unwrap().to_owned())
+    })
+    .await;
+    wait_booking(&fleet, &alice, &id, "CONFIRMED").await;
+    assert_eq!(fleet.metric("book", "housebook_circuit_open").await, 0.0);
+    let (_, books) = fleet.get("/books", &admin).await;
+    let standing = books
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["status"] != "BOOK_CANCELED")
+        .count();
+    assert_eq!(standing, 1, "no booking stands from the failed attempts");
+    fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_house_stopped_bookings_are_accepted_and_all_confirmed_on_its_return() {
+    let mut fleet = Fleet::start(Backend::Sqlite).await;
+    let (admin, alice) = (fleet.token("admin").await, fleet.token("alice").await);
+    let house = registered_house(&fleet, &admin, &alice).await;
+    fleet.stop("house").await;
+
+    let mut ids = Vec::new();
+    for day in 10..15 {
+        let (s, b) = fleet.post("/books", &alice, json!({"houseId": house, "checkIn": format!("2031-09-{day}"), "checkOut": format!("2031-09-{}", day + 1)})).await;
+        assert_eq!(
+            s,
+            StatusCode::CREATED,
+            "bookings go on while house is down: {b}"
+        );
+        ids.push(b["id"].as_str().unwrap().to_owned());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    for id in &ids {
+        assert_eq!(
+            booking_status(&fleet, &alice, id).await.as_deref(),
+            Some("BOOKED"),
+            "nobody confirmed them yet"
+        );
+    }
+    fleet.restart("house").await;
+    for id in &ids {
+        wait_booking(&fleet, &alice, id, "CONFIRMED").await;
+    }
+    let (_, h) = fleet
+        .get(&format!("/houses/{house}?date=2031-09-01"), &admin)
+        .await;
+    assert_eq!(
+        h["reservedNights"].as_array().unwrap().len(),
+        5,
+        "each missed event applied once"
+    );
+    fleet.shutdown().await;
+}
