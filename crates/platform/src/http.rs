@@ -250,6 +250,20 @@ pub mod lenient {
     }
 }
 
+/// `GET /openapi.json`: the service's OpenAPI document (checked in beside its code; the
+/// test harness checks that every documented route exists).
+pub fn openapi_route(doc: &'static str) -> axum::Router {
+    axum::Router::new().route(
+        "/openapi.json",
+        axum::routing::get(move || async move {
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                doc,
+            )
+        }),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

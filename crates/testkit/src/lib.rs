@@ -392,3 +392,48 @@ impl TestApp {
             .unwrap()
     }
 }
+
+/// Checks a service's OpenAPI document against the running service: it is served at
+/// `/openapi.json`, and every documented path and method is routed (answers neither 405
+/// nor "no route"), so the document cannot promise what the code does not have.
+pub async fn assert_documented_routes_exist(app: &TestApp, doc: &str, tok: &str) {
+    let served = http()
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(served, doc, "/openapi.json serves the checked-in document");
+    let doc: serde_json::Value = serde_json::from_str(doc).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(
+        paths.len() > 4,
+        "documents more than the operational endpoints"
+    );
+    for (path, ops) in paths {
+        let concrete: String = path
+            .split('/')
+            .map(|seg| if seg.starts_with('{') { "1" } else { seg })
+            .collect::<Vec<_>>()
+            .join("/");
+        for method in ops.as_object().unwrap().keys() {
+            let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let body =
+                matches!(method.as_str(), "post" | "put" | "patch").then(|| serde_json::json!({}));
+            let (status, answer) = app.send(m, &concrete, tok, body).await;
+            let unrouted = status == reqwest::StatusCode::METHOD_NOT_ALLOWED
+                || (status == reqwest::StatusCode::NOT_FOUND
+                    && answer["message"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("no route")));
+            assert!(
+                !unrouted,
+                "{} {path} is documented but not routed: {status} {answer}",
+                method.to_uppercase()
+            );
+        }
+    }
+}

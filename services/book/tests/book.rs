@@ -455,3 +455,12 @@ on_both_backends!(
     with_payment_failing_bookings_get_503_the_circuit_opens_and_recovers,
     a_payment_whose_call_timed_out_is_refunded_by_reconciliation,
 );
+
+async fn the_openapi_document_matches_the_routes(backend: Backend) {
+    let saga = start(backend).await;
+    testkit::assert_documented_routes_exist(&saga.book, include_str!("../openapi.json"), &admin())
+        .await;
+    saga.stop().await;
+}
+
+on_both_backends!(the_openapi_document_matches_the_routes);

@@ -52,6 +52,9 @@ pub fn router(issuance: oauth::Issuance, proxy: proxy::Proxy) -> Router {
         .route("/.well-known/jwks.json", get(oauth::jwks))
         .with_state(issuance)
         .merge(api)
+        .merge(platform::http::openapi_route(include_str!(
+            "../openapi.json"
+        )))
 }
 
 #[async_trait::async_trait]

@@ -295,3 +295,16 @@ async fn requests_are_checked_at_the_edge_and_routed() {
     edge.gateway.stop().await;
     edge.house.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_matches_the_routes() {
+    let edge = start().await;
+    testkit::assert_documented_routes_exist(
+        &edge.gateway,
+        include_str!("../openapi.json"),
+        "no-token-needed",
+    )
+    .await;
+    edge.gateway.stop().await;
+    edge.house.stop().await;
+}

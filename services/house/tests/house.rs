@@ -535,3 +535,21 @@ on_both_backends!(
     a_restarted_consumer_resumes_with_nothing_lost_or_doubled,
     concurrent_overlapping_reservations_have_exactly_one_winner,
 );
+
+async fn the_openapi_document_matches_the_routes(backend: Backend) {
+    let world = World::new(backend);
+    let app = spawn_for_openapi(&world).await;
+    testkit::assert_documented_routes_exist(
+        &app,
+        include_str!("../openapi.json"),
+        &token("admin", &[Role::Admin]),
+    )
+    .await;
+    app.stop().await;
+}
+
+on_both_backends!(the_openapi_document_matches_the_routes);
+
+async fn spawn_for_openapi(world: &World) -> TestApp {
+    spawn(&world.settings("house").await).await
+}

@@ -285,3 +285,21 @@ on_both_backends!(
     customers_see_only_their_rows_and_queries_are_validated,
     the_view_can_be_rebuilt_from_the_topic,
 );
+
+async fn the_openapi_document_matches_the_routes(backend: Backend) {
+    let world = World::new(backend);
+    let app = spawn_for_openapi(&world).await;
+    testkit::assert_documented_routes_exist(
+        &app,
+        include_str!("../openapi.json"),
+        &token("admin", &[Role::Admin]),
+    )
+    .await;
+    app.stop().await;
+}
+
+on_both_backends!(the_openapi_document_matches_the_routes);
+
+async fn spawn_for_openapi(world: &World) -> TestApp {
+    spawn(&world.settings("mypage").await).await
+}

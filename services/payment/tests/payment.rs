@@ -492,3 +492,21 @@ async fn sigterm_drains_in_flight_work_and_exits_cleanly() {
         })
         .await;
 }
+
+async fn the_openapi_document_matches_the_routes(backend: Backend) {
+    let world = World::new(backend);
+    let app = spawn_for_openapi(&world).await;
+    testkit::assert_documented_routes_exist(
+        &app,
+        include_str!("../openapi.json"),
+        &token("admin", &[Role::Admin]),
+    )
+    .await;
+    app.stop().await;
+}
+
+on_both_backends!(the_openapi_document_matches_the_routes);
+
+async fn spawn_for_openapi(world: &World) -> TestApp {
+    spawn(world).await
+}

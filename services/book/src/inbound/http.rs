@@ -36,6 +36,9 @@ pub fn router(state: AppState) -> Router {
         .route("/books/{id}", get(get_one).patch(patch).put(patch))
         .route("/books/{id}/cancel", post(cancel))
         .with_state(state)
+        .merge(platform::http::openapi_route(include_str!(
+            "../../openapi.json"
+        )))
 }
 
 /// A booking as the API shows it (the seed's names; `bookDate` is the first night).

@@ -35,6 +35,9 @@ pub fn router(state: AppState) -> Router {
         .route("/houses", get(list).post(register))
         .route("/houses/{id}", get(get_one))
         .with_state(state)
+        .merge(platform::http::openapi_route(include_str!(
+            "../../openapi.json"
+        )))
 }
 
 /// A house as the API shows it (the seed's field names, plus the calendar).

@@ -34,6 +34,9 @@ pub fn router(state: AppState) -> Router {
         .route("/mypages/{book_id}", get(get_one))
         .route("/availability", get(availability))
         .with_state(state)
+        .merge(platform::http::openapi_route(include_str!(
+            "../../openapi.json"
+        )))
 }
 
 /// A row as the API shows it.

@@ -43,6 +43,9 @@ pub fn router(state: AppState) -> Router {
         .route("/payments/by-book/{book_id}/cancel", post(cancel_by_book))
         .route("/faults", get(get_faults).put(put_faults))
         .with_state(state)
+        .merge(platform::http::openapi_route(include_str!(
+            "../../openapi.json"
+        )))
 }
 
 /// A payment as the API shows it (the seed's field names).
