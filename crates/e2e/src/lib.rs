@@ -80,7 +80,7 @@ impl Fleet {
                         format!("{}/oauth/token", url("gateway")),
                     ),
                     (
-                        "HOUSEBOOK_PAYMENT__BREAKER_FAILURES".to_owned(),
+                        "HOUSEBOOK_PAYMENT__BREAKER_MIN_CALLS".to_owned(),
                         "3".to_owned(),
                     ),
                     (

@@ -147,11 +147,27 @@ impl ConsumerLoop {
             }
         }
         self.health.set_consumer_running(false);
-        match consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) => tracing::info!("consumer: offsets committed"),
-            Err(e) => tracing::info!(detail = %e, "consumer: no new offsets to commit on shutdown"),
+        // The final commit and leaving the group block on the broker: off the async
+        // threads, and bounded, so that a broken broker cannot hold shutdown past the
+        // grace period (what is not committed is redelivered and deduplicated).
+        let leave = tokio::task::spawn_blocking(move || {
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) => tracing::info!("consumer: offsets committed"),
+                Err(e) => {
+                    tracing::info!(detail = %e, "consumer: no new offsets to commit on shutdown")
+                }
+            }
+            consumer.unsubscribe();
+            drop(consumer);
+        });
+        if tokio::time::timeout(Duration::from_secs(10), leave)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "consumer: the broker did not answer the final commit in 10 s; leaving anyway"
+            );
         }
-        consumer.unsubscribe();
         Ok(())
     }
 

@@ -19,6 +19,10 @@ pub fn producer(settings: &KafkaSettings) -> anyhow::Result<FutureProducer> {
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "2")
+        // One record per batch: Tansu 0.6.0 can stall a fetch that starts inside a record
+        // batch (seen under load, after restarts and partial fetches), which would stall
+        // a consumer for good. Batches of one never have an inside.
+        .set("batch.num.messages", "1")
         .set("message.timeout.ms", "15000")
         .set("broker.address.family", "v4")
         .create()?)

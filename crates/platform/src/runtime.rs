@@ -153,7 +153,12 @@ impl Runtime {
         if let Err(e) = relay.await {
             tracing::error!(error = %e, "outbox relay task failed");
         }
-        let _ = producer.flush(Duration::from_secs(5));
+        // Blocking, and bounded by its own timeout.
+        let flushed =
+            tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
+        if !matches!(flushed, Ok(Ok(()))) {
+            tracing::warn!("outbox: producer not flushed on shutdown; unpublished rows go out at the next start");
+        }
         db.close().await;
         tracing::info!("stopped");
         served.map_err(Into::into)

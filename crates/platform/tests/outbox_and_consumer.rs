@@ -69,11 +69,13 @@ async fn the_outbox_publishes_what_commits_and_nothing_that_rolled_back(backend:
         .wait_until(20, "houses 2 and 3", |e| e.len() >= 2)
         .await;
     let seen = probe.settle(2).await;
-    let ids: Vec<_> = seen.iter().map(|e| e.correlation_id.as_str()).collect();
+    // Different keys land on different partitions: only the set is guaranteed, not the order.
+    let mut ids: Vec<_> = seen.iter().map(|e| e.correlation_id.as_str()).collect();
+    ids.sort_unstable();
     assert_eq!(
         ids,
         vec!["house-2", "house-3"],
-        "in commit order, and never the rolled-back one"
+        "each committed event once, never the rolled-back one"
     );
     testkit::eventually(10, "rows marked published", || async {
         (unpublished(&db).await == 0).then_some(())

@@ -33,7 +33,7 @@ async fn start(backend: Backend) -> Saga {
         common: world.settings("book").await,
         payment: PaymentClientSettings {
             url: payment.base.clone(),
-            breaker_failures: 3,
+            breaker_min_calls: 3,
             breaker_open_ms: 500,
             static_token: Some(SecretString::from(token("book", &[Role::Service]))),
             ..Default::default()

@@ -2,16 +2,19 @@
 //!
 //! Every call has a timeout (the seed's 610 ms by default) and carries a service token
 //! from the gateway's client-credentials grant (cached until shortly before it expires).
-//! Timeouts, connection failures and 5xx answers count against the breaker; after
-//! `breaker_failures` in a row it opens and calls fail at once with `Retry-After` until
-//! `breaker_open_ms` has passed, then one call is let through to probe recovery.
+//! Timeouts, connection failures and 5xx answers count against the breaker, which looks
+//! at the last `breaker_window` calls (as Hystrix and Resilience4j do): once at least
+//! `breaker_min_calls` were made and `breaker_failure_rate` of them failed, it opens and
+//! calls fail at once with `Retry-After` until `breaker_open_ms` has passed; then a probe
+//! call is let through, and its success closes the circuit. A slow dependency whose calls
+//! mostly succeed keeps the circuit closed; a dead one opens it within a few calls.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use failsafe::futures::CircuitBreaker as _;
-use failsafe::{backoff, failure_policy, Config, StateMachine};
+use failsafe::{failure_policy, Config, StateMachine};
 use prometheus::{IntCounter, IntGauge};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -28,8 +31,16 @@ pub struct PaymentClientSettings {
     pub url: String,
     /// Timeout of one call, in milliseconds (the seed's Hystrix setting: 610).
     pub timeout_ms: u64,
-    /// Consecutive failures that open the circuit.
-    pub breaker_failures: u32,
+    /// Extra attempts after a timeout or a 5xx while the circuit is closed. Safe because
+    /// payment is idempotent on the booking id: a retry of a call that went through gets
+    /// the same payment back.
+    pub retries: u32,
+    /// The rolling window the breaker looks at, in milliseconds.
+    pub breaker_window_ms: u64,
+    /// Calls needed in the window before the breaker may open.
+    pub breaker_min_calls: usize,
+    /// Share of failed calls in the window that opens the circuit.
+    pub breaker_failure_rate: f64,
     /// How long the circuit stays open before a probe call, in milliseconds.
     pub breaker_open_ms: u64,
     /// The gateway's token endpoint (client-credentials grant).
@@ -47,7 +58,10 @@ impl Default for PaymentClientSettings {
         Self {
             url: "http://127.0.0.1:8082".into(),
             timeout_ms: 610,
-            breaker_failures: 5,
+            retries: 1,
+            breaker_window_ms: 10_000,
+            breaker_min_calls: 10,
+            breaker_failure_rate: 0.5,
             breaker_open_ms: 3000,
             token_url: "http://127.0.0.1:8088/oauth/token".into(),
             client_id: "book".into(),
@@ -104,7 +118,64 @@ impl failsafe::Instrument for BreakerMetrics {
     }
 }
 
-type Breaker = StateMachine<failure_policy::ConsecutiveFailures<backoff::Constant>, BreakerMetrics>;
+/// A rolling time window of call outcomes (Hystrix's model: a 10 s window, a minimum
+/// volume, an error percentage). A short stall that fails a burst of calls does not open
+/// the circuit unless the failures are a large share of the whole window.
+#[derive(Debug, Clone)]
+pub struct FailureRateWindow {
+    outcomes: std::collections::VecDeque<(std::time::Instant, bool)>,
+    window: Duration,
+    min_calls: usize,
+    failure_rate: f64,
+    open_for: Duration,
+}
+
+/// Outcomes kept at most, whatever the rate of calls.
+const MAX_OUTCOMES: usize = 100_000;
+
+impl FailureRateWindow {
+    /// Opens the circuit for `open_for` once, within the last `window`, at least
+    /// `min_calls` were made and `failure_rate` of them failed.
+    pub fn new(window: Duration, min_calls: usize, failure_rate: f64, open_for: Duration) -> Self {
+        Self {
+            outcomes: std::collections::VecDeque::new(),
+            window,
+            min_calls: min_calls.max(1),
+            failure_rate: failure_rate.clamp(0.0, 1.0),
+            open_for,
+        }
+    }
+
+    fn record(&mut self, ok: bool) {
+        let now = std::time::Instant::now();
+        while self.outcomes.front().is_some_and(|(t, _)| {
+            now.duration_since(*t) > self.window || self.outcomes.len() >= MAX_OUTCOMES
+        }) {
+            self.outcomes.pop_front();
+        }
+        self.outcomes.push_back((now, ok));
+    }
+}
+
+impl failure_policy::FailurePolicy for FailureRateWindow {
+    fn record_success(&mut self) {
+        self.record(true);
+    }
+
+    fn mark_dead_on_failure(&mut self) -> Option<Duration> {
+        self.record(false);
+        let calls = self.outcomes.len();
+        let failed = self.outcomes.iter().filter(|(_, ok)| !*ok).count();
+        (calls >= self.min_calls && failed as f64 >= self.failure_rate * calls as f64)
+            .then_some(self.open_for)
+    }
+
+    fn revived(&mut self) {
+        self.outcomes.clear();
+    }
+}
+
+type Breaker = StateMachine<FailureRateWindow, BreakerMetrics>;
 
 /// What one call to payment came to.
 #[derive(Debug)]
@@ -141,9 +212,11 @@ impl HttpPayments {
         metrics: BreakerMetrics,
     ) -> anyhow::Result<Arc<Self>> {
         let breaker = Config::new()
-            .failure_policy(failure_policy::consecutive_failures(
-                settings.breaker_failures.max(1),
-                backoff::constant(Duration::from_millis(settings.breaker_open_ms)),
+            .failure_policy(FailureRateWindow::new(
+                Duration::from_millis(settings.breaker_window_ms),
+                settings.breaker_min_calls,
+                settings.breaker_failure_rate,
+                Duration::from_millis(settings.breaker_open_ms),
             ))
             .instrument(metrics)
             .build();
@@ -208,7 +281,26 @@ impl HttpPayments {
         Ok(t.access_token)
     }
 
-    /// One call through the breaker: `send` builds the request.
+    /// A call, tried again after a timeout or a 5xx while the circuit lets calls through.
+    async fn with_retries(
+        &self,
+        request: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<serde_json::Value, PaymentError> {
+        let mut attempt = 0;
+        loop {
+            match self.call(request()).await {
+                Err(PaymentError::Unavailable { reason, .. })
+                    if attempt < self.settings.retries && self.breaker.is_call_permitted() =>
+                {
+                    attempt += 1;
+                    tracing::debug!(%reason, attempt, "payment call failed; trying again");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One call through the breaker.
     async fn call(&self, req: reqwest::RequestBuilder) -> Result<serde_json::Value, PaymentError> {
         let timeout = Duration::from_millis(self.settings.timeout_ms);
         let fut = async move {
@@ -220,7 +312,11 @@ impl HttpPayments {
                 })
             })?;
             let status = res.status();
-            let body: serde_json::Value = res.json().await.unwrap_or(serde_json::Value::Null);
+            let body: serde_json::Value = match res.bytes().await {
+                Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+                // The answer did not arrive whole (timed out): the call failed.
+                Err(e) => return Err(CallError::Unavailable(format!("reading the answer: {e}"))),
+            };
             if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
                 Err(CallError::Unavailable(format!("answered {status}")))
             } else if status.is_client_error() {
@@ -264,11 +360,74 @@ impl Payments for HttpPayments {
     async fn refund(&self, book_id: &str) -> Result<(), PaymentError> {
         let token = self.token().await?;
         let url = format!("{}/payments/by-book/{}/cancel", self.settings.url, book_id);
-        match self.call(self.http.post(url).bearer_auth(token)).await {
+        match self
+            .with_retries(|| self.http.post(&url).bearer_auth(&token))
+            .await
+        {
             Ok(_) => Ok(()),
             // No payment for this booking: nothing to refund.
             Err(PaymentError::Refused(r)) if r.starts_with("answered 404") => Ok(()),
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use failsafe::failure_policy::FailurePolicy;
+
+    #[test]
+    fn a_mostly_successful_dependency_keeps_the_circuit_closed() {
+        let mut w =
+            FailureRateWindow::new(Duration::from_secs(10), 10, 0.5, Duration::from_secs(3));
+        for i in 0..200 {
+            if i % 10 == 0 {
+                assert_eq!(w.mark_dead_on_failure(), None, "10% failures never open it");
+            } else {
+                w.record_success();
+            }
+        }
+        for _ in 0..20 {
+            assert_eq!(
+                w.mark_dead_on_failure(),
+                None,
+                "nor does a burst that is a small share of the window"
+            );
+        }
+    }
+
+    #[test]
+    fn a_dead_dependency_opens_it_once_enough_calls_failed() {
+        let mut w = FailureRateWindow::new(Duration::from_secs(10), 3, 0.5, Duration::from_secs(3));
+        assert_eq!(w.mark_dead_on_failure(), None);
+        assert_eq!(w.mark_dead_on_failure(), None);
+        assert_eq!(w.mark_dead_on_failure(), Some(Duration::from_secs(3)));
+        w.revived();
+        assert_eq!(
+            w.mark_dead_on_failure(),
+            None,
+            "a closed circuit starts counting afresh"
+        );
+    }
+
+    #[test]
+    fn old_outcomes_leave_the_window() {
+        let mut w =
+            FailureRateWindow::new(Duration::from_millis(30), 2, 0.5, Duration::from_secs(1));
+        for _ in 0..50 {
+            w.record_success();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            w.mark_dead_on_failure(),
+            None,
+            "1 call in the window: below the minimum"
+        );
+        assert_eq!(
+            w.mark_dead_on_failure(),
+            Some(Duration::from_secs(1)),
+            "the successes have left the window"
+        );
     }
 }

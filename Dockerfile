@@ -1,0 +1,27 @@
+# syntax=docker/dockerfile:1.7
+# One image per service: docker build --build-arg SERVICE=book -t housebook/book .
+# SERVICE is one of: book payment house mypage gateway.
+
+FROM rust:1.95-slim-bookworm AS build
+ARG SERVICE
+RUN test -n "$SERVICE" || (echo "--build-arg SERVICE=<book|payment|house|mypage|gateway> is required" && false)
+# librdkafka is compiled from source (C compiler, make, perl for its configure).
+RUN apt-get update && apt-get install -y --no-install-recommends build-essential perl pkg-config \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p "$SERVICE" --bin "$SERVICE" \
+    && install -D "target/release/$SERVICE" /out/service
+
+# glibc and libgcc only; zlib and librdkafka are linked statically. No shell, no package
+# manager, no build tools; runs as the distroless nonroot user (uid 65532).
+FROM gcr.io/distroless/cc-debian12:nonroot
+ARG SERVICE
+LABEL org.opencontainers.image.title="housebook-${SERVICE}"
+COPY --from=build /out/service /app/service
+USER 65532:65532
+ENV HOUSEBOOK_HTTP__HOST=0.0.0.0 HOUSEBOOK_HTTP__PORT=8080 HOUSEBOOK_LOG__FORMAT=json
+EXPOSE 8080
+ENTRYPOINT ["/app/service"]

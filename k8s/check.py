@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Policy checks on rendered manifests: what every workload of the fleet must have.
+
+    check.py RENDERED.yaml     check one rendered overlay (kubectl kustomize output)
+    check.py --self-test       prove the checks catch what they claim to (broken inputs)
+
+Every Deployment and StatefulSet: startup, readiness and liveness probes; CPU and memory
+requests and limits; non-root, read-only root filesystem, no privilege escalation.
+Every service Deployment (app.kubernetes.io/component=service) also: rolling update with
+maxUnavailable 0, a preStop drain shorter than its grace period, a Service, an
+autoscaling/v2 HPA on CPU, and a PodDisruptionBudget selecting its pods. The namespace
+has a default-deny NetworkPolicy; Kafka topics have at least 3 partitions.
+"""
+import copy
+import sys
+
+import yaml
+
+
+def find(docs, kind, name=None):
+    return [d for d in docs if d.get("kind") == kind and (name is None or d["metadata"]["name"] == name)]
+
+
+def matches(selector, labels):
+    return all(labels.get(k) == v for k, v in (selector or {}).get("matchLabels", {}).items())
+
+
+def check(docs):
+    """Returns (passed, failures) for a list of manifests."""
+    failures, passed = [], 0
+
+    def need(ok, what):
+        nonlocal passed
+        if ok:
+            passed += 1
+        else:
+            failures.append(what)
+
+    workloads = find(docs, "Deployment") + find(docs, "StatefulSet")
+    need(bool(workloads), "there are workloads")
+    for w in workloads:
+        name = f"{w['kind']}/{w['metadata']['name']}"
+        pod = w["spec"]["template"]["spec"]
+        pod_sc = pod.get("securityContext", {})
+        for c in pod.get("containers", []):
+            cname = f"{name} container {c['name']}"
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                need(probe in c, f"{cname} has a {probe}")
+            res = c.get("resources", {})
+            for part in ("requests", "limits"):
+                for r in ("cpu", "memory"):
+                    need(r in res.get(part, {}), f"{cname} sets resources.{part}.{r}")
+            sc = c.get("securityContext", {})
+            need(sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is True, f"{cname} runs as non-root")
+            need(sc.get("readOnlyRootFilesystem") is True, f"{cname} has a read-only root filesystem")
+            need(sc.get("allowPrivilegeEscalation") is False, f"{cname} forbids privilege escalation")
+
+    services = [d for d in find(docs, "Deployment") if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "service"]
+    need(len(services) == 5, f"five service Deployments (found {len(services)})")
+    for d in services:
+        n = d["metadata"]["name"]
+        pod_labels = d["spec"]["template"]["metadata"]["labels"]
+        ru = d["spec"].get("strategy", {}).get("rollingUpdate", {})
+        need(ru.get("maxUnavailable") == 0, f"{n} rolls with maxUnavailable 0")
+        pod = d["spec"]["template"]["spec"]
+        pre = [c.get("lifecycle", {}).get("preStop") for c in pod["containers"]]
+        need(all(pre), f"{n} drains in preStop")
+        sleep = max((p or {}).get("sleep", {}).get("seconds", 0) for p in pre)
+        need(pod.get("terminationGracePeriodSeconds", 30) > sleep + 10, f"{n} grace period covers the preStop drain")
+        need(any(matches({"matchLabels": s["spec"].get("selector", {})}, pod_labels) for s in find(docs, "Service")), f"{n} has a Service")
+        hpas = [h for h in find(docs, "HorizontalPodAutoscaler") if h["spec"]["scaleTargetRef"]["name"] == n]
+        need(len(hpas) == 1 and hpas[0]["apiVersion"] == "autoscaling/v2", f"{n} has an autoscaling/v2 HPA")
+        need(any(m.get("resource", {}).get("name") == "cpu" for h in hpas for m in h["spec"].get("metrics", [])), f"{n} scales on CPU")
+        need(any(matches(p["spec"]["selector"], pod_labels) for p in find(docs, "PodDisruptionBudget")), f"{n} has a PodDisruptionBudget")
+
+    need(any(p["spec"].get("podSelector") == {} and set(p["spec"].get("policyTypes", [])) >= {"Ingress", "Egress"}
+             for p in find(docs, "NetworkPolicy")), "a default-deny NetworkPolicy")
+    topics = find(docs, "KafkaTopic")
+    need(bool(topics), "Kafka topics are declared")
+    for t in topics:
+        need(t["spec"].get("partitions", 0) >= 3, f"topic {t['metadata']['name']} has at least 3 partitions")
+    return passed, failures
+
+
+def self_test(path):
+    """Breaks a good rendering in each way the checks guard against; every break must be caught."""
+    good = [d for d in yaml.safe_load_all(open(path)) if d]
+    _, failures = check(good)
+    assert not failures, f"the good manifests fail: {failures}"
+
+    def broken(edit):
+        docs = copy.deepcopy(good)
+        edit(docs)
+        return check(docs)[1]
+
+    def first_service(docs):
+        return next(d for d in docs if d.get("kind") == "Deployment" and d["metadata"]["name"] == "book")
+
+    cases = {
+        "no readiness probe": lambda ds: first_service(ds)["spec"]["template"]["spec"]["containers"][0].pop("readinessProbe"),
+        "no liveness probe": lambda ds: first_service(ds)["spec"]["template"]["spec"]["containers"][0].pop("livenessProbe"),
+        "no resources": lambda ds: first_service(ds)["spec"]["template"]["spec"]["containers"][0].pop("resources"),
+        "no HPA": lambda ds: ds.remove(next(d for d in ds if d.get("kind") == "HorizontalPodAutoscaler" and d["metadata"]["name"] == "book")),
+        "no PDB": lambda ds: ds.remove(next(d for d in ds if d.get("kind") == "PodDisruptionBudget" and d["metadata"]["name"] == "book")),
+        "maxUnavailable 1": lambda ds: first_service(ds)["spec"]["strategy"]["rollingUpdate"].update(maxUnavailable=1),
+        "writable root": lambda ds: first_service(ds)["spec"]["template"]["spec"]["containers"][0]["securityContext"].update(readOnlyRootFilesystem=False),
+        "one partition": lambda ds: next(d for d in ds if d.get("kind") == "KafkaTopic")["spec"].update(partitions=1),
+    }
+    missed = [name for name, edit in cases.items() if not broken(edit)]
+    for name in cases:
+        print(f"  self-test: {name}: {'MISSED' if name in missed else 'caught'}")
+    return len(cases) - len(missed), missed
+
+
+def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--self-test":
+        passed, failed = self_test(sys.argv[2])
+    elif len(sys.argv) == 2:
+        docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+        passed, failed = check(docs)
+        for f in failed:
+            print(f"  FAILED: {f}")
+    else:
+        sys.exit(__doc__)
+    print(f"k8s policy {sys.argv[-1]}: {passed} passed, {len(failed)} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

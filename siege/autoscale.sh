@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Load for the HPA (the seed: kubectl autoscale --cpu-percent=15 --min=1 --max=10): a mix
+# of bookings and reads. In a cluster, watch it scale with: kubectl -n housebook get hpa -w
+# Usage: siege/autoscale.sh [GATEWAY_URL]   (CONCURRENCY, DURATION)
+source "$(dirname "$0")/lib.sh"
+read -r -a HOUSES <<<"$(register_houses 10)"
+booking_urls "$WORK/urls" "${HOUSES[@]}"
+for h in "${HOUSES[@]}"; do
+    echo "$URL/houses/$h" >>"$WORK/urls"
+    echo "$URL/availability?houseId=$h&checkIn=2031-03-01&checkOut=2031-03-05" >>"$WORK/urls"
+    echo "$URL/mypages?limit=20" >>"$WORK/urls"
+done
+if command -v kubectl >/dev/null && kubectl -n housebook get hpa >/dev/null 2>&1; then
+    kubectl -n housebook get hpa -w &
+    trap 'kill %1 2>/dev/null; rm -rf "$WORK"' EXIT
+fi
+echo "==> siege -c${CONCURRENCY:-50} -t${DURATION:-60S} mixed load on $URL"
+run_siege -c"${CONCURRENCY:-50}" -t"${DURATION:-60S}" -i -f "$WORK/urls" || true

@@ -1,0 +1,63 @@
+# Shared by the siege scenarios: target URL, siege itself, tokens, houses and a URL file.
+# Traffic goes only where you point it: by default the local fleet (./dev up) on 127.0.0.1.
+set -euo pipefail
+URL="${1:-${HOUSEBOOK_URL:-http://127.0.0.1:8088}}"
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+
+if ! command -v siege >/dev/null; then
+    echo "==> installing siege (apt)" >&2
+    sudo=""; [[ $(id -u) -eq 0 ]] || sudo=sudo
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq siege >/dev/null
+fi
+command -v jq >/dev/null || { echo "jq is needed (apt-get install jq)" >&2; exit 1; }
+# Our own siege settings: every answer logged (to count statuses), keep-alive, and no
+# abort on failures — a 503 is a result to report, not a reason to stop.
+export SIEGERC="$WORK/siegerc"
+printf 'verbose = true\ncolor = off\nshow-logfile = false\nlogging = false\nprotocol = HTTP/1.1\nconnection = keep-alive\nfailures = 1000000\n' >"$SIEGERC"
+
+token() {
+    curl -fsS "$URL/oauth/token" -d grant_type=password -d "username=$1" -d "password=${2:-$1}" | jq -r .access_token
+}
+
+ADMIN=$(token "${HOUSEBOOK_ADMIN_USER:-admin}" "${HOUSEBOOK_ADMIN_PASSWORD:-admin}")
+CUSTOMER=$(token "${HOUSEBOOK_CUSTOMER_USER:-alice}" "${HOUSEBOOK_CUSTOMER_PASSWORD:-alice}")
+
+# Registers N houses and waits until book knows them (it learns them from events).
+register_houses() {
+    local n="$1" ids=()
+    for i in $(seq 1 "$n"); do
+        ids+=("$(curl -fsS "$URL/houses" -H "Authorization: Bearer $ADMIN" -H 'content-type: application/json' \
+            -d "{\"houseName\": \"Siege house $i\", \"housePrice\": 100000}" | jq -r .id)")
+    done
+    local last="${ids[-1]}" deadline=$((SECONDS + 30))
+    until curl -fsS -o /dev/null "$URL/books" -H "Authorization: Bearer $CUSTOMER" -H 'content-type: application/json' \
+            -d "{\"houseId\": $last, \"bookDate\": \"2099-12-31\"}"; do
+        ((SECONDS < deadline)) || { echo "book never learned house $last" >&2; exit 1; }
+        sleep 0.5
+    done
+    echo "${ids[@]}"
+}
+
+# A siege URL file of one-night bookings, one line per (house, night) and 20000 of them,
+# so that few of siege's random picks book the same night twice.
+booking_urls() {
+    local file="$1"; shift
+    python3 - "$URL" "$@" >"$file" <<'PY'
+import datetime, sys
+url, houses = sys.argv[1], sys.argv[2:]
+start = datetime.date(2031, 1, 1)
+for i in range(20000):
+    night = start + datetime.timedelta(days=i // len(houses))
+    print(f'{url}/books POST {{"houseId": {houses[i % len(houses)]}, "bookDate": "{night}"}}')
+PY
+}
+
+set_faults() {
+    curl -fsS -X PUT "$URL/faults" -H "Authorization: Bearer $ADMIN" -H 'content-type: application/json' -d "$1" >/dev/null
+}
+
+# Runs siege; its per-request lines go to a file, its summary to the terminal.
+run_siege() {
+    siege "$@" --content-type "application/json" --header "Authorization: Bearer $CUSTOMER" >"$WORK/siege.out"
+}
