@@ -2,6 +2,9 @@
 //! `target/debug` (or `HOUSEBOOK_BIN_DIR`), each on its own free port with its own
 //! database, on the shared test broker with a private topic prefix and consumer groups.
 //! Every part can be stopped (SIGTERM) and started again on the same port and database.
+//!
+//! Test support only (never linked into a service): a failed set-up step panics, which is
+//! how a test reports failure, so unwrap/expect/panic are deliberate here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;

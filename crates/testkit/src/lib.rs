@@ -8,6 +8,9 @@
 //! The broker is `HOUSEBOOK_TEST_BROKERS` (default `127.0.0.1:19092`, the private broker
 //! that `./dev test` starts); PostgreSQL is `HOUSEBOOK_TEST_PG_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/test`).
+//!
+//! Test support only (never linked into a service): a failed set-up step panics, which is
+//! how a test reports failure, so unwrap/expect/panic are deliberate here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;

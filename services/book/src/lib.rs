@@ -30,8 +30,8 @@ pub const NAME: &str = "book";
 pub const MIGRATIONS: &[MigrationSql] = &[MigrationSql {
     version: 2,
     description: "listings, bookings, early decisions, unmatched payments",
-    sqlite: include_str!("../migrations/sqlite/0002_bookings.sql"),
-    postgres: include_str!("../migrations/postgres/0002_bookings.sql"),
+    sqlite: include_str!("../migrations/0002_bookings.sql"),
+    postgres: include_str!("../migrations/0002_bookings.sql"),
 }];
 
 /// All of the booking service's settings.

@@ -31,8 +31,8 @@ pub const DEFAULTS: ServiceDefaults = ServiceDefaults {
 pub const MIGRATIONS: &[MigrationSql] = &[MigrationSql {
     version: 2,
     description: "the view",
-    sqlite: include_str!("../migrations/sqlite/0002_view.sql"),
-    postgres: include_str!("../migrations/postgres/0002_view.sql"),
+    sqlite: include_str!("../migrations/0002_view.sql"),
+    postgres: include_str!("../migrations/0002_view.sql"),
 }];
 
 /// All of mypage's settings.

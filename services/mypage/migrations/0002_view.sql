@@ -1,3 +1,4 @@
+-- One file for both backends: this schema uses only what SQLite and PostgreSQL share.
 -- One row per booking, owned by its customer, updated in place by every event of it.
 CREATE TABLE mypages (
     book_id          TEXT PRIMARY KEY,

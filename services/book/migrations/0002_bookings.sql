@@ -1,3 +1,4 @@
+-- One file for both backends: this schema uses only what SQLite and PostgreSQL share.
 -- Listings copied from HouseRegistered: book prices stays itself and keeps taking
 -- bookings while house is down.
 CREATE TABLE listings (
