@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Rolling redeploy under load: book, payment and house are restarted one by one while
 # clients keep booking and reading, and siege reports the availability.
-#   local fleet (./dev up):   siege/rolling-redeploy.sh
-#   a cluster:                K8S=1 siege/rolling-redeploy.sh https://GATEWAY
-# Locally each service runs once, so a restart is a short gap the gateway answers with
-# 503 + Retry-After; in a cluster maxUnavailable 0, readiness and preStop drain make it none.
+#   local fleet:  HOUSEBOOK_REPLICAS=2 ./dev up -d && HOUSEBOOK_REPLICAS=2 siege/rolling-redeploy.sh
+#   a cluster:    K8S=1 siege/rolling-redeploy.sh https://GATEWAY
+# Locally each replica is stopped (SIGTERM: readiness drops, the gateway stops sending it
+# calls, in-flight work finishes, offsets are committed) and started again, one at a time;
+# with a single replica each restart is a gap the gateway answers with 503 + Retry-After.
+# In a cluster maxUnavailable 0, readiness and the preStop drain do the same.
 source "$(dirname "$0")/lib.sh"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 read -r -a HOUSES <<<"$(register_houses 10)"
@@ -19,7 +21,11 @@ for svc in book payment house; do
         kubectl -n housebook rollout restart "deployment/$svc"
         kubectl -n housebook rollout status "deployment/$svc" --timeout=300s
     else
-        "$ROOT/dev" stop "$svc" && "$ROOT/dev" start "$svc"
+        for ((i = 1; i <= ${HOUSEBOOK_REPLICAS:-1}; i++)); do
+            instance="$svc"; ((i == 1)) || instance="$svc-$i"
+            "$ROOT/dev" stop "$instance" && "$ROOT/dev" start "$instance"
+            sleep 1
+        done
     fi
     sleep 5
 done

@@ -1,11 +1,17 @@
-//! A fleet of real processes for end-to-end tests: the five service binaries from
-//! `target/debug` (or `HOUSEBOOK_BIN_DIR`), each on its own free port with its own
-//! database, on the shared test broker with a private topic prefix and consumer groups.
-//! Every part can be stopped (SIGTERM) and started again on the same port and database.
+//! A fleet of real processes for end-to-end and fault tests: the five service binaries
+//! from `target/debug` (or `HOUSEBOOK_BIN_DIR`), each on its own free port with its own
+//! database, on the shared test broker with a private topic prefix and consumer groups —
+//! or on a private Tansu broker that a test may pause or restart. A service may run as
+//! several replicas (one consumer group, one database, listed behind the gateway).
+//! Every part can be stopped (SIGTERM), killed (SIGKILL) and started again on the same
+//! port and database.
 //!
 //! Test support only (never linked into a service): a failed set-up step panics, which is
 //! how a test reports failure, so unwrap/expect/panic are deliberate here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod invariants;
+pub mod load;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -18,13 +24,119 @@ use testkit::Backend;
 /// The services, in start order.
 pub const SERVICES: [&str; 5] = ["payment", "house", "mypage", "book", "gateway"];
 
+/// How to start a fleet.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// SQLite files or PostgreSQL databases.
+    pub backend: Backend,
+    /// Replicas per service (default one each); more than one needs PostgreSQL.
+    pub replicas: Vec<(&'static str, usize)>,
+    /// A broker of its own, which the test may pause and restart.
+    pub private_broker: bool,
+    /// Extra settings for every process of a service.
+    pub env: Vec<(&'static str, String, String)>,
+}
+
+impl Options {
+    /// One replica of each service on the shared broker.
+    pub fn new(backend: Backend) -> Self {
+        Self {
+            backend,
+            replicas: Vec::new(),
+            private_broker: false,
+            env: Vec::new(),
+        }
+    }
+
+    fn replicas_of(&self, service: &str) -> usize {
+        self.replicas
+            .iter()
+            .find(|(s, _)| *s == service)
+            .map_or(1, |(_, n)| (*n).max(1))
+    }
+}
+
 /// A running fleet; dropped, it kills what still runs.
 pub struct Fleet {
-    ports: HashMap<&'static str, u16>,
-    env: HashMap<&'static str, Vec<(String, String)>>,
-    children: HashMap<&'static str, Child>,
+    ports: HashMap<String, u16>,
+    env: HashMap<String, Vec<(String, String)>>,
+    children: HashMap<String, Child>,
+    replicas: HashMap<&'static str, Vec<String>>,
+    broker: Option<Broker>,
+    brokers: String,
+    prefix: String,
     logs: PathBuf,
     http: reqwest::Client,
+}
+
+/// A private Tansu broker with durable SQLite storage.
+struct Broker {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Broker {
+    fn start(logs: &std::path::Path) -> Self {
+        let dir = logs.join("broker");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut b = Self {
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        b.spawn();
+        b
+    }
+
+    fn spawn(&mut self) {
+        let addr = format!("tcp://127.0.0.1:{}", self.port);
+        let log = log_file(&self.dir.join("broker.log"));
+        // Started from its own folder: Tansu reads a .env from its working directory.
+        let child = Command::new(std::env::var("HOUSEBOOK_TANSU_BIN").unwrap_or("tansu".into()))
+            .current_dir(&self.dir)
+            .args(["broker", "--listener-url", &addr, "--advertised-listener-url", &addr])
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("cannot start tansu (./dev test installs it)");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "tansu did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            signal(c.id(), sig);
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status();
+}
+
+fn log_file(path: &std::path::Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
 }
 
 fn free_port() -> u16 {
@@ -41,73 +153,105 @@ fn bin_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug"))
 }
 
+fn kv(k: &str, v: impl Into<String>) -> (String, String) {
+    (k.to_owned(), v.into())
+}
+
+/// The service an instance name (`book`, `book-2`) belongs to.
+pub fn service_of(instance: &str) -> &str {
+    instance.split('-').next().unwrap_or(instance)
+}
+
 impl Fleet {
-    /// Starts every service and waits until each is ready.
+    /// Starts every service (one replica each, shared broker) and waits until each is ready.
     pub async fn start(backend: Backend) -> Self {
+        Self::start_with(Options::new(backend)).await
+    }
+
+    /// Starts a fleet as `options` say and waits until every part is ready.
+    pub async fn start_with(options: Options) -> Self {
         let prefix = testkit::unique("e2e") + ".";
         let logs = std::env::temp_dir().join("housebook-e2e").join(&prefix);
         std::fs::create_dir_all(&logs).unwrap();
-        let ports: HashMap<&'static str, u16> =
-            SERVICES.iter().map(|s| (*s, free_port())).collect();
-        let url = |s: &str| format!("http://127.0.0.1:{}", ports[s]);
+        let broker = options.private_broker.then(|| Broker::start(&logs));
+        let brokers = broker
+            .as_ref()
+            .map_or_else(testkit::brokers, |b| format!("127.0.0.1:{}", b.port));
+        let replicas: HashMap<&'static str, Vec<String>> = SERVICES
+            .iter()
+            .map(|s| {
+                let names = (1..=options.replicas_of(s))
+                    .map(|i| if i == 1 { s.to_string() } else { format!("{s}-{i}") })
+                    .collect();
+                (*s, names)
+            })
+            .collect();
+        let ports: HashMap<String, u16> = replicas
+            .values()
+            .flatten()
+            .map(|i| (i.clone(), free_port()))
+            .collect();
+        let urls = |s: &str| {
+            replicas[s]
+                .iter()
+                .map(|i| format!("http://127.0.0.1:{}", ports[i]))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         let mut env = HashMap::new();
         for s in SERVICES {
             let mut e = vec![
-                ("HOUSEBOOK_HTTP__PORT".to_owned(), ports[s].to_string()),
-                ("HOUSEBOOK_KAFKA__BROKERS".to_owned(), testkit::brokers()),
-                ("HOUSEBOOK_KAFKA__TOPIC_PREFIX".to_owned(), prefix.clone()),
-                (
-                    "HOUSEBOOK_KAFKA__GROUP_ID".to_owned(),
-                    format!("{prefix}{s}"),
-                ),
-                (
-                    "HOUSEBOOK_KAFKA__RELAY_POLL_MS".to_owned(),
-                    "200".to_owned(),
-                ),
-                (
-                    "HOUSEBOOK_LOG__FILTER".to_owned(),
-                    "info,sqlx=warn,rdkafka=warn".to_owned(),
-                ),
+                kv("HOUSEBOOK_KAFKA__BROKERS", brokers.clone()),
+                kv("HOUSEBOOK_KAFKA__TOPIC_PREFIX", prefix.clone()),
+                kv("HOUSEBOOK_KAFKA__GROUP_ID", format!("{prefix}{s}")),
+                kv("HOUSEBOOK_KAFKA__RELAY_POLL_MS", "200"),
+                kv("HOUSEBOOK_LOG__FILTER", "info,sqlx=warn,rdkafka=warn"),
             ];
             if s != "gateway" {
-                e.push((
-                    "HOUSEBOOK_DATABASE__URL".to_owned(),
-                    testkit::fresh_database(backend).await,
+                e.push(kv(
+                    "HOUSEBOOK_DATABASE__URL",
+                    testkit::fresh_database(options.backend).await,
                 ));
+            }
+            if replicas[s].len() > 1 {
+                // Readiness turns false a second before the listener closes: longer
+                // than the gateway's readiness poll, so no new call reaches a leaver.
+                e.push(kv("HOUSEBOOK_HTTP__DRAIN_SECS", "1"));
             }
             match s {
                 "book" => e.extend([
-                    ("HOUSEBOOK_PAYMENT__URL".to_owned(), url("payment")),
-                    (
-                        "HOUSEBOOK_PAYMENT__TOKEN_URL".to_owned(),
-                        format!("{}/oauth/token", url("gateway")),
+                    kv("HOUSEBOOK_PAYMENT__URL", urls("payment")),
+                    kv("HOUSEBOOK_PAYMENT__HEALTH_INTERVAL_MS", "100"),
+                    kv(
+                        "HOUSEBOOK_PAYMENT__TOKEN_URL",
+                        format!("{}/oauth/token", urls("gateway")),
                     ),
-                    (
-                        "HOUSEBOOK_PAYMENT__BREAKER_MIN_CALLS".to_owned(),
-                        "3".to_owned(),
-                    ),
-                    (
-                        "HOUSEBOOK_PAYMENT__BREAKER_OPEN_MS".to_owned(),
-                        "1000".to_owned(),
-                    ),
-                    (
-                        "HOUSEBOOK_RECONCILE__INTERVAL_MS".to_owned(),
-                        "300".to_owned(),
-                    ),
-                    (
-                        "HOUSEBOOK_RECONCILE__GRACE_MS".to_owned(),
-                        "2000".to_owned(),
-                    ),
+                    kv("HOUSEBOOK_PAYMENT__BREAKER_MIN_CALLS", "3"),
+                    kv("HOUSEBOOK_PAYMENT__BREAKER_OPEN_MS", "1000"),
+                    kv("HOUSEBOOK_RECONCILE__INTERVAL_MS", "300"),
+                    kv("HOUSEBOOK_RECONCILE__GRACE_MS", "2000"),
                 ]),
                 "gateway" => e.extend([
-                    ("HOUSEBOOK_UPSTREAMS__BOOK".to_owned(), url("book")),
-                    ("HOUSEBOOK_UPSTREAMS__PAYMENT".to_owned(), url("payment")),
-                    ("HOUSEBOOK_UPSTREAMS__HOUSE".to_owned(), url("house")),
-                    ("HOUSEBOOK_UPSTREAMS__MYPAGE".to_owned(), url("mypage")),
+                    kv("HOUSEBOOK_UPSTREAMS__BOOK", urls("book")),
+                    kv("HOUSEBOOK_UPSTREAMS__PAYMENT", urls("payment")),
+                    kv("HOUSEBOOK_UPSTREAMS__HOUSE", urls("house")),
+                    kv("HOUSEBOOK_UPSTREAMS__MYPAGE", urls("mypage")),
+                    kv("HOUSEBOOK_UPSTREAMS__HEALTH_INTERVAL_MS", "100"),
                 ]),
                 _ => {}
             }
-            env.insert(s, e);
+            e.extend(
+                options
+                    .env
+                    .iter()
+                    .filter(|(svc, _, _)| *svc == s)
+                    .map(|(_, k, v)| (k.clone(), v.clone())),
+            );
+            for i in &replicas[s] {
+                let mut mine = e.clone();
+                mine.push(kv("HOUSEBOOK_HTTP__PORT", ports[i].to_string()));
+                env.insert(i.clone(), mine);
+            }
         }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
@@ -117,43 +261,48 @@ impl Fleet {
             ports,
             env,
             children: HashMap::new(),
+            replicas,
+            broker,
+            brokers,
+            prefix,
             logs,
             http,
         };
         for s in SERVICES {
-            fleet.spawn(s);
+            for i in fleet.replicas[s].clone() {
+                fleet.spawn(&i);
+            }
         }
         for s in SERVICES {
-            fleet.wait_ready(s).await;
+            for i in fleet.replicas[s].clone() {
+                fleet.wait_ready(&i).await;
+            }
         }
         fleet
     }
 
-    fn spawn(&mut self, name: &'static str) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.logs.join(format!("{name}.log")))
-            .unwrap();
-        let child = Command::new(bin_dir().join(name))
-            .envs(self.env[name].iter().cloned())
+    fn spawn(&mut self, instance: &str) {
+        let log = log_file(&self.logs.join(format!("{instance}.log")));
+        let child = Command::new(bin_dir().join(service_of(instance)))
+            .envs(self.env[instance].iter().cloned())
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
-                    "cannot start {name} from {}: {e} (run cargo build --bins)",
+                    "cannot start {instance} from {}: {e} (run cargo build --bins)",
                     bin_dir().display()
                 )
             });
-        self.children.insert(name, child);
+        self.children.insert(instance.to_owned(), child);
     }
 
-    async fn wait_ready(&self, name: &str) {
-        let url = format!("{}/readyz", self.url(name));
+    /// Waits until an instance answers `/readyz` with `200`.
+    pub async fn wait_ready(&self, instance: &str) {
+        let url = format!("{}/readyz", self.url(instance));
         testkit::eventually(
             30,
-            &format!("{name} ready (log: {})", self.logs.display()),
+            &format!("{instance} ready (log: {})", self.logs.display()),
             || async {
                 let r = self.http.get(&url).send().await.ok()?;
                 (r.status() == reqwest::StatusCode::OK).then_some(())
@@ -162,54 +311,104 @@ impl Fleet {
         .await;
     }
 
-    /// A service's base URL.
-    pub fn url(&self, name: &str) -> String {
-        format!("http://127.0.0.1:{}", self.ports[name])
+    /// An instance's base URL (`book` is a service's first replica, `book-2` its second).
+    pub fn url(&self, instance: &str) -> String {
+        format!("http://127.0.0.1:{}", self.ports[instance])
     }
 
-    /// Sends SIGTERM and waits for the process to exit.
-    pub async fn stop(&mut self, name: &'static str) {
-        let Some(mut child) = self.children.remove(name) else {
+    /// The gateway's base URL.
+    pub fn gateway(&self) -> String {
+        self.url("gateway")
+    }
+
+    /// The instance names of a service's replicas.
+    pub fn replicas(&self, service: &str) -> Vec<String> {
+        self.replicas[service].clone()
+    }
+
+    /// Where the fleet's logs are.
+    pub fn logs(&self) -> &std::path::Path {
+        &self.logs
+    }
+
+    /// The broker address the fleet uses.
+    pub fn brokers(&self) -> &str {
+        &self.brokers
+    }
+
+    /// The fleet's events topic.
+    pub fn events_topic(&self) -> String {
+        format!("{}housebook.events", self.prefix)
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; asserts it exited cleanly.
+    pub async fn stop(&mut self, instance: &str) {
+        let Some(mut child) = self.children.remove(instance) else {
             return;
         };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
+        signal(child.id(), "TERM");
         let status = tokio::task::spawn_blocking(move || child.wait())
             .await
             .unwrap()
             .unwrap();
         assert!(
             status.success(),
-            "{name} did not exit cleanly on SIGTERM: {status:?}"
+            "{instance} did not exit cleanly on SIGTERM: {status:?}"
         );
     }
 
+    /// Sends SIGKILL: no drain, no goodbye.
+    pub async fn kill(&mut self, instance: &str) {
+        if let Some(mut child) = self.children.remove(instance) {
+            let _ = child.kill();
+            tokio::task::spawn_blocking(move || child.wait())
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    }
+
     /// Starts a stopped part again (same port, same database) and waits until it is ready.
-    pub async fn restart(&mut self, name: &'static str) {
-        self.spawn(name);
-        self.wait_ready(name).await;
+    pub async fn restart(&mut self, instance: &str) {
+        self.spawn(instance);
+        self.wait_ready(instance).await;
+    }
+
+    /// Freezes the private broker (SIGSTOP): connections stay open, nothing answers.
+    pub fn pause_broker(&self) {
+        self.broker.as_ref().expect("a private broker").signal("STOP");
+    }
+
+    /// Thaws the private broker (SIGCONT).
+    pub fn resume_broker(&self) {
+        self.broker.as_ref().expect("a private broker").signal("CONT");
+    }
+
+    /// Stops the private broker (SIGTERM, then SIGKILL) and starts it again on the same
+    /// port and storage.
+    pub async fn restart_broker(&mut self) {
+        let broker = self.broker.as_mut().expect("a private broker");
+        if let Some(mut child) = broker.child.take() {
+            signal(child.id(), "TERM");
+            tokio::task::spawn_blocking(move || {
+                for _ in 0..50 {
+                    if child.try_wait().ok().flatten().is_some() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            })
+            .await
+            .unwrap();
+        }
+        broker.spawn();
     }
 
     /// A token from the gateway (password grant; the local users' passwords are their names).
     pub async fn token(&self, user: &str) -> String {
-        let form = [
-            ("grant_type", "password"),
-            ("username", user),
-            ("password", user),
-        ];
-        let r = self
-            .http
-            .post(format!("{}/oauth/token", self.url("gateway")))
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), reqwest::StatusCode::OK);
-        r.json::<Value>().await.unwrap()["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        load::token(&self.http, &self.gateway(), user).await
     }
 
     /// A request through the gateway.
@@ -222,7 +421,7 @@ impl Fleet {
     ) -> (reqwest::StatusCode, Value, reqwest::header::HeaderMap) {
         let mut req = self
             .http
-            .request(method, format!("{}{path}", self.url("gateway")));
+            .request(method, format!("{}{path}", self.gateway()));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -250,11 +449,11 @@ impl Fleet {
         (s, v)
     }
 
-    /// A metric of one service, read from its `/metrics` (0 when absent).
-    pub async fn metric(&self, name: &str, prefix: &str) -> f64 {
+    /// A metric of one instance, read from its `/metrics` (0 when absent).
+    pub async fn metric(&self, instance: &str, prefix: &str) -> f64 {
         let text = self
             .http
-            .get(format!("{}/metrics", self.url(name)))
+            .get(format!("{}/metrics", self.url(instance)))
             .send()
             .await
             .unwrap()
@@ -268,10 +467,29 @@ impl Fleet {
             .unwrap_or(0.0)
     }
 
+    /// The sum of a counter over all its label sets whose line contains every `part`.
+    pub async fn metric_sum(&self, instance: &str, name: &str, parts: &[&str]) -> f64 {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.url(instance)))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|l| l.starts_with(name) && parts.iter().all(|p| l.contains(p)))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// Stops everything gracefully.
     pub async fn shutdown(mut self) {
         for s in SERVICES.iter().rev() {
-            self.stop(s).await;
+            for i in self.replicas(s) {
+                self.stop(&i).await;
+            }
         }
     }
 }

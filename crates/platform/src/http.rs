@@ -25,13 +25,49 @@ pub struct AppJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for AppJson<T>
 where
-    axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    T: DeserializeOwned,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
+    /// A JSON object (every endpoint takes one: `[]` or `42` is refused even where all
+    /// fields have defaults), within the body limit, with a JSON content type.
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        let json_type = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|m| m.trim().to_ascii_lowercase())
+            .is_some_and(|m| m == "application/json" || (m.starts_with("application/") && m.ends_with("+json")));
+        if !json_type {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "expected Content-Type: application/json",
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|r| {
+                if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                        "request body too large",
+                    )
+                } else {
+                    ApiError::bad_request("could not read the request body")
+                }
+            })?;
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                "the body must be a JSON object",
+            ));
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(Self(v)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
@@ -174,6 +210,33 @@ pub async fn observe(State(metrics): State<Metrics>, req: Request, next: Next) -
 /// Lenient number parsing for bodies: accepts `200000` and `"200000"` (httpie's `key=value`
 /// sends strings, and the seed's commands are written that way); rejects fractions and
 /// numbers that do not fit.
+/// `?limit=&offset=` of a list endpoint, read beside the endpoint's own query fields
+/// (a second `AppQuery`; unknown fields are ignored by both).
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
+pub struct Page {
+    /// Rows wanted, 1 to [`Page::MAX`]; 100 when absent.
+    pub limit: Option<i64>,
+    /// Rows skipped; 0 when absent.
+    pub offset: Option<i64>,
+}
+
+impl Page {
+    /// The most rows one page holds.
+    pub const MAX: i64 = 1000;
+
+    /// `(limit, offset)`, or `422` when out of range.
+    pub fn bounds(&self) -> Result<(i64, i64), ApiError> {
+        let limit = self.limit.unwrap_or(100);
+        let offset = self.offset.unwrap_or(0);
+        if !(1..=Self::MAX).contains(&limit) || offset < 0 {
+            return Err(ApiError::unprocessable(
+                "limit must be 1 to 1000 and offset not negative",
+            ));
+        }
+        Ok((limit, offset))
+    }
+}
+
 pub mod lenient {
     use std::fmt;
 

@@ -18,6 +18,7 @@ pub mod service;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+pub mod upstream;
 
 pub use error::ApiError;
 pub use http::{AppJson, AppPath, AppQuery};

@@ -74,6 +74,7 @@ impl Service for Application {
         let repo = outbound::db::SqlBookings::new(runtime.db().clone(), runtime.outbox().clone());
         let breaker = BreakerMetrics::register(runtime.metrics().registry())?;
         let payments = HttpPayments::new(settings.payment.clone(), breaker)?;
+        payments.watch(runtime.shutdown());
         let service = BookService::new(Arc::new(repo), payments);
         let verifier = platform::auth::TokenVerifier::new(&settings.common.auth)?;
         let handler = Arc::new(inbound::kafka::BookEvents::new(service.clone()));

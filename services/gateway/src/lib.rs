@@ -2,11 +2,13 @@
 //! `/.well-known/jwks.json`), checks them, and routes `/houses`, `/books`, `/payments`,
 //! `/mypages` and `/availability` to their services over pooled keep-alive connections.
 
+pub mod limit;
 pub mod oauth;
 pub mod proxy;
 pub mod settings;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::routing::{any, get, post};
 use axum::Router;
@@ -91,12 +93,18 @@ impl Service for Application {
                 &settings.auth.public_key_pem,
                 &settings.tokens.key_id,
             )?),
+            limiter: limit::Limiter::new(settings.rate_limit.token),
         };
         let proxy = proxy::Proxy::new(
-            settings.upstreams.clone(),
+            &settings.upstreams,
             verifier,
             settings.http.body_limit_bytes,
+            limit::Limiter::new(settings.rate_limit.api),
         )?;
+        proxy.upstreams.watch(
+            Duration::from_millis(settings.upstreams.health_interval_ms.max(10)),
+            &shutdown,
+        );
         let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port)).await?;
         Ok(Self {
             router: router(issuance, proxy),

@@ -32,6 +32,8 @@ pub struct Issuance {
     pub clients: Arc<Vec<Principal>>,
     /// The JWKS document.
     pub jwks: Arc<serde_json::Value>,
+    /// Token requests per user or client name (password guessing, argon2 CPU).
+    pub limiter: crate::limit::Limiter,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -117,6 +119,7 @@ pub async fn token(
                     "username and password are required",
                 ));
             };
+            state.limiter.admit(&format!("user:{user}"))?;
             let roles = authenticate(state.users.clone(), user.clone(), password)
                 .await
                 .ok_or_else(|| {
@@ -136,6 +139,7 @@ pub async fn token(
                     "client_id and client_secret are required",
                 ));
             };
+            state.limiter.admit(&format!("client:{id}"))?;
             let roles = authenticate(state.clients.clone(), id.clone(), secret)
                 .await
                 .ok_or_else(|| {

@@ -3,6 +3,8 @@
 //! client), which a cluster replaces from a Secret (a TOML file named by `HOUSEBOOK_CONFIG`).
 
 use platform::auth::Role;
+
+use crate::limit::Rate;
 use platform::settings::{AuthSettings, HttpSettings, LogSettings, DEV_SIGNING_KEY_PEM};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -25,6 +27,34 @@ pub struct Settings {
     pub clients: Vec<Principal>,
     /// Where the routes go.
     pub upstreams: Upstreams,
+    /// Rate limits.
+    pub rate_limit: RateLimits,
+}
+
+/// Rate limits at the edge. The defaults suit one laptop, where a load test sends
+/// everything with one token; a cluster sets its own (see `k8s/base/config`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RateLimits {
+    /// API calls per token subject.
+    pub api: Rate,
+    /// Token requests per user or client name.
+    pub token: Rate,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            api: Rate {
+                per_second: 1000.0,
+                burst: 2000.0,
+            },
+            token: Rate {
+                per_second: 10.0,
+                burst: 20.0,
+            },
+        }
+    }
 }
 
 /// Token issuance.
@@ -60,7 +90,8 @@ pub struct Principal {
     pub roles: Vec<Role>,
 }
 
-/// The upstream base URLs.
+/// The upstream base URLs: one per service (a Kubernetes Service), or a comma-separated
+/// list of replicas, which the gateway balances by their readiness.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct Upstreams {
@@ -74,6 +105,8 @@ pub struct Upstreams {
     pub mypage: String,
     /// Timeout of one proxied call, in milliseconds.
     pub timeout_ms: u64,
+    /// How often replicas' `/readyz` is polled, in milliseconds (lists of two or more).
+    pub health_interval_ms: u64,
 }
 
 impl Default for Upstreams {
@@ -84,6 +117,7 @@ impl Default for Upstreams {
             house: "http://127.0.0.1:8083".into(),
             mypage: "http://127.0.0.1:8084".into(),
             timeout_ms: 10_000,
+            health_interval_ms: 250,
         }
     }
 }
@@ -116,6 +150,7 @@ impl Default for Settings {
                 &[Role::Service],
             )],
             upstreams: Upstreams::default(),
+            rate_limit: RateLimits::default(),
         }
     }
 }

@@ -24,26 +24,49 @@ fn closed_port() -> u16 {
 }
 
 async fn start() -> Edge {
+    start_with(|_| {}).await
+}
+
+/// A gateway in front of one real `house`; every other service is down. `tweak` changes
+/// the gateway's settings; `house` in its upstreams is replaced by the running one.
+async fn start_with(tweak: impl FnOnce(&mut Settings)) -> Edge {
     let world = World::new(Backend::Sqlite);
     let house = TestApp::spawn::<house::Application>(house::Settings {
         common: world.settings("house").await,
     })
     .await;
     let down = format!("http://127.0.0.1:{}", closed_port());
-    let settings = Settings {
+    let mut settings = Settings {
         upstreams: Upstreams {
-            house: house.base.clone(),
+            house: "{house}".into(),
             book: down.clone(),
             payment: down.clone(),
             mypage: down,
             timeout_ms: 5000,
+            health_interval_ms: 100,
         },
         ..Default::default()
     };
-    let mut settings = settings;
+    tweak(&mut settings);
+    settings.upstreams.house = settings.upstreams.house.replace("{house}", &house.base);
     settings.http.port = 0;
     let gateway = TestApp::spawn::<Application>(settings).await;
     Edge { gateway, house }
+}
+
+/// A password-grant token (the local users' passwords are their names).
+async fn token(edge: &Edge, user: &str) -> String {
+    let (s, t) = token_request(
+        edge,
+        &[
+            ("grant_type", "password"),
+            ("username", user),
+            ("password", user),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    t["access_token"].as_str().unwrap().to_owned()
 }
 
 async fn token_request(edge: &Edge, form: &[(&str, &str)]) -> (StatusCode, Value) {
@@ -205,26 +228,8 @@ async fn tokens_are_issued_for_users_and_clients_and_refused_otherwise() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_are_checked_at_the_edge_and_routed() {
     let edge = start().await;
-    let (_, t) = token_request(
-        &edge,
-        &[
-            ("grant_type", "password"),
-            ("username", "admin"),
-            ("password", "admin"),
-        ],
-    )
-    .await;
-    let admin = t["access_token"].as_str().unwrap().to_owned();
-    let (_, t) = token_request(
-        &edge,
-        &[
-            ("grant_type", "password"),
-            ("username", "alice"),
-            ("password", "alice"),
-        ],
-    )
-    .await;
-    let alice = t["access_token"].as_str().unwrap().to_owned();
+    let admin = token(&edge, "admin").await;
+    let alice = token(&edge, "alice").await;
 
     let (s, h) = edge
         .gateway
@@ -292,6 +297,86 @@ async fn requests_are_checked_at_the_edge_and_routed() {
         (s, e["error"].as_str()),
         (StatusCode::NOT_FOUND, Some("not_found"))
     );
+    edge.gateway.stop().await;
+    edge.house.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_refuses_connections_is_skipped() {
+    let dead = format!("http://127.0.0.1:{}", closed_port());
+    let edge = start_with(|s| s.upstreams.house = format!("{dead},{{house}},{dead}/")).await;
+    let alice = token(&edge, "alice").await;
+    for i in 0..12 {
+        let (s, b) = edge.gateway.get("/houses", &alice).await;
+        assert_eq!(s, StatusCode::OK, "call {i}: {b}");
+    }
+    edge.gateway.stop().await;
+    edge.house.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_over_their_rate_get_429_with_retry_after_and_nothing_forwarded() {
+    let edge = start_with(|s| {
+        s.rate_limit.api = gateway::limit::Rate {
+            per_second: 0.2,
+            burst: 3.0,
+        };
+        s.rate_limit.token = gateway::limit::Rate {
+            per_second: 0.2,
+            burst: 1.0,
+        };
+    })
+    .await;
+    let admin = token(&edge, "admin").await;
+    let alice = token(&edge, "alice").await;
+    let (s, e) = token_request(
+        &edge,
+        &[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", "alice"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited")),
+        "a second token request for alice within a burst of one"
+    );
+    token(&edge, "bob").await; // bob's requests are counted apart
+
+    for i in 0..3 {
+        let (s, b) = edge
+            .gateway
+            .post(
+                "/houses",
+                &admin,
+                json!({"houseName": format!("House {i}"), "housePrice": 5}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+    let r = testkit::http()
+        .post(edge.gateway.url("/houses"))
+        .bearer_auth(&admin)
+        .json(&json!({"houseName": "One too many", "housePrice": 5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let after: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=5).contains(&after), "Retry-After {after}");
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "rate_limited");
+    // alice has her own budget; what she sees proves the fourth house was never forwarded.
+    let (s, houses) = edge.gateway.get("/houses", &alice).await;
+    assert_eq!(s, StatusCode::OK);
+    let names: Vec<_> = houses
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["houseName"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["House 0", "House 1", "House 2"]);
     edge.gateway.stop().await;
     edge.house.stop().await;
 }

@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, NaiveDate, Utc};
 use platform::auth::{Caller, Role, TokenVerifier};
-use platform::http::lenient;
+use platform::http::{lenient, Page};
 use platform::{ApiError, AppJson, AppPath, AppQuery};
 use serde::{Deserialize, Serialize};
 
@@ -215,24 +215,12 @@ async fn get_one(
         .map_err(|e| get_error(e, &id))
 }
 
-#[derive(Debug, Deserialize)]
-struct Page {
-    limit: Option<i64>,
-    offset: Option<i64>,
-}
-
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    AppQuery(p): AppQuery<Page>,
+    AppQuery(page): AppQuery<Page>,
 ) -> Result<AppJson<Vec<BookView>>, ApiError> {
-    let limit = p.limit.unwrap_or(100);
-    let offset = p.offset.unwrap_or(0);
-    if !(1..=1000).contains(&limit) || offset < 0 {
-        return Err(ApiError::unprocessable(
-            "limit must be 1 to 1000 and offset not negative",
-        ));
-    }
+    let (limit, offset) = page.bounds()?;
     let list = state.service.list(&actor(&caller), limit, offset).await?;
     Ok(AppJson(list.into_iter().map(Into::into).collect()))
 }

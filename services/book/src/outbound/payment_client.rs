@@ -20,6 +20,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::Mutex;
+use platform::shutdown::CancellationToken;
+use platform::upstream::Pool;
 
 use crate::domain::ports::{PaymentError, PaymentRequest, Payments};
 
@@ -27,8 +29,11 @@ use crate::domain::ports::{PaymentError, PaymentRequest, Payments};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct PaymentClientSettings {
-    /// Base URL of the payment service.
+    /// Base URL of the payment service, or a comma-separated list of its replicas
+    /// (balanced by their readiness; see `platform::upstream`).
     pub url: String,
+    /// How often replicas' `/readyz` is polled, in milliseconds (lists of two or more).
+    pub health_interval_ms: u64,
     /// Timeout of one call, in milliseconds (the seed's Hystrix setting: 610).
     pub timeout_ms: u64,
     /// Extra attempts after a timeout or a 5xx while the circuit is closed. Safe because
@@ -57,6 +62,7 @@ impl Default for PaymentClientSettings {
     fn default() -> Self {
         Self {
             url: "http://127.0.0.1:8082".into(),
+            health_interval_ms: 250,
             timeout_ms: 610,
             retries: 1,
             breaker_window_ms: 10_000,
@@ -189,6 +195,7 @@ enum CallError {
 /// The payment context over HTTP.
 pub struct HttpPayments {
     http: reqwest::Client,
+    pool: Pool,
     settings: PaymentClientSettings,
     breaker: Breaker,
     token: Mutex<Option<(String, Instant)>>,
@@ -226,10 +233,17 @@ impl HttpPayments {
             .build()?;
         Ok(Arc::new(Self {
             http,
+            pool: Pool::parse("payment", &settings.url)?,
             settings,
             breaker,
             token: Mutex::new(None),
         }))
+    }
+
+    /// Starts polling the replicas' readiness until `stop`.
+    pub fn watch(&self, stop: CancellationToken) {
+        self.pool
+            .watch(Duration::from_millis(self.settings.health_interval_ms.max(10)), stop);
     }
 
     fn unavailable(&self, reason: impl Into<String>) -> PaymentError {
@@ -284,11 +298,11 @@ impl HttpPayments {
     /// A call, tried again after a timeout or a 5xx while the circuit lets calls through.
     async fn with_retries(
         &self,
-        request: impl Fn() -> reqwest::RequestBuilder,
+        request: impl Fn(&str) -> reqwest::RequestBuilder,
     ) -> Result<serde_json::Value, PaymentError> {
         let mut attempt = 0;
         loop {
-            match self.call(request()).await {
+            match self.call(&request).await {
                 Err(PaymentError::Unavailable { reason, .. })
                     if attempt < self.settings.retries && self.breaker.is_call_permitted() =>
                 {
@@ -300,17 +314,36 @@ impl HttpPayments {
         }
     }
 
-    /// One call through the breaker.
-    async fn call(&self, req: reqwest::RequestBuilder) -> Result<serde_json::Value, PaymentError> {
+    /// One call through the breaker, to a ready replica of `payment`; a replica that
+    /// refuses the connection (stopped, restarting) is skipped for the next one, since
+    /// nothing reached it.
+    async fn call(
+        &self,
+        request: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> Result<serde_json::Value, PaymentError> {
         let timeout = Duration::from_millis(self.settings.timeout_ms);
+        let pool = &self.pool;
         let fut = async move {
-            let res = req.timeout(timeout).send().await.map_err(|e| {
-                CallError::Unavailable(if e.is_timeout() {
-                    "timed out".into()
-                } else {
-                    format!("unreachable: {e}")
-                })
-            })?;
+            let mut tried = Vec::new();
+            let res = loop {
+                let Some(base) = pool.pick(&tried) else {
+                    return Err(CallError::Unavailable("no replica answers".into()));
+                };
+                match request(&base).timeout(timeout).send().await {
+                    Ok(res) => break res,
+                    Err(e) if e.is_connect() => {
+                        pool.mark_down(&base);
+                        tried.push(base);
+                    }
+                    Err(e) => {
+                        return Err(CallError::Unavailable(if e.is_timeout() {
+                            "timed out".into()
+                        } else {
+                            format!("unreachable: {e}")
+                        }))
+                    }
+                }
+            };
             let status = res.status();
             let body: serde_json::Value = match res.bytes().await {
                 Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
@@ -346,12 +379,14 @@ impl Payments for HttpPayments {
             "bookId": r.book_id, "houseId": r.house_id, "customerId": r.customer_id,
             "housePrice": r.amount, "checkIn": r.stay.check_in(), "checkOut": r.stay.check_out(),
         });
-        let req = self
-            .http
-            .post(format!("{}/payments", self.settings.url))
-            .bearer_auth(token)
-            .json(&body);
-        let v = self.call(req).await?;
+        let v = self
+            .with_retries(|base| {
+                self.http
+                    .post(format!("{base}/payments"))
+                    .bearer_auth(&token)
+                    .json(&body)
+            })
+            .await?;
         serde_json::from_value::<PaymentBody>(v)
             .map(|p| p.id)
             .map_err(|e| PaymentError::Refused(format!("unexpected answer: {e}")))
@@ -359,9 +394,12 @@ impl Payments for HttpPayments {
 
     async fn refund(&self, book_id: &str) -> Result<(), PaymentError> {
         let token = self.token().await?;
-        let url = format!("{}/payments/by-book/{}/cancel", self.settings.url, book_id);
         match self
-            .with_retries(|| self.http.post(&url).bearer_auth(&token))
+            .with_retries(|base| {
+                self.http
+                    .post(format!("{base}/payments/by-book/{book_id}/cancel"))
+                    .bearer_auth(&token)
+            })
             .await
         {
             Ok(_) => Ok(()),

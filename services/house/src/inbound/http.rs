@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::Router;
 use chrono::NaiveDate;
 use platform::auth::{Caller, Role, TokenVerifier};
-use platform::http::lenient;
+use platform::http::{lenient, Page};
 use platform::{ApiError, AppJson, AppPath, AppQuery};
 use serde::{Deserialize, Serialize};
 
@@ -113,8 +113,6 @@ async fn register(
 #[derive(Debug, Deserialize)]
 struct DateQuery {
     date: Option<String>,
-    limit: Option<i64>,
-    offset: Option<i64>,
 }
 
 impl DateQuery {
@@ -130,15 +128,10 @@ async fn list(
     State(state): State<AppState>,
     _caller: Caller,
     AppQuery(q): AppQuery<DateQuery>,
+    AppQuery(page): AppQuery<Page>,
 ) -> Result<AppJson<Vec<HouseView>>, ApiError> {
     let date = q.date()?;
-    let limit = q.limit.unwrap_or(100);
-    let offset = q.offset.unwrap_or(0);
-    if !(1..=1000).contains(&limit) || offset < 0 {
-        return Err(ApiError::unprocessable(
-            "limit must be 1 to 1000 and offset not negative",
-        ));
-    }
+    let (limit, offset) = page.bounds()?;
     let houses = state.service.list(date, limit, offset).await?;
     Ok(AppJson(
         houses

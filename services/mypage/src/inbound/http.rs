@@ -5,7 +5,7 @@ use axum::routing::get;
 use axum::Router;
 use chrono::NaiveDate;
 use platform::auth::{Caller, TokenVerifier};
-use platform::http::lenient;
+use platform::http::{lenient, Page};
 use platform::{ApiError, AppJson, AppPath, AppQuery};
 use serde::{Deserialize, Serialize};
 
@@ -88,24 +88,12 @@ impl From<BookingView> for MypageView {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct Page {
-    limit: Option<i64>,
-    offset: Option<i64>,
-}
-
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    AppQuery(p): AppQuery<Page>,
+    AppQuery(page): AppQuery<Page>,
 ) -> Result<AppJson<Vec<MypageView>>, ApiError> {
-    let limit = p.limit.unwrap_or(100);
-    let offset = p.offset.unwrap_or(0);
-    if !(1..=1000).contains(&limit) || offset < 0 {
-        return Err(ApiError::unprocessable(
-            "limit must be 1 to 1000 and offset not negative",
-        ));
-    }
+    let (limit, offset) = page.bounds()?;
     let rows = state
         .service
         .list(&caller.id, caller.sees_all(), limit, offset)

@@ -8,7 +8,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, NaiveDate, Utc};
 use platform::auth::{Caller, Role, TokenVerifier};
-use platform::http::lenient;
+use platform::http::{lenient, Page};
 use platform::{ApiError, AppJson, AppPath, AppQuery};
 use serde::{Deserialize, Serialize};
 
@@ -255,25 +255,22 @@ async fn get_one(
 #[serde(rename_all = "camelCase")]
 struct ListQuery {
     book_id: Option<String>,
-    limit: Option<i64>,
-    offset: Option<i64>,
 }
 
 async fn list(
     axum::extract::State(state): axum::extract::State<AppState>,
     caller: Caller,
     AppQuery(q): AppQuery<ListQuery>,
+    AppQuery(page): AppQuery<Page>,
 ) -> Result<AppJson<Vec<PaymentView>>, ApiError> {
-    let limit = q.limit.unwrap_or(100);
-    let offset = q.offset.unwrap_or(0);
-    if !(1..=1000).contains(&limit) || offset < 0 {
-        return Err(ApiError::unprocessable(
-            "limit must be 1 to 1000 and offset not negative",
-        ));
-    }
+    let (limit, offset) = page.bounds()?;
     let filter = PaymentFilter {
         customer_id: (!caller.sees_all()).then(|| caller.id.clone()),
-        book_id: q.book_id,
+        book_id: q
+            .book_id
+            .map(|b| BookId::new(&b).map(|id| id.as_str().to_owned()))
+            .transpose()
+            .map_err(|e| ApiError::unprocessable(e.to_string()))?,
         limit,
         offset,
     };
@@ -289,11 +286,31 @@ async fn get_faults(
     Ok(AppJson(state.faults.get()))
 }
 
+/// `PUT /faults`: the knobs it names are set, the others turned off; a body naming none
+/// (or anything else) is refused rather than read as "all off".
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct FaultsBody {
+    delay_min_ms: Option<u64>,
+    delay_max_ms: Option<u64>,
+    failure_rate: Option<f64>,
+}
+
 async fn put_faults(
     axum::extract::State(state): axum::extract::State<AppState>,
     caller: Caller,
-    AppJson(body): AppJson<FaultSettings>,
+    AppJson(body): AppJson<FaultsBody>,
 ) -> Result<AppJson<FaultSettings>, ApiError> {
     caller.require_any(&[Role::Admin])?;
-    Ok(AppJson(state.faults.set(body)?))
+    if body.delay_min_ms.is_none() && body.delay_max_ms.is_none() && body.failure_rate.is_none() {
+        return Err(ApiError::unprocessable(
+            "name at least one of delayMinMs, delayMaxMs, failureRate",
+        ));
+    }
+    let settings = FaultSettings {
+        delay_min_ms: body.delay_min_ms.unwrap_or(0),
+        delay_max_ms: body.delay_max_ms.unwrap_or(0),
+        failure_rate: body.failure_rate.unwrap_or(0.0),
+    };
+    Ok(AppJson(state.faults.set(settings)?))
 }

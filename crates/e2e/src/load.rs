@@ -1,0 +1,223 @@
+//! A stream of bookings and cancels through the gateway, kept up while a test breaks
+//! things, with a tally of every answer: which bookings were answered `201` (those must
+//! never be lost), which cancels `200`, and every other status seen.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+/// A password-grant token (the local users' passwords are their names).
+pub async fn token(http: &reqwest::Client, gateway: &str, user: &str) -> String {
+    let form = [
+        ("grant_type", "password"),
+        ("username", user),
+        ("password", user),
+    ];
+    let r = http
+        .post(format!("{gateway}/oauth/token"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "token for {user}");
+    r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A booking answered `201`.
+#[derive(Debug, Clone)]
+pub struct Created {
+    /// Its id.
+    pub id: String,
+    /// The total price answered.
+    pub price: i64,
+}
+
+/// What the load saw.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    /// Bookings answered `201`.
+    pub created: Vec<Created>,
+    /// Bookings whose cancel was answered `200`.
+    pub cancelled: Vec<String>,
+    /// Count of answers by status (`0`: no answer at all).
+    pub statuses: BTreeMap<u16, usize>,
+    /// Bodies of the first answers that were neither `2xx` nor expected refusals.
+    pub failures: Vec<String>,
+}
+
+impl Tally {
+    /// All requests sent.
+    pub fn requests(&self) -> usize {
+        self.statuses.values().sum()
+    }
+
+    /// Requests not answered `2xx`.
+    pub fn failed(&self) -> usize {
+        self.statuses
+            .iter()
+            .filter(|(s, _)| !(200..300).contains(*s))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// A line for the test's output and for `docs/guarantees.md`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} requests, {} bookings 201, {} cancels 200, statuses {:?}",
+            self.requests(),
+            self.created.len(),
+            self.cancelled.len(),
+            self.statuses
+        )
+    }
+
+    fn saw(&mut self, status: u16, body: &str) {
+        *self.statuses.entry(status).or_default() += 1;
+        if !(200..300).contains(&status) && self.failures.len() < 20 {
+            self.failures.push(format!("{status}: {body}"));
+        }
+    }
+}
+
+/// What to send.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Houses to book.
+    pub houses: Vec<i64>,
+    /// Concurrent clients.
+    pub workers: usize,
+    /// First night any booking may take.
+    pub first_night: NaiveDate,
+    /// How many different first nights there are (fewer: more overlaps).
+    pub spread_days: u64,
+    /// Share of created bookings cancelled right away, in percent.
+    pub cancel_percent: u64,
+    /// Pause between one client's requests.
+    pub pause: Duration,
+}
+
+/// A running load; [`Load::stop`] ends it and returns the tally.
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    tally: Arc<Mutex<Tally>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// A small, seeded pseudo-random sequence (xorshift): no dependency, different per client.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+impl Load {
+    /// Starts `plan.workers` clients against the gateway, alternating alice and bob.
+    pub async fn start(gateway: &str, plan: Plan) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .build()
+            .unwrap();
+        let tokens = [
+            token(&http, gateway, "alice").await,
+            token(&http, gateway, "bob").await,
+        ];
+        let stop = Arc::new(AtomicBool::new(false));
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let tasks = (0..plan.workers)
+            .map(|w| {
+                let (http, plan, stop, tally) =
+                    (http.clone(), plan.clone(), stop.clone(), tally.clone());
+                let token = tokens[w % 2].clone();
+                let gateway = gateway.to_owned();
+                tokio::spawn(async move {
+                    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((w as u64 + 1) * 0x1000_0001));
+                    while !stop.load(Ordering::Relaxed) {
+                        one_round(&http, &gateway, &token, &plan, &mut rng, &tally).await;
+                        tokio::time::sleep(plan.pause).await;
+                    }
+                })
+            })
+            .collect();
+        Self { stop, tally, tasks }
+    }
+
+    /// What was seen so far.
+    pub fn tally(&self) -> Tally {
+        self.tally.lock().unwrap().clone()
+    }
+
+    /// Stops the clients (each finishes its request) and returns what they saw.
+    pub async fn stop(self) -> Tally {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+        let t = self.tally.lock().unwrap().clone();
+        t
+    }
+}
+
+async fn send(req: reqwest::RequestBuilder, tally: &Mutex<Tally>) -> Option<Value> {
+    let (status, body) = match req.send().await {
+        Ok(r) => {
+            let s = r.status().as_u16();
+            (s, r.text().await.unwrap_or_default())
+        }
+        Err(e) => (0, e.to_string()),
+    };
+    tally.lock().unwrap().saw(status, &body);
+    if (200..300).contains(&status) {
+        serde_json::from_str(&body).ok()
+    } else {
+        None
+    }
+}
+
+async fn one_round(
+    http: &reqwest::Client,
+    gateway: &str,
+    token: &str,
+    plan: &Plan,
+    rng: &mut Rng,
+    tally: &Mutex<Tally>,
+) {
+    let house = plan.houses[rng.below(plan.houses.len() as u64) as usize];
+    let check_in = plan.first_night + chrono::Days::new(rng.below(plan.spread_days));
+    let check_out = check_in + chrono::Days::new(1 + rng.below(3));
+    let body = json!({"houseId": house, "checkIn": check_in, "checkOut": check_out});
+    let req = http
+        .post(format!("{gateway}/books"))
+        .bearer_auth(token)
+        .json(&body);
+    let Some(b) = send(req, tally).await else {
+        return;
+    };
+    let (Some(id), Some(price)) = (b["id"].as_str(), b["housePrice"].as_i64()) else {
+        panic!("a 201 without id and price: {b}");
+    };
+    tally.lock().unwrap().created.push(Created {
+        id: id.to_owned(),
+        price,
+    });
+    if rng.below(100) < plan.cancel_percent {
+        let req = http
+            .post(format!("{gateway}/books/{id}/cancel"))
+            .bearer_auth(token);
+        if send(req, tally).await.is_some() {
+            tally.lock().unwrap().cancelled.push(id.to_owned());
+        }
+    }
+}
