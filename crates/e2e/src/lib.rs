@@ -35,6 +35,11 @@ pub struct Options {
     pub private_broker: bool,
     /// Extra settings for every process of a service.
     pub env: Vec<(&'static str, String, String)>,
+    /// Each replica joins its consumer group under its own stable name (as `./dev` runs
+    /// it), so a replica killed and restarted takes its partitions back at once. Without
+    /// it, Tansu 0.6.0 never assigns partitions again to a group whose only member was
+    /// killed (see docs/guarantees.md).
+    pub static_membership: bool,
 }
 
 impl Options {
@@ -45,6 +50,7 @@ impl Options {
             replicas: Vec::new(),
             private_broker: false,
             env: Vec::new(),
+            static_membership: true,
         }
     }
 
@@ -250,6 +256,9 @@ impl Fleet {
             for i in &replicas[s] {
                 let mut mine = e.clone();
                 mine.push(kv("HOUSEBOOK_HTTP__PORT", ports[i].to_string()));
+                if options.static_membership {
+                    mine.push(kv("HOUSEBOOK_KAFKA__GROUP_INSTANCE_ID", i.clone()));
+                }
                 env.insert(i.clone(), mine);
             }
         }

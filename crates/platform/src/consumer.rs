@@ -108,7 +108,11 @@ pub struct ConsumerLoop {
 impl ConsumerLoop {
     /// Consumes until `stop` is cancelled, then commits the stored offsets and leaves.
     pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
-        let consumer: StreamConsumer<LagContext> = ClientConfig::new()
+        let mut config = ClientConfig::new();
+        if !self.settings.group_instance_id.is_empty() {
+            config.set("group.instance.id", &self.settings.group_instance_id);
+        }
+        let consumer: StreamConsumer<LagContext> = config
             .set("bootstrap.servers", &self.settings.brokers)
             .set("group.id", &self.settings.group_id)
             .set("enable.auto.commit", "true")

@@ -82,6 +82,10 @@ pub struct KafkaSettings {
     pub topic_prefix: String,
     /// The consumer group id; one group per service.
     pub group_id: String,
+    /// A stable name for this replica in its group (Kafka static membership, KIP-345):
+    /// a replica that restarts under the same name takes its partitions back at once
+    /// instead of waiting out a rebalance. Empty: a new member at every start.
+    pub group_instance_id: String,
     /// Partitions of topics created at start-up.
     pub partitions: i32,
     /// Replication factor of topics created at start-up.
@@ -100,6 +104,7 @@ impl Default for KafkaSettings {
             brokers: "127.0.0.1:9092".into(),
             topic_prefix: String::new(),
             group_id: String::new(),
+            group_instance_id: String::new(),
             partitions: 3,
             replication: 1,
             max_attempts: 5,
