@@ -16,7 +16,13 @@ use crate::settings::KafkaSettings;
 pub fn producer(settings: &KafkaSettings) -> anyhow::Result<FutureProducer> {
     Ok(ClientConfig::new()
         .set("bootstrap.servers", &settings.brokers)
-        .set("enable.idempotence", "true")
+        // Not the idempotent producer: Tansu 0.6.0 panics (`more or less than one row` in
+        // its idempotence check) when a producer it knew sends again after a broker
+        // restart, and the broker is useless from then on. Nothing is lost without it:
+        // the outbox resends until acknowledged, consumers drop duplicates by event id,
+        // and one request in flight keeps each partition in order across retries.
+        .set("enable.idempotence", "false")
+        .set("max.in.flight.requests.per.connection", "1")
         .set("acks", "all")
         .set("linger.ms", "2")
         // One record per batch: Tansu 0.6.0 can stall a fetch that starts inside a record
