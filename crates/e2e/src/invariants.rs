@@ -55,7 +55,12 @@ impl std::fmt::Display for Report {
     }
 }
 
-async fn get_all(http: &reqwest::Client, gateway: &str, token: &str, path: &str) -> Result<Vec<Value>, String> {
+async fn get_all(
+    http: &reqwest::Client,
+    gateway: &str,
+    token: &str,
+    path: &str,
+) -> Result<Vec<Value>, String> {
     let mut all = Vec::new();
     loop {
         let sep = if path.contains('?') { '&' } else { '?' };
@@ -90,7 +95,10 @@ impl Sources {
                 .send()
                 .await
                 .map_err(|e| format!("GET /houses/{h}: {e}"))?;
-            let v: Value = r.json().await.map_err(|e| format!("GET /houses/{h}: {e}"))?;
+            let v: Value = r
+                .json()
+                .await
+                .map_err(|e| format!("GET /houses/{h}: {e}"))?;
             let nights = v["reservedNights"]
                 .as_array()
                 .cloned()
@@ -115,7 +123,10 @@ impl Sources {
                 .get(&c.id)
                 .ok_or_else(|| format!("I1: booking {} was answered 201 and is gone", c.id))?;
             if b["housePrice"].as_i64() != Some(c.price) {
-                return Err(format!("I1: booking {} answered {} but holds {b}", c.id, c.price));
+                return Err(format!(
+                    "I1: booking {} answered {} but holds {b}",
+                    c.id, c.price
+                ));
             }
         }
         let mut by_status = BTreeMap::new();
@@ -209,15 +220,24 @@ impl Sources {
             ));
         }
         // I6: the view agrees with the sources.
-        let views: HashMap<String, &Value> = self.views.iter().map(|v| (s(v, "bookId"), v)).collect();
+        let views: HashMap<String, &Value> =
+            self.views.iter().map(|v| (s(v, "bookId"), v)).collect();
         for b in &self.books {
             let id = s(b, "id");
             let v = views
                 .get(&id)
                 .ok_or_else(|| format!("I6: no view row for booking {id}"))?;
-            let want_payment = paid_for.get(&id).map(|p| p["status"].clone()).unwrap_or(Value::Null);
-            if v["status"] != b["status"] || v["paymentStatus"] != want_payment || v["housePrice"] != b["housePrice"] {
-                return Err(format!("I6: view {v} disagrees with booking {b} / payment {want_payment}"));
+            let want_payment = paid_for
+                .get(&id)
+                .map(|p| p["status"].clone())
+                .unwrap_or(Value::Null);
+            if v["status"] != b["status"]
+                || v["paymentStatus"] != want_payment
+                || v["housePrice"] != b["housePrice"]
+            {
+                return Err(format!(
+                    "I6: view {v} disagrees with booking {b} / payment {want_payment}"
+                ));
             }
         }
         for (id, v) in &views {
@@ -242,7 +262,13 @@ impl Sources {
 
 /// Waits (up to `secs`) until every invariant holds, and returns the figures; panics with
 /// the last broken invariant if they never do.
-pub async fn converge(gateway: &str, admin: &str, houses: &[i64], created: &[Created], secs: u64) -> Report {
+pub async fn converge(
+    gateway: &str,
+    admin: &str,
+    houses: &[i64],
+    created: &[Created],
+    secs: u64,
+) -> Report {
     let until = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
     loop {
         let verdict = match Sources::fetch(gateway, admin, houses).await {

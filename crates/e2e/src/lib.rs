@@ -101,7 +101,13 @@ impl Broker {
         // Started from its own folder: Tansu reads a .env from its working directory.
         let child = Command::new(std::env::var("HOUSEBOOK_TANSU_BIN").unwrap_or("tansu".into()))
             .current_dir(&self.dir)
-            .args(["broker", "--listener-url", &addr, "--advertised-listener-url", &addr])
+            .args([
+                "broker",
+                "--listener-url",
+                &addr,
+                "--advertised-listener-url",
+                &addr,
+            ])
             .args(["--storage-engine", "sqlite://tansu.db"])
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
@@ -187,7 +193,13 @@ impl Fleet {
             .iter()
             .map(|s| {
                 let names = (1..=options.replicas_of(s))
-                    .map(|i| if i == 1 { s.to_string() } else { format!("{s}-{i}") })
+                    .map(|i| {
+                        if i == 1 {
+                            s.to_string()
+                        } else {
+                            format!("{s}-{i}")
+                        }
+                    })
                     .collect();
                 (*s, names)
             })
@@ -385,12 +397,18 @@ impl Fleet {
 
     /// Freezes the private broker (SIGSTOP): connections stay open, nothing answers.
     pub fn pause_broker(&self) {
-        self.broker.as_ref().expect("a private broker").signal("STOP");
+        self.broker
+            .as_ref()
+            .expect("a private broker")
+            .signal("STOP");
     }
 
     /// Thaws the private broker (SIGCONT).
     pub fn resume_broker(&self) {
-        self.broker.as_ref().expect("a private broker").signal("CONT");
+        self.broker
+            .as_ref()
+            .expect("a private broker")
+            .signal("CONT");
     }
 
     /// Stops the private broker (SIGTERM, then SIGKILL) and starts it again on the same

@@ -24,7 +24,12 @@ struct Probe {
     who: &'static str,
 }
 
-fn probe(service: &'static str, method: Method, path: impl Into<String>, who: &'static str) -> Probe {
+fn probe(
+    service: &'static str,
+    method: Method,
+    path: impl Into<String>,
+    who: &'static str,
+) -> Probe {
     Probe {
         service,
         method,
@@ -63,11 +68,20 @@ fn bad_numbers() -> Vec<Value> {
 
 /// Values that are wrong for a date field.
 fn bad_dates() -> Vec<Value> {
-    ["2031-02-30", "2031-13-01", "2031-1-1x", "yesterday", "", "2031-01-01'; DROP TABLE books;--", "２０３１-01-01", "+275760-09-13"]
-        .iter()
-        .map(|d| json!(d))
-        .chain([json!(20310101), json!(null), json!(["2031-01-01"])])
-        .collect()
+    [
+        "2031-02-30",
+        "2031-13-01",
+        "2031-1-1x",
+        "yesterday",
+        "",
+        "2031-01-01'; DROP TABLE books;--",
+        "２０３１-01-01",
+        "+275760-09-13",
+    ]
+    .iter()
+    .map(|d| json!(d))
+    .chain([json!(20310101), json!(null), json!(["2031-01-01"])])
+    .collect()
 }
 
 /// Bodies that are not the JSON object an endpoint takes, whatever it is.
@@ -121,33 +135,80 @@ fn corpus(house: i64, booking: &str, payment: i64) -> Vec<Probe> {
     // book
     let stay = json!({"houseId": house, "checkIn": "2035-01-01", "checkOut": "2035-01-03"});
     c.extend(malformed("book", M::POST, "/books", "alice"));
-    c.extend(mutants("book", M::POST, "/books", "alice", &stay, &[
-        ("houseId", bad_numbers().into_iter().chain([json!(-1), json!(0), json!(987654321)]).collect()),
-        ("checkIn", bad_dates()),
-        ("checkOut", bad_dates()),
-    ]));
+    c.extend(mutants(
+        "book",
+        M::POST,
+        "/books",
+        "alice",
+        &stay,
+        &[
+            (
+                "houseId",
+                bad_numbers()
+                    .into_iter()
+                    .chain([json!(-1), json!(0), json!(987654321)])
+                    .collect(),
+            ),
+            ("checkIn", bad_dates()),
+            ("checkOut", bad_dates()),
+        ],
+    ));
     for (ci, co) in [
         ("2035-01-03", "2035-01-01"), // backwards
         ("2035-01-01", "2035-01-01"), // no night
         ("2035-01-01", "2045-01-01"), // ten years
         ("2001-01-01", "2001-01-03"), // the past
     ] {
-        c.push(probe("book", M::POST, "/books", "alice").json(&json!({"houseId": house, "checkIn": ci, "checkOut": co})));
+        c.push(
+            probe("book", M::POST, "/books", "alice")
+                .json(&json!({"houseId": house, "checkIn": ci, "checkOut": co})),
+        );
     }
-    c.push(probe("book", M::POST, "/books", "alice").json(&json!({"houseId": house, "bookDate": "2031-02-30"})));
+    c.push(
+        probe("book", M::POST, "/books", "alice")
+            .json(&json!({"houseId": house, "bookDate": "2031-02-30"})),
+    );
     for method in [M::PATCH, M::PUT] {
         let path = format!("/books/{booking}");
         c.extend(malformed("book", method.clone(), &path, "alice"));
-        for status in [json!("CONFIRMED"), json!("PAID"), json!(""), json!(7), json!(null), json!("'; DROP TABLE books;--"), json!("BOOK_CANCELED\u{0000}")] {
+        for status in [
+            json!("CONFIRMED"),
+            json!("PAID"),
+            json!(""),
+            json!(7),
+            json!(null),
+            json!("'; DROP TABLE books;--"),
+            json!("BOOK_CANCELED\u{0000}"),
+        ] {
             c.push(probe("book", method.clone(), &path, "alice").json(&json!({"status": status})));
         }
         c.push(probe("book", method.clone(), &path, "alice").json(&json!({"unknown": 1})));
     }
-    for id in ["abc", "-1", "%27%20OR%20%271%27%3D%271", "..%2F..%2Fetc%2Fpasswd", "%F0%9F%98%80", "%00", long.as_str()] {
+    for id in [
+        "abc",
+        "-1",
+        "%27%20OR%20%271%27%3D%271",
+        "..%2F..%2Fetc%2Fpasswd",
+        "%F0%9F%98%80",
+        "%00",
+        long.as_str(),
+    ] {
         c.push(probe("book", M::GET, format!("/books/{id}"), "alice"));
-        c.push(probe("book", M::POST, format!("/books/{id}/cancel"), "alice"));
+        c.push(probe(
+            "book",
+            M::POST,
+            format!("/books/{id}/cancel"),
+            "alice",
+        ));
     }
-    for q in ["limit=abc", "limit=0", "limit=100000", "offset=-1", "limit=99999999999999999999", "limit=1e3"] {
+    for q in [
+        "limit=abc",
+        "limit=0",
+        "limit=100000",
+        "offset=-1",
+        "limit=99999999999999999999",
+        "limit=1e3",
+    ] {
         c.push(probe("book", M::GET, format!("/books?{q}"), "alice"));
         c.push(probe("mypage", M::GET, format!("/mypages?{q}"), "alice"));
         c.push(probe("payment", M::GET, format!("/payments?{q}"), "admin"));
@@ -156,12 +217,41 @@ fn corpus(house: i64, booking: &str, payment: i64) -> Vec<Probe> {
     // house
     let listing = json!({"houseName": "Abuse", "housePrice": 100, "houseDescription": "ok"});
     c.extend(malformed("house", M::POST, "/houses", "admin"));
-    c.extend(mutants("house", M::POST, "/houses", "admin", &listing, &[
-        ("houseName", vec![json!(""), json!("   "), json!(12), json!({}), json!(long), json!("a\u{0000}b"), json!("line\nbreak")]),
-        ("housePrice", bad_numbers().into_iter().chain([json!(-5), json!(i64::MIN), json!("-1")]).collect()),
-    ]));
-    c.push(probe("house", M::POST, "/houses", "admin").json(&json!({"houseName": "Abuse", "housePrice": 100, "houseDescription": "d".repeat(20_000)})));
-    c.push(probe("house", M::POST, "/houses", "admin").json(&json!({"houseName": "Abuse", "housePrice": 100, "houseDescription": 5})));
+    c.extend(mutants(
+        "house",
+        M::POST,
+        "/houses",
+        "admin",
+        &listing,
+        &[
+            (
+                "houseName",
+                vec![
+                    json!(""),
+                    json!("   "),
+                    json!(12),
+                    json!({}),
+                    json!(long),
+                    json!("a\u{0000}b"),
+                    json!("line\nbreak"),
+                ],
+            ),
+            (
+                "housePrice",
+                bad_numbers()
+                    .into_iter()
+                    .chain([json!(-5), json!(i64::MIN), json!("-1")])
+                    .collect(),
+            ),
+        ],
+    ));
+    c.push(probe("house", M::POST, "/houses", "admin").json(
+        &json!({"houseName": "Abuse", "housePrice": 100, "houseDescription": "d".repeat(20_000)}),
+    ));
+    c.push(
+        probe("house", M::POST, "/houses", "admin")
+            .json(&json!({"houseName": "Abuse", "housePrice": 100, "houseDescription": 5})),
+    );
     for path in [
         "/houses/abc".to_owned(),
         "/houses/99999999999999999999".to_owned(),
@@ -175,27 +265,71 @@ fn corpus(house: i64, booking: &str, payment: i64) -> Vec<Probe> {
     // payment (the calls book makes, sent by an admin)
     let pay = json!({"bookId": "abuse-1", "houseId": house, "customerId": "alice", "housePrice": 100, "checkIn": "2035-01-01", "checkOut": "2035-01-02"});
     c.extend(malformed("payment", M::POST, "/payments", "admin"));
-    c.extend(mutants("payment", M::POST, "/payments", "admin", &pay, &[
-        ("bookId", vec![json!(""), json!("has space"), json!("x".repeat(65)), json!(1.5), json!(true), json!({}), json!("é"), json!("a\u{0000}")]),
-        ("housePrice", bad_numbers().into_iter().chain([json!(-1)]).collect()),
-        ("houseId", bad_numbers()),
-        ("checkIn", bad_dates()),
-    ]));
+    c.extend(mutants(
+        "payment",
+        M::POST,
+        "/payments",
+        "admin",
+        &pay,
+        &[
+            (
+                "bookId",
+                vec![
+                    json!(""),
+                    json!("has space"),
+                    json!("x".repeat(65)),
+                    json!(1.5),
+                    json!(true),
+                    json!({}),
+                    json!("é"),
+                    json!("a\u{0000}"),
+                ],
+            ),
+            (
+                "housePrice",
+                bad_numbers().into_iter().chain([json!(-1)]).collect(),
+            ),
+            ("houseId", bad_numbers()),
+            ("checkIn", bad_dates()),
+        ],
+    ));
     for method in [M::PATCH, M::PUT] {
         let path = format!("/payments/{payment}");
         c.extend(malformed("payment", method.clone(), &path, "admin"));
-        for status in [json!("PAID"), json!(""), json!(3), json!("PAYMENT_CANCELED; DROP TABLE payments")] {
-            c.push(probe("payment", method.clone(), &path, "admin").json(&json!({"status": status})));
+        for status in [
+            json!("PAID"),
+            json!(""),
+            json!(3),
+            json!("PAYMENT_CANCELED; DROP TABLE payments"),
+        ] {
+            c.push(
+                probe("payment", method.clone(), &path, "admin").json(&json!({"status": status})),
+            );
         }
     }
-    for path in ["/payments/abc", "/payments/-1", "/payments/99999999999999999999", "/payments/abc/cancel"] {
+    for path in [
+        "/payments/abc",
+        "/payments/-1",
+        "/payments/99999999999999999999",
+        "/payments/abc/cancel",
+    ] {
         c.push(probe("payment", M::GET, path, "admin"));
         c.push(probe("payment", M::POST, format!("{path}/cancel"), "admin"));
     }
     for id in ["has%20space", &"y".repeat(65), "%00"] {
-        c.push(probe("payment", M::POST, format!("/payments/by-book/{id}/cancel"), "admin"));
+        c.push(probe(
+            "payment",
+            M::POST,
+            format!("/payments/by-book/{id}/cancel"),
+            "admin",
+        ));
     }
-    c.push(probe("payment", M::GET, format!("/payments?bookId={}", "z".repeat(100)), "admin"));
+    c.push(probe(
+        "payment",
+        M::GET,
+        format!("/payments?bookId={}", "z".repeat(100)),
+        "admin",
+    ));
     c.extend(malformed("payment", M::PUT, "/faults", "admin"));
     for f in [
         json!({"delayMinMs": -1, "delayMaxMs": 10, "failureRate": 0}),
@@ -216,7 +350,8 @@ fn corpus(house: i64, booking: &str, payment: i64) -> Vec<Probe> {
         format!("/availability?houseId={house}&checkIn=2031-02-30&checkOut=2031-03-02"),
         format!("/availability?houseId={house}&checkIn=2035-01-03&checkOut=2035-01-01"),
         format!("/availability?houseId={house}&checkIn=2035-01-01&checkOut=2135-01-01"),
-        "/availability?houseId=99999999999999999999&checkIn=2035-01-01&checkOut=2035-01-02".to_owned(),
+        "/availability?houseId=99999999999999999999&checkIn=2035-01-01&checkOut=2035-01-02"
+            .to_owned(),
     ] {
         c.push(probe("mypage", M::GET, path, "alice"));
     }
@@ -226,25 +361,44 @@ fn corpus(house: i64, booking: &str, payment: i64) -> Vec<Probe> {
 /// Everything the fleet holds, as an admin reads it.
 async fn snapshot(fleet: &Fleet, admin: &str, house: i64) -> Vec<Value> {
     let mut all = Vec::new();
-    for path in ["/books?limit=1000", "/payments?limit=1000", "/houses?limit=1000", "/mypages?limit=1000", "/faults"] {
+    for path in [
+        "/books?limit=1000",
+        "/payments?limit=1000",
+        "/houses?limit=1000",
+        "/mypages?limit=1000",
+        "/faults",
+    ] {
         let (s, v) = fleet.get(path, admin).await;
         assert_eq!(s, StatusCode::OK, "{path}: {v}");
         all.push(v);
     }
-    let (_, h) = fleet.get(&format!("/houses/{house}?date=2000-01-01"), admin).await;
+    let (_, h) = fleet
+        .get(&format!("/houses/{house}?date=2000-01-01"), admin)
+        .await;
     all.push(h);
     all
 }
 
-async fn send(http: &reqwest::Client, base: &str, p: &Probe, token: &str) -> (StatusCode, String, Option<String>) {
-    let mut req = http.request(p.method.clone(), format!("{base}{}", p.path)).bearer_auth(token);
+async fn send(
+    http: &reqwest::Client,
+    base: &str,
+    p: &Probe,
+    token: &str,
+) -> (StatusCode, String, Option<String>) {
+    let mut req = http
+        .request(p.method.clone(), format!("{base}{}", p.path))
+        .bearer_auth(token);
     if let Some((bytes, ct)) = &p.body {
         req = req.header("content-type", *ct).body(bytes.clone());
     }
     match req.send().await {
         Ok(r) => {
             let s = r.status();
-            let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let ct = r
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             (s, r.text().await.unwrap_or_default(), ct)
         }
         Err(e) => panic!("{} {}: no answer: {e}", p.method, p.path),
@@ -256,10 +410,22 @@ async fn bad_input_on_every_endpoint_gets_a_4xx_json_error_and_changes_nothing()
     let fleet = Fleet::start(Backend::Sqlite).await;
     let admin = fleet.token("admin").await;
     let alice = fleet.token("alice").await;
-    let (_, h) = fleet.post("/houses", &admin, json!({"houseName": "Target", "housePrice": 100})).await;
+    let (_, h) = fleet
+        .post(
+            "/houses",
+            &admin,
+            json!({"houseName": "Target", "housePrice": 100}),
+        )
+        .await;
     let house = h["id"].as_i64().unwrap();
     let booking = eventually(30, "book to know the house", || async {
-        let (s, b) = fleet.post("/books", &alice, json!({"houseId": house, "checkIn": "2036-01-01", "checkOut": "2036-01-02"})).await;
+        let (s, b) = fleet
+            .post(
+                "/books",
+                &alice,
+                json!({"houseId": house, "checkIn": "2036-01-01", "checkOut": "2036-01-02"}),
+            )
+            .await;
         (s == StatusCode::CREATED).then_some(b)
     })
     .await;
@@ -276,10 +442,19 @@ async fn bad_input_on_every_endpoint_gets_a_4xx_json_error_and_changes_nothing()
     // Every documented endpoint gets abuse (a new route without a corpus fails here).
     let mut covered = BTreeSet::new();
     for p in &corpus {
-        covered.insert((p.service, p.method.to_string().to_lowercase(), template(&p.path)));
+        covered.insert((
+            p.service,
+            p.method.to_string().to_lowercase(),
+            template(&p.path),
+        ));
     }
     for service in ["book", "payment", "house", "mypage"] {
-        let doc: Value = reqwest::get(format!("{}/openapi.json", fleet.url(service))).await.unwrap().json().await.unwrap();
+        let doc: Value = reqwest::get(format!("{}/openapi.json", fleet.url(service)))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         for (path, methods) in doc["paths"].as_object().unwrap() {
             if ["/healthz", "/readyz", "/metrics", "/openapi.json"].contains(&path.as_str()) {
                 continue;
@@ -296,28 +471,63 @@ async fn bad_input_on_every_endpoint_gets_a_4xx_json_error_and_changes_nothing()
         }
     }
 
-    let tokens = |who: &str| if who == "admin" { admin.clone() } else { alice.clone() };
+    let tokens = |who: &str| {
+        if who == "admin" {
+            admin.clone()
+        } else {
+            alice.clone()
+        }
+    };
     let http = reqwest::Client::new();
     let mut sent = 0;
     for p in &corpus {
         for base in [fleet.gateway(), fleet.url(p.service)] {
             let (s, body, ct) = send(&http, &base, p, &tokens(p.who)).await;
             sent += 1;
-            let what = format!("{} {}{} {:?} → {s} {body}", p.method, base, short(&p.path), p.body.as_ref().map(|(b, _)| short(&String::from_utf8_lossy(b))));
+            let what = format!(
+                "{} {}{} {:?} → {s} {body}",
+                p.method,
+                base,
+                short(&p.path),
+                p.body
+                    .as_ref()
+                    .map(|(b, _)| short(&String::from_utf8_lossy(b)))
+            );
             assert!(s.is_client_error(), "{what}");
-            assert!(ct.as_deref().is_some_and(|c| c.starts_with("application/json")), "{what}: content type {ct:?}");
-            let e: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{what}: not JSON"));
+            assert!(
+                ct.as_deref()
+                    .is_some_and(|c| c.starts_with("application/json")),
+                "{what}: content type {ct:?}"
+            );
+            let e: Value =
+                serde_json::from_str(&body).unwrap_or_else(|_| panic!("{what}: not JSON"));
             assert!(e["error"].is_string() && e["message"].is_string(), "{what}");
         }
     }
-    println!("[abuse] {} probes, {sent} requests: every one 4xx JSON", corpus.len());
-    assert_eq!(snapshot(&fleet, &admin, house).await, before, "nothing changed");
+    println!(
+        "[abuse] {} probes, {sent} requests: every one 4xx JSON",
+        corpus.len()
+    );
+    assert_eq!(
+        snapshot(&fleet, &admin, house).await,
+        before,
+        "nothing changed"
+    );
     fleet.shutdown().await;
 }
 
 /// `/books/abc/cancel?x=1` → `/books/{id}/cancel`, as the OpenAPI documents name paths.
 fn template(path: &str) -> String {
-    const WORDS: [&str; 8] = ["books", "payments", "houses", "mypages", "availability", "faults", "cancel", "by-book"];
+    const WORDS: [&str; 8] = [
+        "books",
+        "payments",
+        "houses",
+        "mypages",
+        "availability",
+        "faults",
+        "cancel",
+        "by-book",
+    ];
     let path = path.split('?').next().unwrap_or(path);
     let mut prev = "";
     let mut out = Vec::new();
@@ -337,7 +547,11 @@ fn template(path: &str) -> String {
 
 fn short(s: &str) -> String {
     if s.len() > 120 {
-        format!("{}…({} bytes)", s.chars().take(60).collect::<String>(), s.len())
+        format!(
+            "{}…({} bytes)",
+            s.chars().take(60).collect::<String>(),
+            s.len()
+        )
     } else {
         s.to_owned()
     }
@@ -353,10 +567,22 @@ async fn token_attacks_get_401_or_403_at_the_gateway_and_at_the_service() {
     let admin = fleet.token("admin").await;
     let alice = fleet.token("alice").await;
     let bob = fleet.token("bob").await;
-    let (_, h) = fleet.post("/houses", &admin, json!({"houseName": "Guarded", "housePrice": 10})).await;
+    let (_, h) = fleet
+        .post(
+            "/houses",
+            &admin,
+            json!({"houseName": "Guarded", "housePrice": 10}),
+        )
+        .await;
     let house = h["id"].as_i64().unwrap();
     let booking = eventually(30, "book to know the house", || async {
-        let (s, b) = fleet.post("/books", &alice, json!({"houseId": house, "checkIn": "2036-02-01", "checkOut": "2036-02-02"})).await;
+        let (s, b) = fleet
+            .post(
+                "/books",
+                &alice,
+                json!({"houseId": house, "checkIn": "2036-02-01", "checkOut": "2036-02-02"}),
+            )
+            .await;
         (s == StatusCode::CREATED).then_some(b)
     })
     .await;
@@ -374,7 +600,12 @@ async fn token_attacks_get_401_or_403_at_the_gateway_and_at_the_service() {
         issuer.sign(&c).unwrap()
     };
     let parts: Vec<&str> = alice.split('.').collect();
-    let claims: Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(parts[1])
+            .unwrap(),
+    )
+    .unwrap();
     let mut as_admin = claims.clone();
     as_admin["roles"] = json!(["ADMIN"]);
     let mut flipped = parts[2].to_owned().into_bytes();
@@ -386,20 +617,71 @@ async fn token_attacks_get_401_or_403_at_the_gateway_and_at_the_service() {
         &jsonwebtoken::EncodingKey::from_secret(public.as_bytes()),
     )
     .unwrap();
-    let other_issuer = platform::auth::TokenIssuer::from_pem(platform::settings::DEV_SIGNING_KEY_PEM, "evil", "housebook").unwrap();
-    let other_audience = platform::auth::TokenIssuer::from_pem(platform::settings::DEV_SIGNING_KEY_PEM, "housebook-gateway", "elsewhere").unwrap();
+    let other_issuer = platform::auth::TokenIssuer::from_pem(
+        platform::settings::DEV_SIGNING_KEY_PEM,
+        "evil",
+        "housebook",
+    )
+    .unwrap();
+    let other_audience = platform::auth::TokenIssuer::from_pem(
+        platform::settings::DEV_SIGNING_KEY_PEM,
+        "housebook-gateway",
+        "elsewhere",
+    )
+    .unwrap();
     let attacks: Vec<(&str, Option<String>)> = vec![
         ("no token", None),
         ("garbage", Some("not-a-token".into())),
         ("empty", Some(String::new())),
-        ("expired", Some(signed(&|c| { c.exp = c.iat - 120; c.iat -= 700; c.nbf -= 700; }))),
-        ("not yet valid", Some(signed(&|c| { c.nbf += 3600; c.exp += 3600; }))),
-        ("wrong signature", Some(format!("{}.{}.{}", parts[0], parts[1], String::from_utf8(flipped).unwrap()))),
-        ("alg=none", Some(format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT"})), parts[1]))),
+        (
+            "expired",
+            Some(signed(&|c| {
+                c.exp = c.iat - 120;
+                c.iat -= 700;
+                c.nbf -= 700;
+            })),
+        ),
+        (
+            "not yet valid",
+            Some(signed(&|c| {
+                c.nbf += 3600;
+                c.exp += 3600;
+            })),
+        ),
+        (
+            "wrong signature",
+            Some(format!(
+                "{}.{}.{}",
+                parts[0],
+                parts[1],
+                String::from_utf8(flipped).unwrap()
+            )),
+        ),
+        (
+            "alg=none",
+            Some(format!(
+                "{}.{}.",
+                b64(&json!({"alg": "none", "typ": "JWT"})),
+                parts[1]
+            )),
+        ),
         ("HS256 with the public key", Some(confused)),
-        ("wrong issuer", Some(other_issuer.issue("alice", &[Role::Customer], 600).unwrap())),
-        ("wrong audience", Some(other_audience.issue("alice", &[Role::Customer], 600).unwrap())),
-        ("roles tampered", Some(format!("{}.{}.{}", parts[0], b64(&as_admin), parts[2]))),
+        (
+            "wrong issuer",
+            Some(other_issuer.issue("alice", &[Role::Customer], 600).unwrap()),
+        ),
+        (
+            "wrong audience",
+            Some(
+                other_audience
+                    .issue("alice", &[Role::Customer], 600)
+                    .unwrap(),
+            ),
+        ),
+        (
+            "roles tampered",
+            Some(format!("{}.{}.{}", parts[0], b64(&as_admin), parts[2])),
+        ),
     ];
     let http = reqwest::Client::new();
     for (name, token) in &attacks {
@@ -417,7 +699,11 @@ async fn token_attacks_get_401_or_403_at_the_gateway_and_at_the_service() {
             let r = req.send().await.unwrap();
             let s = r.status();
             let e: Value = r.json().await.unwrap_or(Value::Null);
-            assert_eq!((s, e["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")), "{name} at {base}{path}: {e}");
+            assert_eq!(
+                (s, e["error"].as_str()),
+                (StatusCode::UNAUTHORIZED, Some("unauthorized")),
+                "{name} at {base}{path}: {e}"
+            );
         }
     }
     // Real tokens, wrong person or role: 403, and nothing is done.
@@ -425,14 +711,36 @@ async fn token_attacks_get_401_or_403_at_the_gateway_and_at_the_service() {
         (&bob, Method::GET, format!("/books/{id}"), None),
         (&bob, Method::POST, format!("/books/{id}/cancel"), None),
         (&bob, Method::GET, format!("/mypages/{id}"), None),
-        (&alice, Method::POST, "/houses".to_owned(), Some(json!({"houseName": "Mine now", "housePrice": 1}))),
-        (&alice, Method::PUT, "/faults".to_owned(), Some(json!({"delayMinMs": 0, "delayMaxMs": 0, "failureRate": 1}))),
-        (&alice, Method::POST, "/payments".to_owned(), Some(json!({"bookId": "x", "houseId": house, "housePrice": 1}))),
+        (
+            &alice,
+            Method::POST,
+            "/houses".to_owned(),
+            Some(json!({"houseName": "Mine now", "housePrice": 1})),
+        ),
+        (
+            &alice,
+            Method::PUT,
+            "/faults".to_owned(),
+            Some(json!({"delayMinMs": 0, "delayMaxMs": 0, "failureRate": 1})),
+        ),
+        (
+            &alice,
+            Method::POST,
+            "/payments".to_owned(),
+            Some(json!({"bookId": "x", "houseId": house, "housePrice": 1})),
+        ),
     ] {
         let (s, e, _) = fleet.call(method.clone(), &path, Some(token), body).await;
-        assert_eq!((s, e["error"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")), "{method} {path}: {e}");
+        assert_eq!(
+            (s, e["error"].as_str()),
+            (StatusCode::FORBIDDEN, Some("forbidden")),
+            "{method} {path}: {e}"
+        );
     }
     let (_, b) = fleet.get(&format!("/books/{id}"), &alice).await;
-    assert_ne!(b["status"], "BOOK_CANCELED", "bob could not cancel alice's booking");
+    assert_ne!(
+        b["status"], "BOOK_CANCELED",
+        "bob could not cancel alice's booking"
+    );
     fleet.shutdown().await;
 }

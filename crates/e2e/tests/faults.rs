@@ -23,7 +23,9 @@ struct Scene {
     seeded: Vec<Created>,
 }
 
-async fn scene(options: Options, houses: usize) -> Scene {
+async fn scene(mut options: Options, houses: usize) -> Scene {
+    // A broker of its own: a fault in one scenario cannot reach the others.
+    options.private_broker = true;
     let fleet = Fleet::start_with(options).await;
     let admin = fleet.token("admin").await;
     let alice = fleet.token("alice").await;
@@ -104,7 +106,10 @@ async fn settle(scene: &Scene, load: Load, name: &str) -> (Tally, Report) {
     println!("[{name}] load: {}", tally.summary());
     println!("[{name}] invariants hold: {report}");
     if !tally.failures.is_empty() {
-        println!("[{name}] first failures: {:#?}", &tally.failures[..tally.failures.len().min(5)]);
+        println!(
+            "[{name}] first failures: {:#?}",
+            &tally.failures[..tally.failures.len().min(5)]
+        );
     }
     (tally, report)
 }
@@ -118,7 +123,13 @@ async fn i1_i2_kill_9_of_each_service_in_turn_loses_no_accepted_booking() {
     let mut scene = scene(Options::new(Backend::Sqlite), 3).await;
     let load = start_load(&scene, plan(&scene)).await;
     for service in ["payment", "house", "mypage", "book", "gateway"] {
-        bookings_flow(&load, load.tally().created.len(), 5, "bookings before the kill").await;
+        bookings_flow(
+            &load,
+            load.tally().created.len(),
+            5,
+            "bookings before the kill",
+        )
+        .await;
         scene.fleet.kill(service).await;
         pause(700).await;
         scene.fleet.restart(service).await;
@@ -137,9 +148,7 @@ async fn i1_i2_kill_9_of_each_service_in_turn_loses_no_accepted_booking() {
 }
 
 async fn broker_scene() -> (Scene, Load) {
-    let mut options = Options::new(Backend::Sqlite);
-    options.private_broker = true;
-    let scene = scene(options, 3).await;
+    let scene = scene(Options::new(Backend::Sqlite), 3).await;
     let load = start_load(&scene, plan(&scene)).await;
     bookings_flow(&load, 0, 10, "bookings before the broker fault").await;
     (scene, load)
@@ -149,9 +158,20 @@ async fn broker_scene() -> (Scene, Load) {
 async fn i4_the_broker_restarted_under_load_loses_nothing() {
     let (mut scene, load) = broker_scene().await;
     scene.fleet.restart_broker().await;
-    bookings_flow(&load, load.tally().created.len(), 20, "bookings after the broker restart").await;
+    bookings_flow(
+        &load,
+        load.tally().created.len(),
+        20,
+        "bookings after the broker restart",
+    )
+    .await;
     let (tally, report) = settle(&scene, load, "broker restarted").await;
-    assert_eq!(tally.failed(), 0, "no request needs the broker: {:?}", tally.failures);
+    assert_eq!(
+        tally.failed(),
+        0,
+        "no request needs the broker: {:?}",
+        tally.failures
+    );
     assert!(report.bookings.get("CONFIRMED").copied().unwrap_or(0) > 0);
     scene.fleet.shutdown().await;
 }
@@ -163,10 +183,22 @@ async fn i4_the_broker_frozen_then_thawed_loses_nothing() {
     let frozen_at = load.tally().created.len();
     // Bookings do not wait for Kafka: the outbox holds their events.
     bookings_flow(&load, frozen_at, 10, "bookings while the broker is frozen").await;
+    pause(5000).await; // long enough for clients' requests to the broker to time out
     scene.fleet.resume_broker();
-    bookings_flow(&load, load.tally().created.len(), 10, "bookings after the thaw").await;
+    bookings_flow(
+        &load,
+        load.tally().created.len(),
+        10,
+        "bookings after the thaw",
+    )
+    .await;
     let (tally, report) = settle(&scene, load, "broker frozen").await;
-    assert_eq!(tally.failed(), 0, "no request needs the broker: {:?}", tally.failures);
+    assert_eq!(
+        tally.failed(),
+        0,
+        "no request needs the broker: {:?}",
+        tally.failures
+    );
     assert!(report.bookings.get("CONFIRMED").copied().unwrap_or(0) > 0);
     scene.fleet.shutdown().await;
 }
@@ -186,7 +218,13 @@ async fn i8_payment_slow_then_stopped_opens_the_circuit_which_closes_by_itself()
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{f}");
-    bookings_flow(&load, load.tally().created.len(), 20, "bookings while payment is slow").await;
+    bookings_flow(
+        &load,
+        load.tally().created.len(),
+        20,
+        "bookings while payment is slow",
+    )
+    .await;
     assert_eq!(
         scene.fleet.metric("book", "housebook_circuit_open").await,
         0.0,
@@ -198,7 +236,10 @@ async fn i8_payment_slow_then_stopped_opens_the_circuit_which_closes_by_itself()
         (scene.fleet.metric("book", "housebook_circuit_open").await == 1.0).then_some(())
     })
     .await;
-    let rejected = scene.fleet.metric("book", "housebook_circuit_rejected_total").await;
+    let rejected = scene
+        .fleet
+        .metric("book", "housebook_circuit_rejected_total")
+        .await;
     let alice = scene.fleet.token("alice").await;
     let (s, e, h) = scene
         .fleet
@@ -212,7 +253,11 @@ async fn i8_payment_slow_then_stopped_opens_the_circuit_which_closes_by_itself()
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{e}");
     assert!(h.contains_key("retry-after"));
     assert!(
-        scene.fleet.metric("book", "housebook_circuit_rejected_total").await > rejected,
+        scene
+            .fleet
+            .metric("book", "housebook_circuit_rejected_total")
+            .await
+            > rejected,
         "answered by the open circuit, without calling payment"
     );
 
@@ -221,9 +266,19 @@ async fn i8_payment_slow_then_stopped_opens_the_circuit_which_closes_by_itself()
         (scene.fleet.metric("book", "housebook_circuit_open").await == 0.0).then_some(())
     })
     .await;
-    bookings_flow(&load, load.tally().created.len(), 10, "bookings after payment came back").await;
+    bookings_flow(
+        &load,
+        load.tally().created.len(),
+        10,
+        "bookings after payment came back",
+    )
+    .await;
     let (tally, _) = settle(&scene, load, "payment slow, stopped, back").await;
-    assert!(tally.statuses.get(&503).copied().unwrap_or(0) > 0, "{}", tally.summary());
+    assert!(
+        tally.statuses.get(&503).copied().unwrap_or(0) > 0,
+        "{}",
+        tally.summary()
+    );
     scene.fleet.shutdown().await;
 }
 
@@ -237,9 +292,20 @@ async fn i7_with_house_down_bookings_go_on_and_it_catches_up_once() {
     bookings_flow(&load, stopped_at, 30, "bookings while house is down").await;
     let missed = load.tally().created.len() - stopped_at;
     scene.fleet.restart("house").await;
-    bookings_flow(&load, load.tally().created.len(), 10, "bookings after house came back").await;
+    bookings_flow(
+        &load,
+        load.tally().created.len(),
+        10,
+        "bookings after house came back",
+    )
+    .await;
     let (tally, report) = settle(&scene, load, "house down").await;
-    assert_eq!(tally.failed(), 0, "house is not on the booking path: {:?}", tally.failures);
+    assert_eq!(
+        tally.failed(),
+        0,
+        "house is not on the booking path: {:?}",
+        tally.failures
+    );
     assert!(missed >= 30);
     assert_eq!(report.bookings.get("BOOKED"), None);
     scene.fleet.shutdown().await;
@@ -253,20 +319,34 @@ async fn i4_every_event_delivered_twice_is_applied_once() {
     let (_, before) = settle(&scene, load, "before the replay").await;
 
     let topic = scene.fleet.events_topic();
-    let mut probe = testkit::EventProbe::new(&topic);
+    let mut probe = testkit::EventProbe::on(scene.fleet.brokers(), &topic);
     let events = probe.settle(3).await;
     assert!(events.len() > 40, "saw {} events", events.len());
     let dups_before = scene
         .fleet
-        .metric_sum("mypage", "housebook_events_total", &["outcome=\"duplicate\""])
+        .metric_sum(
+            "mypage",
+            "housebook_events_total",
+            &["outcome=\"duplicate\""],
+        )
         .await;
     for e in &events {
-        testkit::inject_event(&topic, e).await;
+        testkit::inject_to(
+            scene.fleet.brokers(),
+            &topic,
+            &e.correlation_id,
+            &e.to_vec().unwrap(),
+        )
+        .await;
     }
     eventually(60, "mypage to see every event again", || async {
         let dups = scene
             .fleet
-            .metric_sum("mypage", "housebook_events_total", &["outcome=\"duplicate\""])
+            .metric_sum(
+                "mypage",
+                "housebook_events_total",
+                &["outcome=\"duplicate\""],
+            )
             .await;
         (dups - dups_before >= events.len() as f64).then_some(())
     })
@@ -279,7 +359,10 @@ async fn i4_every_event_delivered_twice_is_applied_once() {
         60,
     )
     .await;
-    println!("[replay] {} events delivered again; invariants hold: {after}", events.len());
+    println!(
+        "[replay] {} events delivered again; invariants hold: {after}",
+        events.len()
+    );
     assert_eq!(after, before, "a second delivery changed nothing");
     scene.fleet.shutdown().await;
 }
@@ -309,20 +392,33 @@ async fn i9_two_house_replicas_share_the_work_and_one_leaving_changes_nothing() 
     let alone = load.tally().created.len();
     bookings_flow(&load, alone, 20, "bookings with one replica").await;
     // The survivor took over every partition: what was booked meanwhile gets decided.
-    let meanwhile: Vec<String> = load.tally().created[alone..].iter().map(|c| c.id.clone()).collect();
+    let meanwhile: Vec<String> = load.tally().created[alone..]
+        .iter()
+        .map(|c| c.id.clone())
+        .collect();
     let admin = scene.admin.clone();
-    eventually(60, "bookings made while house-2 was away to be decided", || async {
-        for id in &meanwhile {
-            let (_, b) = scene.fleet.get(&format!("/books/{id}"), &admin).await;
-            if b["status"] == "BOOKED" {
-                return None;
+    eventually(
+        60,
+        "bookings made while house-2 was away to be decided",
+        || async {
+            for id in &meanwhile {
+                let (_, b) = scene.fleet.get(&format!("/books/{id}"), &admin).await;
+                if b["status"] == "BOOKED" {
+                    return None;
+                }
             }
-        }
-        Some(())
-    })
+            Some(())
+        },
+    )
     .await;
     scene.fleet.restart("house-2").await;
-    bookings_flow(&load, load.tally().created.len(), 20, "bookings after it rejoined").await;
+    bookings_flow(
+        &load,
+        load.tally().created.len(),
+        20,
+        "bookings after it rejoined",
+    )
+    .await;
     let (tally, _) = settle(&scene, load, "two house replicas").await;
     assert_eq!(tally.failed(), 0, "{:?}", tally.failures);
     scene.fleet.shutdown().await;
@@ -341,11 +437,23 @@ async fn i10_rolling_restart_of_two_replicas_each_loses_no_request() {
             scene.fleet.restart(&instance).await;
             // The gateway polls readiness every 100 ms: let it see the new replica.
             pause(500).await;
-            bookings_flow(&load, load.tally().created.len(), 3, &format!("bookings after {instance}")).await;
+            bookings_flow(
+                &load,
+                load.tally().created.len(),
+                3,
+                &format!("bookings after {instance}"),
+            )
+            .await;
         }
     }
     let (tally, _) = settle(&scene, load, "rolling restart").await;
-    assert_eq!(tally.failed(), 0, "{}: {:?}", tally.summary(), tally.failures);
+    assert_eq!(
+        tally.failed(),
+        0,
+        "{}: {:?}",
+        tally.summary(),
+        tally.failures
+    );
     scene.fleet.shutdown().await;
 }
 
@@ -360,7 +468,13 @@ async fn i3_customers_racing_for_the_same_nights_never_share_one() {
     let load = start_load(&scene, p).await;
     bookings_flow(&load, 0, 60, "racing bookings").await;
     let (_, report) = settle(&scene, load, "racing").await;
-    assert!(report.bookings.get("REJECTED").copied().unwrap_or(0) > 0, "{report}");
-    assert!(report.bookings.get("CONFIRMED").copied().unwrap_or(0) > 0, "{report}");
+    assert!(
+        report.bookings.get("REJECTED").copied().unwrap_or(0) > 0,
+        "{report}"
+    );
+    assert!(
+        report.bookings.get("CONFIRMED").copied().unwrap_or(0) > 0,
+        "{report}"
+    );
     scene.fleet.shutdown().await;
 }

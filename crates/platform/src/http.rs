@@ -39,7 +39,9 @@ where
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(';').next())
             .map(|m| m.trim().to_ascii_lowercase())
-            .is_some_and(|m| m == "application/json" || (m.starts_with("application/") && m.ends_with("+json")));
+            .is_some_and(|m| {
+                m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+            });
         if !json_type {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

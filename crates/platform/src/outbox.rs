@@ -17,7 +17,7 @@ use sqlx::{AnyConnection, Row};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::db::{now_text, Db};
+use crate::db::{now_text, Backend, Db};
 use crate::metrics::Metrics;
 
 /// Writes events into the outbox and wakes the relay.
@@ -86,7 +86,7 @@ pub async fn relay(
 ) {
     loop {
         match publish_batch(&db, &producer, &metrics).await {
-            Ok(n) if n as i64 == BATCH => continue,
+            Ok(n) if n as i64 == BATCH && !stop.is_cancelled() => continue,
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(
@@ -128,13 +128,25 @@ async fn publish_batch(
     producer: &FutureProducer,
     metrics: &Metrics,
 ) -> anyhow::Result<usize> {
-    let rows: Vec<Row_> = sqlx::query(
+    // On PostgreSQL, replicas sharing the outbox claim disjoint rows (the lock is held
+    // until the rows are marked published); a SQLite file has one writer at a time anyway,
+    // and a row sent twice is dropped by its consumers.
+    let mut tx = match db.backend() {
+        Backend::Postgres => Some(db.pool().begin().await?),
+        Backend::Sqlite => None,
+    };
+    let select = sqlx::query(if tx.is_some() {
         "SELECT id, event_type, topic, msg_key, payload FROM outbox \
-         WHERE published_at IS NULL ORDER BY id LIMIT $1",
-    )
-    .bind(BATCH)
-    .fetch_all(db.pool())
-    .await?
+         WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
+    } else {
+        "SELECT id, event_type, topic, msg_key, payload FROM outbox \
+         WHERE published_at IS NULL ORDER BY id LIMIT $1"
+    })
+    .bind(BATCH);
+    let rows: Vec<Row_> = match tx.as_mut() {
+        Some(tx) => select.fetch_all(&mut **tx).await?,
+        None => select.fetch_all(db.pool()).await?,
+    }
     .into_iter()
     .map(|r| {
         Ok(Row_ {
@@ -180,10 +192,16 @@ async fn publish_batch(
         for id in &published {
             q = q.bind(*id);
         }
-        q.execute(db.pool()).await?;
+        match tx.as_mut() {
+            Some(tx) => q.execute(&mut **tx).await?,
+            None => q.execute(db.pool()).await?,
+        };
         if let Some(topic) = rows.first().map(|r| r.topic.as_str()) {
             metrics.outbox_published(topic, published.len() as u64);
         }
+    }
+    if let Some(tx) = tx {
+        tx.commit().await?;
     }
     let backlog: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
         .fetch_one(db.pool())

@@ -184,7 +184,10 @@ mod tests {
     fn round_robin_skips_replicas_that_are_down_or_tried() {
         let p = Pool::parse("book", "http://a,http://b,http://c").unwrap();
         let picks: Vec<_> = (0..3).map(|_| p.pick(&[]).unwrap()).collect();
-        assert_eq!(picks, vec![arc("http://a"), arc("http://b"), arc("http://c")]);
+        assert_eq!(
+            picks,
+            vec![arc("http://a"), arc("http://b"), arc("http://c")]
+        );
         p.mark_down("http://b");
         for _ in 0..6 {
             assert_ne!(p.pick(&[]).unwrap(), arc("http://b"));

@@ -180,10 +180,15 @@ pub struct EventProbe {
 }
 
 impl EventProbe {
-    /// A probe on `topic`.
+    /// A probe on `topic` of the shared test broker.
     pub fn new(topic: &str) -> Self {
+        Self::on(&brokers(), topic)
+    }
+
+    /// A probe on `topic` of the given brokers.
+    pub fn on(brokers: &str, topic: &str) -> Self {
         let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", brokers())
+            .set("bootstrap.servers", brokers)
             .set("group.id", unique("probe-"))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
@@ -274,8 +279,13 @@ impl EventProbe {
 
 /// Publishes raw bytes to a topic with a key, as another service (or an attacker) would.
 pub async fn inject(topic: &str, key: &str, payload: &[u8]) {
+    inject_to(&brokers(), topic, key, payload).await;
+}
+
+/// [`inject`] on the given brokers.
+pub async fn inject_to(brokers: &str, topic: &str, key: &str, payload: &[u8]) {
     let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", brokers)
         .set("broker.address.family", "v4")
         .create()
         .unwrap();

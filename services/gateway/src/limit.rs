@@ -88,7 +88,9 @@ impl Limiter {
                 "too many requests; slow down",
             );
             // Whole seconds, rounded up: `Retry-After: 0` would invite a busy loop.
-            e.retry_after = Some(Duration::from_secs(wait.as_secs_f64().ceil().max(1.0) as u64));
+            e.retry_after = Some(Duration::from_secs(
+                wait.as_secs_f64().ceil().max(1.0) as u64
+            ));
             e
         })
     }
@@ -112,7 +114,9 @@ mod tests {
         assert!(wait > Duration::from_millis(90) && wait <= Duration::from_millis(100));
         assert!(l.check_at("bob", t0).is_ok(), "bob has his own bucket");
         assert!(l.check_at("alice", t0 + Duration::from_millis(100)).is_ok());
-        assert!(l.check_at("alice", t0 + Duration::from_millis(100)).is_err());
+        assert!(l
+            .check_at("alice", t0 + Duration::from_millis(100))
+            .is_err());
     }
 
     #[test]

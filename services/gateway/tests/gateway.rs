@@ -364,7 +364,11 @@ async fn callers_over_their_rate_get_429_with_retry_after_and_nothing_forwarded(
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
-    let after: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=5).contains(&after), "Retry-After {after}");
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "rate_limited");
     // alice has her own budget; what she sees proves the fourth house was never forwarded.

@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use failsafe::futures::CircuitBreaker as _;
 use failsafe::{failure_policy, Config, StateMachine};
+use platform::shutdown::CancellationToken;
+use platform::upstream::Pool;
 use prometheus::{IntCounter, IntGauge};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::Mutex;
-use platform::shutdown::CancellationToken;
-use platform::upstream::Pool;
 
 use crate::domain::ports::{PaymentError, PaymentRequest, Payments};
 
@@ -242,8 +242,10 @@ impl HttpPayments {
 
     /// Starts polling the replicas' readiness until `stop`.
     pub fn watch(&self, stop: CancellationToken) {
-        self.pool
-            .watch(Duration::from_millis(self.settings.health_interval_ms.max(10)), stop);
+        self.pool.watch(
+            Duration::from_millis(self.settings.health_interval_ms.max(10)),
+            stop,
+        );
     }
 
     fn unavailable(&self, reason: impl Into<String>) -> PaymentError {
