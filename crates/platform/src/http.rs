@@ -212,6 +212,38 @@ pub async fn observe(State(metrics): State<Metrics>, req: Request, next: Next) -
 /// Lenient number parsing for bodies: accepts `200000` and `"200000"` (httpie's `key=value`
 /// sends strings, and the seed's commands are written that way); rejects fractions and
 /// numbers that do not fit.
+/// Declared bodies bigger than this are refused without being read at all.
+const DRAIN_CAP: u64 = 8 * 1024 * 1024;
+
+/// Refuses a request whose `Content-Length` passes the body limit with a JSON `413`
+/// before any handler runs. A body of up to 8 MiB is read and thrown away first, so the
+/// client — still sending — gets the answer rather than a reset connection; a bigger one
+/// is refused at once (its sender is not owed a clean close).
+pub async fn reject_oversized(State(limit): State<usize>, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > limit as u64 => {
+            if n <= DRAIN_CAP {
+                use futures::StreamExt as _;
+                let mut body = req.into_body().into_data_stream();
+                let drained = async { while let Some(Ok(_)) = body.next().await {} };
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drained).await;
+            }
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "request body too large",
+            )
+            .into_response()
+        }
+        _ => next.run(req).await,
+    }
+}
+
 /// `?limit=&offset=` of a list endpoint, read beside the endpoint's own query fields
 /// (a second `AppQuery`; unknown fields are ignored by both).
 #[derive(Debug, Clone, Copy, Default, serde::Deserialize)]

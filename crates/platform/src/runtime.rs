@@ -192,6 +192,10 @@ pub async fn serve_http(
         ))
         .fallback(crate::http::not_found)
         .layer(DefaultBodyLimit::max(http.body_limit_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            http.body_limit_bytes,
+            crate::http::reject_oversized,
+        ))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
     tracing::info!(
