@@ -49,7 +49,8 @@ pub struct Tally {
     pub cancelled: Vec<String>,
     /// Count of answers by status (`0`: no answer at all).
     pub statuses: BTreeMap<u16, usize>,
-    /// Bodies of the first answers that were neither `2xx` nor expected refusals.
+    /// `STATUS: BODY` of the first few answers of each status that was not `2xx`
+    /// (`0`: no answer; the body is the client's error).
     pub failures: Vec<String>,
 }
 
@@ -80,8 +81,9 @@ impl Tally {
     }
 
     fn saw(&mut self, status: u16, body: &str) {
-        *self.statuses.entry(status).or_default() += 1;
-        if !(200..300).contains(&status) && self.failures.len() < 20 {
+        let seen = self.statuses.entry(status).or_default();
+        *seen += 1;
+        if !(200..300).contains(&status) && *seen <= 5 {
             self.failures.push(format!("{status}: {body}"));
         }
     }

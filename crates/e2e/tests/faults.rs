@@ -104,6 +104,16 @@ async fn settle(scene: &Scene, load: Load, name: &str) -> (Tally, Report) {
     )
     .await;
     println!("[{name}] load: {}", tally.summary());
+    // Refusals under failure are JSON errors that say nothing of the inside.
+    for f in tally.failures.iter().filter(|f| !f.starts_with("0:")) {
+        let body = f.split_once(": ").map_or("", |(_, b)| b);
+        let e: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {f}"));
+        let message = e["message"].as_str().unwrap_or_else(|| panic!("no message: {f}"));
+        assert!(e["error"].is_string(), "{f}");
+        for leak in ["sqlx", "panick", "database", "/src/", "rdkafka", "SQL", "reqwest"] {
+            assert!(!message.contains(leak), "internal detail in {f}");
+        }
+    }
     println!("[{name}] invariants hold: {report}");
     if !tally.failures.is_empty() {
         println!(
