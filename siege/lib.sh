@@ -31,7 +31,7 @@ register_houses() {
             -d "{\"houseName\": \"Siege house $i\", \"housePrice\": 100000}" | jq -r .id)")
     done
     local last="${ids[-1]}" deadline=$((SECONDS + 30))
-    until curl -fsS -o /dev/null "$URL/books" -H "Authorization: Bearer $CUSTOMER" -H 'content-type: application/json' \
+    until curl -fs -o /dev/null "$URL/books" -H "Authorization: Bearer $CUSTOMER" -H 'content-type: application/json' \
             -d "{\"houseId\": $last, \"bookDate\": \"2099-12-31\"}"; do
         ((SECONDS < deadline)) || { echo "book never learned house $last" >&2; exit 1; }
         sleep 0.5

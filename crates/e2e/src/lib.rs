@@ -35,11 +35,6 @@ pub struct Options {
     pub private_broker: bool,
     /// Extra settings for every process of a service.
     pub env: Vec<(&'static str, String, String)>,
-    /// Each replica joins its consumer group under its own stable name (as `./dev` runs
-    /// it), so a replica killed and restarted takes its partitions back at once. Without
-    /// it, Tansu 0.6.0 never assigns partitions again to a group whose only member was
-    /// killed (see docs/guarantees.md).
-    pub static_membership: bool,
 }
 
 impl Options {
@@ -50,7 +45,6 @@ impl Options {
             replicas: Vec::new(),
             private_broker: false,
             env: Vec::new(),
-            static_membership: true,
         }
     }
 
@@ -223,6 +217,9 @@ impl Fleet {
                 kv("HOUSEBOOK_KAFKA__TOPIC_PREFIX", prefix.clone()),
                 kv("HOUSEBOOK_KAFKA__GROUP_ID", format!("{prefix}{s}")),
                 kv("HOUSEBOOK_KAFKA__RELAY_POLL_MS", "200"),
+                // As ./dev runs it: Tansu can strand a member that joins after another
+                // was killed; a member left without partitions this long joins again.
+                kv("HOUSEBOOK_KAFKA__REJOIN_UNASSIGNED_MS", "12000"),
                 kv("HOUSEBOOK_LOG__FILTER", "info,sqlx=warn,rdkafka=warn"),
             ];
             if s != "gateway" {
@@ -268,9 +265,6 @@ impl Fleet {
             for i in &replicas[s] {
                 let mut mine = e.clone();
                 mine.push(kv("HOUSEBOOK_HTTP__PORT", ports[i].to_string()));
-                if options.static_membership {
-                    mine.push(kv("HOUSEBOOK_KAFKA__GROUP_INSTANCE_ID", i.clone()));
-                }
                 env.insert(i.clone(), mine);
             }
         }

@@ -107,10 +107,15 @@ async fn settle(scene: &Scene, load: Load, name: &str) -> (Tally, Report) {
     // Refusals under failure are JSON errors that say nothing of the inside.
     for f in tally.failures.iter().filter(|f| !f.starts_with("0:")) {
         let body = f.split_once(": ").map_or("", |(_, b)| b);
-        let e: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {f}"));
-        let message = e["message"].as_str().unwrap_or_else(|| panic!("no message: {f}"));
+        let e: serde_json::Value =
+            serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {f}"));
+        let message = e["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no message: {f}"));
         assert!(e["error"].is_string(), "{f}");
-        for leak in ["sqlx", "panick", "database", "/src/", "rdkafka", "SQL", "reqwest"] {
+        for leak in [
+            "sqlx", "panick", "database", "/src/", "rdkafka", "SQL", "reqwest",
+        ] {
             assert!(!message.contains(leak), "internal detail in {f}");
         }
     }
@@ -381,9 +386,6 @@ async fn i4_every_event_delivered_twice_is_applied_once() {
 async fn i9_two_house_replicas_share_the_work_and_one_leaving_changes_nothing() {
     let mut options = Options::new(Backend::Postgres);
     options.replicas = vec![("house", 2)];
-    // Dynamic members: a replica that stops leaves the group, and the other takes over
-    // its partitions (a static member's partitions wait for it to come back).
-    options.static_membership = false;
     let mut scene = scene(options, 3).await;
     let load = start_load(&scene, plan(&scene)).await;
     let applied = |instance: &'static str| {

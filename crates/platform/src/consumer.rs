@@ -9,12 +9,15 @@
 //! parked on the dead-letter topic with the reason; an unreadable one is parked at once.
 //! Nothing here panics, and no message can stall its partition forever.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use events::{Envelope, EventKey};
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
@@ -71,9 +74,11 @@ pub async fn claim(conn: &mut AnyConnection, key: &EventKey) -> Result<bool, sql
     Ok(done.rows_affected() == 1)
 }
 
-/// Feeds consumer lag from librdkafka's statistics into the metrics.
+/// Feeds consumer lag from librdkafka's statistics into the metrics, and notes when the
+/// group first gives this member partitions.
 struct LagContext {
     metrics: Metrics,
+    assigned: Arc<AtomicBool>,
 }
 
 impl ClientContext for LagContext {
@@ -89,7 +94,23 @@ impl ClientContext for LagContext {
     }
 }
 
-impl ConsumerContext for LagContext {}
+impl ConsumerContext for LagContext {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(partitions) = rebalance {
+            if partitions.count() > 0 {
+                self.assigned.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// How one membership of the group ended.
+enum Ended {
+    /// Shutdown: stop for good.
+    Stop,
+    /// Never given a partition: leave and join again.
+    Rejoin,
+}
 
 /// Everything the loop needs.
 pub struct ConsumerLoop {
@@ -107,32 +128,72 @@ pub struct ConsumerLoop {
 
 impl ConsumerLoop {
     /// Consumes until `stop` is cancelled, then commits the stored offsets and leaves.
+    ///
+    /// With `rejoin_unassigned_ms` set, a member that the group has not given a single
+    /// partition that long after joining leaves and joins again as a new member (Tansu
+    /// 0.6.0 can leave a newcomer unassigned for good after a member was killed; a fresh
+    /// join is assigned). Off by default: with more replicas than partitions, an idle
+    /// member is normal.
     pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
-        let mut config = ClientConfig::new();
-        if !self.settings.group_instance_id.is_empty() {
-            config.set("group.instance.id", &self.settings.group_instance_id);
+        loop {
+            let assigned = Arc::new(AtomicBool::new(false));
+            let mut config = ClientConfig::new();
+            if !self.settings.group_instance_id.is_empty() {
+                config.set("group.instance.id", &self.settings.group_instance_id);
+            }
+            let consumer: StreamConsumer<LagContext> = config
+                .set("bootstrap.servers", &self.settings.brokers)
+                .set("group.id", &self.settings.group_id)
+                .set("enable.auto.commit", "true")
+                .set("auto.commit.interval.ms", "500")
+                .set("enable.auto.offset.store", "false")
+                .set("auto.offset.reset", "earliest")
+                .set("session.timeout.ms", "10000")
+                .set("heartbeat.interval.ms", "1000")
+                .set("statistics.interval.ms", "5000")
+                .set("broker.address.family", "v4")
+                .create_with_context(LagContext {
+                    metrics: self.metrics.clone(),
+                    assigned: assigned.clone(),
+                })?;
+            let topic = self.settings.events_topic();
+            consumer.subscribe(&[&topic])?;
+            self.health.set_consumer_running(true);
+            tracing::info!(%topic, group = %self.settings.group_id, "consumer started");
+            let ended = self.consume(&consumer, &assigned, &stop).await;
+            if let Ended::Rejoin = ended {
+                tracing::warn!(
+                    after_ms = self.settings.rejoin_unassigned_ms,
+                    "consumer: no partition assigned; joining the group again"
+                );
+            }
+            Self::leave(consumer).await;
+            if let Ended::Stop = ended {
+                break;
+            }
         }
-        let consumer: StreamConsumer<LagContext> = config
-            .set("bootstrap.servers", &self.settings.brokers)
-            .set("group.id", &self.settings.group_id)
-            .set("enable.auto.commit", "true")
-            .set("auto.commit.interval.ms", "500")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "1000")
-            .set("statistics.interval.ms", "5000")
-            .set("broker.address.family", "v4")
-            .create_with_context(LagContext {
-                metrics: self.metrics.clone(),
-            })?;
-        let topic = self.settings.events_topic();
-        consumer.subscribe(&[&topic])?;
-        self.health.set_consumer_running(true);
-        tracing::info!(%topic, group = %self.settings.group_id, "consumer started");
+        self.health.set_consumer_running(false);
+        Ok(())
+    }
+
+    async fn consume(
+        &self,
+        consumer: &StreamConsumer<LagContext>,
+        assigned: &AtomicBool,
+        stop: &CancellationToken,
+    ) -> Ended {
+        let joined = tokio::time::Instant::now();
+        let patience = Duration::from_millis(self.settings.rejoin_unassigned_ms);
+        let mut check = tokio::time::interval(Duration::from_secs(1));
         loop {
             let message = tokio::select! {
-                () = stop.cancelled() => break,
+                () = stop.cancelled() => return Ended::Stop,
+                _ = check.tick(), if !patience.is_zero() => {
+                    if !assigned.load(Ordering::Relaxed) && joined.elapsed() > patience {
+                        return Ended::Rejoin;
+                    }
+                    continue;
+                }
                 m = consumer.recv() => m,
             };
             match message {
@@ -141,8 +202,8 @@ impl ConsumerLoop {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 Ok(m) => {
-                    if !self.process(&m, &stop).await {
-                        break; // interrupted by shutdown before the work was done
+                    if !self.process(&m, stop).await {
+                        return Ended::Stop; // interrupted by shutdown before the work was done
                     }
                     if let Err(e) = consumer.store_offset_from_message(&m) {
                         tracing::warn!(error = %e, "consumer: could not store offset");
@@ -150,7 +211,10 @@ impl ConsumerLoop {
                 }
             }
         }
-        self.health.set_consumer_running(false);
+    }
+
+    /// Commits what was stored and leaves the group.
+    async fn leave(consumer: StreamConsumer<LagContext>) {
         // The final commit and leaving the group block on the broker: off the async
         // threads, and bounded, so that a broken broker cannot hold shutdown past the
         // grace period (what is not committed is redelivered and deduplicated).
@@ -172,7 +236,6 @@ impl ConsumerLoop {
                 "consumer: the broker did not answer the final commit in 10 s; leaving anyway"
             );
         }
-        Ok(())
     }
 
     /// Handles one message to a final outcome. Returns `false` only if shutdown interrupted

@@ -86,6 +86,10 @@ pub struct KafkaSettings {
     /// a replica that restarts under the same name takes its partitions back at once
     /// instead of waiting out a rebalance. Empty: a new member at every start.
     pub group_instance_id: String,
+    /// Leave and join the group again when no partition came this long after joining;
+    /// `0` (the default) never does. For Tansu, which can strand a newcomer (see
+    /// `ConsumerLoop::run`); a real Kafka cluster needs none.
+    pub rejoin_unassigned_ms: u64,
     /// Partitions of topics created at start-up.
     pub partitions: i32,
     /// Replication factor of topics created at start-up.
@@ -105,6 +109,7 @@ impl Default for KafkaSettings {
             topic_prefix: String::new(),
             group_id: String::new(),
             group_instance_id: String::new(),
+            rejoin_unassigned_ms: 0,
             partitions: 3,
             replication: 1,
             max_attempts: 5,
