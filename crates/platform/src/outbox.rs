@@ -132,7 +132,7 @@ async fn publish_batch(
     // until the rows are marked published); a SQLite file has one writer at a time anyway,
     // and a row sent twice is dropped by its consumers.
     let mut tx = match db.backend() {
-        Backend::Postgres => Some(db.pool().begin().await?),
+        Backend::Postgres => Some(db.begin().await?),
         Backend::Sqlite => None,
     };
     let select = sqlx::query(if tx.is_some() {

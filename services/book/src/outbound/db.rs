@@ -113,7 +113,7 @@ impl SqlBookings {
 #[async_trait]
 impl BookRepository for SqlBookings {
     async fn upsert_listing(&self, key: &EventKey, l: &Listing) -> anyhow::Result<Applied<()>> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         if !claim(&mut tx, key).await? {
             return Ok(Applied::Duplicate);
         }
@@ -148,7 +148,7 @@ impl BookRepository for SqlBookings {
     }
 
     async fn insert_booked(&self, b: &Booking) -> anyhow::Result<Booking> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         sqlx::query(
             "INSERT INTO bookings (id, customer_id, house_id, house_name, house_price, check_in, check_out, \
              status, payment_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'BOOKED', $8, $9)",
@@ -241,7 +241,7 @@ impl BookRepository for SqlBookings {
         book_id: &str,
         decision: &HouseDecision,
     ) -> anyhow::Result<Applied<Option<BookStatus>>> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         if !claim(&mut tx, key).await? {
             return Ok(Applied::Duplicate);
         }
@@ -271,7 +271,7 @@ impl BookRepository for SqlBookings {
     }
 
     async fn cancel(&self, id: &str, at: DateTime<Utc>) -> Result<Booking, CancelError> {
-        let mut tx = self.db.pool().begin().await.map_err(anyhow::Error::from)?;
+        let mut tx = self.db.begin().await.map_err(anyhow::Error::from)?;
         let mut b = find(&mut tx, id)
             .await?
             .ok_or_else(|| CancelError::NotFound(id.to_owned()))?;
@@ -318,7 +318,7 @@ impl BookRepository for SqlBookings {
         book_id: &str,
         payment_id: i64,
     ) -> anyhow::Result<Applied<()>> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         if !claim(&mut tx, key).await? {
             return Ok(Applied::Duplicate);
         }

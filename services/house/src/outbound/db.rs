@@ -107,7 +107,7 @@ async fn exists(tx: &mut Transaction<'static, Any>, sql: &str, key: &str) -> any
 #[async_trait]
 impl HouseRepository for SqlHouses {
     async fn register(&self, new: &NewHouse) -> anyhow::Result<House> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         let row = sqlx::query(
             "INSERT INTO houses (house_name, house_price, house_description, created_at) \
              VALUES ($1, $2, $3, $4) RETURNING id",
@@ -193,7 +193,7 @@ impl HouseRepository for SqlHouses {
         key: &EventKey,
         r: &Reservation,
     ) -> anyhow::Result<Applied<ReserveOutcome>> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         if !claim(&mut tx, key).await? {
             return Ok(Applied::Duplicate);
         }
@@ -267,7 +267,7 @@ impl HouseRepository for SqlHouses {
         key: &EventKey,
         book_id: &str,
     ) -> anyhow::Result<Applied<ReleaseOutcome>> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         if !claim(&mut tx, key).await? {
             return Ok(Applied::Duplicate);
         }

@@ -96,7 +96,7 @@ fn t(s: impl ToString) -> Bind {
 #[async_trait]
 impl ViewRepository for SqlView {
     async fn apply(&self, key: &EventKey, event: &DomainEvent) -> anyhow::Result<Applied> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         if !claim(&mut tx, key).await? {
             return Ok(Applied::Duplicate);
         }
@@ -298,7 +298,7 @@ impl ViewRepository for SqlView {
     }
 
     async fn clear(&self) -> anyhow::Result<()> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         for table in ["mypages", "house_nights", "houses", "inbox"] {
             sqlx::query(&format!("DELETE FROM {table}"))
                 .execute(&mut *tx)

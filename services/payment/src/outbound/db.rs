@@ -80,7 +80,7 @@ impl SqlPayments {
             Key::Id(id) => ("id", id.to_string()),
             Key::Book(b) => ("book_id", b.to_owned()),
         };
-        let mut tx = self.db.pool().begin().await.map_err(anyhow::Error::from)?;
+        let mut tx = self.db.begin().await.map_err(anyhow::Error::from)?;
         let Some(mut payment) = find(&mut tx, column, key).await? else {
             return Err(CancelPaymentError::NotFound(shown));
         };
@@ -132,7 +132,7 @@ impl SqlPayments {
 impl PaymentRepository for SqlPayments {
     async fn create(&self, new: &NewPayment) -> Result<(Payment, Outcome), CreatePaymentError> {
         let book = new.book_id.as_str();
-        let mut tx = self.db.pool().begin().await.map_err(anyhow::Error::from)?;
+        let mut tx = self.db.begin().await.map_err(anyhow::Error::from)?;
         if let Some(existing) = find(&mut tx, "book_id", Key::Book(book)).await? {
             return Ok((existing, Outcome::AlreadyDone));
         }
