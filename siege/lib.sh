@@ -23,18 +23,22 @@ token() {
 ADMIN=$(token "${HOUSEBOOK_ADMIN_USER:-admin}" "${HOUSEBOOK_ADMIN_PASSWORD:-admin}")
 CUSTOMER=$(token "${HOUSEBOOK_CUSTOMER_USER:-alice}" "${HOUSEBOOK_CUSTOMER_PASSWORD:-alice}")
 
-# Registers N houses and waits until book knows them (it learns them from events).
+# Registers N houses and waits until book knows them (it learns them from events); one
+# booking per house on 2099-12-31 shows it.
 register_houses() {
     local n="$1" ids=()
     for i in $(seq 1 "$n"); do
         ids+=("$(curl -fsS "$URL/houses" -H "Authorization: Bearer $ADMIN" -H 'content-type: application/json' \
             -d "{\"houseName\": \"Siege house $i\", \"housePrice\": 100000}" | jq -r .id)")
     done
-    local last="${ids[-1]}" deadline=$((SECONDS + 30))
-    until curl -fs -o /dev/null "$URL/books" -H "Authorization: Bearer $CUSTOMER" -H 'content-type: application/json' \
-            -d "{\"houseId\": $last, \"bookDate\": \"2099-12-31\"}"; do
-        ((SECONDS < deadline)) || { echo "book never learned house $last" >&2; exit 1; }
-        sleep 0.5
+    # Each house's event may sit on another partition: wait until book knows every one.
+    local id deadline=$((SECONDS + 60))
+    for id in "${ids[@]}"; do
+        until curl -fs -o /dev/null "$URL/books" -H "Authorization: Bearer $CUSTOMER" -H 'content-type: application/json' \
+                -d "{\"houseId\": $id, \"bookDate\": \"2099-12-31\"}"; do
+            ((SECONDS < deadline)) || { echo "book never learned house $id" >&2; exit 1; }
+            sleep 0.5
+        done
     done
     echo "${ids[@]}"
 }

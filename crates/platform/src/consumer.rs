@@ -228,12 +228,12 @@ impl ConsumerLoop {
             consumer.unsubscribe();
             drop(consumer);
         });
-        if tokio::time::timeout(Duration::from_secs(10), leave)
+        if tokio::time::timeout(Duration::from_secs(5), leave)
             .await
             .is_err()
         {
             tracing::warn!(
-                "consumer: the broker did not answer the final commit in 10 s; leaving anyway"
+                "consumer: the broker did not answer the final commit in 5 s; leaving anyway"
             );
         }
     }

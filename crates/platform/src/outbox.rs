@@ -85,8 +85,14 @@ pub async fn relay(
     stop: CancellationToken,
 ) {
     loop {
-        match publish_batch(&db, &producer, &metrics).await {
-            Ok(n) if n as i64 == BATCH && !stop.is_cancelled() => continue,
+        // A batch waits for the broker's acknowledgements (up to the message timeout);
+        // shutdown does not wait for a slow broker: unmarked rows go out again later.
+        let published = tokio::select! {
+            () = stop.cancelled() => break,
+            r = publish_batch(&db, &producer, &metrics) => r,
+        };
+        match published {
+            Ok(n) if n as i64 == BATCH => continue,
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(
@@ -105,20 +111,28 @@ pub async fn relay(
             () = tokio::time::sleep(poll) => {}
         }
     }
-    // Final pass: what committed before shutdown goes out now rather than at the next start.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while tokio::time::Instant::now() < deadline {
-        match publish_batch(&db, &producer, &metrics).await {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    "outbox relay: final publish failed"
-                );
-                break;
+    // Final pass, bounded: what committed before shutdown goes out now rather than at the
+    // next start (or from another replica), unless the broker is too slow to take it.
+    let final_pass = async {
+        loop {
+            match publish_batch(&db, &producer, &metrics).await {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "outbox relay: final publish failed"
+                    );
+                    break;
+                }
             }
         }
+    };
+    if tokio::time::timeout(Duration::from_secs(3), final_pass)
+        .await
+        .is_err()
+    {
+        tracing::warn!("outbox relay: the broker is slow; what is left goes out at the next start");
     }
 }
 

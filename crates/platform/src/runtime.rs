@@ -155,7 +155,7 @@ impl Runtime {
         }
         // Blocking, and bounded by its own timeout.
         let flushed =
-            tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
+            tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(2))).await;
         if !matches!(flushed, Ok(Ok(()))) {
             tracing::warn!("outbox: producer not flushed on shutdown; unpublished rows go out at the next start");
         }
