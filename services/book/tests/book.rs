@@ -448,8 +448,44 @@ async fn a_payment_whose_call_timed_out_is_refunded_by_reconciliation(backend: B
     saga.stop().await;
 }
 
+async fn a_cancel_while_payment_refuses_stands_and_is_refunded_later(backend: Backend) {
+    let saga = start(backend).await;
+    let house = saga.house(100).await;
+    let (s, b) = saga.book("alice", house, "2030-05-01", "2030-05-02").await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let id = b["id"].as_str().unwrap().to_owned();
+    wait_status(&saga, &id, "CONFIRMED").await;
+    saga.set_payment_faults(json!({"failureRate": 1})).await;
+    let (s, c) = saga
+        .book
+        .post(
+            &format!("/books/{id}/cancel"),
+            &customer("alice"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (s, c["status"].as_str()),
+        (StatusCode::OK, Some("BOOK_CANCELED")),
+        "the cancellation is recorded even though the refund cannot be made now: {c}"
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        saga.payment_of(&id).await.unwrap()["status"],
+        "PAID",
+        "payment refused every refund meanwhile"
+    );
+    saga.set_payment_faults(json!({})).await;
+    eventually(30, "the reconciler to make the refund", || async {
+        (saga.payment_of(&id).await?["status"] == "PAYMENT_CANCELED").then_some(())
+    })
+    .await;
+    saga.stop().await;
+}
+
 on_both_backends!(
     a_booking_is_paid_confirmed_and_cancelled_with_a_refund,
+    a_cancel_while_payment_refuses_stands_and_is_refunded_later,
     an_overlapping_booking_is_rejected_and_refunded,
     bad_booking_requests_book_and_charge_nothing,
     with_payment_failing_bookings_get_503_the_circuit_opens_and_recovers,

@@ -92,9 +92,9 @@ pub trait BookRepository: Send + Sync + 'static {
     async fn unmatched_payments(&self, before: DateTime<Utc>) -> anyhow::Result<Vec<String>>;
     /// Forgets an unmatched payment (refunded, or its booking turned up).
     async fn forget_payment(&self, book_id: &str) -> anyhow::Result<()>;
-    /// Rejected bookings whose refund has not gone through yet.
+    /// Rejected or cancelled bookings whose refund has not gone through yet.
     async fn refunds_due(&self) -> anyhow::Result<Vec<String>>;
-    /// Marks a rejected booking's refund done.
+    /// Marks a booking's refund done.
     async fn refund_done(&self, book_id: &str) -> anyhow::Result<()>;
 }
 

@@ -45,14 +45,6 @@ pub enum CancelBookingError {
     /// Its status does not allow it, e.g. cancelled already (409).
     #[error(transparent)]
     Invalid(#[from] InvalidTransition),
-    /// The refund could not be made now (503); nothing changed.
-    #[error("{reason}")]
-    PaymentUnavailable {
-        /// What happened.
-        reason: String,
-        /// When to try again.
-        retry_after: Duration,
-    },
     /// Anything else (500).
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),
@@ -141,27 +133,33 @@ impl BookService {
             GetError::Unknown(e) => CancelBookingError::Unknown(e),
         })?;
         booking.status.cancel()?;
-        match self.payments.refund(id).await {
-            Ok(()) => {}
-            Err(PaymentError::Unavailable {
-                reason,
-                retry_after,
-            }) => {
-                return Err(CancelBookingError::PaymentUnavailable {
-                    reason,
-                    retry_after,
-                })
-            }
-            Err(e @ PaymentError::Refused(_)) => return Err(CancelBookingError::Unknown(e.into())),
-        }
-        self.repo
+        // The cancellation and "refund due" commit first, together; the refund follows. A
+        // crash or a payment outage in between leaves the refund due, and the reconciler
+        // makes it: never a refunded payment under a booking that still stands.
+        let cancelled = self
+            .repo
             .cancel(id, platform::db::now())
             .await
             .map_err(|e| match e {
                 CancelError::NotFound(id) => CancelBookingError::NotFound(id),
                 CancelError::Invalid(t) => CancelBookingError::Invalid(t),
                 CancelError::Unknown(e) => CancelBookingError::Unknown(e),
-            })
+            })?;
+        match self.payments.refund(id).await {
+            Ok(()) => {
+                if let Err(e) = self.repo.refund_done(id).await {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        book_id = id,
+                        "refund made; marking it done failed (the reconciler's retry is harmless)"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, book_id = id, "refund not made now; the reconciler retries it");
+            }
+        }
+        Ok(cancelled)
     }
 
     /// One booking, if the actor may see it.

@@ -160,12 +160,6 @@ fn cancel_result(r: Result<Booking, CancelBookingError>) -> Result<AppJson<BookV
             Err(ApiError::forbidden("this booking belongs to someone else"))
         }
         Err(CancelBookingError::Invalid(t)) => Err(ApiError::conflict(t.to_string())),
-        Err(CancelBookingError::PaymentUnavailable { retry_after, .. }) => {
-            Err(ApiError::unavailable(
-                "the refund cannot be made now; the booking is unchanged, try again later",
-                retry_after,
-            ))
-        }
         Err(CancelBookingError::Unknown(e)) => Err(ApiError::internal(e)),
     }
 }

@@ -277,7 +277,7 @@ impl BookRepository for SqlBookings {
             .ok_or_else(|| CancelError::NotFound(id.to_owned()))?;
         let next = b.status.cancel()?;
         let changed = sqlx::query(
-            "UPDATE bookings SET status = $1, book_cancel_date = $2 WHERE id = $3 AND status IN ('BOOKED', 'CONFIRMED')",
+            "UPDATE bookings SET status = $1, book_cancel_date = $2, refund_pending = 1 WHERE id = $3 AND status IN ('BOOKED', 'CONFIRMED')",
         )
         .bind(next.as_str())
         .bind(time_text(at))

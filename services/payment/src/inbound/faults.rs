@@ -1,5 +1,6 @@
-//! Fault knobs (SPEC §8): an artificial delay range and a failure rate on taking payments,
-//! for the seed's circuit-breaker demo and for fault tests. Off by default; set at start-up
+//! Fault knobs (SPEC §8): an artificial delay range and a failure rate on taking and
+//! refunding payments, for the seed's circuit-breaker demo and for fault tests. Off by
+//! default; set at start-up
 //! (`HOUSEBOOK_FAULTS__DELAY_MIN_MS=400`, `…__DELAY_MAX_MS=620`, `…__FAILURE_RATE=0.2`) or
 //! at run time by an admin with `PUT /faults`.
 
@@ -18,7 +19,7 @@ pub struct FaultSettings {
     pub delay_min_ms: u64,
     /// Longest artificial delay, in milliseconds (0 = no delay).
     pub delay_max_ms: u64,
-    /// Share of payment requests answered `503`, from 0 to 1.
+    /// Share of payment and refund requests answered `503`, from 0 to 1.
     pub failure_rate: f64,
 }
 

@@ -201,6 +201,7 @@ async fn cancel(
     AppPath(id): AppPath<i64>,
 ) -> Result<AppJson<PaymentView>, ApiError> {
     caller.require_any(&[Role::Service, Role::Admin])?;
+    state.faults.apply().await?;
     cancel_result(state.service.cancel(id).await)
 }
 
@@ -210,6 +211,7 @@ async fn cancel_by_book(
     AppPath(book_id): AppPath<String>,
 ) -> Result<AppJson<PaymentView>, ApiError> {
     caller.require_any(&[Role::Service, Role::Admin])?;
+    state.faults.apply().await?;
     cancel_result(state.service.cancel_by_book(&book_id).await)
 }
 
@@ -227,7 +229,10 @@ async fn patch(
 ) -> Result<AppJson<PaymentView>, ApiError> {
     caller.require_any(&[Role::Service, Role::Admin])?;
     match PaymentStatus::parse(&body.status) {
-        Some(PaymentStatus::PaymentCanceled) => cancel_result(state.service.cancel(id).await),
+        Some(PaymentStatus::PaymentCanceled) => {
+            state.faults.apply().await?;
+            cancel_result(state.service.cancel(id).await)
+        }
         Some(PaymentStatus::Paid) => {
             Err(ApiError::conflict("a payment cannot be set back to PAID"))
         }
