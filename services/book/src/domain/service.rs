@@ -123,8 +123,8 @@ impl BookService {
         Ok(self.repo.insert_booked(&booking).await?)
     }
 
-    /// F5: refund synchronously, then commit `BOOK_CANCELED`. If the refund cannot be made
-    /// now, nothing changes and the caller is told to retry.
+    /// F5: commit `BOOK_CANCELED` with its refund due, then refund; a refund that cannot be
+    /// made now is made by the reconciler.
     #[tracing::instrument(skip(self, actor))]
     pub async fn cancel(&self, actor: &Actor, id: &str) -> Result<Booking, CancelBookingError> {
         let booking = self.get(actor, id).await.map_err(|e| match e {
