@@ -27,12 +27,20 @@ use crate::outbound::payment_client::{BreakerMetrics, HttpPayments, PaymentClien
 pub const NAME: &str = "book";
 
 /// The migrations of the booking database (after the platform's outbox and inbox).
-pub const MIGRATIONS: &[MigrationSql] = &[MigrationSql {
-    version: 2,
-    description: "listings, bookings, early decisions, unmatched payments",
-    sqlite: include_str!("../migrations/0002_bookings.sql"),
-    postgres: include_str!("../migrations/0002_bookings.sql"),
-}];
+pub const MIGRATIONS: &[MigrationSql] = &[
+    MigrationSql {
+        version: 2,
+        description: "listings, bookings, early decisions, unmatched payments",
+        sqlite: include_str!("../migrations/0002_bookings.sql"),
+        postgres: include_str!("../migrations/0002_bookings.sql"),
+    },
+    MigrationSql {
+        version: 3,
+        description: "booking claims",
+        sqlite: include_str!("../migrations/0003_booking_claims.sql"),
+        postgres: include_str!("../migrations/0003_booking_claims.sql"),
+    },
+];
 
 /// All of the booking service's settings.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -500,3 +500,52 @@ async fn the_openapi_document_matches_the_routes(backend: Backend) {
 }
 
 on_both_backends!(the_openapi_document_matches_the_routes);
+
+/// I2 at the edge: a booking that commits later than the reconciler's grace must not stand
+/// over a refunded payment. The reconciler and the booking contend for the booking id;
+/// whichever claims it first wins, the other backs off.
+async fn a_late_booking_and_the_reconciler_cannot_both_win(backend: Backend) {
+    use book::domain::models::{BookStatus, Booking};
+    use book::domain::ports::{Abandoned, BookRepository};
+    let settings = platform::settings::DatabaseSettings {
+        url: SecretString::from(testkit::fresh_database(backend).await),
+        ..Default::default()
+    };
+    let db = platform::db::Db::connect(&settings, book::MIGRATIONS)
+        .await
+        .unwrap();
+    let repo = book::outbound::db::SqlBookings::new(
+        db,
+        platform::outbox::Outbox::new("unused.events".into()),
+    );
+    let booking = |id: &str| Booking {
+        id: id.to_owned(),
+        customer_id: "alice".into(),
+        house_id: 1,
+        house_name: "Late house".into(),
+        price: 100,
+        stay: events::Stay::new(
+            chrono::NaiveDate::from_ymd_opt(2030, 1, 1).unwrap(),
+            chrono::NaiveDate::from_ymd_opt(2030, 1, 2).unwrap(),
+        )
+        .unwrap(),
+        status: BookStatus::Booked,
+        payment_id: 1,
+        created_at: chrono::Utc::now(),
+        book_cancel_date: None,
+    };
+    // The reconciler first: the late booking is refused, and nothing of it is stored.
+    assert!(repo.abandon("late").await.unwrap());
+    let refused = repo.insert_booked(&booking("late")).await.unwrap_err();
+    assert!(refused.is::<Abandoned>(), "{refused:#}");
+    assert!(repo.get("late").await.unwrap().is_none());
+    // The booking first: the reconciler backs off, and asking again changes nothing.
+    repo.insert_booked(&booking("early")).await.unwrap();
+    assert!(!repo.abandon("early").await.unwrap());
+    assert!(
+        !repo.abandon("late").await.unwrap(),
+        "abandoned once is enough"
+    );
+}
+
+on_both_backends!(a_late_booking_and_the_reconciler_cannot_both_win);

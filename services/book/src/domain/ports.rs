@@ -90,6 +90,9 @@ pub trait BookRepository: Send + Sync + 'static {
     ) -> anyhow::Result<Applied<()>>;
     /// Booking ids of payments seen before `before` whose booking never committed.
     async fn unmatched_payments(&self, before: DateTime<Utc>) -> anyhow::Result<Vec<String>>;
+    /// Gives up on a booking id whose payment is to be refunded: `false` if its booking
+    /// committed (or is committing) first. A booking cannot commit after this.
+    async fn abandon(&self, book_id: &str) -> anyhow::Result<bool>;
     /// Forgets an unmatched payment (refunded, or its booking turned up).
     async fn forget_payment(&self, book_id: &str) -> anyhow::Result<()>;
     /// Rejected or cancelled bookings whose refund has not gone through yet.
@@ -137,3 +140,9 @@ pub trait Payments: Send + Sync + 'static {
     /// Refunds a booking's payment (idempotent); a booking with no payment is fine.
     async fn refund(&self, book_id: &str) -> Result<(), PaymentError>;
 }
+
+/// A booking that came too late: the reconciler had given up on its id and refunds its
+/// payment (from [`BookRepository::insert_booked`]).
+#[derive(Debug, thiserror::Error)]
+#[error("the reconciler gave up on this booking before it committed")]
+pub struct Abandoned;

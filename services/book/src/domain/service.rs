@@ -10,7 +10,7 @@ use super::models::{
     BookStatus, Booking, BookingInvalid, BookingRequest, InvalidTransition, Listing,
 };
 use super::ports::{
-    Applied, BookRepository, BookingFilter, CancelError, HouseDecision, PaymentError,
+    Abandoned, Applied, BookRepository, BookingFilter, CancelError, HouseDecision, PaymentError,
     PaymentRequest, Payments,
 };
 
@@ -120,7 +120,16 @@ impl BookService {
             created_at: platform::db::now(),
             book_cancel_date: None,
         };
-        Ok(self.repo.insert_booked(&booking).await?)
+        match self.repo.insert_booked(&booking).await {
+            Ok(b) => Ok(b),
+            // Committing took longer than the reconciler's grace: it refunds the payment.
+            Err(e) if e.is::<Abandoned>() => Err(BookError::PaymentUnavailable {
+                reason: "the booking could not be confirmed in time; its payment is refunded"
+                    .into(),
+                retry_after: Duration::from_secs(1),
+            }),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// F5: commit `BOOK_CANCELED` with its refund due, then refund; a refund that cannot be
@@ -222,7 +231,8 @@ impl BookService {
         let mut done = 0;
         let before = Utc::now() - chrono::Duration::from_std(grace)?;
         for book_id in self.repo.unmatched_payments(before).await? {
-            if self.repo.get(&book_id).await?.is_some() {
+            // Its booking committed, or wins the claim now: nothing to refund.
+            if self.repo.get(&book_id).await?.is_some() || !self.repo.abandon(&book_id).await? {
                 self.repo.forget_payment(&book_id).await?;
                 continue;
             }

@@ -11,6 +11,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Row, Transaction};
 
 use crate::domain::models::{BookStatus, Booking, InvalidTransition, Listing};
+use crate::domain::ports::Abandoned;
 use crate::domain::ports::{Applied, BookRepository, BookingFilter, CancelError, HouseDecision};
 
 const COLUMNS: &str =
@@ -49,6 +50,23 @@ fn booking(row: &AnyRow) -> anyhow::Result<Booking> {
         created_at: parse_time(&row.try_get::<String, _>("created_at")?)?,
         book_cancel_date: cancel.as_deref().map(parse_time).transpose()?,
     })
+}
+
+/// Claims a booking id for a booking or for the reconciler; `false` if the other has it
+/// (a concurrent claim waits for the other transaction, then loses).
+async fn claim_booking_id(
+    conn: &mut AnyConnection,
+    book_id: &str,
+    claim: &str,
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO booking_claims (book_id, claim) VALUES ($1, $2) ON CONFLICT (book_id) DO NOTHING",
+    )
+    .bind(book_id.to_owned())
+    .bind(claim.to_owned())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 async fn find(conn: &mut AnyConnection, id: &str) -> anyhow::Result<Option<Booking>> {
@@ -149,6 +167,9 @@ impl BookRepository for SqlBookings {
 
     async fn insert_booked(&self, b: &Booking) -> anyhow::Result<Booking> {
         let mut tx = self.db.begin().await?;
+        if !claim_booking_id(&mut tx, &b.id, "BOOKED").await? {
+            return Err(Abandoned.into());
+        }
         sqlx::query(
             "INSERT INTO bookings (id, customer_id, house_id, house_name, house_price, check_in, check_out, \
              status, payment_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'BOOKED', $8, $9)",
@@ -344,6 +365,13 @@ impl BookRepository for SqlBookings {
         .bind(time_text(before))
         .fetch_all(self.db.pool())
         .await?)
+    }
+
+    async fn abandon(&self, book_id: &str) -> anyhow::Result<bool> {
+        let mut tx = self.db.begin().await?;
+        let won = claim_booking_id(&mut tx, book_id, "ABANDONED").await?;
+        tx.commit().await?;
+        Ok(won)
     }
 
     async fn forget_payment(&self, book_id: &str) -> anyhow::Result<()> {
