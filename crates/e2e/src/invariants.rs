@@ -8,6 +8,9 @@
 //! - I5: total paid − total refunded = the price of the bookings that stand;
 //! - I6: the `mypage` view agrees with the sources, row by row;
 //! - settled: no booking is left `BOOKED` (every saga finished).
+//!
+//! Test support (see the crate header): [`converge`] panics when they never hold, which is
+//! how a test fails.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -38,6 +41,13 @@ pub struct Report {
     pub refunded: i64,
     /// Nights reserved across all houses.
     pub nights: usize,
+}
+
+impl Report {
+    /// Bookings in `status`.
+    pub fn count(&self, status: &str) -> usize {
+        self.bookings.get(status).copied().unwrap_or(0)
+    }
 }
 
 impl std::fmt::Display for Report {
@@ -163,6 +173,7 @@ impl Sources {
         }
         let mut standing_total = 0;
         let mut taken: BTreeSet<(i64, NaiveDate, String)> = BTreeSet::new();
+        let mut night_of: HashMap<(i64, NaiveDate), String> = HashMap::new();
         for b in &self.books {
             let id = s(b, "id");
             let status = s(b, "status");
@@ -179,10 +190,9 @@ impl Sources {
                 };
                 let (mut night, out) = (parse("checkIn")?, parse("checkOut")?);
                 while night < out {
-                    if let Some(other) = taken.iter().find(|(h, n, _)| *h == house && *n == night) {
+                    if let Some(other) = night_of.insert((house, night), id.clone()) {
                         return Err(format!(
-                            "I3: bookings {id} and {} are both CONFIRMED for house {house} on {night}",
-                            other.2
+                            "I3: bookings {id} and {other} are both CONFIRMED for house {house} on {night}"
                         ));
                     }
                     taken.insert((house, night, id.clone()));

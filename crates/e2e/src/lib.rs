@@ -470,18 +470,22 @@ impl Fleet {
         (s, v)
     }
 
-    /// A metric of one instance, read from its `/metrics` (0 when absent).
-    pub async fn metric(&self, instance: &str, prefix: &str) -> f64 {
-        let text = self
-            .http
+    async fn metrics_text(&self, instance: &str) -> String {
+        self.http
             .get(format!("{}/metrics", self.url(instance)))
             .send()
             .await
             .unwrap()
             .text()
             .await
-            .unwrap();
-        text.lines()
+            .unwrap()
+    }
+
+    /// A metric of one instance, read from its `/metrics` (0 when absent).
+    pub async fn metric(&self, instance: &str, prefix: &str) -> f64 {
+        self.metrics_text(instance)
+            .await
+            .lines()
             .find(|l| l.starts_with(prefix))
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
@@ -490,19 +494,35 @@ impl Fleet {
 
     /// The sum of a counter over all its label sets whose line contains every `part`.
     pub async fn metric_sum(&self, instance: &str, name: &str, parts: &[&str]) -> f64 {
-        let text = self
-            .http
-            .get(format!("{}/metrics", self.url(instance)))
-            .send()
+        self.metrics_text(instance)
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
+            .lines()
             .filter(|l| l.starts_with(name) && parts.iter().all(|p| l.contains(p)))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
+    }
+
+    /// Registers a house as `admin` and books `check_in`..`check_out` in it as `customer`,
+    /// trying again until `book` knows the listing (it learns it from `HouseRegistered`).
+    /// Returns the house id and the booking answered `201`.
+    pub async fn house_with_booking(
+        &self,
+        admin: &str,
+        customer: &str,
+        house: Value,
+        check_in: &str,
+        check_out: &str,
+    ) -> (i64, Value) {
+        let (s, h) = self.post("/houses", admin, house).await;
+        assert_eq!(s, reqwest::StatusCode::CREATED, "{h}");
+        let id = h["id"].as_i64().unwrap();
+        let stay = serde_json::json!({"houseId": id, "checkIn": check_in, "checkOut": check_out});
+        let booking = testkit::eventually(30, "book to know the house", || async {
+            let (s, b) = self.post("/books", customer, stay.clone()).await;
+            (s == reqwest::StatusCode::CREATED).then_some(b)
+        })
+        .await;
+        (id, booking)
     }
 
     /// Stops everything gracefully.

@@ -1,6 +1,9 @@
 //! A stream of bookings and cancels through the gateway, kept up while a test breaks
 //! things, with a tally of every answer: which bookings were answered `201` (those must
 //! never be lost), which cancels `200`, and every other status seen.
+//!
+//! Test support (see the crate header): a failed set-up step or a `201` without an id
+//! panics, which is how a test fails.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

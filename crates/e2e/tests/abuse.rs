@@ -410,25 +410,15 @@ async fn bad_input_on_every_endpoint_gets_a_4xx_json_error_and_changes_nothing()
     let fleet = Fleet::start(Backend::Sqlite).await;
     let admin = fleet.token("admin").await;
     let alice = fleet.token("alice").await;
-    let (_, h) = fleet
-        .post(
-            "/houses",
+    let (house, booking) = fleet
+        .house_with_booking(
             &admin,
+            &alice,
             json!({"houseName": "Target", "housePrice": 100}),
+            "2036-01-01",
+            "2036-01-02",
         )
         .await;
-    let house = h["id"].as_i64().unwrap();
-    let booking = eventually(30, "book to know the house", || async {
-        let (s, b) = fleet
-            .post(
-                "/books",
-                &alice,
-                json!({"houseId": house, "checkIn": "2036-01-01", "checkOut": "2036-01-02"}),
-            )
-            .await;
-        (s == StatusCode::CREATED).then_some(b)
-    })
-    .await;
     let booking_id = booking["id"].as_str().unwrap().to_owned();
     let payment = booking["paymentId"].as_i64().unwrap();
     let settled = || async {
@@ -567,25 +557,15 @@ async fn token_attacks_get_401_or_403_at_the_gateway_and_at_the_service() {
     let admin = fleet.token("admin").await;
     let alice = fleet.token("alice").await;
     let bob = fleet.token("bob").await;
-    let (_, h) = fleet
-        .post(
-            "/houses",
+    let (house, booking) = fleet
+        .house_with_booking(
             &admin,
+            &alice,
             json!({"houseName": "Guarded", "housePrice": 10}),
+            "2036-02-01",
+            "2036-02-02",
         )
         .await;
-    let house = h["id"].as_i64().unwrap();
-    let booking = eventually(30, "book to know the house", || async {
-        let (s, b) = fleet
-            .post(
-                "/books",
-                &alice,
-                json!({"houseId": house, "checkIn": "2036-02-01", "checkOut": "2036-02-02"}),
-            )
-            .await;
-        (s == StatusCode::CREATED).then_some(b)
-    })
-    .await;
     let id = booking["id"].as_str().unwrap();
     eventually(30, "the view of the booking", || async {
         let (s, _) = fleet.get(&format!("/mypages/{id}"), &admin).await;

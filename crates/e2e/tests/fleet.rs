@@ -127,28 +127,22 @@ async fn the_seed_story_f1_to_f8_on_postgres() {
 }
 
 async fn registered_house(fleet: &Fleet, admin: &str, customer: &str) -> i64 {
-    let (_, house) = fleet
-        .post(
-            "/houses",
+    // Wait until book knows the listing (a probe booking far in the future, then cancel it).
+    let (id, probe) = fleet
+        .house_with_booking(
             admin,
+            customer,
             json!({"houseName": "Seoul loft", "housePrice": 1000}),
+            "2039-12-31",
+            "2040-01-01",
         )
         .await;
-    let id = house["id"].as_i64().unwrap();
-    // Wait until book knows the listing (a probe booking far in the future, then cancel it).
-    let probe = eventually(30, "book to know the house", || async {
-        let (s, b) = fleet
-            .post(
-                "/books",
-                customer,
-                json!({"houseId": id, "bookDate": "2039-12-31"}),
-            )
-            .await;
-        (s == StatusCode::CREATED).then(|| b["id"].as_str().unwrap().to_owned())
-    })
-    .await;
     let (s, _) = fleet
-        .post(&format!("/books/{probe}/cancel"), customer, json!({}))
+        .post(
+            &format!("/books/{}/cancel", probe["id"].as_str().unwrap()),
+            customer,
+            json!({}),
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     id

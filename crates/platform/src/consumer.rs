@@ -137,11 +137,7 @@ impl ConsumerLoop {
     pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
         loop {
             let assigned = Arc::new(AtomicBool::new(false));
-            let mut config = ClientConfig::new();
-            if !self.settings.group_instance_id.is_empty() {
-                config.set("group.instance.id", &self.settings.group_instance_id);
-            }
-            let consumer: StreamConsumer<LagContext> = config
+            let consumer: StreamConsumer<LagContext> = ClientConfig::new()
                 .set("bootstrap.servers", &self.settings.brokers)
                 .set("group.id", &self.settings.group_id)
                 .set("enable.auto.commit", "true")

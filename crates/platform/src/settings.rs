@@ -82,10 +82,6 @@ pub struct KafkaSettings {
     pub topic_prefix: String,
     /// The consumer group id; one group per service.
     pub group_id: String,
-    /// A stable name for this replica in its group (Kafka static membership, KIP-345):
-    /// a replica that restarts under the same name takes its partitions back at once
-    /// instead of waiting out a rebalance. Empty: a new member at every start.
-    pub group_instance_id: String,
     /// Leave and join the group again when no partition came this long after joining;
     /// `0` (the default) never does. For Tansu, which can strand a newcomer (see
     /// `ConsumerLoop::run`); a real Kafka cluster needs none.
@@ -108,7 +104,6 @@ impl Default for KafkaSettings {
             brokers: "127.0.0.1:9092".into(),
             topic_prefix: String::new(),
             group_id: String::new(),
-            group_instance_id: String::new(),
             rejoin_unassigned_ms: 0,
             partitions: 3,
             replication: 1,
