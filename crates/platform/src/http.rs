@@ -53,11 +53,7 @@ where
             .await
             .map_err(|r| {
                 if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "payload_too_large",
-                        "request body too large",
-                    )
+                    ApiError::payload_too_large()
                 } else {
                     ApiError::bad_request("could not read the request body")
                 }
@@ -90,11 +86,7 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             "unsupported_media_type",
             "expected Content-Type: application/json",
         ),
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "request body too large",
-        ),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(),
         _ => ApiError::bad_request("could not read the request body"),
     }
 }
@@ -209,9 +201,6 @@ pub async fn observe(State(metrics): State<Metrics>, req: Request, next: Next) -
     res
 }
 
-/// Lenient number parsing for bodies: accepts `200000` and `"200000"` (httpie's `key=value`
-/// sends strings, and the seed's commands are written that way); rejects fractions and
-/// numbers that do not fit.
 /// Declared bodies bigger than this are refused without being read at all.
 const DRAIN_CAP: u64 = 8 * 1024 * 1024;
 
@@ -233,12 +222,7 @@ pub async fn reject_oversized(State(limit): State<usize>, req: Request, next: Ne
                 let drained = async { while let Some(Ok(_)) = body.next().await {} };
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drained).await;
             }
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "request body too large",
-            )
-            .into_response()
+            ApiError::payload_too_large().into_response()
         }
         _ => next.run(req).await,
     }
@@ -271,6 +255,9 @@ impl Page {
     }
 }
 
+/// Lenient number parsing for bodies: accepts `200000` and `"200000"` (httpie's `key=value`
+/// sends strings, and the seed's commands are written that way); rejects fractions and
+/// numbers that do not fit.
 pub mod lenient {
     use std::fmt;
 

@@ -156,13 +156,7 @@ pub async fn forward(
         .unwrap_or(path);
     let body: Bytes = axum::body::to_bytes(body, proxy.body_limit)
         .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "request body too large",
-            )
-        })?;
+        .map_err(|_| ApiError::payload_too_large())?;
     let mut headers = HeaderMap::new();
     for (k, v) in &parts.headers {
         if forwardable(k) {
