@@ -11,3 +11,4 @@ echo "==> siege -c${CONCURRENCY:-100} -t${DURATION:-60S} POST /books on $URL (pa
 run_siege -c"${CONCURRENCY:-100}" -t"${DURATION:-60S}" -i -f "$WORK/urls" || true
 echo "==> answers by status:"
 grep -oE 'HTTP/1.1 [0-9]+' "$WORK/siege.out" | sort | uniq -c || true
+report_settled

@@ -1,4 +1,5 @@
-# Shared by the siege scenarios: target URL, siege itself, tokens, houses and a URL file.
+# Shared by the siege scenarios: target URL, siege itself, tokens, houses, a URL file, and
+# the time the saga took to settle after the load.
 # Traffic goes only where you point it: by default the local fleet (./dev up) on 127.0.0.1.
 set -euo pipefail
 URL="${1:-${HOUSEBOOK_URL:-http://127.0.0.1:8088}}"
@@ -64,4 +65,17 @@ set_faults() {
 # Runs siege; its per-request lines go to a file, its summary to the terminal.
 run_siege() {
     siege "$@" --content-type "application/json" --header "Authorization: Bearer $CUSTOMER" >"$WORK/siege.out"
+}
+
+# After siege stopped: how long until the saga settled — no booking left BOOKED (waiting
+# for the house's answer). An admin lists BOOKED bookings through the gateway.
+report_settled() {
+    local stopped=$SECONDS start_ns; start_ns=$(date +%s%N)
+    local booked=$(grep -c 'HTTP/1.1 201' "$WORK/siege.out" || true)
+    until [[ "$(curl -fsS "$URL/books?status=BOOKED&limit=1" -H "Authorization: Bearer $ADMIN")" == "[]" ]]; do
+        if ((SECONDS - stopped > 600)); then echo "==> NOT settled 600 s after siege stopped" >&2; return 1; fi
+        sleep 0.2
+    done
+    local ms=$((($(date +%s%N) - start_ns) / 1000000))
+    echo "==> all ${booked} bookings answered 201 decided (none BOOKED) $((ms / 1000)).$(printf %03d $((ms % 1000))) s after siege stopped"
 }

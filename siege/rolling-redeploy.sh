@@ -32,3 +32,4 @@ done
 wait "$SIEGE" || true
 echo "==> answers by status:"
 grep -oE 'HTTP/1.1 [0-9]+' "$WORK/siege.out" | sort | uniq -c || true
+report_settled

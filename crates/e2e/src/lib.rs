@@ -113,6 +113,12 @@ impl Broker {
             assert!(std::time::Instant::now() < deadline, "tansu did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
+        // As ./dev does: the index Tansu 0.6.0's fetch needs (see platform::tansu).
+        let indexed = Command::new(bin_dir().join("tansu-index"))
+            .arg(self.dir.join("tansu.db"))
+            .status()
+            .expect("cannot run tansu-index (cargo build --bins)");
+        assert!(indexed.success(), "tansu-index failed on the private broker");
     }
 
     fn signal(&self, sig: &str) {
@@ -236,6 +242,8 @@ impl Fleet {
             match s {
                 "book" => e.extend([
                     kv("HOUSEBOOK_PAYMENT__URL", urls("payment")),
+                    kv("HOUSEBOOK_HOUSE__URL", urls("house")),
+                    kv("HOUSEBOOK_HOUSE__HEALTH_INTERVAL_MS", "100"),
                     kv("HOUSEBOOK_PAYMENT__HEALTH_INTERVAL_MS", "100"),
                     kv(
                         "HOUSEBOOK_PAYMENT__TOKEN_URL",
@@ -346,9 +354,29 @@ impl Fleet {
         &self.logs
     }
 
+    /// An instance's process id, while it runs.
+    pub fn pid(&self, instance: &str) -> Option<u32> {
+        self.children.get(instance).map(Child::id)
+    }
+
+    /// The private broker's process id, while it runs.
+    pub fn broker_pid(&self) -> Option<u32> {
+        self.broker.as_ref()?.child.as_ref().map(Child::id)
+    }
+
     /// The broker address the fleet uses.
     pub fn brokers(&self) -> &str {
         &self.brokers
+    }
+
+    /// A service's consumer group.
+    pub fn consumer_group(&self, service: &str) -> String {
+        format!("{}{service}", self.prefix)
+    }
+
+    /// Every topic the fleet's services publish their events on.
+    pub fn topics(&self) -> Vec<String> {
+        vec![self.events_topic()]
     }
 
     /// The fleet's events topic.

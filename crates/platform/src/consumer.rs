@@ -146,6 +146,7 @@ impl ConsumerLoop {
                 .set("auto.offset.reset", "earliest")
                 .set("session.timeout.ms", "10000")
                 .set("heartbeat.interval.ms", "1000")
+                .set("fetch.wait.max.ms", self.settings.fetch_wait_ms.to_string())
                 .set("statistics.interval.ms", "5000")
                 .set("broker.address.family", "v4")
                 .create_with_context(LagContext {

@@ -17,6 +17,7 @@ pub mod runtime;
 pub mod service;
 pub mod settings;
 pub mod shutdown;
+pub mod tansu;
 pub mod telemetry;
 pub mod upstream;
 

@@ -96,6 +96,11 @@ pub struct KafkaSettings {
     pub retry_backoff_ms: u64,
     /// How often the relay looks for unpublished outbox rows when nothing woke it.
     pub relay_poll_ms: u64,
+    /// The longest a fetch waits for data (`fetch.wait.max.ms`). Apache Kafka answers a
+    /// waiting fetch as soon as data arrives, so there it only bounds idle polling; Tansu
+    /// 0.6.0 sleeps through about half of it even when data is there, so it is a floor
+    /// under every event hop (librdkafka's default of 500 ms made each hop ≈500 ms).
+    pub fetch_wait_ms: u64,
 }
 
 impl Default for KafkaSettings {
@@ -110,6 +115,7 @@ impl Default for KafkaSettings {
             max_attempts: 5,
             retry_backoff_ms: 100,
             relay_poll_ms: 500,
+            fetch_wait_ms: 10,
         }
     }
 }

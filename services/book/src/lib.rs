@@ -1,7 +1,7 @@
 //! The booking context (SPEC §1, Core): the Book aggregate and the saga it drives.
 //!
 //! `POST /books` prices the stay from book's own copy of the listings (built from
-//! `HouseRegistered`), pays synchronously through a circuit breaker, and only then commits
+//! `HouseRegistered`; a house not in it yet is asked of house directly), pays synchronously through a circuit breaker, and only then commits
 //! `BOOKED` with its `Booked` event. The house's answer moves the booking to `CONFIRMED` or
 //! `REJECTED` (and the payment is refunded). Cancelling refunds synchronously, then commits
 //! `BOOK_CANCELED`. A reconciler refunds payments whose booking never committed (I2).
@@ -21,6 +21,7 @@ use serde::Deserialize;
 
 use crate::domain::service::BookService;
 use crate::inbound::reconciler::ReconcileSettings;
+use crate::outbound::house_client::{HouseClientSettings, HttpHouses};
 use crate::outbound::payment_client::{BreakerMetrics, HttpPayments, PaymentClientSettings};
 
 /// The service's name: consumer group, database file, metrics label.
@@ -40,6 +41,12 @@ pub const MIGRATIONS: &[MigrationSql] = &[
         sqlite: include_str!("../migrations/0003_booking_claims.sql"),
         postgres: include_str!("../migrations/0003_booking_claims.sql"),
     },
+    MigrationSql {
+        version: 4,
+        description: "bookings by status",
+        sqlite: include_str!("../migrations/0004_bookings_by_status.sql"),
+        postgres: include_str!("../migrations/0004_bookings_by_status.sql"),
+    },
 ];
 
 /// All of the booking service's settings.
@@ -48,9 +55,12 @@ pub struct Settings {
     /// What every service has.
     #[serde(flatten)]
     pub common: CommonSettings,
-    /// How to reach payment.
+    /// How to reach payment (and book's service identity).
     #[serde(default)]
     pub payment: PaymentClientSettings,
+    /// How to reach house, for listings not known here yet.
+    #[serde(default)]
+    pub house: HouseClientSettings,
     /// The reconciler.
     #[serde(default)]
     pub reconcile: ReconcileSettings,
@@ -81,9 +91,12 @@ impl Service for Application {
         let runtime = Runtime::build(NAME, &settings.common, MIGRATIONS, shutdown).await?;
         let repo = outbound::db::SqlBookings::new(runtime.db().clone(), runtime.outbox().clone());
         let breaker = BreakerMetrics::register(runtime.metrics().registry())?;
-        let payments = HttpPayments::new(settings.payment.clone(), breaker)?;
+        let token = HttpPayments::service_token(&settings.payment)?;
+        let payments = HttpPayments::new(settings.payment.clone(), breaker, token.clone())?;
         payments.watch(runtime.shutdown());
-        let service = BookService::new(Arc::new(repo), payments);
+        let houses = HttpHouses::new(settings.house.clone(), token)?;
+        houses.watch(runtime.shutdown());
+        let service = BookService::new(Arc::new(repo), payments, Arc::new(houses));
         let verifier = platform::auth::TokenVerifier::new(&settings.common.auth)?;
         let handler = Arc::new(inbound::kafka::BookEvents::new(service.clone()));
         let router = inbound::http::router(inbound::http::AppState {

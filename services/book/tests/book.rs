@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use book::inbound::reconciler::ReconcileSettings;
+use book::outbound::house_client::HouseClientSettings;
 use book::outbound::payment_client::PaymentClientSettings;
 use platform::auth::Role;
 use reqwest::StatusCode;
@@ -36,6 +37,10 @@ async fn start(backend: Backend) -> Saga {
             breaker_min_calls: 3,
             breaker_open_ms: 500,
             static_token: Some(SecretString::from(token("book", &[Role::Service]))),
+            ..Default::default()
+        },
+        house: HouseClientSettings {
+            url: house.base.clone(),
             ..Default::default()
         },
         reconcile: ReconcileSettings {
@@ -361,6 +366,70 @@ async fn bad_booking_requests_book_and_charge_nothing(backend: Backend) {
     saga.stop().await;
 }
 
+async fn a_house_is_bookable_as_soon_as_its_registration_is_answered(backend: Backend) {
+    let saga = start(backend).await;
+    let before = metric(
+        &saga.book,
+        "housebook_events_total{event_type=\"HouseRegistered\",outcome=\"applied\"",
+    )
+    .await;
+    let (s, h) = saga
+        .house
+        .post(
+            "/houses",
+            &admin(),
+            json!({"houseName": "Fresh house", "housePrice": 250}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let id = h["id"].as_i64().unwrap();
+    // At once: book has not consumed HouseRegistered yet (its fetch waits), so it asks house.
+    let (s, b) = saga.book("alice", id, "2031-03-01", "2031-03-03").await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["housePrice"], 500, "priced from house's answer: 2 nights × 250");
+    assert_eq!(b["houseName"], "Fresh house");
+    wait_status(&saga, b["id"].as_str().unwrap(), "CONFIRMED").await;
+    // The event arrives later and is applied as usual (it finds the listing already kept).
+    eventually(20, "book to apply HouseRegistered", || async {
+        let now = metric(
+            &saga.book,
+            "housebook_events_total{event_type=\"HouseRegistered\",outcome=\"applied\"",
+        )
+        .await;
+        (now > before).then_some(())
+    })
+    .await;
+
+    // A house that does not exist: 422 (house said so), nothing charged.
+    let (s, e) = saga.book("alice", 424_242, "2031-03-01", "2031-03-02").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+
+    // House down: a house book knows is still bookable (I7), an unknown one is 503 with
+    // Retry-After (house could not be asked), and neither unknown answer charged anything.
+    saga.house.stop().await;
+    let (s, b) = saga.book("bob", id, "2031-04-01", "2031-04-02").await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let r = testkit::http()
+        .post(saga.book.url("/books"))
+        .bearer_auth(customer("bob"))
+        .json(&json!({"houseId": 424_243, "checkIn": "2031-03-01", "checkOut": "2031-03-02"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.headers().get("retry-after").is_some());
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"], "unavailable", "{e}");
+    let (_, payments) = saga.payment.get("/payments", &admin()).await;
+    assert_eq!(
+        payments.as_array().unwrap().len(),
+        2,
+        "only the two bookings were charged: {payments}"
+    );
+    saga.book.stop().await;
+    saga.payment.stop().await;
+}
+
 async fn with_payment_failing_bookings_get_503_the_circuit_opens_and_recovers(backend: Backend) {
     let saga = start(backend).await;
     let house = saga.house(100).await;
@@ -488,6 +557,7 @@ on_both_backends!(
     a_cancel_while_payment_refuses_stands_and_is_refunded_later,
     an_overlapping_booking_is_rejected_and_refunded,
     bad_booking_requests_book_and_charge_nothing,
+    a_house_is_bookable_as_soon_as_its_registration_is_answered,
     with_payment_failing_bookings_get_503_the_circuit_opens_and_recovers,
     a_payment_whose_call_timed_out_is_refunded_by_reconciliation,
 );

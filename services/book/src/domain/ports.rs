@@ -46,6 +46,8 @@ pub enum CancelError {
 pub struct BookingFilter {
     /// Only this customer's.
     pub customer_id: Option<String>,
+    /// Only those in this status.
+    pub status: Option<BookStatus>,
     /// Page size.
     pub limit: i64,
     /// Page start.
@@ -64,6 +66,9 @@ pub trait BookRepository: Send + Sync + 'static {
     ) -> anyhow::Result<Applied<()>>;
     /// A listing.
     async fn listing(&self, house_id: i64) -> anyhow::Result<Option<Listing>>;
+    /// Keeps a listing house answered for directly, unless `HouseRegistered` brought one
+    /// first (the event's copy is never overwritten by this).
+    async fn remember_listing(&self, listing: &Listing) -> anyhow::Result<()>;
     /// Commits a paid booking as `BOOKED` with `Booked`; applies a house decision that
     /// arrived before it; clears it from the unmatched payments.
     async fn insert_booked(&self, booking: &Booking) -> anyhow::Result<Booking>;
@@ -139,6 +144,27 @@ pub trait Payments: Send + Sync + 'static {
     async fn pay(&self, request: &PaymentRequest) -> Result<i64, PaymentError>;
     /// Refunds a booking's payment (idempotent); a booking with no payment is fine.
     async fn refund(&self, book_id: &str) -> Result<(), PaymentError>;
+}
+
+/// Why the house context could not say whether a house exists.
+#[derive(Debug, thiserror::Error)]
+pub enum HouseLookupError {
+    /// Down, slow or failing: try again later.
+    #[error("house unavailable: {reason}")]
+    Unavailable {
+        /// What happened.
+        reason: String,
+        /// When to try again.
+        retry_after: Duration,
+    },
+}
+
+/// The house context, asked synchronously for a listing book's copy does not have yet
+/// (read-your-writes: a house can be booked as soon as its registration was answered).
+#[async_trait]
+pub trait Houses: Send + Sync + 'static {
+    /// The house's listing; `None` if house has no such house.
+    async fn listing(&self, house_id: i64) -> Result<Option<Listing>, HouseLookupError>;
 }
 
 /// A booking that came too late: the reconciler had given up on its id and refunds its

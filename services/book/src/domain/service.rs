@@ -10,8 +10,8 @@ use super::models::{
     BookStatus, Booking, BookingInvalid, BookingRequest, InvalidTransition, Listing,
 };
 use super::ports::{
-    Abandoned, Applied, BookRepository, BookingFilter, CancelError, HouseDecision, PaymentError,
-    PaymentRequest, Payments,
+    Abandoned, Applied, BookRepository, BookingFilter, CancelError, HouseDecision,
+    HouseLookupError, Houses, PaymentError, PaymentRequest, Payments,
 };
 
 /// Why a booking could not be made.
@@ -23,6 +23,15 @@ pub enum BookError {
     /// Payment is unavailable: nothing was booked (503).
     #[error("{reason}")]
     PaymentUnavailable {
+        /// What happened.
+        reason: String,
+        /// When to try again.
+        retry_after: Duration,
+    },
+    /// Book does not know the house yet and house cannot be asked: nothing was booked
+    /// (503).
+    #[error("{reason}")]
+    HouseUnavailable {
         /// What happened.
         reason: String,
         /// When to try again.
@@ -64,15 +73,43 @@ pub struct Actor {
 pub struct BookService {
     repo: Arc<dyn BookRepository>,
     payments: Arc<dyn Payments>,
+    houses: Arc<dyn Houses>,
 }
 
 impl BookService {
-    /// A service over its store and the payment context.
-    pub fn new(repo: Arc<dyn BookRepository>, payments: Arc<dyn Payments>) -> Self {
-        Self { repo, payments }
+    /// A service over its store and the payment and house contexts.
+    pub fn new(
+        repo: Arc<dyn BookRepository>,
+        payments: Arc<dyn Payments>,
+        houses: Arc<dyn Houses>,
+    ) -> Self {
+        Self {
+            repo,
+            payments,
+            houses,
+        }
     }
 
-    /// F2: price the stay from our own listing, pay synchronously, then commit `BOOKED`.
+    /// The listing of a house: book's own copy, else house's answer (kept).
+    async fn listing(&self, house_id: i64) -> Result<Listing, BookError> {
+        if let Some(l) = self.repo.listing(house_id).await? {
+            return Ok(l);
+        }
+        let found = self.houses.listing(house_id).await.map_err(|e| match e {
+            HouseLookupError::Unavailable {
+                reason,
+                retry_after,
+            } => BookError::HouseUnavailable {
+                reason,
+                retry_after,
+            },
+        })?;
+        let listing = found.ok_or(BookingInvalid::UnknownHouse(house_id))?;
+        self.repo.remember_listing(&listing).await?;
+        Ok(listing)
+    }
+
+    /// F2: price the stay from the listing, pay synchronously, then commit `BOOKED`.
     /// When payment fails nothing is stored; a payment that went through anyway (a
     /// timeout that in fact succeeded) is refunded by [`Self::reconcile`].
     #[tracing::instrument(skip(self, request), fields(house_id = request.house_id))]
@@ -81,11 +118,7 @@ impl BookService {
         customer: &str,
         request: BookingRequest,
     ) -> Result<Booking, BookError> {
-        let listing = self
-            .repo
-            .listing(request.house_id)
-            .await?
-            .ok_or(BookingInvalid::UnknownHouse(request.house_id))?;
+        let listing = self.listing(request.house_id).await?;
         let price = request.price(&listing)?;
         let id = uuid::Uuid::now_v7().to_string();
         let payment = PaymentRequest {
@@ -180,15 +213,17 @@ impl BookService {
         Ok(b)
     }
 
-    /// The actor's bookings (all of them for an admin).
+    /// The actor's bookings (all of them for an admin), of one status if given.
     pub async fn list(
         &self,
         actor: &Actor,
+        status: Option<BookStatus>,
         limit: i64,
         offset: i64,
     ) -> anyhow::Result<Vec<Booking>> {
         let filter = BookingFilter {
             customer_id: (!actor.sees_all).then(|| actor.id.clone()),
+            status,
             limit,
             offset,
         };

@@ -146,6 +146,10 @@ async fn create(
             "payment is unavailable; nothing was booked, try again later",
             retry_after,
         )),
+        Err(BookError::HouseUnavailable { retry_after, .. }) => Err(ApiError::unavailable(
+            "house is unavailable and this house is not known here yet; nothing was booked, try again later",
+            retry_after,
+        )),
         Err(BookError::Unknown(e)) => Err(ApiError::internal(e)),
     }
 }
@@ -209,12 +213,32 @@ async fn get_one(
         .map_err(|e| get_error(e, &id))
 }
 
+/// `GET /books?status=`: one status only (either spelling of the cancelled status).
+#[derive(Debug, Deserialize)]
+struct StatusQuery {
+    status: Option<String>,
+}
+
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
+    AppQuery(q): AppQuery<StatusQuery>,
     AppQuery(page): AppQuery<Page>,
 ) -> Result<AppJson<Vec<BookView>>, ApiError> {
     let (limit, offset) = page.bounds()?;
-    let list = state.service.list(&actor(&caller), limit, offset).await?;
+    let status = q
+        .status
+        .map(|s| {
+            BookStatus::parse(&s).ok_or_else(|| {
+                ApiError::unprocessable(
+                    "status must be BOOKED, CONFIRMED, REJECTED or BOOK_CANCELED",
+                )
+            })
+        })
+        .transpose()?;
+    let list = state
+        .service
+        .list(&actor(&caller), status, limit, offset)
+        .await?;
     Ok(AppJson(list.into_iter().map(Into::into).collect()))
 }

@@ -148,6 +148,19 @@ impl BookRepository for SqlBookings {
         Ok(Applied::Now(()))
     }
 
+    async fn remember_listing(&self, l: &Listing) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO listings (house_id, house_name, house_price) VALUES ($1, $2, $3) \
+             ON CONFLICT (house_id) DO NOTHING",
+        )
+        .bind(l.house_id)
+        .bind(l.name.clone())
+        .bind(l.price)
+        .execute(self.db.pool())
+        .await?;
+        Ok(())
+    }
+
     async fn listing(&self, house_id: i64) -> anyhow::Result<Option<Listing>> {
         let row = sqlx::query(
             "SELECT house_id, house_name, house_price FROM listings WHERE house_id = $1",
@@ -234,25 +247,37 @@ impl BookRepository for SqlBookings {
     }
 
     async fn list(&self, f: &BookingFilter) -> anyhow::Result<Vec<Booking>> {
-        let rows = match &f.customer_id {
-            Some(c) => {
-                let sql = format!("SELECT {COLUMNS} FROM bookings WHERE customer_id = $1 ORDER BY id LIMIT $2 OFFSET $3");
-                sqlx::query(&sql)
-                    .bind(c.clone())
-                    .bind(f.limit)
-                    .bind(f.offset)
-                    .fetch_all(self.db.pool())
-                    .await?
-            }
-            None => {
-                let sql = format!("SELECT {COLUMNS} FROM bookings ORDER BY id LIMIT $1 OFFSET $2");
-                sqlx::query(&sql)
-                    .bind(f.limit)
-                    .bind(f.offset)
-                    .fetch_all(self.db.pool())
-                    .await?
-            }
+        // Placeholders are numbered in the order the optional filters are bound.
+        let mut clauses = Vec::new();
+        if f.customer_id.is_some() {
+            clauses.push(format!("customer_id = ${}", clauses.len() + 1));
+        }
+        if f.status.is_some() {
+            clauses.push(format!("status = ${}", clauses.len() + 1));
+        }
+        let filter = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
         };
+        let n = clauses.len();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM bookings {filter} ORDER BY id LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        );
+        let mut q = sqlx::query(&sql);
+        if let Some(c) = &f.customer_id {
+            q = q.bind(c.clone());
+        }
+        if let Some(s) = f.status {
+            q = q.bind(s.as_str());
+        }
+        let rows = q
+            .bind(f.limit)
+            .bind(f.offset)
+            .fetch_all(self.db.pool())
+            .await?;
         rows.iter().map(booking).collect()
     }
 

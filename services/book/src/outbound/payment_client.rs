@@ -10,7 +10,7 @@
 //! mostly succeed keeps the circuit closed; a dead one opens it within a few calls.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use failsafe::futures::CircuitBreaker as _;
@@ -18,11 +18,11 @@ use failsafe::{failure_policy, Config, StateMachine};
 use platform::shutdown::CancellationToken;
 use platform::upstream::Pool;
 use prometheus::{IntCounter, IntGauge};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::Mutex;
 
+use super::service_token::ServiceToken;
 use crate::domain::ports::{PaymentError, PaymentRequest, Payments};
 
 /// How `book` reaches `payment`.
@@ -48,7 +48,8 @@ pub struct PaymentClientSettings {
     pub breaker_failure_rate: f64,
     /// How long the circuit stays open before a probe call, in milliseconds.
     pub breaker_open_ms: u64,
-    /// The gateway's token endpoint (client-credentials grant).
+    /// The gateway's token endpoint (client-credentials grant). This and the three
+    /// settings below are book's service identity, used towards house as well.
     pub token_url: String,
     /// This service's client id.
     pub client_id: String,
@@ -198,13 +199,7 @@ pub struct HttpPayments {
     pool: Pool,
     settings: PaymentClientSettings,
     breaker: Breaker,
-    token: Mutex<Option<(String, Instant)>>,
-}
-
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    expires_in: u64,
+    token: Arc<ServiceToken>,
 }
 
 #[derive(Deserialize)]
@@ -213,10 +208,24 @@ struct PaymentBody {
 }
 
 impl HttpPayments {
+    /// The service token this client's settings describe (house's client shares it).
+    pub fn service_token(settings: &PaymentClientSettings) -> anyhow::Result<Arc<ServiceToken>> {
+        Ok(Arc::new(ServiceToken::new(
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_millis(settings.timeout_ms))
+                .build()?,
+            settings.token_url.clone(),
+            settings.client_id.clone(),
+            settings.client_secret.clone(),
+            settings.static_token.clone(),
+        )))
+    }
+
     /// A client with its own connection pool and breaker.
     pub fn new(
         settings: PaymentClientSettings,
         metrics: BreakerMetrics,
+        token: Arc<ServiceToken>,
     ) -> anyhow::Result<Arc<Self>> {
         let breaker = Config::new()
             .failure_policy(FailureRateWindow::new(
@@ -236,7 +245,7 @@ impl HttpPayments {
             pool: Pool::parse("payment", &settings.url)?,
             settings,
             breaker,
-            token: Mutex::new(None),
+            token,
         }))
     }
 
@@ -263,38 +272,7 @@ impl HttpPayments {
     }
 
     async fn token(&self) -> Result<String, PaymentError> {
-        if let Some(t) = &self.settings.static_token {
-            return Ok(t.expose_secret().to_owned());
-        }
-        let mut cached = self.token.lock().await;
-        if let Some((t, until)) = cached.as_ref() {
-            if Instant::now() < *until {
-                return Ok(t.clone());
-            }
-        }
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", self.settings.client_id.as_str()),
-            ("client_secret", self.settings.client_secret.expose_secret()),
-        ];
-        let res = self
-            .http
-            .post(&self.settings.token_url)
-            .form(&form)
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-            .map_err(|e| self.unavailable(format!("token endpoint: {e}")))?;
-        if !res.status().is_success() {
-            return Err(self.unavailable(format!("token endpoint answered {}", res.status())));
-        }
-        let t: TokenResponse = res
-            .json()
-            .await
-            .map_err(|e| self.unavailable(format!("token endpoint: {e}")))?;
-        let until = Instant::now() + Duration::from_secs(t.expires_in.saturating_sub(60).max(1));
-        *cached = Some((t.access_token.clone(), until));
-        Ok(t.access_token)
+        self.token.get().await.map_err(|e| self.unavailable(e))
     }
 
     /// A call, tried again after a timeout or a 5xx while the circuit lets calls through.

@@ -1,0 +1,74 @@
+//! What the platform relies on the local broker (Tansu 0.6.0, sqlite storage) to do, on the
+//! real broker. Each test guards a setting in `platform::kafka`: when one fails, the broker
+//! changed under us and that setting must change with it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::FutureRecord;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use testkit::{brokers, unique};
+
+/// The producer sends many records in one batch (one produce request), so a consumer that
+/// committed in the middle of that batch — or a new member taking the partition over —
+/// fetches from an offset inside it. That fetch must return the rest of the batch.
+#[tokio::test]
+async fn a_fetch_that_starts_inside_a_record_batch_gets_the_rest_of_it() {
+    let settings = platform::settings::KafkaSettings {
+        brokers: brokers(),
+        topic_prefix: unique("batch") + ".",
+        partitions: 1,
+        ..Default::default()
+    };
+    platform::kafka::ensure_topics(&settings).await.unwrap();
+    let topic = settings.events_topic();
+    let producer = platform::kafka::producer(&settings).unwrap();
+    // Sent together, they leave in one request: linger collects them into one batch.
+    let sends = (0..20).map(|i| {
+        let payload = format!("record {i}");
+        let producer = producer.clone();
+        let topic = topic.clone();
+        async move {
+            producer
+                .send(
+                    FutureRecord::to(&topic).key("one-key").payload(&payload),
+                    Duration::from_secs(10),
+                )
+                .await
+                .map_err(|(e, _)| e)
+        }
+    });
+    let delivered: Vec<_> = futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let offsets: Vec<i64> = delivered.iter().map(|d| d.offset).collect();
+    assert_eq!(offsets, (0..20).collect::<Vec<_>>(), "in order, from 0");
+
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("inside-"))
+        .set("enable.auto.commit", "false")
+        .set("broker.address.family", "v4")
+        .set("fetch.wait.max.ms", &settings.fetch_wait_ms.to_string())
+        .create()
+        .unwrap();
+    let mut at = TopicPartitionList::new();
+    at.add_partition_offset(&topic, 0, Offset::Offset(7)).unwrap();
+    consumer.assign(&at).unwrap();
+    let mut got = Vec::new();
+    while got.len() < 13 {
+        let m = tokio::time::timeout(Duration::from_secs(10), consumer.recv())
+            .await
+            .unwrap_or_else(|_| panic!("fetch inside a batch stalled after {got:?}"))
+            .unwrap();
+        got.push((
+            m.offset(),
+            String::from_utf8_lossy(m.payload().unwrap()).into_owned(),
+        ));
+    }
+    let want: Vec<_> = (7..20).map(|i| (i, format!("record {i}"))).collect();
+    assert_eq!(got, want);
+}
