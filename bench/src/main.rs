@@ -58,7 +58,9 @@ fn args() -> anyhow::Result<Args> {
             "--idle" => a.idle = usize::try_from(num()?)?,
             "--noop-secs" => a.noop_secs = num()?,
             "--relay-events" => a.relay_events = usize::try_from(num()?)?,
-            other => anyhow::bail!("unknown argument {other} (see the header of bench/src/main.rs)"),
+            other => {
+                anyhow::bail!("unknown argument {other} (see the header of bench/src/main.rs)")
+            }
         }
     }
     Ok(a)
@@ -74,7 +76,9 @@ async fn main() -> anyhow::Result<()> {
     let a = args()?;
     if std::env::var_os("HOUSEBOOK_BIN_DIR").is_none() {
         // The release binaries beside this one.
-        let dir = std::env::current_exe()?.parent().map(std::path::Path::to_path_buf);
+        let dir = std::env::current_exe()?
+            .parent()
+            .map(std::path::Path::to_path_buf);
         if let Some(dir) = dir {
             std::env::set_var("HOUSEBOOK_BIN_DIR", dir);
         }
@@ -88,7 +92,9 @@ async fn main() -> anyhow::Result<()> {
     let url = chain.url.clone();
     let h = http.clone();
     let noop = closed_loop::run(a.clients, Duration::from_secs(a.noop_secs), move |_, _| {
-        h.post(&url).header("content-type", "application/json").body("{\"houseId\":1}")
+        h.post(&url)
+            .header("content-type", "application/json")
+            .body("{\"houseId\":1}")
     })
     .await;
     drop(chain);
@@ -195,18 +201,43 @@ async fn main() -> anyhow::Result<()> {
     let created = load.created_count();
     let drain_s = drained.map(|d| d.as_secs_f64());
     let saga_rate = drain_s.map(|d| created as f64 / (load_time.as_secs_f64() + d));
-    println!("\nhousebook saga benchmark — {} backend, {} clients, {} s load", match a.backend {
-        Backend::Sqlite => "SQLite",
-        Backend::Postgres => "PostgreSQL",
-    }, a.clients, a.secs);
+    println!(
+        "\nhousebook saga benchmark — {} backend, {} clients, {} s load",
+        match a.backend {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        },
+        a.clients,
+        a.secs
+    );
     println!("  idle: POST p50/p99 {}; 201 → CONFIRMED p50/p99 {} ({} bookings, {} rejected, {} undecided)",
         idle_post.p50_p99(), idle_conf.p50_p99(), idle_ids.len(), idle_rej, idle_open.len());
-    println!("  load: {} requests, statuses {:?}, {:.0} answers/s", load.statuses.values().sum::<usize>(), load.statuses, load.rate());
-    println!("  booking POST p50/p99 {}   (no-op chain {})", load.latency.p50_p99(), noop.latency.p50_p99());
-    println!("  201 → CONFIRMED p50/p99 {} ({} confirmed, {} rejected, {} undecided)",
-        load_conf.p50_p99(), load_conf.count(), load_rej, load_open.len());
-    println!("  peak outbox backlog {} (load) / {} (drain); peak consumer lag {} / {}",
-        load_peaks.outbox, drain_peaks.outbox, load_peaks.lag, drain_peaks.lag);
+    println!(
+        "  load: {} requests, statuses {:?}, {:.0} answers/s",
+        load.statuses.values().sum::<usize>(),
+        load.statuses,
+        load.rate()
+    );
+    println!(
+        "  booking POST p50/p99 {}   (no-op chain {})",
+        load.latency.p50_p99(),
+        noop.latency.p50_p99()
+    );
+    println!(
+        "  201 → CONFIRMED p50/p99 {} ({} confirmed, {} rejected, {} undecided)",
+        load_conf.p50_p99(),
+        load_conf.count(),
+        load_rej,
+        load_open.len()
+    );
+    println!(
+        "  peak outbox backlog {} (load) / {} (drain); peak consumer lag {} / {} (load: {})",
+        load_peaks.outbox,
+        drain_peaks.outbox,
+        load_peaks.lag,
+        drain_peaks.lag,
+        load_peaks.per_group()
+    );
     match (drain_s, saga_rate) {
         (Some(d), Some(r)) => {
             println!("  drained {d:.1} s after the load stopped");
@@ -222,7 +253,10 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("  RSS MiB at the end: {}", rss.join(", "));
     if !load_open.is_empty() || !idle_open.is_empty() {
-        println!("  WARNING: {} bookings answered 201 were never decided", load_open.len() + idle_open.len());
+        println!(
+            "  WARNING: {} bookings answered 201 were never decided",
+            load_open.len() + idle_open.len()
+        );
     }
     fleet.shutdown().await;
     Ok(())

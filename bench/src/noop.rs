@@ -35,7 +35,8 @@ async fn hop(
     };
     match http.post(&next).body(body).send().await {
         Ok(r) => {
-            let status = StatusCode::from_u16(r.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            let status =
+                StatusCode::from_u16(r.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
             (status, r.bytes().await.unwrap_or_default())
         }
         Err(_) => (StatusCode::BAD_GATEWAY, Bytes::new()),
@@ -78,11 +79,6 @@ impl Chain {
         }
         anyhow::bail!("the no-op chain did not start")
     }
-
-    /// The hop processes' ids.
-    pub fn pids(&self) -> Vec<u32> {
-        self.children.iter().map(Child::id).collect()
-    }
 }
 
 impl Drop for Chain {
@@ -95,5 +91,7 @@ impl Drop for Chain {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }

@@ -9,8 +9,8 @@ use platform::db::Db;
 use platform::metrics::Metrics;
 use platform::outbox::{relay, Outbox};
 use platform::settings::{DatabaseSettings, KafkaSettings};
-use testkit::Backend;
 use platform::shutdown::CancellationToken;
+use testkit::Backend;
 
 /// Publishes a backlog of `n` events; returns events per second.
 pub async fn run(backend: Backend, brokers: &str, n: usize) -> anyhow::Result<f64> {
@@ -53,13 +53,17 @@ pub async fn run(backend: Backend, brokers: &str, n: usize) -> anyhow::Result<f6
         stop.clone(),
     ));
     loop {
-        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
-            .fetch_one(db.pool())
-            .await?;
+        let left: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+                .fetch_one(db.pool())
+                .await?;
         if left == 0 {
             break;
         }
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(300), "relay stalled with {left} left");
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(300),
+            "relay stalled with {left} left"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let rate = n as f64 / started.elapsed().as_secs_f64();

@@ -21,12 +21,14 @@ const PRODUCERS: [&str; 3] = ["book", "payment", "house"];
 const CONSUMERS: [&str; 3] = ["book", "house", "mypage"];
 
 /// The asynchronous half's state at one moment.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Backlog {
     /// Unpublished outbox rows, all services.
     pub outbox: i64,
     /// Uncommitted messages, all consumer groups.
     pub lag: i64,
+    /// Uncommitted messages per consuming service.
+    pub lags: Vec<(&'static str, i64)>,
     /// House decisions book has applied.
     pub decisions: i64,
 }
@@ -81,28 +83,45 @@ impl Gauges {
             })
             .sum();
         let lags = self.lags.clone();
-        b.lag = tokio::task::spawn_blocking(move || lags.lags())
-            .await??
+        let per_group = tokio::task::spawn_blocking(move || lags.lags()).await??;
+        b.lags = CONSUMERS
             .iter()
-            .map(|(_, l)| l)
-            .sum();
+            .copied()
+            .zip(per_group.iter().map(|(_, l)| *l))
+            .collect();
+        b.lag = b.lags.iter().map(|(_, l)| l).sum();
         Ok(b)
     }
 }
 
 /// Peaks seen while sampling.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Peaks {
     /// Highest outbox backlog.
     pub outbox: i64,
-    /// Highest consumer lag.
+    /// Highest consumer lag, all groups.
     pub lag: i64,
+    /// Highest consumer lag per consuming service.
+    pub lags: std::collections::BTreeMap<&'static str, i64>,
 }
 
 impl Peaks {
-    fn see(&mut self, b: Backlog) {
+    fn see(&mut self, b: &Backlog) {
         self.outbox = self.outbox.max(b.outbox);
         self.lag = self.lag.max(b.lag);
+        for (s, l) in &b.lags {
+            let peak = self.lags.entry(s).or_default();
+            *peak = (*peak).max(*l);
+        }
+    }
+
+    /// `book 12, house 3, mypage 40`.
+    pub fn per_group(&self) -> String {
+        self.lags
+            .iter()
+            .map(|(s, l)| format!("{s} {l}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -116,7 +135,7 @@ pub async fn sample_until(
     tokio::pin!(stop);
     loop {
         if let Ok(b) = gauges.read().await {
-            peaks.see(b);
+            peaks.see(&b);
         }
         tokio::select! {
             () = &mut stop => return peaks,
@@ -133,7 +152,7 @@ pub async fn drain(gauges: &Gauges, decisions: i64, limit: Duration) -> (Option<
     let mut peaks = Peaks::default();
     while started.elapsed() < limit {
         if let Ok(b) = gauges.read().await {
-            peaks.see(b);
+            peaks.see(&b);
             if b.outbox == 0 && b.lag == 0 && b.decisions >= decisions {
                 return (Some(started.elapsed()), peaks);
             }
@@ -194,7 +213,10 @@ impl Timeline {
         let mut t = Self::default();
         while !ends.is_empty() {
             let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await??;
-            if ends.get(&m.partition()).is_some_and(|end| m.offset() + 1 >= *end) {
+            if ends
+                .get(&m.partition())
+                .is_some_and(|end| m.offset() + 1 >= *end)
+            {
                 ends.remove(&m.partition());
             }
             let Some(e) = m.payload().and_then(|b| Envelope::from_slice(b).ok()) else {
@@ -220,7 +242,8 @@ impl Timeline {
                 self.decided.insert(e.correlation_id, (e.occurred_at, true));
             }
             "BookRejected" => {
-                self.decided.insert(e.correlation_id, (e.occurred_at, false));
+                self.decided
+                    .insert(e.correlation_id, (e.occurred_at, false));
             }
             _ => {}
         }

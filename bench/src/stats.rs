@@ -9,7 +9,8 @@ pub struct Samples(Vec<u64>);
 impl Samples {
     /// Adds one.
     pub fn push(&mut self, d: Duration) {
-        self.0.push(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        self.0
+            .push(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
     }
 
     /// Adds all of another's.

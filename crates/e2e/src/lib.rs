@@ -118,7 +118,10 @@ impl Broker {
             .arg(self.dir.join("tansu.db"))
             .status()
             .expect("cannot run tansu-index (cargo build --bins)");
-        assert!(indexed.success(), "tansu-index failed on the private broker");
+        assert!(
+            indexed.success(),
+            "tansu-index failed on the private broker"
+        );
     }
 
     fn signal(&self, sig: &str) {

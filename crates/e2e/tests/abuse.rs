@@ -201,7 +201,12 @@ fn corpus(house: i64, booking: &str, payment: i64) -> Vec<Probe> {
             "alice",
         ));
     }
-    for q in ["status=PAID", "status=", "status=CONFIRMED%00", "status=booked&status=x"] {
+    for q in [
+        "status=PAID",
+        "status=",
+        "status=CONFIRMED%00",
+        "status=booked&status=x",
+    ] {
         c.push(probe("book", M::GET, format!("/books?{q}"), "alice"));
     }
     for q in [

@@ -2,8 +2,10 @@
 //!
 //! One consumer group per service. For each message: read the envelope; skip types the
 //! service does not handle; otherwise call the handler, which applies its change and
-//! [`claim`]s the `eventId` in the inbox in one transaction (a duplicate is skipped). Only
-//! then is the offset stored; stored offsets are committed in the background and
+//! [`claim`]s the `eventId` in the inbox in one transaction (a duplicate is skipped). The
+//! messages that have already arrived are taken together, and a handler that can apply a
+//! batch in one transaction does ([`EventHandler::handle_batch`]). Only then are the
+//! offsets stored; stored offsets are committed in the background and
 //! synchronously on shutdown, so the broker never holds an offset past work that is not
 //! durable. A failing event is retried with backoff a bounded number of times and then
 //! parked on the dead-letter topic with the reason; an unreadable one is parked at once.
@@ -15,6 +17,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use events::{Envelope, EventKey};
+use futures::FutureExt as _;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -57,7 +60,21 @@ pub trait EventHandler: Send + Sync + 'static {
     fn handles(&self) -> &'static [&'static str];
     /// Applies one event effectively once.
     async fn handle(&self, envelope: &Envelope) -> Result<Handled, HandleError>;
+    /// Applies several events (all of a type it handles) in order, effectively once each,
+    /// all or none — one transaction instead of one each. `None`: this adapter applies one
+    /// event at a time. On an error nothing of the batch may have been applied; the loop
+    /// then handles its events one by one, with the usual retries and dead-lettering.
+    async fn handle_batch(
+        &self,
+        _envelopes: &[Envelope],
+    ) -> Option<Result<Vec<Handled>, HandleError>> {
+        None
+    }
 }
+
+/// The most messages handed to [`EventHandler::handle_batch`] at once: what has already
+/// arrived, never waiting for more.
+pub const MAX_BATCH: usize = 256;
 
 /// Records `eventId` in the inbox inside the handler's transaction. Returns `false` if it
 /// was already there: the caller must then roll back and report [`Handled::Duplicate`].
@@ -199,11 +216,25 @@ impl ConsumerLoop {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 Ok(m) => {
-                    if !self.process(&m, stop).await {
+                    // With it, whatever else has arrived already (never waiting for more).
+                    let mut batch = vec![m];
+                    while batch.len() < MAX_BATCH {
+                        match consumer.recv().now_or_never() {
+                            Some(Ok(m)) => batch.push(m),
+                            Some(Err(e)) => {
+                                tracing::warn!(error = %e, "consumer: receive failed");
+                                break;
+                            }
+                            None => break,
+                        }
+                    }
+                    if !self.process_batch(&batch, stop).await {
                         return Ended::Stop; // interrupted by shutdown before the work was done
                     }
-                    if let Err(e) = consumer.store_offset_from_message(&m) {
-                        tracing::warn!(error = %e, "consumer: could not store offset");
+                    for m in &batch {
+                        if let Err(e) = consumer.store_offset_from_message(m) {
+                            tracing::warn!(error = %e, "consumer: could not store offset");
+                        }
                     }
                 }
             }
@@ -233,6 +264,60 @@ impl ConsumerLoop {
                 "consumer: the broker did not answer the final commit in 5 s; leaving anyway"
             );
         }
+    }
+
+    /// Handles messages in order to a final outcome: in one call of the handler's
+    /// [`EventHandler::handle_batch`] when it has one and every message is a readable
+    /// envelope, else (or when that fails) one at a time. Returns `false` only if shutdown
+    /// interrupted it, in which case no offset of the batch may be stored.
+    async fn process_batch(&self, batch: &[BorrowedMessage<'_>], stop: &CancellationToken) -> bool {
+        if batch.len() > 1 {
+            let readable: Option<Vec<Envelope>> = batch
+                .iter()
+                .map(|m| m.payload().and_then(|b| Envelope::from_slice(b).ok()))
+                .collect();
+            if let Some(all) = readable {
+                let handles = self.handler.handles();
+                let (wanted, ignored): (Vec<Envelope>, Vec<Envelope>) = all
+                    .into_iter()
+                    .partition(|e| handles.contains(&e.event_type.as_str()));
+                let outcome = if wanted.is_empty() {
+                    Some(Ok(Vec::new()))
+                } else {
+                    self.handler.handle_batch(&wanted).await
+                };
+                match outcome {
+                    Some(Ok(handled)) if handled.len() == wanted.len() => {
+                        for (e, h) in wanted.iter().zip(handled) {
+                            let outcome = match h {
+                                Handled::Applied => EventOutcome::Applied,
+                                Handled::Duplicate => EventOutcome::Duplicate,
+                            };
+                            self.metrics.event(&e.event_type, outcome);
+                        }
+                        for e in &ignored {
+                            self.metrics.event(&e.event_type, EventOutcome::Ignored);
+                        }
+                        return true;
+                    }
+                    None => {}
+                    Some(Ok(_)) => {
+                        tracing::warn!(
+                            "consumer: a batch answered for a different count; one at a time"
+                        )
+                    }
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "consumer: batch failed; one at a time")
+                    }
+                }
+            }
+        }
+        for m in batch {
+            if !self.process(m, stop).await {
+                return false;
+            }
+        }
+        true
     }
 
     /// Handles one message to a final outcome. Returns `false` only if shutdown interrupted

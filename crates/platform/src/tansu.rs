@@ -87,7 +87,11 @@ mod tests {
             .await
             .unwrap();
         let plan = || async {
-            let mut c = SqliteConnectOptions::new().filename(&path).connect().await.unwrap();
+            let mut c = SqliteConnectOptions::new()
+                .filename(&path)
+                .connect()
+                .await
+                .unwrap();
             let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(
                 "EXPLAIN QUERY PLAN SELECT k, v FROM header WHERE topition = 1 AND offset_id = 2",
             )
@@ -97,10 +101,17 @@ mod tests {
             rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("; ")
         };
         assert!(plan().await.contains("SCAN"), "before: {}", plan().await);
-        add_missing_indexes(&path, Duration::from_secs(1)).await.unwrap();
-        add_missing_indexes(&path, Duration::from_secs(1)).await.unwrap();
+        add_missing_indexes(&path, Duration::from_secs(1))
+            .await
+            .unwrap();
+        add_missing_indexes(&path, Duration::from_secs(1))
+            .await
+            .unwrap();
         let after = plan().await;
-        assert!(after.contains("USING INDEX header_record"), "after: {after}");
+        assert!(
+            after.contains("USING INDEX header_record"),
+            "after: {after}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -56,7 +56,8 @@ async fn a_fetch_that_starts_inside_a_record_batch_gets_the_rest_of_it() {
         .create()
         .unwrap();
     let mut at = TopicPartitionList::new();
-    at.add_partition_offset(&topic, 0, Offset::Offset(7)).unwrap();
+    at.add_partition_offset(&topic, 0, Offset::Offset(7))
+        .unwrap();
     consumer.assign(&at).unwrap();
     let mut got = Vec::new();
     while got.len() < 13 {

@@ -386,7 +386,10 @@ async fn a_house_is_bookable_as_soon_as_its_registration_is_answered(backend: Ba
     // At once: book has not consumed HouseRegistered yet (its fetch waits), so it asks house.
     let (s, b) = saga.book("alice", id, "2031-03-01", "2031-03-03").await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
-    assert_eq!(b["housePrice"], 500, "priced from house's answer: 2 nights × 250");
+    assert_eq!(
+        b["housePrice"], 500,
+        "priced from house's answer: 2 nights × 250"
+    );
     assert_eq!(b["houseName"], "Fresh house");
     wait_status(&saga, b["id"].as_str().unwrap(), "CONFIRMED").await;
     // The event arrives later and is applied as usual (it finds the listing already kept).
@@ -401,13 +404,22 @@ async fn a_house_is_bookable_as_soon_as_its_registration_is_answered(backend: Ba
     .await;
 
     // A house that does not exist: 422 (house said so), nothing charged.
-    let (s, e) = saga.book("alice", 424_242, "2031-03-01", "2031-03-02").await;
+    let (s, e) = saga
+        .book("alice", 424_242, "2031-03-01", "2031-03-02")
+        .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
 
     // House down: a house book knows is still bookable (I7), an unknown one is 503 with
     // Retry-After (house could not be asked), and neither unknown answer charged anything.
     saga.house.stop().await;
-    let (s, b) = saga.book("bob", id, "2031-04-01", "2031-04-02").await;
+    let (s, b) = saga
+        .book
+        .post(
+            "/books",
+            &customer("bob"),
+            json!({"houseId": id, "checkIn": "2031-04-01", "checkOut": "2031-04-02"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     let r = testkit::http()
         .post(saga.book.url("/books"))

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use events::{BookCanceled, Envelope, EventKey, Paid, PaymentCanceled};
-use house::domain::models::{RejectReason, Reservation, ReserveOutcome, Stay};
-use house::domain::ports::{Applied, HouseRepository};
+use house::domain::models::{RejectReason, ReleaseOutcome, Reservation, ReserveOutcome, Stay};
+use house::domain::ports::{Applied, Command, Decided, HouseRepository};
 use house::outbound::db::SqlHouses;
 use house::{Application, Settings};
 use platform::auth::Role;
@@ -504,7 +504,9 @@ async fn concurrent_overlapping_reservations_have_exactly_one_winner(backend: Ba
                     event_id: format!("ev-{i}"),
                     event_type: "Paid".into(),
                 };
-                repo.reserve(&key, &r).await
+                repo.apply_all(&[(key, Command::Reserve(r))])
+                    .await
+                    .map(|mut done| done.pop().unwrap())
             })
         })
         .collect();
@@ -512,8 +514,10 @@ async fn concurrent_overlapping_reservations_have_exactly_one_winner(backend: Ba
     let mut taken = 0;
     for t in tasks {
         match t.await.unwrap() {
-            Ok(Applied::Now(ReserveOutcome::Rented)) => rented += 1,
-            Ok(Applied::Now(ReserveOutcome::Rejected(RejectReason::NightsTaken))) => taken += 1,
+            Ok(Applied::Now(Decided::Reserve(ReserveOutcome::Rented))) => rented += 1,
+            Ok(Applied::Now(Decided::Reserve(ReserveOutcome::Rejected(
+                RejectReason::NightsTaken,
+            )))) => taken += 1,
             // SQLite may report a busy database under contention; the consumer would retry.
             Err(e) => panic!("reservation failed: {e:#}"),
             other => panic!("unexpected {other:?}"),
@@ -526,8 +530,98 @@ async fn concurrent_overlapping_reservations_have_exactly_one_winner(backend: Ba
     db.close().await;
 }
 
+/// A consumer hands the repository what arrived together: applied in order, in one
+/// transaction, each event once, with one event each in the outbox.
+async fn a_batch_is_applied_in_order_each_event_once(backend: Backend) {
+    let world = World::new(backend);
+    let settings = world.settings("house").await;
+    let db = platform::db::Db::connect(&settings.database, house::MIGRATIONS)
+        .await
+        .unwrap();
+    let repo = SqlHouses::new(
+        db.clone(),
+        platform::outbox::Outbox::new(world.events_topic()),
+    );
+    let h = repo
+        .register(&house::domain::models::NewHouse::new("Batch house", 10, None).unwrap())
+        .await
+        .unwrap();
+    let key = |id: &str| EventKey {
+        event_id: id.into(),
+        event_type: "Paid".into(),
+    };
+    let stay = |id: &str, a: &str, b: &str| Reservation {
+        book_id: id.into(),
+        house_id: h.id,
+        stay: Some(Stay::new(d(a), d(b)).unwrap()),
+    };
+    let first = stay("first", "2030-11-10", "2030-11-12");
+    let done = repo
+        .apply_all(&[
+            (key("e1"), Command::Reserve(first.clone())),
+            (
+                key("e2"),
+                Command::Reserve(stay("overlap", "2030-11-11", "2030-11-13")),
+            ),
+            (key("e1"), Command::Reserve(first.clone())),
+            (key("e3"), Command::Release(first.book_id.clone())),
+            (
+                key("e4"),
+                Command::Reserve(stay("later", "2030-11-11", "2030-11-14")),
+            ),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        done,
+        vec![
+            Applied::Now(Decided::Reserve(ReserveOutcome::Rented)),
+            Applied::Now(Decided::Reserve(ReserveOutcome::Rejected(
+                RejectReason::NightsTaken
+            ))),
+            Applied::Duplicate,
+            Applied::Now(Decided::Release(ReleaseOutcome::Released)),
+            Applied::Now(Decided::Reserve(ReserveOutcome::Rented)),
+        ]
+    );
+    let nights: Vec<_> = repo
+        .reserved_nights(h.id, d("2030-11-01"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| (n.night.to_string(), n.book_id))
+        .collect();
+    let holder = "later".to_string();
+    assert_eq!(
+        nights,
+        vec![
+            ("2030-11-11".to_string(), holder.clone()),
+            ("2030-11-12".to_string(), holder.clone()),
+            ("2030-11-13".to_string(), holder),
+        ],
+        "released nights were taken again later in the same batch"
+    );
+    let events: Vec<String> = sqlx::query_scalar(
+        "SELECT event_type FROM outbox WHERE event_type <> 'HouseRegistered' ORDER BY id",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        events,
+        [
+            "HouseRented",
+            "HouseRentRejected",
+            "HouseRentCanceled",
+            "HouseRented"
+        ]
+    );
+    db.close().await;
+}
+
 on_both_backends!(
     registering_a_house_is_for_admins_and_validated,
+    a_batch_is_applied_in_order_each_event_once,
     paid_reserves_the_nights_and_an_overlap_is_rejected,
     a_duplicated_event_is_applied_once,
     cancelling_releases_once_and_a_late_paid_reserves_nothing,

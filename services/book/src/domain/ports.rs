@@ -27,6 +27,27 @@ pub enum HouseDecision {
     Rejected(String),
 }
 
+/// An event the booking context consumes, as the domain sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Consumed {
+    /// `HouseRegistered`: a listing to keep.
+    Listing(Listing),
+    /// `HouseRented` / `HouseRentRejected` for a booking.
+    Decision {
+        /// The booking.
+        book_id: String,
+        /// What house decided.
+        decision: HouseDecision,
+    },
+    /// `Paid` for a booking.
+    Paid {
+        /// The booking.
+        book_id: String,
+        /// The payment.
+        payment_id: i64,
+    },
+}
+
 /// Why a cancel could not be stored.
 #[derive(Debug, thiserror::Error)]
 pub enum CancelError {
@@ -58,12 +79,6 @@ pub struct BookingFilter {
 /// events, the inbox row) in one transaction.
 #[async_trait]
 pub trait BookRepository: Send + Sync + 'static {
-    /// Stores or updates a listing from `HouseRegistered`.
-    async fn upsert_listing(
-        &self,
-        key: &EventKey,
-        listing: &Listing,
-    ) -> anyhow::Result<Applied<()>>;
     /// A listing.
     async fn listing(&self, house_id: i64) -> anyhow::Result<Option<Listing>>;
     /// Keeps a listing house answered for directly, unless `HouseRegistered` brought one
@@ -76,23 +91,17 @@ pub trait BookRepository: Send + Sync + 'static {
     async fn get(&self, id: &str) -> anyhow::Result<Option<Booking>>;
     /// Bookings, oldest first.
     async fn list(&self, filter: &BookingFilter) -> anyhow::Result<Vec<Booking>>;
-    /// Applies the house's decision (`BookConfirmed`, or `BookRejected` with a refund
-    /// due), or keeps it for a booking not committed yet.
-    async fn apply_decision(
+    /// Applies consumed events in order, each effectively once, all in one transaction:
+    /// a listing (`HouseRegistered`) is stored or updated; a house decision moves a
+    /// `BOOKED` booking to `CONFIRMED` (`BookConfirmed`) or `REJECTED` (`BookRejected`,
+    /// with a refund due), or is kept for a booking not committed yet; a `Paid` whose
+    /// booking is not known (yet) is recorded for the reconciler.
+    async fn apply_events(
         &self,
-        key: &EventKey,
-        book_id: &str,
-        decision: &HouseDecision,
-    ) -> anyhow::Result<Applied<Option<BookStatus>>>;
+        events: &[(EventKey, Consumed)],
+    ) -> anyhow::Result<Vec<Applied<()>>>;
     /// Moves a booking to `BOOK_CANCELED` with `BookCanceled`.
     async fn cancel(&self, id: &str, at: DateTime<Utc>) -> Result<Booking, CancelError>;
-    /// Records a `Paid` whose booking is not known (yet).
-    async fn note_payment(
-        &self,
-        key: &EventKey,
-        book_id: &str,
-        payment_id: i64,
-    ) -> anyhow::Result<Applied<()>>;
     /// Booking ids of payments seen before `before` whose booking never committed.
     async fn unmatched_payments(&self, before: DateTime<Utc>) -> anyhow::Result<Vec<String>>;
     /// Gives up on a booking id whose payment is to be refunded: `false` if its booking

@@ -10,8 +10,8 @@ use super::models::{
     BookStatus, Booking, BookingInvalid, BookingRequest, InvalidTransition, Listing,
 };
 use super::ports::{
-    Abandoned, Applied, BookRepository, BookingFilter, CancelError, HouseDecision,
-    HouseLookupError, Houses, PaymentError, PaymentRequest, Payments,
+    Abandoned, Applied, BookRepository, BookingFilter, CancelError, Consumed, HouseLookupError,
+    Houses, PaymentError, PaymentRequest, Payments,
 };
 
 /// Why a booking could not be made.
@@ -230,33 +230,14 @@ impl BookService {
         self.repo.list(&filter).await
     }
 
-    /// `HouseRegistered`: keep our copy of the listing.
-    pub async fn on_house_registered(
+    /// Consumed events — listings, the house's decisions (F4), payments to match (I2) —
+    /// applied in order, all in one transaction, each effectively once.
+    #[tracing::instrument(skip_all, fields(events = events.len()))]
+    pub async fn on_events(
         &self,
-        key: &EventKey,
-        listing: &Listing,
-    ) -> anyhow::Result<Applied<()>> {
-        self.repo.upsert_listing(key, listing).await
-    }
-
-    /// `HouseRented` / `HouseRentRejected` (F4).
-    pub async fn on_house_decision(
-        &self,
-        key: &EventKey,
-        book_id: &str,
-        decision: &HouseDecision,
-    ) -> anyhow::Result<Applied<Option<BookStatus>>> {
-        self.repo.apply_decision(key, book_id, decision).await
-    }
-
-    /// `Paid`: remember payments whose booking we do not know, for [`Self::reconcile`].
-    pub async fn on_paid(
-        &self,
-        key: &EventKey,
-        book_id: &str,
-        payment_id: i64,
-    ) -> anyhow::Result<Applied<()>> {
-        self.repo.note_payment(key, book_id, payment_id).await
+        events: &[(EventKey, Consumed)],
+    ) -> anyhow::Result<Vec<Applied<()>>> {
+        self.repo.apply_events(events).await
     }
 
     /// I2 and the compensation of F4: refunds payments whose booking never committed

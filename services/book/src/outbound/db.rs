@@ -12,7 +12,9 @@ use sqlx::{Any, AnyConnection, Row, Transaction};
 
 use crate::domain::models::{BookStatus, Booking, InvalidTransition, Listing};
 use crate::domain::ports::Abandoned;
-use crate::domain::ports::{Applied, BookRepository, BookingFilter, CancelError, HouseDecision};
+use crate::domain::ports::{
+    Applied, BookRepository, BookingFilter, CancelError, Consumed, HouseDecision,
+};
 
 const COLUMNS: &str =
     "id, customer_id, house_id, house_name, house_price, check_in, check_out, status, \
@@ -126,28 +128,38 @@ impl SqlBookings {
         }
         Ok(Some(next))
     }
+
+    /// Applies the house's decision inside `tx`, or keeps it for a booking not committed
+    /// yet. Returns whether an event was written.
+    async fn decision_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        book_id: &str,
+        decision: &HouseDecision,
+    ) -> anyhow::Result<bool> {
+        if let Some(b) = find(tx, book_id).await? {
+            return Ok(self.decide(tx, &b, decision).await?.is_some());
+        }
+        let (outcome, reason) = match decision {
+            HouseDecision::Rented => ("RENTED", None),
+            HouseDecision::Rejected(r) => ("REJECTED", Some(r.clone())),
+        };
+        sqlx::query(
+            "INSERT INTO early_decisions (book_id, outcome, reason, decided_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (book_id) DO NOTHING",
+        )
+        .bind(book_id.to_owned())
+        .bind(outcome)
+        .bind(reason)
+        .bind(now_text())
+        .execute(&mut **tx)
+        .await?;
+        Ok(false)
+    }
 }
 
 #[async_trait]
 impl BookRepository for SqlBookings {
-    async fn upsert_listing(&self, key: &EventKey, l: &Listing) -> anyhow::Result<Applied<()>> {
-        let mut tx = self.db.begin().await?;
-        if !claim(&mut tx, key).await? {
-            return Ok(Applied::Duplicate);
-        }
-        sqlx::query(
-            "INSERT INTO listings (house_id, house_name, house_price) VALUES ($1, $2, $3) \
-             ON CONFLICT (house_id) DO UPDATE SET house_name = excluded.house_name, house_price = excluded.house_price",
-        )
-        .bind(l.house_id)
-        .bind(l.name.clone())
-        .bind(l.price)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Applied::Now(()))
-    }
-
     async fn remember_listing(&self, l: &Listing) -> anyhow::Result<()> {
         sqlx::query(
             "INSERT INTO listings (house_id, house_name, house_price) VALUES ($1, $2, $3) \
@@ -281,39 +293,63 @@ impl BookRepository for SqlBookings {
         rows.iter().map(booking).collect()
     }
 
-    async fn apply_decision(
+    async fn apply_events(
         &self,
-        key: &EventKey,
-        book_id: &str,
-        decision: &HouseDecision,
-    ) -> anyhow::Result<Applied<Option<BookStatus>>> {
+        events: &[(EventKey, Consumed)],
+    ) -> anyhow::Result<Vec<Applied<()>>> {
         let mut tx = self.db.begin().await?;
-        if !claim(&mut tx, key).await? {
-            return Ok(Applied::Duplicate);
-        }
-        let next = match find(&mut tx, book_id).await? {
-            Some(b) => self.decide(&mut tx, &b, decision).await?,
-            None => {
-                let (outcome, reason) = match decision {
-                    HouseDecision::Rented => ("RENTED", None),
-                    HouseDecision::Rejected(r) => ("REJECTED", Some(r.clone())),
-                };
-                sqlx::query(
-                    "INSERT INTO early_decisions (book_id, outcome, reason, decided_at) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (book_id) DO NOTHING",
-                )
-                .bind(book_id.to_owned())
-                .bind(outcome)
-                .bind(reason)
-                .bind(now_text())
-                .execute(&mut *tx)
-                .await?;
-                None
+        let mut out = Vec::with_capacity(events.len());
+        let mut wrote_event = false;
+        for (key, event) in events {
+            // Usually a booking committed before its Paid arrives: then there is nothing to
+            // note, now or on any redelivery, and no inbox row is needed.
+            if let Consumed::Paid { book_id, .. } = event {
+                if find(&mut tx, book_id).await?.is_some() {
+                    out.push(Applied::Now(()));
+                    continue;
+                }
             }
-        };
+            if !claim(&mut tx, key).await? {
+                out.push(Applied::Duplicate);
+                continue;
+            }
+            match event {
+                Consumed::Listing(l) => {
+                    sqlx::query(
+                        "INSERT INTO listings (house_id, house_name, house_price) VALUES ($1, $2, $3) \
+                         ON CONFLICT (house_id) DO UPDATE SET house_name = excluded.house_name, house_price = excluded.house_price",
+                    )
+                    .bind(l.house_id)
+                    .bind(l.name.clone())
+                    .bind(l.price)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Consumed::Decision { book_id, decision } => {
+                    wrote_event |= self.decision_in(&mut tx, book_id, decision).await?;
+                }
+                Consumed::Paid {
+                    book_id,
+                    payment_id,
+                } => {
+                    sqlx::query(
+                        "INSERT INTO unmatched_payments (book_id, payment_id, seen_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (book_id) DO NOTHING",
+                    )
+                    .bind(book_id.clone())
+                    .bind(*payment_id)
+                    .bind(now_text())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            out.push(Applied::Now(()));
+        }
         tx.commit().await?;
-        self.outbox.notify();
-        Ok(Applied::Now(next))
+        if wrote_event {
+            self.outbox.notify();
+        }
+        Ok(out)
     }
 
     async fn cancel(&self, id: &str, at: DateTime<Utc>) -> Result<Booking, CancelError> {
@@ -356,31 +392,6 @@ impl BookRepository for SqlBookings {
         b.status = next;
         b.book_cancel_date = Some(at);
         Ok(b)
-    }
-
-    async fn note_payment(
-        &self,
-        key: &EventKey,
-        book_id: &str,
-        payment_id: i64,
-    ) -> anyhow::Result<Applied<()>> {
-        let mut tx = self.db.begin().await?;
-        if !claim(&mut tx, key).await? {
-            return Ok(Applied::Duplicate);
-        }
-        if find(&mut tx, book_id).await?.is_none() {
-            sqlx::query(
-                "INSERT INTO unmatched_payments (book_id, payment_id, seen_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (book_id) DO NOTHING",
-            )
-            .bind(book_id.to_owned())
-            .bind(payment_id)
-            .bind(now_text())
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(Applied::Now(()))
     }
 
     async fn unmatched_payments(&self, before: DateTime<Utc>) -> anyhow::Result<Vec<String>> {

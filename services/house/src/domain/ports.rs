@@ -36,17 +36,31 @@ pub trait HouseRepository: Send + Sync + 'static {
         house_id: i64,
         from: NaiveDate,
     ) -> anyhow::Result<Vec<ReservedNight>>;
-    /// Holds a booking's nights, all or none, with `HouseRented` or `HouseRentRejected`.
-    async fn reserve(
+    /// Carries out commands in order, each with its inbox row and its event, all in one
+    /// transaction (all or none). A reservation holds a booking's nights, all or none,
+    /// with `HouseRented`, or refuses with `HouseRentRejected`; a release frees them with
+    /// `HouseRentCanceled` and remembers the booking as cancelled, so that a late `Paid`
+    /// cannot hold them again.
+    async fn apply_all(
         &self,
-        key: &EventKey,
-        r: &Reservation,
-    ) -> anyhow::Result<Applied<ReserveOutcome>>;
-    /// Releases a booking's nights with `HouseRentCanceled`, and remembers the booking as
-    /// cancelled so that a late `Paid` cannot hold them again.
-    async fn release(
-        &self,
-        key: &EventKey,
-        book_id: &str,
-    ) -> anyhow::Result<Applied<ReleaseOutcome>>;
+        commands: &[(EventKey, Command)],
+    ) -> anyhow::Result<Vec<Applied<Decided>>>;
+}
+
+/// What an event asks of the house context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// A booking was paid: hold its nights (F3).
+    Reserve(Reservation),
+    /// A booking or its payment was cancelled: release its nights (F6).
+    Release(String),
+}
+
+/// What a [`Command`] came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decided {
+    /// A reservation's outcome.
+    Reserve(ReserveOutcome),
+    /// A release's outcome.
+    Release(ReleaseOutcome),
 }

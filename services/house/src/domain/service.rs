@@ -5,8 +5,8 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use events::EventKey;
 
-use super::models::{House, NewHouse, ReleaseOutcome, Reservation, ReserveOutcome, ReservedNight};
-use super::ports::{Applied, HouseRepository};
+use super::models::{House, NewHouse, ReservedNight};
+use super::ports::{Applied, Command, Decided, HouseRepository};
 
 /// A house with its calendar as of one date.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,23 +65,13 @@ impl HouseService {
         self.repo.list(date, limit, offset).await
     }
 
-    /// A booking was paid: hold its nights or refuse (F3).
-    #[tracing::instrument(skip(self, key, r), fields(book_id = %r.book_id, house_id = r.house_id))]
-    pub async fn reserve(
+    /// Carries out what events ask — hold a paid booking's nights or refuse (F3), release
+    /// a cancelled one's (F6) — in order, all in one transaction, each effectively once.
+    #[tracing::instrument(skip_all, fields(commands = commands.len()))]
+    pub async fn apply_all(
         &self,
-        key: &EventKey,
-        r: &Reservation,
-    ) -> anyhow::Result<Applied<ReserveOutcome>> {
-        self.repo.reserve(key, r).await
-    }
-
-    /// A booking or its payment was cancelled: release its nights (F6).
-    #[tracing::instrument(skip(self, key))]
-    pub async fn release(
-        &self,
-        key: &EventKey,
-        book_id: &str,
-    ) -> anyhow::Result<Applied<ReleaseOutcome>> {
-        self.repo.release(key, book_id).await
+        commands: &[(EventKey, Command)],
+    ) -> anyhow::Result<Vec<Applied<Decided>>> {
+        self.repo.apply_all(commands).await
     }
 }

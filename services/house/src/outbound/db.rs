@@ -18,7 +18,7 @@ use sqlx::{Any, Row, Transaction};
 use crate::domain::models::{
     House, NewHouse, RejectReason, ReleaseOutcome, Reservation, ReserveOutcome, ReservedNight,
 };
-use crate::domain::ports::{Applied, HouseRepository};
+use crate::domain::ports::{Applied, Command, Decided, HouseRepository};
 
 /// Houses in the service's own database.
 #[derive(Clone, Debug)]
@@ -68,23 +68,130 @@ impl SqlHouses {
         Ok(())
     }
 
-    async fn reject(
+    async fn reject_in(
         &self,
-        mut tx: Transaction<'static, Any>,
+        tx: &mut Transaction<'static, Any>,
         r: &Reservation,
         reason: RejectReason,
-    ) -> anyhow::Result<Applied<ReserveOutcome>> {
-        self.record_rental(&mut tx, r, r.stay, "REJECTED", Some(reason.as_str()))
+    ) -> anyhow::Result<ReserveOutcome> {
+        self.record_rental(tx, r, r.stay, "REJECTED", Some(reason.as_str()))
             .await?;
         let event = HouseRentRejected {
             house_id: r.house_id,
             book_id: r.book_id.clone(),
             reason: reason.as_str().to_owned(),
         };
-        self.outbox.enqueue(&mut tx, &event).await?;
-        self.commit(tx, true).await?;
-        Ok(Applied::Now(ReserveOutcome::Rejected(reason)))
+        self.outbox.enqueue(tx, &event).await?;
+        Ok(ReserveOutcome::Rejected(reason))
     }
+
+    /// Holds a booking's nights or refuses, inside the caller's transaction.
+    async fn reserve_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        r: &Reservation,
+    ) -> anyhow::Result<ReserveOutcome> {
+        if exists(
+            tx,
+            "SELECT 1 FROM canceled_bookings WHERE book_id = $1",
+            &r.book_id,
+        )
+        .await?
+        {
+            return Ok(ReserveOutcome::BookingCanceled);
+        }
+        if exists(tx, "SELECT 1 FROM rentals WHERE book_id = $1", &r.book_id).await? {
+            return Ok(ReserveOutcome::AlreadyDecided);
+        }
+        let Some(stay) = r.stay else {
+            return self.reject_in(tx, r, RejectReason::InvalidStay).await;
+        };
+        let known = sqlx::query("SELECT 1 FROM houses WHERE id = $1")
+            .bind(r.house_id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .is_some();
+        if !known {
+            return self.reject_in(tx, r, RejectReason::UnknownHouse).await;
+        }
+        let nights: Vec<String> = stay.each_night().map(|n| n.to_string()).collect();
+        let values = (0..nights.len())
+            .map(|i| format!("($1, $2, ${})", i + 3))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO reserved_nights (house_id, book_id, night) VALUES {values} \
+             ON CONFLICT (house_id, night) DO NOTHING"
+        );
+        let mut q = sqlx::query(&sql).bind(r.house_id).bind(r.book_id.clone());
+        for n in &nights {
+            q = q.bind(n.clone());
+        }
+        let inserted = q.execute(&mut **tx).await?.rows_affected();
+        if inserted != nights.len() as u64 {
+            sqlx::query("DELETE FROM reserved_nights WHERE book_id = $1")
+                .bind(r.book_id.clone())
+                .execute(&mut **tx)
+                .await?;
+            return self.reject_in(tx, r, RejectReason::NightsTaken).await;
+        }
+        self.record_rental(tx, r, Some(stay), "RENTED", None)
+            .await?;
+        let event = HouseRented {
+            house_id: r.house_id,
+            book_id: r.book_id.clone(),
+            check_in: stay.check_in(),
+            check_out: stay.check_out(),
+        };
+        self.outbox.enqueue(tx, &event).await?;
+        Ok(ReserveOutcome::Rented)
+    }
+
+    /// Releases a booking's nights, inside the caller's transaction.
+    async fn release_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        book_id: &str,
+    ) -> anyhow::Result<ReleaseOutcome> {
+        sqlx::query("INSERT INTO canceled_bookings (book_id, canceled_at) VALUES ($1, $2) ON CONFLICT (book_id) DO NOTHING")
+            .bind(book_id.to_owned())
+            .bind(now_text())
+            .execute(&mut **tx)
+            .await?;
+        let rental = sqlx::query("SELECT house_id, check_in, check_out FROM rentals WHERE book_id = $1 AND status = 'RENTED'")
+            .bind(book_id.to_owned())
+            .fetch_optional(&mut **tx)
+            .await?;
+        let Some(rental) = rental else {
+            return Ok(ReleaseOutcome::NothingHeld);
+        };
+        sqlx::query("DELETE FROM reserved_nights WHERE book_id = $1")
+            .bind(book_id.to_owned())
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("UPDATE rentals SET status = 'RELEASED', updated_at = $1 WHERE book_id = $2")
+            .bind(now_text())
+            .bind(book_id.to_owned())
+            .execute(&mut **tx)
+            .await?;
+        let event = HouseRentCanceled {
+            house_id: rental.try_get("house_id")?,
+            book_id: book_id.to_owned(),
+            check_in: events::parse_date(&rental.try_get::<String, _>("check_in")?)?,
+            check_out: events::parse_date(&rental.try_get::<String, _>("check_out")?)?,
+        };
+        self.outbox.enqueue(tx, &event).await?;
+        Ok(ReleaseOutcome::Released)
+    }
+}
+
+/// Whether an outcome wrote an event into the outbox.
+fn wrote_event(o: &Decided) -> bool {
+    matches!(
+        o,
+        Decided::Reserve(ReserveOutcome::Rented | ReserveOutcome::Rejected(_))
+            | Decided::Release(ReleaseOutcome::Released)
+    )
 }
 
 fn house(row: &AnyRow) -> Result<House, sqlx::Error> {
@@ -188,119 +295,29 @@ impl HouseRepository for SqlHouses {
             .collect()
     }
 
-    async fn reserve(
+    async fn apply_all(
         &self,
-        key: &EventKey,
-        r: &Reservation,
-    ) -> anyhow::Result<Applied<ReserveOutcome>> {
+        commands: &[(EventKey, Command)],
+    ) -> anyhow::Result<Vec<Applied<Decided>>> {
         let mut tx = self.db.begin().await?;
-        if !claim(&mut tx, key).await? {
-            return Ok(Applied::Duplicate);
+        let mut out = Vec::with_capacity(commands.len());
+        for (key, command) in commands {
+            if !claim(&mut tx, key).await? {
+                out.push(Applied::Duplicate);
+                continue;
+            }
+            let decided = match command {
+                Command::Reserve(r) => Decided::Reserve(self.reserve_in(&mut tx, r).await?),
+                Command::Release(book_id) => {
+                    Decided::Release(self.release_in(&mut tx, book_id).await?)
+                }
+            };
+            out.push(Applied::Now(decided));
         }
-        if exists(
-            &mut tx,
-            "SELECT 1 FROM canceled_bookings WHERE book_id = $1",
-            &r.book_id,
-        )
-        .await?
-        {
-            self.commit(tx, false).await?;
-            return Ok(Applied::Now(ReserveOutcome::BookingCanceled));
-        }
-        if exists(
-            &mut tx,
-            "SELECT 1 FROM rentals WHERE book_id = $1",
-            &r.book_id,
-        )
-        .await?
-        {
-            self.commit(tx, false).await?;
-            return Ok(Applied::Now(ReserveOutcome::AlreadyDecided));
-        }
-        let Some(stay) = r.stay else {
-            return self.reject(tx, r, RejectReason::InvalidStay).await;
-        };
-        let known = sqlx::query("SELECT 1 FROM houses WHERE id = $1")
-            .bind(r.house_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some();
-        if !known {
-            return self.reject(tx, r, RejectReason::UnknownHouse).await;
-        }
-        let nights: Vec<String> = stay.each_night().map(|n| n.to_string()).collect();
-        let values = (0..nights.len())
-            .map(|i| format!("($1, $2, ${})", i + 3))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "INSERT INTO reserved_nights (house_id, book_id, night) VALUES {values} \
-             ON CONFLICT (house_id, night) DO NOTHING"
-        );
-        let mut q = sqlx::query(&sql).bind(r.house_id).bind(r.book_id.clone());
-        for n in &nights {
-            q = q.bind(n.clone());
-        }
-        let inserted = q.execute(&mut *tx).await?.rows_affected();
-        if inserted != nights.len() as u64 {
-            sqlx::query("DELETE FROM reserved_nights WHERE book_id = $1")
-                .bind(r.book_id.clone())
-                .execute(&mut *tx)
-                .await?;
-            return self.reject(tx, r, RejectReason::NightsTaken).await;
-        }
-        self.record_rental(&mut tx, r, Some(stay), "RENTED", None)
-            .await?;
-        let event = HouseRented {
-            house_id: r.house_id,
-            book_id: r.book_id.clone(),
-            check_in: stay.check_in(),
-            check_out: stay.check_out(),
-        };
-        self.outbox.enqueue(&mut tx, &event).await?;
-        self.commit(tx, true).await?;
-        Ok(Applied::Now(ReserveOutcome::Rented))
-    }
-
-    async fn release(
-        &self,
-        key: &EventKey,
-        book_id: &str,
-    ) -> anyhow::Result<Applied<ReleaseOutcome>> {
-        let mut tx = self.db.begin().await?;
-        if !claim(&mut tx, key).await? {
-            return Ok(Applied::Duplicate);
-        }
-        sqlx::query("INSERT INTO canceled_bookings (book_id, canceled_at) VALUES ($1, $2) ON CONFLICT (book_id) DO NOTHING")
-            .bind(book_id.to_owned())
-            .bind(now_text())
-            .execute(&mut *tx)
-            .await?;
-        let rental = sqlx::query("SELECT house_id, check_in, check_out FROM rentals WHERE book_id = $1 AND status = 'RENTED'")
-            .bind(book_id.to_owned())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(rental) = rental else {
-            self.commit(tx, false).await?;
-            return Ok(Applied::Now(ReleaseOutcome::NothingHeld));
-        };
-        sqlx::query("DELETE FROM reserved_nights WHERE book_id = $1")
-            .bind(book_id.to_owned())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE rentals SET status = 'RELEASED', updated_at = $1 WHERE book_id = $2")
-            .bind(now_text())
-            .bind(book_id.to_owned())
-            .execute(&mut *tx)
-            .await?;
-        let event = HouseRentCanceled {
-            house_id: rental.try_get("house_id")?,
-            book_id: book_id.to_owned(),
-            check_in: events::parse_date(&rental.try_get::<String, _>("check_in")?)?,
-            check_out: events::parse_date(&rental.try_get::<String, _>("check_out")?)?,
-        };
-        self.outbox.enqueue(&mut tx, &event).await?;
-        self.commit(tx, true).await?;
-        Ok(Applied::Now(ReleaseOutcome::Released))
+        let notify = out
+            .iter()
+            .any(|a| matches!(a, Applied::Now(d) if wrote_event(d)));
+        self.commit(tx, notify).await?;
+        Ok(out)
     }
 }

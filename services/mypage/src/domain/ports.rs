@@ -17,8 +17,9 @@ pub enum Applied {
 /// The view's storage.
 #[async_trait]
 pub trait ViewRepository: Send + Sync + 'static {
-    /// Folds one event into the view, with its inbox row, in one transaction.
-    async fn apply(&self, key: &EventKey, event: &DomainEvent) -> anyhow::Result<Applied>;
+    /// Folds events into the view in order, each with its inbox row, all in one
+    /// transaction: all of them or none.
+    async fn apply_all(&self, events: &[(EventKey, DomainEvent)]) -> anyhow::Result<Vec<Applied>>;
     /// One row.
     async fn get(&self, book_id: &str) -> anyhow::Result<Option<BookingView>>;
     /// Rows, of one customer or all, oldest booking first.

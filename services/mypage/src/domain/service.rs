@@ -35,7 +35,19 @@ impl ViewService {
 
     /// Folds one event in (effectively once).
     pub async fn apply(&self, key: &EventKey, event: &DomainEvent) -> anyhow::Result<Applied> {
-        self.repo.apply(key, event).await
+        let applied = self.repo.apply_all(&[(key.clone(), event.clone())]).await?;
+        applied
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("the store applied nothing"))
+    }
+
+    /// Folds events in, in order, all or none (effectively once each).
+    pub async fn apply_all(
+        &self,
+        events: &[(EventKey, DomainEvent)],
+    ) -> anyhow::Result<Vec<Applied>> {
+        self.repo.apply_all(events).await
     }
 
     /// One row, if `caller` owns it or `sees_all`.

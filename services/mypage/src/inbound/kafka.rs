@@ -7,7 +7,14 @@ use platform::consumer::{EventHandler, HandleError, Handled};
 use crate::domain::ports::Applied;
 use crate::domain::service::ViewService;
 
-/// The view's event adapter.
+fn handled(a: Applied) -> Handled {
+    match a {
+        Applied::Now => Handled::Applied,
+        Applied::Duplicate => Handled::Duplicate,
+    }
+}
+
+/// The view's event adapter: a batch of events is folded in one transaction.
 pub struct ViewEvents {
     service: ViewService,
 }
@@ -29,9 +36,32 @@ impl EventHandler for ViewEvents {
         let event = envelope
             .decode()
             .map_err(|e| HandleError::Permanent(e.to_string()))?;
-        match self.service.apply(&EventKey::of(envelope), &event).await? {
-            Applied::Now => Ok(Handled::Applied),
-            Applied::Duplicate => Ok(Handled::Duplicate),
-        }
+        Ok(handled(
+            self.service.apply(&EventKey::of(envelope), &event).await?,
+        ))
+    }
+
+    async fn handle_batch(
+        &self,
+        envelopes: &[Envelope],
+    ) -> Option<Result<Vec<Handled>, HandleError>> {
+        let decoded: Result<Vec<_>, HandleError> = envelopes
+            .iter()
+            .map(|e| {
+                e.decode()
+                    .map(|event| (EventKey::of(e), event))
+                    .map_err(|err| HandleError::Permanent(err.to_string()))
+            })
+            .collect();
+        let result = match decoded {
+            Ok(events) => self
+                .service
+                .apply_all(&events)
+                .await
+                .map(|a| a.into_iter().map(handled).collect())
+                .map_err(HandleError::Transient),
+            Err(e) => Err(e),
+        };
+        Some(result)
     }
 }

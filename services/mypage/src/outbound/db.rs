@@ -1,5 +1,6 @@
 //! The view on SQLite or PostgreSQL. Each event is one small update of its booking's row
-//! (created on first sight, whatever event comes first), committed with its inbox row.
+//! (created on first sight, whatever event comes first), committed with its inbox row; a
+//! batch of events commits in one transaction.
 //! Columns are owned by the context that produces them, and each producer's events of a
 //! booking arrive in order on the booking's partition, so no update can undo a later one.
 
@@ -93,141 +94,140 @@ fn t(s: impl ToString) -> Bind {
     Bind::Text(s.to_string())
 }
 
-#[async_trait]
-impl ViewRepository for SqlView {
-    async fn apply(&self, key: &EventKey, event: &DomainEvent) -> anyhow::Result<Applied> {
-        let mut tx = self.db.begin().await?;
-        if !claim(&mut tx, key).await? {
-            return Ok(Applied::Duplicate);
+/// Folds one event into the view inside the caller's transaction.
+async fn fold(tx: &mut Transaction<'static, Any>, event: &DomainEvent) -> anyhow::Result<()> {
+    match event {
+        DomainEvent::HouseRegistered(h) => {
+            sqlx::query(
+                "INSERT INTO houses (house_id, house_name, house_price) VALUES ($1, $2, $3) ON CONFLICT (house_id) \
+                 DO UPDATE SET house_name = excluded.house_name, house_price = excluded.house_price",
+            )
+            .bind(h.house_id)
+            .bind(h.house_name.clone())
+            .bind(h.house_price)
+            .execute(&mut **tx)
+            .await?;
         }
-        match event {
-            DomainEvent::HouseRegistered(h) => {
+        DomainEvent::Booked(b) => {
+            update(
+                tx,
+                &b.book_id,
+                "customer_id = $2, house_id = $3, house_name = $4, house_price = $5, check_in = $6, \
+                 check_out = $7, payment_id = $8, book_status = COALESCE(book_status, 'BOOKED')",
+                vec![
+                    t(&b.customer_id),
+                    Bind::Int(b.house_id),
+                    t(&b.house_name),
+                    Bind::Int(b.house_price),
+                    t(b.check_in),
+                    t(b.check_out),
+                    Bind::Int(b.payment_id),
+                ],
+            )
+            .await?;
+        }
+        DomainEvent::BookConfirmed(b) => {
+            update(tx, &b.book_id, "book_status = $2", vec![t("CONFIRMED")]).await?;
+        }
+        DomainEvent::BookRejected(b) => {
+            update(
+                tx,
+                &b.book_id,
+                "book_status = $2, reason = $3",
+                vec![t("REJECTED"), t(&b.reason)],
+            )
+            .await?;
+        }
+        DomainEvent::BookCanceled(b) => {
+            let at = time_text(b.book_cancel_date);
+            update(
+                tx,
+                &b.book_id,
+                "book_status = $2, book_cancel_date = $3",
+                vec![t("BOOK_CANCELED"), t(at)],
+            )
+            .await?;
+        }
+        DomainEvent::Paid(p) => {
+            update(
+                tx,
+                &p.book_id,
+                "customer_id = COALESCE(customer_id, $2), house_id = COALESCE(house_id, $3), \
+                 house_price = COALESCE(house_price, $4), check_in = COALESCE(check_in, $5), \
+                 check_out = COALESCE(check_out, $6), payment_id = $7, \
+                 payment_status = COALESCE(payment_status, 'PAID'), paid_at = $8",
+                vec![
+                    t(&p.customer_id),
+                    Bind::Int(p.house_id),
+                    Bind::Int(p.house_price),
+                    t(p.check_in),
+                    t(p.check_out),
+                    Bind::Int(p.payment_id),
+                    t(time_text(p.payment_date)),
+                ],
+            )
+            .await?;
+        }
+        DomainEvent::PaymentCanceled(p) => {
+            let at = time_text(p.payment_cancel_date);
+            update(
+                tx,
+                &p.book_id,
+                "payment_status = $2, refunded_at = $3",
+                vec![t("PAYMENT_CANCELED"), t(at)],
+            )
+            .await?;
+        }
+        DomainEvent::HouseRented(h) => {
+            update(tx, &h.book_id, "house_status = $2", vec![t("RENTED")]).await?;
+            let stay = Stay::new(h.check_in, h.check_out)?;
+            for night in stay.each_night() {
                 sqlx::query(
-                    "INSERT INTO houses (house_id, house_name, house_price) VALUES ($1, $2, $3) ON CONFLICT (house_id) \
-                     DO UPDATE SET house_name = excluded.house_name, house_price = excluded.house_price",
+                    "INSERT INTO house_nights (house_id, night, book_id) VALUES ($1, $2, $3) \
+                     ON CONFLICT (house_id, night) DO UPDATE SET book_id = excluded.book_id",
                 )
                 .bind(h.house_id)
-                .bind(h.house_name.clone())
-                .bind(h.house_price)
-                .execute(&mut *tx)
+                .bind(night.to_string())
+                .bind(h.book_id.clone())
+                .execute(&mut **tx)
                 .await?;
             }
-            DomainEvent::Booked(b) => {
-                update(
-                    &mut tx,
-                    &b.book_id,
-                    "customer_id = $2, house_id = $3, house_name = $4, house_price = $5, check_in = $6, \
-                     check_out = $7, payment_id = $8, book_status = COALESCE(book_status, 'BOOKED')",
-                    vec![
-                        t(&b.customer_id),
-                        Bind::Int(b.house_id),
-                        t(&b.house_name),
-                        Bind::Int(b.house_price),
-                        t(b.check_in),
-                        t(b.check_out),
-                        Bind::Int(b.payment_id),
-                    ],
-                )
+        }
+        DomainEvent::HouseRentRejected(h) => {
+            update(
+                tx,
+                &h.book_id,
+                "house_status = $2, reason = $3",
+                vec![t("REJECTED"), t(&h.reason)],
+            )
+            .await?;
+        }
+        DomainEvent::HouseRentCanceled(h) => {
+            update(tx, &h.book_id, "house_status = $2", vec![t("RELEASED")]).await?;
+            sqlx::query("DELETE FROM house_nights WHERE book_id = $1")
+                .bind(h.book_id.clone())
+                .execute(&mut **tx)
                 .await?;
-            }
-            DomainEvent::BookConfirmed(b) => {
-                update(
-                    &mut tx,
-                    &b.book_id,
-                    "book_status = $2",
-                    vec![t("CONFIRMED")],
-                )
-                .await?;
-            }
-            DomainEvent::BookRejected(b) => {
-                update(
-                    &mut tx,
-                    &b.book_id,
-                    "book_status = $2, reason = $3",
-                    vec![t("REJECTED"), t(&b.reason)],
-                )
-                .await?;
-            }
-            DomainEvent::BookCanceled(b) => {
-                let at = time_text(b.book_cancel_date);
-                update(
-                    &mut tx,
-                    &b.book_id,
-                    "book_status = $2, book_cancel_date = $3",
-                    vec![t("BOOK_CANCELED"), t(at)],
-                )
-                .await?;
-            }
-            DomainEvent::Paid(p) => {
-                update(
-                    &mut tx,
-                    &p.book_id,
-                    "customer_id = COALESCE(customer_id, $2), house_id = COALESCE(house_id, $3), \
-                     house_price = COALESCE(house_price, $4), check_in = COALESCE(check_in, $5), \
-                     check_out = COALESCE(check_out, $6), payment_id = $7, \
-                     payment_status = COALESCE(payment_status, 'PAID'), paid_at = $8",
-                    vec![
-                        t(&p.customer_id),
-                        Bind::Int(p.house_id),
-                        Bind::Int(p.house_price),
-                        t(p.check_in),
-                        t(p.check_out),
-                        Bind::Int(p.payment_id),
-                        t(time_text(p.payment_date)),
-                    ],
-                )
-                .await?;
-            }
-            DomainEvent::PaymentCanceled(p) => {
-                let at = time_text(p.payment_cancel_date);
-                update(
-                    &mut tx,
-                    &p.book_id,
-                    "payment_status = $2, refunded_at = $3",
-                    vec![t("PAYMENT_CANCELED"), t(at)],
-                )
-                .await?;
-            }
-            DomainEvent::HouseRented(h) => {
-                update(&mut tx, &h.book_id, "house_status = $2", vec![t("RENTED")]).await?;
-                let stay = Stay::new(h.check_in, h.check_out)?;
-                for night in stay.each_night() {
-                    sqlx::query(
-                        "INSERT INTO house_nights (house_id, night, book_id) VALUES ($1, $2, $3) \
-                         ON CONFLICT (house_id, night) DO UPDATE SET book_id = excluded.book_id",
-                    )
-                    .bind(h.house_id)
-                    .bind(night.to_string())
-                    .bind(h.book_id.clone())
-                    .execute(&mut *tx)
-                    .await?;
-                }
-            }
-            DomainEvent::HouseRentRejected(h) => {
-                update(
-                    &mut tx,
-                    &h.book_id,
-                    "house_status = $2, reason = $3",
-                    vec![t("REJECTED"), t(&h.reason)],
-                )
-                .await?;
-            }
-            DomainEvent::HouseRentCanceled(h) => {
-                update(
-                    &mut tx,
-                    &h.book_id,
-                    "house_status = $2",
-                    vec![t("RELEASED")],
-                )
-                .await?;
-                sqlx::query("DELETE FROM house_nights WHERE book_id = $1")
-                    .bind(h.book_id.clone())
-                    .execute(&mut *tx)
-                    .await?;
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl ViewRepository for SqlView {
+    async fn apply_all(&self, events: &[(EventKey, DomainEvent)]) -> anyhow::Result<Vec<Applied>> {
+        let mut tx = self.db.begin().await?;
+        let mut applied = Vec::with_capacity(events.len());
+        for (key, event) in events {
+            if claim(&mut tx, key).await? {
+                fold(&mut tx, event).await?;
+                applied.push(Applied::Now);
+            } else {
+                applied.push(Applied::Duplicate);
             }
         }
         tx.commit().await?;
-        Ok(Applied::Now)
+        Ok(applied)
     }
 
     async fn get(&self, book_id: &str) -> anyhow::Result<Option<BookingView>> {
