@@ -72,6 +72,47 @@ pub trait EventHandler: Send + Sync + 'static {
     }
 }
 
+/// An inbound event adapter whose store applies a batch of events in one transaction: it
+/// reads each envelope into what its domain consumes, and applies a slice of those, all
+/// or none. Every `BatchHandler` is an [`EventHandler`] (one event is a batch of one).
+#[async_trait]
+pub trait BatchHandler: Send + Sync + 'static {
+    /// What one event means to the domain.
+    type Item: Send + Sync + 'static;
+    /// The event types it consumes; every other type is skipped.
+    fn handles(&self) -> &'static [&'static str];
+    /// Reads one envelope; an event that does not fit the contract is [`HandleError::Permanent`].
+    fn read(&self, envelope: &Envelope) -> Result<Self::Item, HandleError>;
+    /// Applies items in order, effectively once each, in one transaction; one outcome each.
+    async fn apply(&self, items: &[Self::Item]) -> anyhow::Result<Vec<Handled>>;
+}
+
+#[async_trait]
+impl<B: BatchHandler> EventHandler for B {
+    fn handles(&self) -> &'static [&'static str] {
+        BatchHandler::handles(self)
+    }
+
+    async fn handle(&self, envelope: &Envelope) -> Result<Handled, HandleError> {
+        let one = [self.read(envelope)?];
+        self.apply(&one)
+            .await?
+            .pop()
+            .ok_or_else(|| HandleError::Transient(anyhow::anyhow!("the store applied nothing")))
+    }
+
+    async fn handle_batch(
+        &self,
+        envelopes: &[Envelope],
+    ) -> Option<Result<Vec<Handled>, HandleError>> {
+        let items: Result<Vec<_>, _> = envelopes.iter().map(|e| self.read(e)).collect();
+        Some(match items {
+            Ok(items) => self.apply(&items).await.map_err(HandleError::Transient),
+            Err(e) => Err(e),
+        })
+    }
+}
+
 /// The most messages handed to [`EventHandler::handle_batch`] at once: what has already
 /// arrived, never waiting for more.
 pub const MAX_BATCH: usize = 256;

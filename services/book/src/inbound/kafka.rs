@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use events::{DomainEvent, Envelope, EventKey};
-use platform::consumer::{EventHandler, HandleError, Handled};
+use platform::consumer::{BatchHandler, HandleError, Handled};
 
 use crate::domain::models::Listing;
 use crate::domain::ports::{Applied, Consumed, HouseDecision};
@@ -25,6 +25,29 @@ fn handled(a: Applied<()>) -> Handled {
     match a {
         Applied::Now(()) => Handled::Applied,
         Applied::Duplicate => Handled::Duplicate,
+    }
+}
+
+#[async_trait]
+impl BatchHandler for BookEvents {
+    type Item = (EventKey, Consumed);
+
+    fn handles(&self) -> &'static [&'static str] {
+        &[
+            "HouseRegistered",
+            "HouseRented",
+            "HouseRentRejected",
+            "Paid",
+        ]
+    }
+
+    fn read(&self, envelope: &Envelope) -> Result<Self::Item, HandleError> {
+        consumed(envelope)
+    }
+
+    async fn apply(&self, items: &[Self::Item]) -> anyhow::Result<Vec<Handled>> {
+        let done = self.service.on_events(items).await?;
+        Ok(done.into_iter().map(handled).collect())
     }
 }
 
@@ -58,40 +81,4 @@ fn consumed(envelope: &Envelope) -> Result<(EventKey, Consumed), HandleError> {
         }
     };
     Ok((EventKey::of(envelope), consumed))
-}
-
-#[async_trait]
-impl EventHandler for BookEvents {
-    fn handles(&self) -> &'static [&'static str] {
-        &[
-            "HouseRegistered",
-            "HouseRented",
-            "HouseRentRejected",
-            "Paid",
-        ]
-    }
-
-    async fn handle(&self, envelope: &Envelope) -> Result<Handled, HandleError> {
-        let one = [consumed(envelope)?];
-        let mut done = self.service.on_events(&one).await?;
-        done.pop()
-            .map(handled)
-            .ok_or_else(|| HandleError::Transient(anyhow::anyhow!("the store applied nothing")))
-    }
-
-    async fn handle_batch(
-        &self,
-        envelopes: &[Envelope],
-    ) -> Option<Result<Vec<Handled>, HandleError>> {
-        let events: Result<Vec<_>, _> = envelopes.iter().map(consumed).collect();
-        Some(match events {
-            Ok(e) => self
-                .service
-                .on_events(&e)
-                .await
-                .map(|done| done.into_iter().map(handled).collect())
-                .map_err(HandleError::Transient),
-            Err(e) => Err(e),
-        })
-    }
 }

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use events::{DomainEvent, Envelope, EventKey, Stay};
-use platform::consumer::{EventHandler, HandleError, Handled};
+use platform::consumer::{BatchHandler, HandleError, Handled};
 
 use crate::domain::models::Reservation;
 use crate::domain::ports::{Applied, Command};
@@ -51,32 +51,19 @@ fn command(envelope: &Envelope) -> Result<(EventKey, Command), HandleError> {
 }
 
 #[async_trait]
-impl EventHandler for HouseEvents {
+impl BatchHandler for HouseEvents {
+    type Item = (EventKey, Command);
+
     fn handles(&self) -> &'static [&'static str] {
         &["Paid", "PaymentCanceled", "BookCanceled"]
     }
 
-    async fn handle(&self, envelope: &Envelope) -> Result<Handled, HandleError> {
-        let one = [command(envelope)?];
-        let mut done = self.service.apply_all(&one).await?;
-        done.pop()
-            .map(handled)
-            .ok_or_else(|| HandleError::Transient(anyhow::anyhow!("the store applied nothing")))
+    fn read(&self, envelope: &Envelope) -> Result<Self::Item, HandleError> {
+        command(envelope)
     }
 
-    async fn handle_batch(
-        &self,
-        envelopes: &[Envelope],
-    ) -> Option<Result<Vec<Handled>, HandleError>> {
-        let commands: Result<Vec<_>, _> = envelopes.iter().map(command).collect();
-        Some(match commands {
-            Ok(c) => self
-                .service
-                .apply_all(&c)
-                .await
-                .map(|done| done.into_iter().map(handled).collect())
-                .map_err(HandleError::Transient),
-            Err(e) => Err(e),
-        })
+    async fn apply(&self, items: &[Self::Item]) -> anyhow::Result<Vec<Handled>> {
+        let done = self.service.apply_all(items).await?;
+        Ok(done.into_iter().map(handled).collect())
     }
 }

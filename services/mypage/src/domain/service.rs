@@ -33,15 +33,6 @@ impl ViewService {
         Self { repo }
     }
 
-    /// Folds one event in (effectively once).
-    pub async fn apply(&self, key: &EventKey, event: &DomainEvent) -> anyhow::Result<Applied> {
-        let applied = self.repo.apply_all(&[(key.clone(), event.clone())]).await?;
-        applied
-            .into_iter()
-            .next()
-            .ok_or_else(|| anyhow::anyhow!("the store applied nothing"))
-    }
-
     /// Folds events in, in order, all or none (effectively once each).
     pub async fn apply_all(
         &self,

@@ -1,8 +1,8 @@
 //! Folds every event of the catalog into the view.
 
 use async_trait::async_trait;
-use events::{Envelope, EventKey, EVENT_TYPES};
-use platform::consumer::{EventHandler, HandleError, Handled};
+use events::{DomainEvent, Envelope, EventKey, EVENT_TYPES};
+use platform::consumer::{BatchHandler, HandleError, Handled};
 
 use crate::domain::ports::Applied;
 use crate::domain::service::ViewService;
@@ -27,41 +27,22 @@ impl ViewEvents {
 }
 
 #[async_trait]
-impl EventHandler for ViewEvents {
+impl BatchHandler for ViewEvents {
+    type Item = (EventKey, DomainEvent);
+
     fn handles(&self) -> &'static [&'static str] {
         EVENT_TYPES
     }
 
-    async fn handle(&self, envelope: &Envelope) -> Result<Handled, HandleError> {
+    fn read(&self, envelope: &Envelope) -> Result<Self::Item, HandleError> {
         let event = envelope
             .decode()
             .map_err(|e| HandleError::Permanent(e.to_string()))?;
-        Ok(handled(
-            self.service.apply(&EventKey::of(envelope), &event).await?,
-        ))
+        Ok((EventKey::of(envelope), event))
     }
 
-    async fn handle_batch(
-        &self,
-        envelopes: &[Envelope],
-    ) -> Option<Result<Vec<Handled>, HandleError>> {
-        let decoded: Result<Vec<_>, HandleError> = envelopes
-            .iter()
-            .map(|e| {
-                e.decode()
-                    .map(|event| (EventKey::of(e), event))
-                    .map_err(|err| HandleError::Permanent(err.to_string()))
-            })
-            .collect();
-        let result = match decoded {
-            Ok(events) => self
-                .service
-                .apply_all(&events)
-                .await
-                .map(|a| a.into_iter().map(handled).collect())
-                .map_err(HandleError::Transient),
-            Err(e) => Err(e),
-        };
-        Some(result)
+    async fn apply(&self, items: &[Self::Item]) -> anyhow::Result<Vec<Handled>> {
+        let done = self.service.apply_all(items).await?;
+        Ok(done.into_iter().map(handled).collect())
     }
 }
