@@ -52,7 +52,7 @@ async fn a_fetch_that_starts_inside_a_record_batch_gets_the_rest_of_it() {
         .set("group.id", unique("inside-"))
         .set("enable.auto.commit", "false")
         .set("broker.address.family", "v4")
-        .set("fetch.wait.max.ms", &settings.fetch_wait_ms.to_string())
+        .set("fetch.wait.max.ms", settings.fetch_wait_ms.to_string())
         .create()
         .unwrap();
     let mut at = TopicPartitionList::new();
