@@ -98,8 +98,9 @@ pub struct KafkaSettings {
     pub relay_poll_ms: u64,
     /// The longest a fetch waits for data (`fetch.wait.max.ms`). Apache Kafka answers a
     /// waiting fetch as soon as data arrives, so there it only bounds idle polling; Tansu
-    /// 0.6.0 sleeps through about half of it even when data is there, so it is a floor
-    /// under every event hop (librdkafka's default of 500 ms made each hop ≈500 ms).
+    /// 0.6.0 sleeps after reading even when data is there (all of a wait under 250 ms, half
+    /// of a longer one), so it is a floor under every event hop (librdkafka's default of
+    /// 500 ms made each hop ≈250–500 ms).
     pub fetch_wait_ms: u64,
 }
 
