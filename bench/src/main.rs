@@ -5,11 +5,12 @@
 //! ceiling, the idle `201 → CONFIRMED` time, then a closed-loop booking load through the
 //! gateway on distinct nights, and waits until every outbox is empty, every consumer group
 //! has committed everything and book has applied every booking's decision. Prints the
-//! figures; asserts nothing about them (this machine is shared and noisy).
+//! figures; asserts nothing about them (this machine is shared and noisy). The fleet's
+//! set-up goes through `e2e::Fleet`, test support that panics on a failed step; the
+//! benchmark's own steps return their errors.
 //!
 //!     cargo build --release --bins && target/release/saga-bench [--postgres]
 //!         [--secs 30] [--clients 32] [--idle 40] [--noop-secs 10] [--relay-events 20000]
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a failed set-up ends it
 
 mod closed_loop;
 mod noop;
@@ -149,7 +150,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let settled_before = saga::drain(&gauges, 0, Duration::from_secs(60)).await;
     let baseline = gauges.read().await?;
-    assert!(settled_before.0.is_some(), "the idle phase did not settle");
+    anyhow::ensure!(
+        settled_before.0.is_some(),
+        "the idle phase did not settle within 60 s"
+    );
 
     // 4. The load: client c books house c, one night after another, from a year on.
     let pids: Vec<(String, u32)> = SERVICES

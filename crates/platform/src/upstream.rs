@@ -28,6 +28,27 @@ struct Member {
     ready: AtomicBool,
 }
 
+/// Why [`Pool::send`] got no answer.
+#[derive(Debug)]
+pub enum SendError {
+    /// Every replica refused the connection.
+    NoReplica,
+    /// The request failed after reaching a replica, or may have (e.g. it timed out).
+    Failed(reqwest::Error),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NoReplica => f.write_str("no replica answers"),
+            Self::Failed(e) if e.is_timeout() => f.write_str("timed out"),
+            Self::Failed(e) => write!(f, "unreachable: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pool")
@@ -108,6 +129,27 @@ impl Pool {
         if self.inner.members.len() > 1 {
             if let Some(m) = self.inner.members.iter().find(|m| &*m.base == base) {
                 m.ready.store(false, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Sends `request(base)` to a ready replica. A replica that refuses the connection
+    /// (stopped, restarting: nothing reached it) is marked down and the next one is tried;
+    /// any other failure is the caller's to judge, since the request may have arrived.
+    pub async fn send(
+        &self,
+        request: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, SendError> {
+        let mut tried = Vec::new();
+        loop {
+            let base = self.pick(&tried).ok_or(SendError::NoReplica)?;
+            match request(&base).send().await {
+                Ok(res) => return Ok(res),
+                Err(e) if e.is_connect() => {
+                    self.mark_down(&base);
+                    tried.push(base);
+                }
+                Err(e) => return Err(SendError::Failed(e)),
             }
         }
     }

@@ -1,10 +1,12 @@
 //! The booking context (SPEC §1, Core): the Book aggregate and the saga it drives.
 //!
 //! `POST /books` prices the stay from book's own copy of the listings (built from
-//! `HouseRegistered`; a house not in it yet is asked of house directly), pays synchronously through a circuit breaker, and only then commits
-//! `BOOKED` with its `Booked` event. The house's answer moves the booking to `CONFIRMED` or
-//! `REJECTED` (and the payment is refunded). Cancelling refunds synchronously, then commits
-//! `BOOK_CANCELED`. A reconciler refunds payments whose booking never committed (I2).
+//! `HouseRegistered`; a house not in it yet is asked of house directly), pays
+//! synchronously through a circuit breaker, and only then commits `BOOKED` with its
+//! `Booked` event. The house's answer moves the booking to `CONFIRMED` or `REJECTED` (and
+//! the payment is refunded). Cancelling commits `BOOK_CANCELED` with its refund due, then
+//! refunds. A reconciler refunds payments whose booking never committed (I2) and makes
+//! refunds that could not be made at once.
 
 pub mod domain;
 pub mod inbound;

@@ -88,28 +88,16 @@ impl Houses for HttpHouses {
     async fn listing(&self, house_id: i64) -> Result<Option<Listing>, HouseLookupError> {
         let token = self.token.get().await.map_err(unavailable)?;
         let timeout = Duration::from_millis(self.settings.timeout_ms);
-        let mut tried = Vec::new();
-        let res = loop {
-            let base = self
-                .pool
-                .pick(&tried)
-                .ok_or_else(|| unavailable("no house replica answers"))?;
-            match self
-                .http
-                .get(format!("{base}/houses/{house_id}"))
-                .bearer_auth(&token)
-                .timeout(timeout)
-                .send()
-                .await
-            {
-                Ok(res) => break res,
-                Err(e) if e.is_connect() => {
-                    self.pool.mark_down(&base);
-                    tried.push(base);
-                }
-                Err(e) => return Err(unavailable(format!("house: {e}"))),
-            }
-        };
+        let res = self
+            .pool
+            .send(|base| {
+                self.http
+                    .get(format!("{base}/houses/{house_id}"))
+                    .bearer_auth(&token)
+                    .timeout(timeout)
+            })
+            .await
+            .map_err(|e| unavailable(format!("house: {e}")))?;
         match res.status() {
             reqwest::StatusCode::NOT_FOUND => Ok(None),
             s if s.is_success() => {

@@ -304,26 +304,10 @@ impl HttpPayments {
         let timeout = Duration::from_millis(self.settings.timeout_ms);
         let pool = &self.pool;
         let fut = async move {
-            let mut tried = Vec::new();
-            let res = loop {
-                let Some(base) = pool.pick(&tried) else {
-                    return Err(CallError::Unavailable("no replica answers".into()));
-                };
-                match request(&base).timeout(timeout).send().await {
-                    Ok(res) => break res,
-                    Err(e) if e.is_connect() => {
-                        pool.mark_down(&base);
-                        tried.push(base);
-                    }
-                    Err(e) => {
-                        return Err(CallError::Unavailable(if e.is_timeout() {
-                            "timed out".into()
-                        } else {
-                            format!("unreachable: {e}")
-                        }))
-                    }
-                }
-            };
+            let res = pool
+                .send(|base| request(base).timeout(timeout))
+                .await
+                .map_err(|e| CallError::Unavailable(e.to_string()))?;
             let status = res.status();
             let body: serde_json::Value = match res.bytes().await {
                 Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
