@@ -1,8 +1,15 @@
 #!/usr/bin/env python3
 """Policy checks on rendered manifests: what every workload of the fleet must have.
 
-    check.py RENDERED.yaml     check one rendered overlay (kubectl kustomize output)
-    check.py --self-test       prove the checks catch what they claim to (broken inputs)
+    check.py RENDERED.yaml                   check one rendered overlay (kubectl kustomize output)
+    check.py --production RENDERED.yaml      ... and the checks of a real cluster (below)
+    check.py --self-test LOCAL.yaml PROD.yaml  prove the checks catch what they claim to
+
+A real cluster (every overlay but local) also: carries no value of the development
+Secret (overlays/local/secrets-dev.yaml: keys, passwords, client secrets, user hashes),
+in plain text or base64, anywhere; refuses development credentials
+(HOUSEBOOK_AUTH__FORBID_DEV_CREDENTIALS=true); does not enable fault injection; serves
+/metrics on an admin port that no Service exposes.
 
 Every Deployment and StatefulSet: startup, readiness and liveness probes; CPU and memory
 requests and limits; non-root, read-only root filesystem, no privilege escalation.
@@ -11,10 +18,15 @@ maxUnavailable 0, a preStop drain shorter than its grace period, a Service, an
 autoscaling/v2 HPA on CPU, and a PodDisruptionBudget selecting its pods. The namespace
 has a default-deny NetworkPolicy; Kafka topics have at least 3 partitions.
 """
+import base64
 import copy
+import os
+import re
 import sys
 
 import yaml
+
+DEV_SECRET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "overlays/local/secrets-dev.yaml")
 
 
 def find(docs, kind, name=None):
@@ -82,7 +94,59 @@ def check(docs):
     return passed, failures
 
 
-def self_test(path):
+def dev_secret_values():
+    """Every secret value of the development Secret: each PEM body line, each argon2 hash,
+    each password and URL; not the TOML structure around the users."""
+    values = set()
+    for doc in yaml.safe_load_all(open(DEV_SECRET)):
+        for v in (doc or {}).get("stringData", {}).values():
+            for line in str(v).splitlines():
+                line = line.strip()
+                hashes = re.findall(r"\$argon2[^\"\s]+", line)
+                if hashes:
+                    values.update(hashes)
+                elif line and not line.startswith(("-----", "[[", "name =", "roles =")):
+                    values.add(line)
+    return values
+
+
+def check_production(docs):
+    """Returns (passed, failures) of the checks a real cluster needs on top of check()."""
+    failures, passed = [], 0
+
+    def need(ok, what):
+        nonlocal passed
+        if ok:
+            passed += 1
+        else:
+            failures.append(what)
+
+    text = yaml.safe_dump_all(docs)
+    for d in find(docs, "Secret"):
+        for v in (d.get("data") or {}).values():
+            try:
+                text += "\n" + base64.b64decode(v).decode("utf-8", "replace")
+            except ValueError:
+                pass
+    secrets = dev_secret_values()
+    need(len(secrets) >= 10, f"the development Secret's values were read ({len(secrets)})")
+    for value in sorted(secrets):
+        need(value not in text, f"no development secret value ({value[:12]}...) in the manifests")
+    config = {}
+    for c in find(docs, "ConfigMap", "housebook-config"):
+        config.update(c.get("data") or {})
+    need(config.get("HOUSEBOOK_AUTH__FORBID_DEV_CREDENTIALS") == "true", "development credentials are refused")
+    need(config.get("HOUSEBOOK_FAULTS__ENABLED", "false") != "true", "fault injection is not enabled")
+    admin = config.get("HOUSEBOOK_HTTP__ADMIN_PORT")
+    need(admin is not None, "/metrics is on an admin port")
+    for svc in find(docs, "Service"):
+        for port in svc["spec"].get("ports", []):
+            need(str(port.get("targetPort")) not in (str(admin), "admin") and str(port.get("port")) != str(admin),
+                 f"Service {svc['metadata']['name']} does not expose the admin port")
+    return passed, failures
+
+
+def self_test(path, production_path):
     """Breaks a good rendering in each way the checks guard against; every break must be caught."""
     good = [d for d in yaml.safe_load_all(open(path)) if d]
     _, failures = check(good)
@@ -107,17 +171,50 @@ def self_test(path):
         "one partition": lambda ds: next(d for d in ds if d.get("kind") == "KafkaTopic")["spec"].update(partitions=1),
     }
     missed = [name for name, edit in cases.items() if not broken(edit)]
-    for name in cases:
-        print(f"  self-test: {name}: {'MISSED' if name in missed else 'caught'}")
-    return len(cases) - len(missed), missed
+
+    prod = [d for d in yaml.safe_load_all(open(production_path)) if d]
+    _, failures = check_production(prod)
+    assert not failures, f"the good production manifests fail: {failures}"
+
+    def config(docs):
+        return next(d for d in docs if d.get("kind") == "ConfigMap" and d["metadata"]["name"] == "housebook-config")["data"]
+
+    dev_key = "MCowBQYDK2VwAyEAuO5CA5wwyBxJc1w9hnLDlQ7VG1UmJoWV4GF/jw3R5YM="
+    dev_users = open(DEV_SECRET).read().split("gateway.toml: |", 1)[1]
+    prod_cases = {
+        "dev public key in the ConfigMap": lambda ds: config(ds).update(
+            HOUSEBOOK_AUTH__PUBLIC_KEY_PEM=f"-----BEGIN PUBLIC KEY-----\n{dev_key}\n-----END PUBLIC KEY-----\n"),
+        "dev users in a Secret, base64": lambda ds: ds.append({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "planted"},
+            "data": {"gateway.toml": base64.b64encode(dev_users.encode()).decode()}}),
+        "dev client secret in an env value": lambda ds: first_service(ds)["spec"]["template"]["spec"]["containers"][0]
+            .setdefault("env", []).append({"name": "HOUSEBOOK_PAYMENT__CLIENT_SECRET", "value": "book-dev-secret"}),
+        "dev credentials allowed": lambda ds: config(ds).update(HOUSEBOOK_AUTH__FORBID_DEV_CREDENTIALS="false"),
+        "faults enabled": lambda ds: config(ds).update(HOUSEBOOK_FAULTS__ENABLED="true"),
+        "admin port behind a Service": lambda ds: next(d for d in ds if d.get("kind") == "Service" and d["metadata"]["name"] == "gateway")
+            ["spec"]["ports"].append({"name": "admin", "port": 9090, "targetPort": "admin"}),
+    }
+
+    def broken_prod(edit):
+        docs = copy.deepcopy(prod)
+        edit(docs)
+        return check_production(docs)[1]
+
+    prod_missed = [name for name, edit in prod_cases.items() if not broken_prod(edit)]
+    for name in list(cases) + list(prod_cases):
+        print(f"  self-test: {name}: {'MISSED' if name in missed + prod_missed else 'caught'}")
+    return len(cases) + len(prod_cases) - len(missed) - len(prod_missed), missed + prod_missed
 
 
 def main():
-    if len(sys.argv) == 3 and sys.argv[1] == "--self-test":
-        passed, failed = self_test(sys.argv[2])
-    elif len(sys.argv) == 2:
-        docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+    if len(sys.argv) == 4 and sys.argv[1] == "--self-test":
+        passed, failed = self_test(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) in (2, 3) and sys.argv[1:-1] in ([], ["--production"]):
+        docs = [d for d in yaml.safe_load_all(open(sys.argv[-1])) if d]
         passed, failed = check(docs)
+        if sys.argv[1] == "--production":
+            more_passed, more_failed = check_production(docs)
+            passed, failed = passed + more_passed, failed + more_failed
         for f in failed:
             print(f"  FAILED: {f}")
     else:

@@ -1,5 +1,6 @@
 //! The same-hop limit: a chain of three processes that do nothing but pass a request on
-//! (axum servers, pooled reqwest clients), as the booking path does (client → gateway →
+//! (the services' own server, `platform::server`, and pooled reqwest clients), as the
+//! booking path does (client → gateway →
 //! book → payment). What the chain reaches under the same load is the ceiling for a
 //! three-hop synchronous path on this machine, next to which the fleet's figures mean
 //! something.
@@ -16,13 +17,14 @@ use axum::Router;
 /// Serves one hop on `port`: answers `{}` itself, or passes the body on to `next`.
 pub async fn serve_hop(port: u16, next: Option<String>) -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
-        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_idle_timeout(platform::server::CLIENT_IDLE_TIMEOUT)
         .build()?;
     let app = Router::new()
         .route("/hop", post(hop))
         .with_state((http, next));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    axum::serve(listener, app).await?;
+    let settings = platform::settings::HttpSettings::default();
+    platform::server::serve(listener, app, &settings, std::future::pending()).await?;
     Ok(())
 }
 

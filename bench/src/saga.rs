@@ -46,12 +46,9 @@ impl Gauges {
     pub fn new(fleet: &Fleet) -> anyhow::Result<Self> {
         let groups: Vec<String> = CONSUMERS.iter().map(|s| fleet.consumer_group(s)).collect();
         Ok(Self {
-            http: reqwest::Client::new(),
-            urls: PRODUCERS
-                .iter()
-                .map(|s| format!("{}/metrics", fleet.url(s)))
-                .collect(),
-            book: format!("{}/metrics", fleet.url("book")),
+            http: testkit::http(),
+            urls: PRODUCERS.iter().map(|s| fleet.metrics_url(s)).collect(),
+            book: fleet.metrics_url("book"),
             lags: std::sync::Arc::new(LagReader::new(
                 fleet.brokers(),
                 &groups,

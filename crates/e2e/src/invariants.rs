@@ -96,7 +96,7 @@ async fn get_all(
 impl Sources {
     /// Reads everything through the gateway with an admin token.
     pub async fn fetch(gateway: &str, admin: &str, houses: &[i64]) -> Result<Self, String> {
-        let http = reqwest::Client::new();
+        let http = testkit::http();
         let mut calendars = HashMap::new();
         for h in houses {
             let r = http

@@ -59,6 +59,7 @@ impl Options {
 /// A running fleet; dropped, it kills what still runs.
 pub struct Fleet {
     ports: HashMap<String, u16>,
+    gateway_admin_port: u16,
     env: HashMap<String, Vec<(String, String)>>,
     children: HashMap<String, Child>,
     replicas: HashMap<&'static str, Vec<String>>,
@@ -219,6 +220,8 @@ impl Fleet {
                 .collect::<Vec<_>>()
                 .join(",")
         };
+        // The gateway serves its metrics on an admin port, never its public one.
+        let admin_port = free_port();
         let mut env = HashMap::new();
         for s in SERVICES {
             let mut e = vec![
@@ -257,7 +260,10 @@ impl Fleet {
                     kv("HOUSEBOOK_RECONCILE__INTERVAL_MS", "300"),
                     kv("HOUSEBOOK_RECONCILE__GRACE_MS", "2000"),
                 ]),
+                // As ./dev runs them: the demo's fault knobs, the gateway's admin port.
+                "payment" => e.push(kv("HOUSEBOOK_FAULTS__ENABLED", "true")),
                 "gateway" => e.extend([
+                    kv("HOUSEBOOK_HTTP__ADMIN_PORT", admin_port.to_string()),
                     kv("HOUSEBOOK_UPSTREAMS__BOOK", urls("book")),
                     kv("HOUSEBOOK_UPSTREAMS__PAYMENT", urls("payment")),
                     kv("HOUSEBOOK_UPSTREAMS__HOUSE", urls("house")),
@@ -281,10 +287,12 @@ impl Fleet {
         }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
+            .pool_idle_timeout(platform::server::CLIENT_IDLE_TIMEOUT)
             .build()
             .unwrap();
         let mut fleet = Self {
             ports,
+            gateway_admin_port: admin_port,
             env,
             children: HashMap::new(),
             replicas,
@@ -345,6 +353,15 @@ impl Fleet {
     /// The gateway's base URL.
     pub fn gateway(&self) -> String {
         self.url("gateway")
+    }
+
+    /// Where an instance serves `/metrics`: the gateway's admin port, or a service's own.
+    pub fn metrics_url(&self, instance: &str) -> String {
+        if service_of(instance) == "gateway" {
+            format!("http://127.0.0.1:{}/metrics", self.gateway_admin_port)
+        } else {
+            format!("{}/metrics", self.url(instance))
+        }
     }
 
     /// The instance names of a service's replicas.
@@ -503,7 +520,7 @@ impl Fleet {
 
     async fn metrics_text(&self, instance: &str) -> String {
         self.http
-            .get(format!("{}/metrics", self.url(instance)))
+            .get(self.metrics_url(instance))
             .send()
             .await
             .unwrap()

@@ -15,7 +15,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::settings::AuthSettings;
+use crate::settings::{AuthSettings, DEV_VERIFYING_KEY_PEM};
 
 /// A role a token can carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -82,6 +82,7 @@ impl Caller {
 #[derive(Clone)]
 pub struct TokenVerifier {
     key: Arc<DecodingKey>,
+    key_id: Arc<str>,
     validation: Arc<Validation>,
 }
 
@@ -94,6 +95,12 @@ impl std::fmt::Debug for TokenVerifier {
 impl TokenVerifier {
     /// A verifier for the configured key, issuer and audience.
     pub fn new(settings: &AuthSettings) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            !(settings.forbid_dev_credentials
+                && same_pem(&settings.public_key_pem, DEV_VERIFYING_KEY_PEM)),
+            "auth.public_key_pem is the local development key, whose private half is \
+             published; set the deployment's own key (auth.forbid_dev_credentials is on)"
+        );
         let key = DecodingKey::from_ed_pem(settings.public_key_pem.as_bytes())?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[&settings.issuer]);
@@ -106,17 +113,36 @@ impl TokenVerifier {
             .collect::<HashSet<_>>();
         Ok(Self {
             key: Arc::new(key),
+            key_id: Arc::from(settings.key_id.as_str()),
             validation: Arc::new(validation),
         })
     }
 
-    /// Verifies a bearer token.
+    /// Verifies a bearer token. A `kid` header, when present, must name the configured key
+    /// (it is compared, never looked up: no key is fetched or chosen by what a caller says).
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(ApiError::unauthorized("invalid token: too long"));
+        }
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|e| ApiError::unauthorized(format!("invalid token: {}", describe(&e))))?;
+        if header.kid.is_some_and(|kid| *kid != *self.key_id) {
+            return Err(ApiError::unauthorized("invalid token: unknown key"));
+        }
         jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map(|d| d.claims)
             .map_err(|e| ApiError::unauthorized(format!("invalid token: {}", describe(&e))))
     }
 }
+
+/// Whether two PEM texts hold the same bytes, however their lines are wrapped.
+pub fn same_pem(a: &str, b: &str) -> bool {
+    let bare = |s: &str| s.split_whitespace().collect::<String>();
+    bare(a) == bare(b)
+}
+
+/// Longer tokens are refused before any decoding (ours are about 400 bytes).
+const MAX_TOKEN_BYTES: usize = 4096;
 
 fn describe(e: &jsonwebtoken::errors::Error) -> &'static str {
     use jsonwebtoken::errors::ErrorKind as K;
@@ -215,11 +241,9 @@ impl TokenIssuer {
 
     /// Signs any claims (tests use this to forge bad ones).
     pub fn sign(&self, claims: &Claims) -> anyhow::Result<String> {
-        Ok(jsonwebtoken::encode(
-            &Header::new(Algorithm::EdDSA),
-            claims,
-            &self.key,
-        )?)
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid.clone_from(&self.key_id);
+        Ok(jsonwebtoken::encode(&header, claims, &self.key)?)
     }
 
     /// A token for `sub` with `roles`, valid for `ttl_secs`.
@@ -266,6 +290,52 @@ mod tests {
         let mut c = i.claims("alice", &[Role::Customer], 60);
         c.aud = "other".into();
         assert!(v.verify(&i.sign(&c).unwrap()).is_err());
+    }
+
+    #[test]
+    fn the_key_id_is_signed_in_and_another_is_refused() {
+        let (i, v) = pair();
+        let i = i.with_key_id("housebook-dev");
+        let token = i.issue("alice", &[Role::Customer], 60).unwrap();
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.kid.as_deref(), Some("housebook-dev"));
+        assert!(v.verify(&token).is_ok());
+        // The same key under another id, and an id made to look like a path or a query:
+        // compared, never looked up, so refused.
+        for kid in ["rotated-2027", "../../etc/passwd", "' OR 1=1 --", ""] {
+            let t = i
+                .clone()
+                .with_key_id(kid)
+                .issue("alice", &[Role::Customer], 60)
+                .unwrap();
+            let e = v.verify(&t).unwrap_err();
+            assert_eq!(e.message, "invalid token: unknown key", "kid {kid:?}");
+        }
+        // No kid at all: the signature decides (tokens issued before ids were added).
+        let plain =
+            TokenIssuer::from_pem(DEV_SIGNING_KEY_PEM, "housebook-gateway", "housebook").unwrap();
+        assert!(v
+            .verify(&plain.issue("alice", &[Role::Customer], 60).unwrap())
+            .is_ok());
+        // A huge token is refused before decoding.
+        assert_eq!(
+            v.verify(&"a".repeat(MAX_TOKEN_BYTES + 1))
+                .unwrap_err()
+                .message,
+            "invalid token: too long"
+        );
+    }
+
+    #[test]
+    fn the_development_key_is_refused_where_forbidden() {
+        let mut s = AuthSettings::default();
+        assert!(TokenVerifier::new(&s).is_ok());
+        s.forbid_dev_credentials = true;
+        let e = TokenVerifier::new(&s).err().unwrap().to_string();
+        assert!(e.contains("development key"), "{e}");
+        // Re-wrapped, it is still the same key.
+        s.public_key_pem = DEV_VERIFYING_KEY_PEM.replace('\n', "\n\n  ");
+        assert!(TokenVerifier::new(&s).is_err());
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod outbox;
 pub mod runtime;
+pub mod server;
 pub mod service;
 pub mod settings;
 pub mod shutdown;

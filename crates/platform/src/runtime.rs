@@ -165,9 +165,11 @@ impl Runtime {
     }
 }
 
-/// Serves `api` beside `/healthz`, `/readyz` and `/metrics`, with request ids, route
-/// metrics, JSON fallbacks and the body limit, until `shutdown`; then readiness turns
-/// false, the listener keeps accepting for `drain_secs`, and in-flight requests finish.
+/// Serves `api` beside `/healthz`, `/readyz` and `/metrics` (the last only on
+/// `http.admin_port` when one is set, which serves all three), with request ids, route metrics, JSON
+/// fallbacks, the body limit and the bounds of [`crate::server`], until `shutdown`; then
+/// readiness turns false, the listeners keep accepting for `drain_secs`, and in-flight
+/// requests finish.
 pub async fn serve_http(
     listener: TcpListener,
     api: Router,
@@ -176,38 +178,79 @@ pub async fn serve_http(
     health: Health,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let ops = Router::new()
+    let probes = Router::new()
         .route("/healthz", get(health::live))
-        .route("/readyz", get(health::ready).with_state(health.clone()))
-        .route(
-            "/metrics",
-            get(metrics::handler).with_state(metrics.clone()),
-        );
-    let app = api
-        .merge(ops)
-        .method_not_allowed_fallback(crate::http::method_not_allowed)
-        .route_layer(axum::middleware::from_fn_with_state(
-            metrics,
-            crate::http::observe,
-        ))
-        .fallback(crate::http::not_found)
-        .layer(DefaultBodyLimit::max(http.body_limit_bytes))
-        .layer(axum::middleware::from_fn_with_state(
-            http.body_limit_bytes,
-            crate::http::reject_oversized,
-        ))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
+        .route("/readyz", get(health::ready).with_state(health.clone()));
+    let ops = probes.clone().route(
+        "/metrics",
+        get(metrics::handler).with_state(metrics.clone()),
+    );
+    let api = api.route_layer(axum::middleware::from_fn_with_state(
+        crate::server::Bounds::new(http),
+        crate::server::bound,
+    ));
+    let admin = match http.admin_port {
+        Some(port) => Some(TcpListener::bind((http.host.as_str(), port)).await?),
+        None => None,
+    };
+    // With an admin port, the public one keeps the probes (a load balancer checks the
+    // port it sends to, and they say only "ok" or "draining") but not the metrics.
+    let (app, ops) = if admin.is_some() {
+        (api.merge(probes), Some(ops))
+    } else {
+        (api.merge(ops), None)
+    };
+    let finish = |router: Router| {
+        router
+            .method_not_allowed_fallback(crate::http::method_not_allowed)
+            .route_layer(axum::middleware::from_fn_with_state(
+                metrics.clone(),
+                crate::http::observe,
+            ))
+            .fallback(crate::http::not_found)
+            .layer(DefaultBodyLimit::max(http.body_limit_bytes))
+            .layer(axum::middleware::from_fn_with_state(
+                http.body_limit_bytes,
+                crate::http::reject_oversized,
+            ))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+    };
     tracing::info!(
         port = listener.local_addr().map(|a| a.port()).unwrap_or(0),
+        admin_port = admin
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.port()),
         "listening"
     );
+    // Stops both listeners together, after the drain.
+    let stop_accepting = CancellationToken::new();
     let drain = Duration::from_secs(http.drain_secs);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.cancelled().await;
-            health.start_draining();
-            tokio::time::sleep(drain).await;
-        })
-        .await
+    let drained = stop_accepting.clone();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        health.start_draining();
+        tokio::time::sleep(drain).await;
+        drained.cancel();
+    });
+    let public = crate::server::serve(
+        listener,
+        finish(app),
+        http,
+        stop_accepting.clone().cancelled_owned(),
+    );
+    match (admin, ops) {
+        (Some(admin), Some(ops)) => {
+            let admin = crate::server::serve(
+                admin,
+                finish(ops),
+                http,
+                stop_accepting.clone().cancelled_owned(),
+            );
+            let (public, admin) = tokio::join!(public, admin);
+            public.and(admin)
+        }
+        _ => public.await,
+    }
 }

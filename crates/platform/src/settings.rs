@@ -27,7 +27,8 @@ pub struct CommonSettings {
     pub log: LogSettings,
 }
 
-/// The HTTP server.
+/// The HTTP server, and the bounds that keep a flood of requests from exhausting it
+/// (SPEC §7; see `crate::server`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct HttpSettings {
@@ -35,11 +36,28 @@ pub struct HttpSettings {
     pub host: String,
     /// Port to bind; `0` picks a free one (tests).
     pub port: u16,
+    /// A second port for `/healthz`, `/readyz` and `/metrics`, which `port` then no longer
+    /// serves (the gateway's public port carries only the API). None: all on `port`.
+    pub admin_port: Option<u16>,
     /// Largest request body accepted, in bytes.
     pub body_limit_bytes: usize,
     /// Seconds to keep serving after readiness turns false on SIGTERM, so that load
     /// balancers stop sending before the listener closes.
     pub drain_secs: u64,
+    /// Open connections at most; beyond, new ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// API requests in progress at most; beyond, `503` + `Retry-After` at once (load
+    /// shedding; health and metrics are exempt).
+    pub max_in_flight: usize,
+    /// A request's head (line and headers) must arrive within this, and an idle
+    /// keep-alive connection is closed after it (slow clients, slowloris).
+    pub header_read_timeout_ms: u64,
+    /// Headers per request at most (`431` beyond).
+    pub max_headers: usize,
+    /// Bytes of request line and headers at most (`431` beyond).
+    pub max_header_bytes: usize,
+    /// A request (reading its body included) must be answered within this (`408`).
+    pub request_timeout_ms: u64,
 }
 
 impl Default for HttpSettings {
@@ -47,8 +65,15 @@ impl Default for HttpSettings {
         Self {
             host: "127.0.0.1".into(),
             port: 0,
+            admin_port: None,
             body_limit_bytes: 64 * 1024,
             drain_secs: 0,
+            max_connections: 1024,
+            max_in_flight: 512,
+            header_read_timeout_ms: 10_000,
+            max_headers: 64,
+            max_header_bytes: 16 * 1024,
+            request_timeout_ms: 30_000,
         }
     }
 }
@@ -143,6 +168,12 @@ pub struct AuthSettings {
     pub issuer: String,
     /// Expected `aud`.
     pub audience: String,
+    /// The key's id: the gateway puts it in every token's `kid` header and publishes it in
+    /// its JWKS; a token naming another key is refused (a rotation adds keys by id).
+    pub key_id: String,
+    /// Refuse to start with the local development key, users or client secrets (set in
+    /// every cluster overlay but the local one: the development private key is public).
+    pub forbid_dev_credentials: bool,
 }
 
 /// The local development verifying key: NOT a secret, see `dev-keys/README.md`.
@@ -156,6 +187,8 @@ impl Default for AuthSettings {
             public_key_pem: DEV_VERIFYING_KEY_PEM.into(),
             issuer: "housebook-gateway".into(),
             audience: "housebook".into(),
+            key_id: "housebook-dev".into(),
+            forbid_dev_credentials: false,
         }
     }
 }

@@ -170,6 +170,7 @@ impl Pool {
         }
         let pool = self.clone();
         let http = match reqwest::Client::builder()
+            .pool_idle_timeout(crate::server::CLIENT_IDLE_TIMEOUT)
             .timeout(every.max(Duration::from_millis(200)))
             .build()
         {

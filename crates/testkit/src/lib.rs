@@ -149,6 +149,7 @@ pub fn token(sub: &str, roles: &[Role]) -> String {
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
+        .pool_idle_timeout(platform::server::CLIENT_IDLE_TIMEOUT)
         .build()
         .unwrap()
 }

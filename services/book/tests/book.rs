@@ -23,7 +23,11 @@ async fn start(backend: Backend) -> Saga {
     let world = World::new(backend);
     let payment = TestApp::spawn::<payment::Application>(payment::Settings {
         common: world.settings("payment").await,
-        ..Default::default()
+        // The knobs these tests turn (PUT /faults), as ./dev enables them.
+        faults: payment::inbound::faults::FaultSettings {
+            enabled: true,
+            ..Default::default()
+        },
     })
     .await;
     let house = TestApp::spawn::<house::Application>(house::Settings {

@@ -2,8 +2,10 @@
 //! `/.well-known/jwks.json`), checks them, and routes `/houses`, `/books`, `/payments`,
 //! `/mypages` and `/availability` to their services over pooled keep-alive connections.
 
+pub mod client;
 pub mod limit;
 pub mod oauth;
+pub mod passwords;
 pub mod proxy;
 pub mod settings;
 
@@ -73,33 +75,39 @@ impl Service for Application {
 
     async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let metrics = Metrics::new(NAME)?;
+        settings.refuse_dev_credentials()?;
         let issuer = TokenIssuer::from_pem(
             settings.tokens.signing_key_pem.expose_secret(),
             &settings.auth.issuer,
             &settings.auth.audience,
         )?
-        .with_key_id(&settings.tokens.key_id);
+        .with_key_id(&settings.auth.key_id);
         let verifier = TokenVerifier::new(&settings.auth)?;
         // The signing key and the published public key must be a pair.
         verifier
             .verify(&issuer.issue("startup-check", &[platform::auth::Role::Service], 60)?)
             .map_err(|_| anyhow::anyhow!("the signing key does not match auth.public_key_pem"))?;
+        let slots = passwords::Slots::new(settings.passwords);
         let issuance = oauth::Issuance {
             issuer,
             ttl_secs: settings.tokens.ttl_secs,
-            users: Arc::new(settings.users.clone()),
-            clients: Arc::new(settings.clients.clone()),
+            users: passwords::Checker::new(settings.users.clone(), slots.clone())?,
+            clients: passwords::Checker::new(settings.clients.clone(), slots)?,
             jwks: Arc::new(oauth::jwks_of(
                 &settings.auth.public_key_pem,
-                &settings.tokens.key_id,
+                &settings.auth.key_id,
             )?),
             limiter: limit::Limiter::new(settings.rate_limit.token),
+            address_limiter: limit::Limiter::new(settings.rate_limit.token_address),
+            forwarded: settings.forwarded,
         };
         let proxy = proxy::Proxy::new(
             &settings.upstreams,
             verifier,
             settings.http.body_limit_bytes,
             limit::Limiter::new(settings.rate_limit.api),
+            limit::Limiter::new(settings.rate_limit.unauthenticated),
+            settings.forwarded,
         )?;
         proxy.upstreams.watch(
             Duration::from_millis(settings.upstreams.health_interval_ms.max(10)),

@@ -19,15 +19,35 @@ pub struct Rate {
     pub burst: f64,
 }
 
-/// Buckets are dropped once this many keys are held and they are full again, so a flood
-/// of one-off subjects cannot grow the map without end.
+/// Once this many keys are held, buckets that are full again are dropped (a full bucket
+/// and no bucket are the same thing), and again each time the map doubles, so a flood of
+/// one-off keys costs an amortised constant per request.
 const PRUNE_ABOVE: usize = 10_000;
+
+/// Keys held at most, whatever arrives: about 100 bytes each, so a few MiB per limiter.
+/// Beyond, the buckets nearest to full are forgotten first (forgetting one hands its key
+/// a fresh burst, which costs least for those that had most of it anyway).
+const MAX_KEYS: usize = 50_000;
 
 /// The buckets of one limit.
 #[derive(Clone)]
 pub struct Limiter {
     rate: Rate,
-    buckets: Arc<Mutex<HashMap<String, Bucket>>>,
+    buckets: Arc<Mutex<Buckets>>,
+}
+
+struct Buckets {
+    map: HashMap<String, Bucket>,
+    prune_at: usize,
+}
+
+impl Default for Buckets {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+            prune_at: PRUNE_ABOVE,
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -56,20 +76,31 @@ impl Limiter {
             return Ok(());
         }
         let burst = burst.max(1.0);
+        let level = |b: &Bucket| {
+            (b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * per_second).min(burst)
+        };
         // A poisoned lock only means another request panicked mid-update; the counts
         // are still numbers, so go on with them.
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() > PRUNE_ABOVE {
-            buckets.retain(|_, b| {
-                b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * per_second < burst
-            });
+        let Buckets { map, prune_at } = &mut *buckets;
+        if map.len() >= *prune_at && !map.contains_key(key) {
+            map.retain(|_, b| level(b) < burst);
+            if map.len() >= MAX_KEYS {
+                let mut levels: Vec<(f64, String)> =
+                    map.iter().map(|(k, b)| (level(b), k.clone())).collect();
+                let keep = MAX_KEYS / 2;
+                levels.select_nth_unstable_by(keep, |a, b| a.0.total_cmp(&b.0));
+                for (_, k) in levels.drain(keep..) {
+                    map.remove(&k);
+                }
+            }
+            *prune_at = (map.len() * 2).clamp(PRUNE_ABOVE, MAX_KEYS);
         }
-        let b = buckets.entry(key.to_owned()).or_insert(Bucket {
+        let b = map.entry(key.to_owned()).or_insert(Bucket {
             tokens: burst,
             at: now,
         });
-        let refill = now.saturating_duration_since(b.at).as_secs_f64() * per_second;
-        b.tokens = (b.tokens + refill).min(burst);
+        b.tokens = level(b);
         b.at = now;
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
@@ -77,6 +108,26 @@ impl Limiter {
         } else {
             Err(Duration::from_secs_f64((1.0 - b.tokens) / per_second))
         }
+    }
+
+    /// Gives back the request's worth [`Limiter::check`] took (a request that should not
+    /// have counted, such as a successful sign-in).
+    pub fn refund(&self, key: &str) {
+        let burst = self.rate.burst.max(1.0);
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = buckets.map.get_mut(key) {
+            b.tokens = (b.tokens + 1.0).min(burst);
+        }
+    }
+
+    /// Keys held now.
+    pub fn len(&self) -> usize {
+        self.buckets.lock().map_or(0, |b| b.map.len())
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// [`Limiter::check`] as the `429` a handler returns.
@@ -120,6 +171,27 @@ mod tests {
     }
 
     #[test]
+    fn a_refund_gives_back_what_was_taken_and_no_more() {
+        let l = Limiter::new(Rate {
+            per_second: 0.001,
+            burst: 2.0,
+        });
+        for _ in 0..10 {
+            assert!(l.check("alice").is_ok());
+            l.refund("alice");
+        }
+        assert!(l.check("alice").is_ok());
+        assert!(l.check("alice").is_ok());
+        assert!(l.check("alice").is_err());
+        l.refund("alice");
+        l.refund("alice");
+        l.refund("alice");
+        assert!(l.check("alice").is_ok());
+        assert!(l.check("alice").is_ok());
+        assert!(l.check("alice").is_err(), "never above the burst");
+    }
+
+    #[test]
     fn zero_turns_it_off_and_429_says_when_to_come_back() {
         let off = Limiter::new(Rate {
             per_second: 0.0,
@@ -143,10 +215,52 @@ mod tests {
             burst: 1.0,
         });
         let t0 = Instant::now();
-        for i in 0..=PRUNE_ABOVE {
-            let _ = l.check_at(&i.to_string(), t0);
+        for i in 0..PRUNE_ABOVE {
+            let _ = l.check_at(&format!("early-{i}"), t0);
         }
-        let _ = l.check_at("late", t0 + Duration::from_secs(1));
-        assert_eq!(l.buckets.lock().unwrap().len(), 1);
+        assert_eq!(l.len(), PRUNE_ABOVE);
+        // A second later every early bucket is full again: the next prune drops them all
+        // and keeps the new, still-busy ones.
+        let t1 = t0 + Duration::from_secs(1);
+        for i in 0..PRUNE_ABOVE {
+            let _ = l.check_at(&format!("late-{i}"), t1);
+        }
+        assert!(l.len() <= PRUNE_ABOVE, "{} keys", l.len());
+        assert!(l
+            .buckets
+            .lock()
+            .unwrap()
+            .map
+            .keys()
+            .all(|k| k.starts_with("late-")));
+    }
+
+    #[test]
+    fn a_flood_of_keys_that_stay_busy_is_held_to_the_bound() {
+        // A slow refill: no bucket is ever full again during the flood.
+        let l = Limiter::new(Rate {
+            per_second: 0.001,
+            burst: 5.0,
+        });
+        let t0 = Instant::now();
+        for i in 0..(3 * MAX_KEYS) {
+            let _ = l.check_at(&format!("subject-{i}"), t0);
+            assert!(l.len() <= MAX_KEYS, "{} keys after {i}", l.len());
+        }
+        // A key drained to empty is remembered over fresher ones, so its limit holds.
+        let busy = Limiter::new(Rate {
+            per_second: 0.001,
+            burst: 2.0,
+        });
+        for _ in 0..2 {
+            assert!(busy.check_at("attacker", t0).is_ok());
+        }
+        for i in 0..(2 * MAX_KEYS) {
+            let _ = busy.check_at(&format!("other-{i}"), t0);
+        }
+        assert!(
+            busy.check_at("attacker", t0).is_err(),
+            "the emptiest bucket survived"
+        );
     }
 }

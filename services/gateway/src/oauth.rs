@@ -1,23 +1,23 @@
 //! `POST /oauth/token` (OAuth2 password grant for users, client-credentials for services)
 //! and `GET /.well-known/jwks.json`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use argon2::password_hash::{PasswordHash, PasswordVerifier};
-use argon2::Argon2;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine as _;
-use platform::auth::{Role, TokenIssuer};
+use platform::auth::TokenIssuer;
 use platform::ApiError;
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::settings::Principal;
+use crate::client::{self, ForwardedSettings};
+use crate::limit::Limiter;
+use crate::passwords::Checker;
 
 /// What the token endpoint needs.
 #[derive(Clone)]
@@ -27,14 +27,23 @@ pub struct Issuance {
     /// Token lifetime.
     pub ttl_secs: i64,
     /// Users (password grant).
-    pub users: Arc<Vec<Principal>>,
+    pub users: Checker,
     /// Clients (client-credentials grant).
-    pub clients: Arc<Vec<Principal>>,
+    pub clients: Checker,
     /// The JWKS document.
     pub jwks: Arc<serde_json::Value>,
-    /// Token requests per user or client name (password guessing, argon2 CPU).
-    pub limiter: crate::limit::Limiter,
+    /// Token requests per user or client name (password guessing).
+    pub limiter: Limiter,
+    /// Token requests per client address (made-up names, argon2 CPU).
+    pub address_limiter: Limiter,
+    /// Where the client address comes from.
+    pub forwarded: ForwardedSettings,
 }
+
+/// Longest user name or client id accepted (a name is a rate-limit key: it is held).
+const MAX_NAME_BYTES: usize = 128;
+/// Longest password or secret accepted (argon2 takes any length; nothing needs more).
+const MAX_SECRET_BYTES: usize = 1024;
 
 #[derive(Debug, Default, Deserialize)]
 struct TokenRequest {
@@ -47,35 +56,6 @@ struct TokenRequest {
 
 fn oauth_error(status: StatusCode, code: &'static str, message: &str) -> ApiError {
     ApiError::new(status, code, message)
-}
-
-/// A hash no password matches, verified for unknown names so that their answer takes as
-/// long as a wrong password's (no user enumeration by timing).
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3xJmHo0e2wH5P0xk7zZmYVZ2mJ+3Gf2h3uQG4tGmM0A";
-
-/// Checks a name and secret against a list, off the async threads (argon2 is slow on purpose).
-async fn authenticate(
-    list: Arc<Vec<Principal>>,
-    name: String,
-    secret: String,
-) -> Option<Vec<Role>> {
-    tokio::task::spawn_blocking(move || {
-        let found = list.iter().find(|p| p.name == name);
-        let hash = found
-            .map(|p| p.secret_hash.expose_secret().to_owned())
-            .unwrap_or_else(|| DUMMY_HASH.to_owned());
-        let ok = PasswordHash::new(&hash)
-            .map(|h| {
-                Argon2::default()
-                    .verify_password(secret.as_bytes(), &h)
-                    .is_ok()
-            })
-            .unwrap_or(false);
-        found.filter(|_| ok).map(|p| p.roles.clone())
-    })
-    .await
-    .ok()
-    .flatten()
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
@@ -92,9 +72,12 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
 /// `POST /oauth/token`, form-encoded (as OAuth2 says) or JSON.
 pub async fn token(
     State(state): State<Issuance>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let from = client::address(Some(peer), &headers, state.forwarded);
+    state.address_limiter.admit(&from.to_string())?;
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -119,16 +102,21 @@ pub async fn token(
                     "username and password are required",
                 ));
             };
-            state.limiter.admit(&format!("user:{user}"))?;
-            let roles = authenticate(state.users.clone(), user.clone(), password)
-                .await
-                .ok_or_else(|| {
-                    oauth_error(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_grant",
-                        "wrong user name or password",
-                    )
-                })?;
+            bounded(&user, &password)?;
+            let key = format!("user:{user}");
+            state.limiter.admit(&key)?;
+            let roles = state.users.check(from, &user, &password).await?;
+            // Only failures count against a name: its owner signing in costs nothing.
+            if roles.is_some() {
+                state.limiter.refund(&key);
+            }
+            let roles = roles.ok_or_else(|| {
+                oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "wrong user name or password",
+                )
+            })?;
             (user, roles)
         }
         Some("client_credentials") => {
@@ -139,16 +127,20 @@ pub async fn token(
                     "client_id and client_secret are required",
                 ));
             };
-            state.limiter.admit(&format!("client:{id}"))?;
-            let roles = authenticate(state.clients.clone(), id.clone(), secret)
-                .await
-                .ok_or_else(|| {
-                    oauth_error(
-                        StatusCode::UNAUTHORIZED,
-                        "invalid_client",
-                        "unknown client or wrong secret",
-                    )
-                })?;
+            bounded(&id, &secret)?;
+            let key = format!("client:{id}");
+            state.limiter.admit(&key)?;
+            let roles = state.clients.check(from, &id, &secret).await?;
+            if roles.is_some() {
+                state.limiter.refund(&key);
+            }
+            let roles = roles.ok_or_else(|| {
+                oauth_error(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    "unknown client or wrong secret",
+                )
+            })?;
             (id, roles)
         }
         Some(_) => {
@@ -183,6 +175,20 @@ pub async fn token(
         "scope": scope.join(" "),
     });
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+}
+
+/// `400` for a name or secret longer than any real one.
+fn bounded(name: &str, secret: &str) -> Result<(), ApiError> {
+    if name.is_empty() || name.len() > MAX_NAME_BYTES || secret.len() > MAX_SECRET_BYTES {
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            &format!(
+                "a name is 1 to {MAX_NAME_BYTES} bytes, a password or secret at most {MAX_SECRET_BYTES}"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `GET /.well-known/jwks.json`.

@@ -2,10 +2,11 @@
 //! passed on, and JSON `502`/`503`/`504` when an upstream fails. The token is checked at
 //! the edge too (and again by the service: defense in depth).
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use platform::auth::{Caller, TokenVerifier};
@@ -17,6 +18,7 @@ use axum::http::Method;
 use platform::shutdown::CancellationToken;
 use platform::upstream::Pool;
 
+use crate::client::{self, ForwardedSettings};
 use crate::limit::Limiter;
 use crate::settings::Upstreams;
 
@@ -33,6 +35,10 @@ pub struct Proxy {
     pub body_limit: usize,
     /// Calls per token subject.
     pub limiter: Limiter,
+    /// Refused calls per client address.
+    pub unauthenticated: Limiter,
+    /// Where the client address comes from.
+    pub forwarded: ForwardedSettings,
 }
 
 /// The replicas behind each first path segment.
@@ -84,9 +90,13 @@ impl Proxy {
         verifier: TokenVerifier,
         body_limit: usize,
         limiter: Limiter,
+        unauthenticated: Limiter,
+        forwarded: ForwardedSettings,
     ) -> anyhow::Result<Self> {
+        // Idle connections go before the services' own idle timeout closes them (so a
+        // request never races a close); open ones are bounded by the in-flight limit.
         let http = reqwest::Client::builder()
-            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_idle_timeout(platform::server::CLIENT_IDLE_TIMEOUT)
             .pool_max_idle_per_host(256)
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_secs(2))
@@ -98,6 +108,8 @@ impl Proxy {
             verifier,
             body_limit,
             limiter,
+            unauthenticated,
+            forwarded,
         })
     }
 }
@@ -124,6 +136,43 @@ fn forwardable(name: &HeaderName) -> bool {
     !HOP_BY_HOP.contains(&name.as_str()) && name != header::HOST && name != header::CONTENT_LENGTH
 }
 
+/// The headers to pass on: not hop-by-hop ones, nor those the message's `Connection`
+/// header names as its own (RFC 9110 §7.6.1), nor — with `origin` — a caller's claims of
+/// where it came from.
+fn pass_on(from: &HeaderMap, origin: bool) -> HeaderMap {
+    let named: Vec<String> = from
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|n| n.trim().to_ascii_lowercase())
+        .collect();
+    let mut out = HeaderMap::new();
+    for (k, v) in from {
+        let claim = origin && client::CLAIMS_OF_ORIGIN.contains(&k.as_str());
+        // The token is the request's own, whatever `Connection` says of it.
+        let dropped = named.iter().any(|n| n == k.as_str()) && k != header::AUTHORIZATION;
+        if forwardable(k) && !claim && !dropped {
+            out.append(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
+/// Whether a path is what it says: the gateway routes on its first segment, and an HTTP
+/// client or a service that resolved `..`, `%2e%2e`, `%2f` or `\\` differently would
+/// send it somewhere else than where it was routed. No API path needs them.
+fn normalised(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    !lower.contains("%2f")
+        && !lower.contains("%5c")
+        && !lower.contains('\\')
+        && !lower.contains("//")
+        && lower
+            .split('/')
+            .all(|seg| !matches!(seg, "." | ".." | "%2e" | "%2e%2e" | ".%2e" | "%2e."))
+}
+
 /// Whether a request may be sent again after its answer was lost: the methods HTTP
 /// calls idempotent. A lost `POST` is not repeated (it may have been done); a refused
 /// connection is always tried elsewhere (nothing was sent).
@@ -138,12 +187,30 @@ fn idempotent(method: &Method) -> bool {
 /// the first cannot have done it.
 pub async fn forward(
     State(proxy): State<Proxy>,
-    caller: Caller,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    caller: Result<Caller, ApiError>,
     req: Request,
 ) -> Result<Response, ApiError> {
+    let from = client::address(Some(peer), req.headers(), proxy.forwarded);
+    let caller = match caller {
+        Ok(c) => c,
+        Err(refused) => {
+            // A 401 is cheap, but not free (a signature check): a caller that earns many
+            // gets 429 instead, as a token flood does.
+            proxy.unauthenticated.admit(&from.to_string())?;
+            return Err(refused);
+        }
+    };
     proxy.limiter.admit(&caller.id)?;
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
+    if !normalised(path) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+            "the path has dot segments, encoded slashes or backslashes",
+        ));
+    }
     let pool = proxy
         .upstreams
         .route(path)
@@ -157,11 +224,9 @@ pub async fn forward(
     let body: Bytes = axum::body::to_bytes(body, proxy.body_limit)
         .await
         .map_err(|_| ApiError::payload_too_large())?;
-    let mut headers = HeaderMap::new();
-    for (k, v) in &parts.headers {
-        if forwardable(k) {
-            headers.append(k.clone(), v.clone());
-        }
+    let mut headers = pass_on(&parts.headers, true);
+    if let Ok(v) = from.to_string().parse() {
+        headers.insert(&client::X_FORWARDED_FOR, v);
     }
     let mut tried = Vec::new();
     let res = loop {
@@ -205,12 +270,7 @@ pub async fn forward(
         tried.push(base);
     };
     let status = res.status();
-    let mut out = HeaderMap::new();
-    for (k, v) in res.headers() {
-        if forwardable(k) {
-            out.append(k.clone(), v.clone());
-        }
-    }
+    let out = pass_on(res.headers(), false);
     let bytes = res.bytes().await.map_err(|_| {
         ApiError::new(
             StatusCode::BAD_GATEWAY,
@@ -221,4 +281,59 @@ pub async fn forward(
     let mut response = (status, Body::from(bytes)).into_response();
     *response.headers_mut() = out;
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_paths_are_routed() {
+        for ok in [
+            "/books",
+            "/books/abc-1",
+            "/houses/3/availability",
+            "/books.json",
+        ] {
+            assert!(normalised(ok), "{ok}");
+        }
+        for bad in [
+            "/books/../payments",
+            "/books/./x",
+            "/books/%2e%2e/faults",
+            "/books/%2E%2E/faults",
+            "/books/.%2e/x",
+            "/books%2f..%2fmetrics",
+            "/books/..",
+            "//books",
+            "/books\\..\\x",
+            "/books/%5c..",
+        ] {
+            assert!(!normalised(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hop_headers_and_claims_of_origin_stay_behind() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("connection", "keep-alive, x-secret-hop, authorization"),
+            ("x-secret-hop", "1"),
+            ("authorization", "Bearer t"),
+            ("x-forwarded-for", "6.6.6.6"),
+            ("forwarded", "for=6.6.6.6"),
+            ("x-real-ip", "6.6.6.6"),
+            ("te", "trailers"),
+            ("content-type", "application/json"),
+        ] {
+            h.append(HeaderName::from_static(k), v.parse().unwrap());
+        }
+        let out = pass_on(&h, true);
+        let names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, vec!["authorization", "content-type"]);
+        // Answers keep what is not hop-by-hop (no claims of origin to drop there).
+        let back = pass_on(&h, false);
+        assert!(back.contains_key("x-forwarded-for"));
+        assert!(!back.contains_key("x-secret-hop"));
+    }
 }

@@ -4,9 +4,11 @@
 
 use platform::auth::Role;
 
+use crate::client::ForwardedSettings;
 use crate::limit::Rate;
+use crate::passwords::PasswordSettings;
 use platform::settings::{AuthSettings, HttpSettings, LogSettings, DEV_SIGNING_KEY_PEM};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 /// All of the gateway's settings.
@@ -29,6 +31,10 @@ pub struct Settings {
     pub upstreams: Upstreams,
     /// Rate limits.
     pub rate_limit: RateLimits,
+    /// Password and client-secret checks.
+    pub passwords: PasswordSettings,
+    /// Proxies of the deployment's own in front of the gateway.
+    pub forwarded: ForwardedSettings,
 }
 
 /// Rate limits at the edge. The defaults suit one laptop, where a load test sends
@@ -38,8 +44,13 @@ pub struct Settings {
 pub struct RateLimits {
     /// API calls per token subject.
     pub api: Rate,
-    /// Token requests per user or client name.
+    /// Failed token requests per user or client name (password guessing).
     pub token: Rate,
+    /// Token requests per client address (a flood of made-up names from one place); keep
+    /// it below `token`, so that one address cannot lock a name out.
+    pub token_address: Rate,
+    /// Refused (unauthenticated) API calls per client address.
+    pub unauthenticated: Rate,
 }
 
 impl Default for RateLimits {
@@ -49,9 +60,19 @@ impl Default for RateLimits {
                 per_second: 1000.0,
                 burst: 2000.0,
             },
+            // One address alone cannot drain a name's bucket (its rate and burst are
+            // below the name's), so a flood from one place never locks a user out.
             token: Rate {
                 per_second: 10.0,
+                burst: 30.0,
+            },
+            token_address: Rate {
+                per_second: 5.0,
                 burst: 20.0,
+            },
+            unauthenticated: Rate {
+                per_second: 50.0,
+                burst: 100.0,
             },
         }
     }
@@ -63,8 +84,6 @@ impl Default for RateLimits {
 pub struct TokenSettings {
     /// The Ed25519 private key (PKCS#8 PEM). The default is the LOCAL DEVELOPMENT key.
     pub signing_key_pem: SecretString,
-    /// The key id published in the JWKS and put in token headers.
-    pub key_id: String,
     /// Lifetime of a token, in seconds.
     pub ttl_secs: i64,
 }
@@ -73,7 +92,6 @@ impl Default for TokenSettings {
     fn default() -> Self {
         Self {
             signing_key_pem: SecretString::from(DEV_SIGNING_KEY_PEM),
-            key_id: "housebook-dev".into(),
             ttl_secs: 3600,
         }
     }
@@ -151,6 +169,68 @@ impl Default for Settings {
             )],
             upstreams: Upstreams::default(),
             rate_limit: RateLimits::default(),
+            passwords: PasswordSettings::default(),
+            forwarded: ForwardedSettings::default(),
         }
+    }
+}
+
+impl Settings {
+    /// Refuses the LOCAL DEVELOPMENT key, users and client secrets where
+    /// `auth.forbid_dev_credentials` is set (their secrets are in this repository).
+    pub fn refuse_dev_credentials(&self) -> anyhow::Result<()> {
+        if !self.auth.forbid_dev_credentials {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            !platform::auth::same_pem(self.tokens.signing_key_pem.expose_secret(), DEV_SIGNING_KEY_PEM),
+            "tokens.signing_key_pem is the local development key (auth.forbid_dev_credentials is on)"
+        );
+        let dev = Self::default();
+        let dev_hashes: Vec<&str> = dev
+            .users
+            .iter()
+            .chain(&dev.clients)
+            .map(|p| p.secret_hash.expose_secret())
+            .collect();
+        for p in self.users.iter().chain(&self.clients) {
+            anyhow::ensure!(
+                !dev_hashes.contains(&p.secret_hash.expose_secret()),
+                "{} has a local development password or secret (auth.forbid_dev_credentials is on)",
+                p.name
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn development_credentials_are_refused_where_forbidden() {
+        let mut s = Settings::default();
+        assert!(
+            s.refuse_dev_credentials().is_ok(),
+            "allowed by default (./dev)"
+        );
+        s.auth.forbid_dev_credentials = true;
+        let e = s.refuse_dev_credentials().unwrap_err().to_string();
+        assert!(e.contains("signing_key_pem"), "{e}");
+        // Another key, but the development users: still refused.
+        let rng = ring::rand::SystemRandom::new();
+        let doc = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        use base64::Engine as _;
+        let pem = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(doc.as_ref())
+        );
+        s.tokens.signing_key_pem = SecretString::from(pem);
+        let e = s.refuse_dev_credentials().unwrap_err().to_string();
+        assert!(e.contains("admin has a local development password"), "{e}");
+        s.users.clear();
+        s.clients.clear();
+        assert!(s.refuse_dev_credentials().is_ok());
     }
 }

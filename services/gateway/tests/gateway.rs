@@ -328,20 +328,25 @@ async fn callers_over_their_rate_get_429_with_retry_after_and_nothing_forwarded(
     })
     .await;
     let admin = token(&edge, "admin").await;
+    // Signing in with the right password costs a name nothing ...
+    token(&edge, "alice").await;
     let alice = token(&edge, "alice").await;
-    let (s, e) = token_request(
-        &edge,
-        &[
+    // ... a wrong one spends its burst of one ...
+    let guess = |password: &'static str| {
+        [
             ("grant_type", "password"),
             ("username", "alice"),
-            ("password", "alice"),
-        ],
-    )
-    .await;
+            ("password", password),
+        ]
+    };
+    let (s, e) = token_request(&edge, &guess("guess")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    // ... and then even the right one waits (the check is not even made).
+    let (s, e) = token_request(&edge, &guess("alice")).await;
     assert_eq!(
         (s, e["error"].as_str()),
         (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited")),
-        "a second token request for alice within a burst of one"
+        "a token request for alice after a failure, within a burst of one"
     );
     token(&edge, "bob").await; // bob's requests are counted apart
 

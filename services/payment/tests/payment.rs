@@ -8,10 +8,14 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use testkit::{on_both_backends, token, Backend, EventProbe, TestApp, World};
 
+/// A payment service with fault injection enabled (as `./dev` and the test fleets run it).
 async fn spawn(world: &World) -> TestApp {
     TestApp::spawn::<Application>(Settings {
         common: world.settings("payment").await,
-        ..Default::default()
+        faults: payment::inbound::faults::FaultSettings {
+            enabled: true,
+            ..Default::default()
+        },
     })
     .await
 }
@@ -326,6 +330,38 @@ async fn customers_see_only_their_own_payments(backend: Backend) {
     app.stop().await;
 }
 
+/// Where a deployment does not enable fault injection (every real cluster), `/faults`
+/// does not exist, even for an admin, and payments are taken as usual.
+async fn switched_off_there_are_no_faults_to_set(backend: Backend) {
+    let world = World::new(backend);
+    let app = TestApp::spawn::<Application>(Settings {
+        common: world.settings("payment").await,
+        ..Default::default()
+    })
+    .await;
+    for method in [reqwest::Method::GET, reqwest::Method::PUT] {
+        let (s, e) = app
+            .send(
+                method.clone(),
+                "/faults",
+                &admin(),
+                Some(json!({"failureRate": 1.0})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{method} /faults: {e}");
+        assert_eq!(e["error"], "not_found", "{e}");
+    }
+    let (s, p) = app
+        .post(
+            "/payments",
+            &service(),
+            payment_body(&testkit::unique("b-"), 10),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    app.stop().await;
+}
+
 async fn injected_failures_answer_503_and_store_nothing(backend: Backend) {
     let world = World::new(backend);
     let app = spawn(&world).await;
@@ -411,6 +447,7 @@ on_both_backends!(
     bad_requests_get_json_4xx_and_store_nothing,
     customers_see_only_their_own_payments,
     injected_failures_answer_503_and_store_nothing,
+    switched_off_there_are_no_faults_to_set,
     health_readiness_and_metrics,
 );
 

@@ -58,7 +58,7 @@ impl HttpHouses {
     pub fn new(settings: HouseClientSettings, token: Arc<ServiceToken>) -> anyhow::Result<Self> {
         Ok(Self {
             http: reqwest::Client::builder()
-                .pool_idle_timeout(Duration::from_secs(60))
+                .pool_idle_timeout(platform::server::CLIENT_IDLE_TIMEOUT)
                 .connect_timeout(Duration::from_millis(settings.timeout_ms))
                 .build()?,
             pool: Pool::parse("house", &settings.url)?,

@@ -212,6 +212,7 @@ impl HttpPayments {
     pub fn service_token(settings: &PaymentClientSettings) -> anyhow::Result<Arc<ServiceToken>> {
         Ok(Arc::new(ServiceToken::new(
             reqwest::Client::builder()
+                .pool_idle_timeout(platform::server::CLIENT_IDLE_TIMEOUT)
                 .connect_timeout(Duration::from_millis(settings.timeout_ms))
                 .build()?,
             settings.token_url.clone(),
@@ -237,7 +238,7 @@ impl HttpPayments {
             .instrument(metrics)
             .build();
         let http = reqwest::Client::builder()
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(platform::server::CLIENT_IDLE_TIMEOUT)
             .connect_timeout(Duration::from_millis(settings.timeout_ms))
             .build()?;
         Ok(Arc::new(Self {

@@ -1,8 +1,10 @@
 //! Fault knobs (SPEC §8): an artificial delay range and a failure rate on taking and
-//! refunding payments, for the seed's circuit-breaker demo and for fault tests. Off by
-//! default; set at start-up
-//! (`HOUSEBOOK_FAULTS__DELAY_MIN_MS=400`, `…__DELAY_MAX_MS=620`, `…__FAILURE_RATE=0.2`) or
-//! at run time by an admin with `PUT /faults`.
+//! refunding payments, for the seed's circuit-breaker demo and for fault tests. Switched
+//! off unless a deployment enables them (`HOUSEBOOK_FAULTS__ENABLED=true`: `./dev`, the
+//! test fleets and the local cluster overlay; never a real cluster): then `/faults` does
+//! not exist. Enabled, they are set at start-up (`HOUSEBOOK_FAULTS__DELAY_MIN_MS=400`,
+//! `…__DELAY_MAX_MS=620`, `…__FAILURE_RATE=0.2`) or at run time by an admin with
+//! `PUT /faults`.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -15,6 +17,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct FaultSettings {
+    /// Whether the knobs and `/faults` exist at all (start-up only; never shown).
+    #[serde(skip_serializing)]
+    pub enabled: bool,
     /// Shortest artificial delay, in milliseconds.
     pub delay_min_ms: u64,
     /// Longest artificial delay, in milliseconds (0 = no delay).
@@ -43,10 +48,19 @@ impl FaultSettings {
 pub struct Faults(Arc<RwLock<FaultSettings>>);
 
 impl Faults {
-    /// Knobs set from settings.
+    /// Knobs set from settings; knobs set while switched off are a configuration error.
     pub fn new(settings: &FaultSettings) -> anyhow::Result<Self> {
         let s = settings.validate().map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(
+            s.enabled || s == FaultSettings::default(),
+            "faults.* are set but faults.enabled is false"
+        );
         Ok(Self(Arc::new(RwLock::new(s))))
+    }
+
+    /// Whether the deployment enabled fault injection.
+    pub fn enabled(&self) -> bool {
+        self.get().enabled
     }
 
     /// The current knobs.
@@ -54,10 +68,11 @@ impl Faults {
         self.0.read().map(|g| *g).unwrap_or_default()
     }
 
-    /// Replaces the knobs.
+    /// Replaces the knobs (`enabled` stays as the deployment set it).
     pub fn set(&self, new: FaultSettings) -> Result<FaultSettings, ApiError> {
-        let new = new.validate().map_err(ApiError::unprocessable)?;
+        let mut new = new.validate().map_err(ApiError::unprocessable)?;
         if let Ok(mut g) = self.0.write() {
+            new.enabled = g.enabled;
             *g = new;
         }
         Ok(new)
@@ -105,7 +120,7 @@ mod tests {
             .set(FaultSettings {
                 delay_min_ms: 700,
                 delay_max_ms: 600,
-                failure_rate: 0.0
+                ..Default::default()
             })
             .is_err());
         assert!(f
@@ -115,6 +130,7 @@ mod tests {
             })
             .is_err());
         let ok = FaultSettings {
+            enabled: false,
             delay_min_ms: 400,
             delay_max_ms: 620,
             failure_rate: 0.0,
@@ -126,11 +142,20 @@ mod tests {
     #[tokio::test]
     async fn always_failing_fails_and_off_passes() {
         let f = Faults::new(&FaultSettings {
+            enabled: true,
             failure_rate: 1.0,
             ..Default::default()
         })
         .unwrap();
         assert_eq!(f.apply().await.unwrap_err().status.as_u16(), 503);
+        assert!(
+            Faults::new(&FaultSettings {
+                failure_rate: 1.0,
+                ..Default::default()
+            })
+            .is_err(),
+            "knobs set while switched off are refused at start"
+        );
         let f = Faults::new(&FaultSettings::default()).unwrap();
         assert!(f.apply().await.is_ok());
     }
