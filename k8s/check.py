@@ -37,16 +37,23 @@ def matches(selector, labels):
     return all(labels.get(k) == v for k, v in (selector or {}).get("matchLabels", {}).items())
 
 
+class Tally:
+    """Counts the checks that pass and names those that fail."""
+
+    def __init__(self):
+        self.passed, self.failures = 0, []
+
+    def need(self, ok, what):
+        if ok:
+            self.passed += 1
+        else:
+            self.failures.append(what)
+
+
 def check(docs):
     """Returns (passed, failures) for a list of manifests."""
-    failures, passed = [], 0
-
-    def need(ok, what):
-        nonlocal passed
-        if ok:
-            passed += 1
-        else:
-            failures.append(what)
+    tally = Tally()
+    need = tally.need
 
     workloads = find(docs, "Deployment") + find(docs, "StatefulSet")
     need(bool(workloads), "there are workloads")
@@ -91,7 +98,7 @@ def check(docs):
     need(bool(topics), "Kafka topics are declared")
     for t in topics:
         need(t["spec"].get("partitions", 0) >= 3, f"topic {t['metadata']['name']} has at least 3 partitions")
-    return passed, failures
+    return tally.passed, tally.failures
 
 
 def dev_secret_values():
@@ -112,14 +119,8 @@ def dev_secret_values():
 
 def check_production(docs):
     """Returns (passed, failures) of the checks a real cluster needs on top of check()."""
-    failures, passed = [], 0
-
-    def need(ok, what):
-        nonlocal passed
-        if ok:
-            passed += 1
-        else:
-            failures.append(what)
+    tally = Tally()
+    need = tally.need
 
     text = yaml.safe_dump_all(docs)
     for d in find(docs, "Secret"):
@@ -143,7 +144,7 @@ def check_production(docs):
         for port in svc["spec"].get("ports", []):
             need(str(port.get("targetPort")) not in (str(admin), "admin") and str(port.get("port")) != str(admin),
                  f"Service {svc['metadata']['name']} does not expose the admin port")
-    return passed, failures
+    return tally.passed, tally.failures
 
 
 def self_test(path, production_path):

@@ -518,7 +518,8 @@ impl Fleet {
         (s, v)
     }
 
-    async fn metrics_text(&self, instance: &str) -> String {
+    /// An instance's `/metrics` text (the gateway's from its admin port).
+    pub async fn metrics_text(&self, instance: &str) -> String {
         self.http
             .get(self.metrics_url(instance))
             .send()

@@ -1062,14 +1062,7 @@ async fn the_edge_serves_only_the_api_and_limits_what_it_cannot_trust() {
     let admin = fleet.token("admin").await;
 
     // Metrics: on the admin port only.
-    let text = http
-        .get(fleet.metrics_url("gateway"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = fleet.metrics_text("gateway").await;
     assert!(text.contains("housebook_http_requests_total"), "{text}");
     for path in [
         "/metrics",
