@@ -23,5 +23,6 @@ LABEL org.opencontainers.image.title="housebook-${SERVICE}"
 COPY --from=build /out/service /app/service
 USER 65532:65532
 ENV HOUSEBOOK_HTTP__HOST=0.0.0.0 HOUSEBOOK_HTTP__PORT=8080 HOUSEBOOK_LOG__FORMAT=json
-EXPOSE 8080
+# 8080 the API, 9090 /metrics (HOUSEBOOK_HTTP__ADMIN_PORT), book also 50051 (gRPC, HOUSEBOOK_GRPC__PORT).
+EXPOSE 8080 9090 50051
 ENTRYPOINT ["/app/service"]

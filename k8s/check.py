@@ -15,7 +15,9 @@ Every Deployment and StatefulSet: startup, readiness and liveness probes; CPU an
 requests and limits; non-root, read-only root filesystem, no privilege escalation.
 Every service Deployment (app.kubernetes.io/component=service) also: rolling update with
 maxUnavailable 0, a preStop drain shorter than its grace period, a Service, an
-autoscaling/v2 HPA on CPU, and a PodDisruptionBudget selecting its pods. The namespace
+autoscaling/v2 HPA on CPU, and a PodDisruptionBudget selecting its pods; a container
+port named grpc is behind a Service port (appProtocol grpc), checked by a gRPC probe, and
+let in by a NetworkPolicy. The namespace
 has a default-deny NetworkPolicy; Kafka topics have at least 3 partitions.
 """
 import base64
@@ -91,6 +93,17 @@ def check(docs):
         need(len(hpas) == 1 and hpas[0]["apiVersion"] == "autoscaling/v2", f"{n} has an autoscaling/v2 HPA")
         need(any(m.get("resource", {}).get("name") == "cpu" for h in hpas for m in h["spec"].get("metrics", [])), f"{n} scales on CPU")
         need(any(matches(p["spec"]["selector"], pod_labels) for p in find(docs, "PodDisruptionBudget")), f"{n} has a PodDisruptionBudget")
+        for c in pod["containers"]:
+            for port in (p for p in c.get("ports", []) if p.get("name") == "grpc"):
+                number = port["containerPort"]
+                need(any(sp.get("targetPort") in ("grpc", number) and sp.get("appProtocol") == "grpc"
+                         for s in find(docs, "Service") if matches({"matchLabels": s["spec"].get("selector", {})}, pod_labels)
+                         for sp in s["spec"].get("ports", [])), f"{n} has a Service port for gRPC")
+                need(any(c.get(probe, {}).get("grpc", {}).get("port") == number
+                         for probe in ("startupProbe", "readinessProbe", "livenessProbe")), f"{n} has a gRPC probe")
+                need(any(matches(np["spec"].get("podSelector"), pod_labels)
+                         and any(pp.get("port") == number for rule in np["spec"].get("ingress", []) for pp in rule.get("ports", []))
+                         for np in find(docs, "NetworkPolicy")), f"{n} lets gRPC clients in")
 
     need(any(p["spec"].get("podSelector") == {} and set(p["spec"].get("policyTypes", [])) >= {"Ingress", "Egress"}
              for p in find(docs, "NetworkPolicy")), "a default-deny NetworkPolicy")
@@ -169,6 +182,11 @@ def self_test(path, production_path):
         "no PDB": lambda ds: ds.remove(next(d for d in ds if d.get("kind") == "PodDisruptionBudget" and d["metadata"]["name"] == "book")),
         "maxUnavailable 1": lambda ds: first_service(ds)["spec"]["strategy"]["rollingUpdate"].update(maxUnavailable=1),
         "writable root": lambda ds: first_service(ds)["spec"]["template"]["spec"]["containers"][0]["securityContext"].update(readOnlyRootFilesystem=False),
+        "no gRPC probe": lambda ds: first_service(ds)["spec"]["template"]["spec"]["containers"][0].update(
+            readinessProbe={"httpGet": {"path": "/readyz", "port": "http"}}),
+        "gRPC port not behind the Service": lambda ds: next(d for d in ds if d.get("kind") == "Service" and d["metadata"]["name"] == "book")
+            ["spec"].update(ports=[{"name": "http", "port": 80, "targetPort": "http"}]),
+        "no NetworkPolicy for gRPC": lambda ds: ds.remove(next(d for d in ds if d.get("kind") == "NetworkPolicy" and d["metadata"]["name"] == "book-grpc-from-clients")),
         "one partition": lambda ds: next(d for d in ds if d.get("kind") == "KafkaTopic")["spec"].update(partitions=1),
     }
     missed = [name for name, edit in cases.items() if not broken(edit)]

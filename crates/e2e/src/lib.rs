@@ -60,6 +60,7 @@ impl Options {
 pub struct Fleet {
     ports: HashMap<String, u16>,
     gateway_admin_port: u16,
+    grpc_ports: HashMap<String, u16>,
     env: HashMap<String, Vec<(String, String)>>,
     children: HashMap<String, Child>,
     replicas: HashMap<&'static str, Vec<String>>,
@@ -222,6 +223,11 @@ impl Fleet {
         };
         // The gateway serves its metrics on an admin port, never its public one.
         let admin_port = free_port();
+        // Book serves gRPC beside REST, as ./dev runs it.
+        let grpc_ports: HashMap<String, u16> = replicas["book"]
+            .iter()
+            .map(|i| (i.clone(), free_port()))
+            .collect();
         let mut env = HashMap::new();
         for s in SERVICES {
             let mut e = vec![
@@ -282,6 +288,9 @@ impl Fleet {
             for i in &replicas[s] {
                 let mut mine = e.clone();
                 mine.push(kv("HOUSEBOOK_HTTP__PORT", ports[i].to_string()));
+                if let Some(port) = grpc_ports.get(i) {
+                    mine.push(kv("HOUSEBOOK_GRPC__PORT", port.to_string()));
+                }
                 env.insert(i.clone(), mine);
             }
         }
@@ -293,6 +302,7 @@ impl Fleet {
         let mut fleet = Self {
             ports,
             gateway_admin_port: admin_port,
+            grpc_ports,
             env,
             children: HashMap::new(),
             replicas,
@@ -348,6 +358,11 @@ impl Fleet {
     /// An instance's base URL (`book` is a service's first replica, `book-2` its second).
     pub fn url(&self, instance: &str) -> String {
         format!("http://127.0.0.1:{}", self.ports[instance])
+    }
+
+    /// Where a `book` instance serves gRPC.
+    pub fn grpc_url(&self, instance: &str) -> String {
+        format!("http://127.0.0.1:{}", self.grpc_ports[instance])
     }
 
     /// The gateway's base URL.

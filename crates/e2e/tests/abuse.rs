@@ -441,6 +441,7 @@ async fn bad_input_on_every_endpoint_gets_a_4xx_json_error_and_changes_nothing()
     let corpus = corpus(house, &booking_id, payment);
     // Every documented endpoint gets abuse (a new route without a corpus fails here).
     let mut covered = BTreeSet::new();
+    let mut docs = std::collections::HashMap::new();
     for p in &corpus {
         covered.insert((
             p.service,
@@ -455,6 +456,7 @@ async fn bad_input_on_every_endpoint_gets_a_4xx_json_error_and_changes_nothing()
             .json()
             .await
             .unwrap();
+        docs.insert(service, contracts::OpenApi::new(doc.clone()));
         for (path, methods) in doc["paths"].as_object().unwrap() {
             if ["/healthz", "/readyz", "/metrics", "/openapi.json"].contains(&path.as_str()) {
                 continue;
@@ -502,10 +504,14 @@ async fn bad_input_on_every_endpoint_gets_a_4xx_json_error_and_changes_nothing()
             let e: Value =
                 serde_json::from_str(&body).unwrap_or_else(|_| panic!("{what}: not JSON"));
             assert!(e["error"].is_string() && e["message"].is_string(), "{what}");
+            // The answer is one the service's OpenAPI document promises, in its shape.
+            docs[p.service]
+                .check_answer(p.method.as_str(), &p.path, s.as_u16(), &body)
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
         }
     }
     println!(
-        "[abuse] {} probes, {sent} requests: every one 4xx JSON",
+        "[abuse] {} probes, {sent} requests: every one 4xx JSON, as documented",
         corpus.len()
     );
     assert_eq!(

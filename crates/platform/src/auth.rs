@@ -166,21 +166,22 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let verifier = TokenVerifier::from_ref(state);
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
+        let value = parts.headers.get(AUTHORIZATION).map(|h| h.to_str());
+        TokenVerifier::from_ref(state).caller(value.map(|v| v.unwrap_or("")))
+    }
+}
+
+impl TokenVerifier {
+    /// The caller an `Authorization` value (an HTTP header, gRPC metadata) names: `None`
+    /// when there was none; anything but `Bearer <valid token>` is `401`.
+    pub fn caller(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
+        let value = authorization.ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
             .map(str::trim)
             .ok_or_else(|| ApiError::unauthorized("expected Authorization: Bearer <token>"))?;
-        let claims = verifier.verify(token)?;
+        let claims = self.verify(token)?;
         if claims.sub.is_empty() || claims.roles.is_empty() {
             return Err(ApiError::unauthorized("invalid token: no subject or roles"));
         }

@@ -82,6 +82,10 @@ impl Runtime {
     pub fn shutdown(&self) -> CancellationToken {
         self.shutdown.clone()
     }
+    /// Readiness, for a second listener that reports it (book's gRPC health service).
+    pub fn health(&self) -> Health {
+        self.health.clone()
+    }
     /// The shared settings.
     pub fn settings(&self) -> &CommonSettings {
         &self.settings

@@ -157,6 +157,8 @@ pub fn http() -> reqwest::Client {
 /// A message as read off a topic.
 #[derive(Debug, Clone)]
 pub struct RawMessage {
+    /// Its key, as text (the correlation id for the fleet's events).
+    pub key: Option<String>,
     /// Its bytes.
     pub payload: Vec<u8>,
     /// Its headers, as text.
@@ -228,6 +230,7 @@ impl EventProbe {
             self.seen.push(env);
         }
         self.raw.push(RawMessage {
+            key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
             payload: bytes,
             headers,
         });

@@ -7,6 +7,9 @@
 //! the payment is refunded). Cancelling commits `BOOK_CANCELED` with its refund due, then
 //! refunds. A reconciler refunds payments whose booking never committed (I2) and makes
 //! refunds that could not be made at once.
+//!
+//! The same calls are served over REST and, when `grpc.port` is set, over gRPC
+//! (`proto/housebook/book/v1/bookings.proto`).
 
 pub mod domain;
 pub mod inbound;
@@ -22,6 +25,7 @@ use platform::shutdown::CancellationToken;
 use serde::Deserialize;
 
 use crate::domain::service::BookService;
+use crate::inbound::grpc::GrpcSettings;
 use crate::inbound::reconciler::ReconcileSettings;
 use crate::outbound::house_client::{HouseClientSettings, HttpHouses};
 use crate::outbound::payment_client::{BreakerMetrics, HttpPayments, PaymentClientSettings};
@@ -66,6 +70,9 @@ pub struct Settings {
     /// The reconciler.
     #[serde(default)]
     pub reconcile: ReconcileSettings,
+    /// The gRPC adapter's listener.
+    #[serde(default)]
+    pub grpc: GrpcSettings,
 }
 
 /// A built, not yet running, booking service.
@@ -75,6 +82,24 @@ pub struct Application {
     handler: Arc<inbound::kafka::BookEvents>,
     service: BookService,
     reconcile: ReconcileSettings,
+    grpc: Option<Grpc>,
+}
+
+/// The gRPC side, bound at build time (so a taken port fails start-up).
+struct Grpc {
+    listener: tokio::net::TcpListener,
+    api: inbound::grpc::BookingsApi,
+    settings: GrpcSettings,
+}
+
+impl Application {
+    /// The bound gRPC port, when gRPC is served.
+    pub fn grpc_port(&self) -> Option<u16> {
+        self.grpc
+            .as_ref()
+            .and_then(|g| g.listener.local_addr().ok())
+            .map(|a| a.port())
+    }
 }
 
 #[async_trait::async_trait]
@@ -101,6 +126,15 @@ impl Service for Application {
         let service = BookService::new(Arc::new(repo), payments, Arc::new(houses));
         let verifier = platform::auth::TokenVerifier::new(&settings.common.auth)?;
         let handler = Arc::new(inbound::kafka::BookEvents::new(service.clone()));
+        let grpc = match settings.grpc.port {
+            Some(port) => Some(Grpc {
+                listener: tokio::net::TcpListener::bind((settings.common.http.host.as_str(), port))
+                    .await?,
+                api: inbound::grpc::BookingsApi::new(service.clone(), verifier.clone()),
+                settings: settings.grpc.clone(),
+            }),
+            None => None,
+        };
         let router = inbound::http::router(inbound::http::AppState {
             service: service.clone(),
             verifier,
@@ -111,6 +145,7 @@ impl Service for Application {
             handler,
             service,
             reconcile: settings.reconcile,
+            grpc,
         })
     }
 
@@ -124,9 +159,38 @@ impl Service for Application {
             self.reconcile,
             self.runtime.shutdown(),
         ));
+        let grpc = self.grpc.map(|g| {
+            let http = self.runtime.settings().http.clone();
+            let health = self.runtime.health();
+            let shutdown = self.runtime.shutdown();
+            tokio::spawn(async move {
+                let served = inbound::grpc::serve(
+                    g.listener,
+                    g.api,
+                    &g.settings,
+                    &http,
+                    health,
+                    shutdown.clone(),
+                )
+                .await;
+                // The process serves both protocols or neither.
+                shutdown.cancel();
+                served
+            })
+        });
         let served = self.runtime.run(self.router, Some(self.handler)).await;
         if let Err(e) = reconciler.await {
             tracing::error!(error = %e, "reconciler task failed");
+        }
+        if let Some(grpc) = grpc {
+            match grpc.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = format!("{e:#}"), "grpc server failed");
+                    return served.and(Err(e));
+                }
+                Err(e) => tracing::error!(error = %e, "grpc task failed"),
+            }
         }
         served
     }

@@ -51,6 +51,7 @@ async fn start(backend: Backend) -> Saga {
             interval_ms: 200,
             grace_ms: 1000,
         },
+        grpc: Default::default(),
     })
     .await;
     Saga {

@@ -440,7 +440,62 @@ async fn health_readiness_and_metrics(backend: Backend) {
     app.stop().await;
 }
 
+/// Book's side of the book → payment contract (`crates/contracts/book-payment.json`),
+/// replayed against the real service in the contract's order: every answer has a status
+/// the contract allows and a body its schema accepts; a retried payment is the same
+/// payment. A change here that would break book's payment client fails this test.
+async fn honours_the_contract_book_relies_on(backend: Backend) {
+    let world = World::new(backend);
+    let app = spawn(&world).await;
+    let token = service();
+    let (book, other) = (testkit::unique("b-"), testkit::unique("b-"));
+    let vars = [
+        ("bookId", book.as_str()),
+        ("otherBookId", other.as_str()),
+        ("token", token.as_str()),
+    ];
+    let mut remembered = std::collections::HashMap::new();
+    let http = testkit::http();
+    for i in contracts::book_payment().unwrap() {
+        let name = i["name"].as_str().unwrap();
+        let r = contracts::fill(&i["request"], &vars);
+        let method = reqwest::Method::from_bytes(r["method"].as_str().unwrap().as_bytes()).unwrap();
+        let mut req = http.request(method, app.url(r["path"].as_str().unwrap()));
+        for (h, v) in r["headers"].as_object().unwrap() {
+            req = req.header(h.as_str(), v.as_str().unwrap());
+        }
+        if let Some(b) = r.get("body") {
+            req = req.body(b.to_string());
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        let want = &i["response"];
+        assert!(
+            want["status"].as_array().unwrap().contains(&json!(status)),
+            "{name}: answered {status} {body}, the contract says {}",
+            want["status"]
+        );
+        contracts::check(&want["body"], &body).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for (key, pointer) in i["remember"].as_object().into_iter().flatten() {
+            remembered.insert(
+                key.clone(),
+                body.pointer(pointer.as_str().unwrap()).cloned(),
+            );
+        }
+        for (pointer, key) in i["same"].as_object().into_iter().flatten() {
+            assert_eq!(
+                Some(&body.pointer(pointer).cloned()),
+                remembered.get(key.as_str().unwrap()),
+                "{name}: {pointer} as before"
+            );
+        }
+    }
+    app.stop().await;
+}
+
 on_both_backends!(
+    honours_the_contract_book_relies_on,
     paying_twice_charges_once_and_publishes_one_paid,
     racing_identical_payments_charge_once,
     cancelling_refunds_once_and_only_valid_transitions_exist,

@@ -6,13 +6,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, NaiveDate, Utc};
-use platform::auth::{Caller, Role, TokenVerifier};
+use platform::auth::{Caller, TokenVerifier};
 use platform::http::{lenient, Page};
 use platform::{ApiError, AppJson, AppPath, AppQuery};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::models::{BookStatus, Booking, BookingInvalid, BookingRequest};
-use crate::domain::service::{Actor, BookError, BookService, CancelBookingError, GetError};
+use crate::domain::models::Booking;
+use crate::domain::service::BookService;
+use crate::inbound::calls::{self, StayAsked};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -94,78 +95,25 @@ struct CreateBody {
     book_date: Option<String>,
 }
 
-impl CreateBody {
-    fn try_into_domain(self, today: NaiveDate) -> Result<BookingRequest, BookingInvalid> {
-        let stay = match (self.check_in, self.check_out, self.book_date) {
-            (Some(i), Some(o), _) => {
-                events::Stay::new(events::parse_date(&i)?, events::parse_date(&o)?)?
-            }
-            (None, None, Some(d)) => events::Stay::one_night(events::parse_date(&d)?)?,
-            _ => return Err(BookingInvalid::NoStay),
-        };
-        BookingRequest::new(self.house_id, stay, today)
-    }
-}
-
-fn actor(c: &Caller) -> Actor {
-    Actor {
-        id: c.id.clone(),
-        sees_all: c.sees_all(),
-    }
-}
-
-fn get_error(e: GetError, id: &str) -> ApiError {
-    match e {
-        GetError::NotFound => ApiError::not_found(format!("no booking {id}")),
-        GetError::NotYours => ApiError::forbidden("this booking belongs to someone else"),
-        GetError::Unknown(e) => ApiError::internal(e),
-    }
-}
-
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
     AppJson(body): AppJson<CreateBody>,
 ) -> Result<Response, ApiError> {
-    caller.require_any(&[Role::Customer, Role::Admin])?;
-    let request = body
-        .try_into_domain(Utc::now().date_naive())
-        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    match state.service.book(&caller.id, request).await {
-        Ok(b) => {
-            let location = format!("/books/{}", b.id);
-            Ok((
-                StatusCode::CREATED,
-                [(header::LOCATION, location)],
-                AppJson(BookView::from(b)),
-            )
-                .into_response())
-        }
-        Err(BookError::Invalid(e)) => Err(ApiError::unprocessable(e.to_string())),
-        Err(BookError::PaymentUnavailable { retry_after, .. }) => Err(ApiError::unavailable(
-            "payment is unavailable; nothing was booked, try again later",
-            retry_after,
-        )),
-        Err(BookError::HouseUnavailable { retry_after, .. }) => Err(ApiError::unavailable(
-            "house is unavailable and this house is not known here yet; nothing was booked, try again later",
-            retry_after,
-        )),
-        Err(BookError::Unknown(e)) => Err(ApiError::internal(e)),
-    }
-}
-
-fn cancel_result(r: Result<Booking, CancelBookingError>) -> Result<AppJson<BookView>, ApiError> {
-    match r {
-        Ok(b) => Ok(AppJson(b.into())),
-        Err(CancelBookingError::NotFound(id)) => {
-            Err(ApiError::not_found(format!("no booking {id}")))
-        }
-        Err(CancelBookingError::NotYours) => {
-            Err(ApiError::forbidden("this booking belongs to someone else"))
-        }
-        Err(CancelBookingError::Invalid(t)) => Err(ApiError::conflict(t.to_string())),
-        Err(CancelBookingError::Unknown(e)) => Err(ApiError::internal(e)),
-    }
+    let asked = StayAsked {
+        house_id: body.house_id,
+        check_in: body.check_in,
+        check_out: body.check_out,
+        book_date: body.book_date,
+    };
+    let b = calls::book(&state.service, &caller, asked).await?;
+    let location = format!("/books/{}", b.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        AppJson(BookView::from(b)),
+    )
+        .into_response())
 }
 
 async fn cancel(
@@ -173,7 +121,8 @@ async fn cancel(
     caller: Caller,
     AppPath(id): AppPath<String>,
 ) -> Result<AppJson<BookView>, ApiError> {
-    cancel_result(state.service.cancel(&actor(&caller), &id).await)
+    let b = calls::cancel(&state.service, &caller, &id).await?;
+    Ok(AppJson(b.into()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -188,16 +137,8 @@ async fn patch(
     AppPath(id): AppPath<String>,
     AppJson(body): AppJson<PatchBody>,
 ) -> Result<AppJson<BookView>, ApiError> {
-    match BookStatus::parse(&body.status) {
-        Some(BookStatus::BookCanceled) => {
-            cancel_result(state.service.cancel(&actor(&caller), &id).await)
-        }
-        Some(other) => Err(ApiError::conflict(format!(
-            "a client can only cancel a booking; {} is set by the system",
-            other.as_str()
-        ))),
-        None => Err(ApiError::unprocessable("status must be BOOK_CANCELED")),
-    }
+    let b = calls::set_status(&state.service, &caller, &id, &body.status).await?;
+    Ok(AppJson(b.into()))
 }
 
 async fn get_one(
@@ -205,12 +146,8 @@ async fn get_one(
     caller: Caller,
     AppPath(id): AppPath<String>,
 ) -> Result<AppJson<BookView>, ApiError> {
-    state
-        .service
-        .get(&actor(&caller), &id)
-        .await
-        .map(|b| AppJson(b.into()))
-        .map_err(|e| get_error(e, &id))
+    let b = calls::get(&state.service, &caller, &id).await?;
+    Ok(AppJson(b.into()))
 }
 
 /// `GET /books?status=`: one status only (either spelling of the cancelled status).
@@ -225,20 +162,6 @@ async fn list(
     AppQuery(q): AppQuery<StatusQuery>,
     AppQuery(page): AppQuery<Page>,
 ) -> Result<AppJson<Vec<BookView>>, ApiError> {
-    let (limit, offset) = page.bounds()?;
-    let status = q
-        .status
-        .map(|s| {
-            BookStatus::parse(&s).ok_or_else(|| {
-                ApiError::unprocessable(
-                    "status must be BOOKED, CONFIRMED, REJECTED or BOOK_CANCELED",
-                )
-            })
-        })
-        .transpose()?;
-    let list = state
-        .service
-        .list(&actor(&caller), status, limit, offset)
-        .await?;
+    let list = calls::list(&state.service, &caller, q.status.as_deref(), &page).await?;
     Ok(AppJson(list.into_iter().map(Into::into).collect()))
 }

@@ -375,6 +375,144 @@ impl Payments for HttpPayments {
     }
 }
 
+/// Book's side of the book → payment contract (`crates/contracts/book-payment.json`):
+/// against a stand-in payment that records what it is sent and answers with the
+/// contract's example answers, this client must send exactly the contract's requests and
+/// take the answers as the contract says. Payment's tests replay the same requests against
+/// the real service (`services/payment/tests/payment.rs`).
+#[cfg(test)]
+mod contract {
+    use std::sync::{Arc, Mutex};
+
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, Method, StatusCode, Uri};
+    use serde_json::Value;
+
+    use super::*;
+
+    /// What the stand-in received: method, path, headers, body.
+    type Seen = Arc<Mutex<Vec<(Method, String, HeaderMap, Bytes)>>>;
+
+    /// A stand-in payment answering every request with `status` and `body`.
+    async fn stand_in(status: u16, body: Value) -> (String, Seen) {
+        let seen: Seen = Arc::default();
+        let record = seen.clone();
+        let app = axum::Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, bytes: Bytes| {
+                let record = record.clone();
+                let body = body.clone();
+                async move {
+                    record
+                        .lock()
+                        .unwrap()
+                        .push((method, uri.to_string(), headers, bytes));
+                    (StatusCode::from_u16(status).unwrap(), axum::Json(body))
+                }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, seen)
+    }
+
+    fn client(url: &str) -> Arc<HttpPayments> {
+        let settings = PaymentClientSettings {
+            url: url.to_owned(),
+            retries: 0,
+            static_token: Some(SecretString::from("contract-token")),
+            ..Default::default()
+        };
+        let metrics = BreakerMetrics::register(&prometheus::Registry::new()).unwrap();
+        let token = HttpPayments::service_token(&settings).unwrap();
+        HttpPayments::new(settings, metrics, token).unwrap()
+    }
+
+    #[tokio::test]
+    async fn book_sends_what_the_contract_says_and_takes_its_answers() {
+        let request = PaymentRequest {
+            book_id: "b-1".into(),
+            house_id: 7,
+            customer_id: "alice".into(),
+            amount: 400_000,
+            stay: events::Stay::new(
+                events::parse_date("2031-05-01").unwrap(),
+                events::parse_date("2031-05-03").unwrap(),
+            )
+            .unwrap(),
+        };
+        let vars = [
+            ("bookId", "b-1"),
+            ("otherBookId", "b-2"),
+            ("token", "contract-token"),
+        ];
+        let interactions = contracts::book_payment().unwrap();
+        let calls: Vec<&str> = interactions
+            .iter()
+            .filter_map(|i| i["call"].as_str())
+            .collect();
+        assert_eq!(calls, ["pay", "pay", "refund", "refund", "refund unpaid"]);
+        for i in &interactions {
+            let name = i["name"].as_str().unwrap();
+            let want = contracts::fill(&i["request"], &vars);
+            let answer = &i["response"];
+            let status = answer["status"][0].as_u64().unwrap() as u16;
+            let (url, seen) = stand_in(status, answer["example"].clone()).await;
+            let payments = client(&url);
+            match i["call"].as_str().unwrap() {
+                "pay" => assert_eq!(
+                    payments.pay(&request).await.unwrap(),
+                    answer["example"]["id"].as_i64().unwrap(),
+                    "{name}: book takes the payment's id"
+                ),
+                "refund" => payments.refund("b-1").await.unwrap(),
+                "refund unpaid" => payments
+                    .refund("b-2")
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: 404 is nothing to refund, got {e}")),
+                other => panic!("{name}: no call {other}"),
+            }
+            let seen = seen.lock().unwrap();
+            assert_eq!(seen.len(), 1, "{name}: one request");
+            let (method, path, headers, body) = &seen[0];
+            assert_eq!(method.as_str(), want["method"], "{name}");
+            assert_eq!(path, want["path"].as_str().unwrap(), "{name}");
+            for (h, v) in want["headers"].as_object().unwrap() {
+                assert_eq!(
+                    headers.get(h.as_str()).and_then(|x| x.to_str().ok()),
+                    v.as_str(),
+                    "{name}: header {h}"
+                );
+            }
+            match want.get("body") {
+                Some(b) => assert_eq!(
+                    &serde_json::from_slice::<Value>(body).unwrap(),
+                    b,
+                    "{name}: the body book sends"
+                ),
+                None => assert!(body.is_empty(), "{name}: no body"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_without_what_the_contract_requires_is_not_taken_for_a_payment() {
+        // The contract requires `id`: a payment that dropped it must not pass for paid.
+        let (url, _) = stand_in(201, serde_json::json!({"paymentId": 42})).await;
+        let request = PaymentRequest {
+            book_id: "b-3".into(),
+            house_id: 7,
+            customer_id: "alice".into(),
+            amount: 1,
+            stay: events::Stay::one_night(events::parse_date("2031-05-01").unwrap()).unwrap(),
+        };
+        assert!(matches!(
+            client(&url).pay(&request).await,
+            Err(PaymentError::Refused(_))
+        ));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

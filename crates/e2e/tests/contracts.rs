@@ -1,0 +1,505 @@
+//! Contracts checked on the real fleet (see `crates/contracts`):
+//! - every operation of every service's OpenAPI document answers, live, with a status the
+//!   document lists and a body its schema accepts (the error answers are checked the same
+//!   way by the abuse corpus, `abuse.rs`);
+//! - every event the fleet emits — all ten types, from a booking confirmed, one rejected,
+//!   one cancelled — matches its checked-in schema, and is keyed by its correlation id
+//!   (the producers' side of the event contract; the consumers' side is
+//!   `crates/contracts/tests/events.rs`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use contracts::OpenApi;
+use e2e::Fleet;
+use reqwest::Method;
+use serde_json::{json, Value};
+use testkit::{eventually, Backend, EventProbe};
+
+/// The service whose document describes a gateway path.
+fn owner(path: &str) -> &'static str {
+    match path.split('/').nth(1).unwrap_or("") {
+        "books" => "book",
+        "payments" | "faults" => "payment",
+        "houses" => "house",
+        "mypages" | "availability" => "mypage",
+        _ => "gateway",
+    }
+}
+
+/// Sends requests and checks every answer against the owning service's document.
+struct Checker {
+    docs: HashMap<&'static str, OpenApi>,
+    /// (service, method, template) → statuses answered and checked.
+    seen: BTreeMap<(String, String, String), BTreeSet<u16>>,
+    http: reqwest::Client,
+}
+
+impl Checker {
+    async fn new(fleet: &Fleet) -> Self {
+        let http = testkit::http();
+        let mut docs = HashMap::new();
+        for s in e2e::SERVICES {
+            let doc: Value = http
+                .get(format!("{}/openapi.json", fleet.url(s)))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            docs.insert(s, OpenApi::new(doc));
+        }
+        Self {
+            docs,
+            seen: BTreeMap::new(),
+            http,
+        }
+    }
+
+    async fn send(
+        &mut self,
+        service: &'static str,
+        url: &str,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method.clone(), format!("{url}{path}"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        let template = self.docs[service]
+            .check_answer(method.as_str(), path, status, &text)
+            .unwrap_or_else(|e| panic!("{service}'s document: {e}"));
+        self.seen
+            .entry((service.to_owned(), method.as_str().to_lowercase(), template))
+            .or_default()
+            .insert(status);
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Through the gateway, checked against the document of the service that owns the path.
+    async fn api(
+        &mut self,
+        fleet: &Fleet,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        self.send(
+            owner(path),
+            &fleet.gateway(),
+            method,
+            path,
+            Some(token),
+            body,
+        )
+        .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_operation_answers_as_its_document_says() {
+    let fleet = Fleet::start(Backend::Sqlite).await;
+    let admin = fleet.token("admin").await;
+    let alice = fleet.token("alice").await;
+    let mut c = Checker::new(&fleet).await;
+
+    // The operational endpoints of every part, each on its own port.
+    for s in e2e::SERVICES {
+        for path in ["/healthz", "/readyz", "/openapi.json"] {
+            let (status, _) = c
+                .send(s, &fleet.url(s), Method::GET, path, None, None)
+                .await;
+            assert_eq!(status, 200, "{s} {path}");
+        }
+        let metrics = fleet.metrics_url(s);
+        let base = metrics.trim_end_matches("/metrics").to_owned();
+        let (status, _) = c.send(s, &base, Method::GET, "/metrics", None, None).await;
+        assert_eq!(status, 200, "{s} /metrics");
+    }
+    // The gateway's own: a token (form-encoded, so sent by hand) and the key set.
+    let r = c
+        .http
+        .post(format!("{}/oauth/token", fleet.gateway()))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "bob"),
+            ("password", "bob"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let (status, text) = (r.status().as_u16(), r.text().await.unwrap());
+    let t = c.docs["gateway"]
+        .check_answer("POST", "/oauth/token", status, &text)
+        .unwrap();
+    assert_eq!(status, 200);
+    c.seen
+        .entry(("gateway".into(), "post".into(), t))
+        .or_default()
+        .insert(status);
+    let (status, _) = c
+        .send(
+            "gateway",
+            &fleet.gateway(),
+            Method::GET,
+            "/.well-known/jwks.json",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // house
+    let (s, h) = c
+        .api(
+            &fleet,
+            Method::POST,
+            "/houses",
+            &admin,
+            Some(json!({"houseName": "Contract villa", "housePrice": 1000})),
+        )
+        .await;
+    assert_eq!(s, 201, "{h}");
+    let house = h["id"].as_i64().unwrap();
+    assert_eq!(
+        c.api(&fleet, Method::GET, "/houses", &alice, None).await.0,
+        200
+    );
+    assert_eq!(
+        c.api(
+            &fleet,
+            Method::GET,
+            &format!("/houses/{house}?date=2032-01-01"),
+            &alice,
+            None
+        )
+        .await
+        .0,
+        200
+    );
+
+    // book: three bookings, cancelled the three ways.
+    let mut ids = Vec::new();
+    for night in ["2032-01-01", "2032-02-01", "2032-03-01"] {
+        let next = chrono::NaiveDate::parse_from_str(night, "%Y-%m-%d")
+            .unwrap()
+            .succ_opt()
+            .unwrap();
+        let body = json!({"houseId": house, "checkIn": night, "checkOut": next.to_string()});
+        let (s, b) = c
+            .api(&fleet, Method::POST, "/books", &alice, Some(body))
+            .await;
+        assert_eq!(s, 201, "{b}");
+        ids.push(b["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        c.api(&fleet, Method::GET, "/books", &alice, None).await.0,
+        200
+    );
+    assert_eq!(
+        c.api(
+            &fleet,
+            Method::GET,
+            &format!("/books/{}", ids[0]),
+            &alice,
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    // mypage, once the rows exist.
+    for id in &ids {
+        let path = format!("/mypages/{id}");
+        let http = c.http.clone();
+        let url = format!("{}{path}", fleet.gateway());
+        let token = alice.clone();
+        eventually(30, "the mypage row", || async {
+            let r = http.get(&url).bearer_auth(&token).send().await.ok()?;
+            (r.status() == 200).then_some(())
+        })
+        .await;
+        assert_eq!(c.api(&fleet, Method::GET, &path, &alice, None).await.0, 200);
+    }
+    assert_eq!(
+        c.api(&fleet, Method::GET, "/mypages", &alice, None).await.0,
+        200
+    );
+    let availability =
+        format!("/availability?houseId={house}&checkIn=2032-05-01&checkOut=2032-05-03");
+    assert_eq!(
+        c.api(&fleet, Method::GET, &availability, &alice, None)
+            .await
+            .0,
+        200
+    );
+    let cancel = json!({"status": "BOOK_CANCELED"});
+    assert_eq!(
+        c.api(
+            &fleet,
+            Method::PATCH,
+            &format!("/books/{}", ids[0]),
+            &alice,
+            Some(cancel.clone())
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        c.api(
+            &fleet,
+            Method::PUT,
+            &format!("/books/{}", ids[1]),
+            &alice,
+            Some(cancel)
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        c.api(
+            &fleet,
+            Method::POST,
+            &format!("/books/{}/cancel", ids[2]),
+            &alice,
+            None
+        )
+        .await
+        .0,
+        200
+    );
+
+    // payment: four payments of bookings book never made, refunded the four ways.
+    let mut payments = Vec::new();
+    for i in 0..4 {
+        let book_id = testkit::unique("contract-");
+        let body = json!({"bookId": book_id, "houseId": house, "customerId": "alice", "housePrice": 1000,
+                          "checkIn": "2032-06-01", "checkOut": "2032-06-02"});
+        let (s, p) = c
+            .api(
+                &fleet,
+                Method::POST,
+                "/payments",
+                &admin,
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(s, 201, "{p}");
+        if i == 0 {
+            assert_eq!(
+                c.api(&fleet, Method::POST, "/payments", &admin, Some(body))
+                    .await
+                    .0,
+                200,
+                "a repeat"
+            );
+        }
+        payments.push((p["id"].as_i64().unwrap(), book_id));
+    }
+    assert_eq!(
+        c.api(&fleet, Method::GET, "/payments", &admin, None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        c.api(
+            &fleet,
+            Method::GET,
+            &format!("/payments/{}", payments[0].0),
+            &admin,
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    let refund = json!({"status": "PAYMENT_CANCELED"});
+    assert_eq!(
+        c.api(
+            &fleet,
+            Method::PATCH,
+            &format!("/payments/{}", payments[0].0),
+            &admin,
+            Some(refund.clone())
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        c.api(
+            &fleet,
+            Method::PUT,
+            &format!("/payments/{}", payments[1].0),
+            &admin,
+            Some(refund)
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        c.api(
+            &fleet,
+            Method::POST,
+            &format!("/payments/{}/cancel", payments[2].0),
+            &admin,
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        c.api(
+            &fleet,
+            Method::POST,
+            &format!("/payments/by-book/{}/cancel", payments[3].1),
+            &admin,
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        c.api(&fleet, Method::GET, "/faults", &admin, None).await.0,
+        200
+    );
+    assert_eq!(
+        c.api(&fleet, Method::PUT, "/faults", &admin, Some(json!({})))
+            .await
+            .0,
+        200
+    );
+
+    // Every documented operation answered a 2xx that its document accepts.
+    let mut missing = Vec::new();
+    for s in e2e::SERVICES {
+        for (method, path) in c.docs[s].operations() {
+            let ok = c
+                .seen
+                .get(&(s.to_owned(), method.clone(), path.clone()))
+                .is_some_and(|statuses| statuses.iter().any(|x| (200..300).contains(x)));
+            if !ok {
+                missing.push(format!("{s} {method} {path}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "never answered 2xx: {missing:?}");
+    println!(
+        "[contracts] {} operations, {} answers checked against their documents",
+        c.seen.len(),
+        c.seen.values().map(BTreeSet::len).sum::<usize>()
+    );
+    fleet.shutdown().await;
+}
+
+fn schema(name: &str) -> Value {
+    let path = format!(
+        "{}/../events/schemas/{name}.schema.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_the_fleet_emits_matches_its_schema() {
+    let fleet = Fleet::start(Backend::Sqlite).await;
+    let admin = fleet.token("admin").await;
+    let alice = fleet.token("alice").await;
+    let bob = fleet.token("bob").await;
+    let mut probe = EventProbe::on(fleet.brokers(), &fleet.events_topic());
+
+    // Confirmed, then cancelled (HouseRegistered, Booked, Paid, HouseRented,
+    // BookConfirmed, BookCanceled, PaymentCanceled, HouseRentCanceled) ...
+    let (house, first) = fleet
+        .house_with_booking(
+            &admin,
+            &alice,
+            json!({"houseName": "Schema house", "housePrice": 500}),
+            "2033-01-01",
+            "2033-01-03",
+        )
+        .await;
+    let first = first["id"].as_str().unwrap().to_owned();
+    eventually(30, "the first booking confirmed", || async {
+        let (_, b) = fleet.get(&format!("/books/{first}"), &alice).await;
+        (b["status"] == "CONFIRMED").then_some(())
+    })
+    .await;
+    // ... and one the house refuses (HouseRentRejected, BookRejected).
+    let (s, second) = fleet
+        .post(
+            "/books",
+            &bob,
+            json!({"houseId": house, "checkIn": "2033-01-02", "checkOut": "2033-01-04"}),
+        )
+        .await;
+    assert_eq!(s, reqwest::StatusCode::CREATED, "{second}");
+    let second = second["id"].as_str().unwrap().to_owned();
+    eventually(30, "the second booking rejected", || async {
+        let (_, b) = fleet.get(&format!("/books/{second}"), &bob).await;
+        (b["status"] == "REJECTED").then_some(())
+    })
+    .await;
+    let (s, _) = fleet
+        .post(&format!("/books/{first}/cancel"), &alice, json!({}))
+        .await;
+    assert_eq!(s, reqwest::StatusCode::OK);
+
+    let envelope = schema("Envelope");
+    let wanted: BTreeSet<&str> = events::EVENT_TYPES.iter().copied().collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let raw = loop {
+        probe.settle(1).await;
+        let types: BTreeSet<String> = probe
+            .raw()
+            .iter()
+            .filter_map(|m| serde_json::from_slice::<Value>(&m.payload).ok())
+            .filter_map(|v| v["eventType"].as_str().map(str::to_owned))
+            .collect();
+        if wanted.iter().all(|t| types.contains(*t)) {
+            break probe.raw().to_vec();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not every event type was emitted: saw {types:?}"
+        );
+    };
+    let mut checked: BTreeMap<String, usize> = BTreeMap::new();
+    for m in &raw {
+        let event: Value = serde_json::from_slice(&m.payload)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&m.payload)));
+        contracts::check(&envelope, &event).unwrap_or_else(|e| panic!("envelope: {e}: {event}"));
+        let t = event["eventType"].as_str().unwrap();
+        contracts::check(&schema(t), &event["payload"])
+            .unwrap_or_else(|e| panic!("{t}: {e}: {event}"));
+        assert_eq!(
+            m.key.as_deref(),
+            event["correlationId"].as_str(),
+            "{t}: keyed by its correlation id"
+        );
+        *checked.entry(t.to_owned()).or_default() += 1;
+    }
+    assert_eq!(
+        checked.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+        wanted
+    );
+    println!("[contracts] events checked against their schemas: {checked:?}");
+    fleet.shutdown().await;
+}

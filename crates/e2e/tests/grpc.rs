@@ -1,0 +1,461 @@
+//! Book's gRPC adapter on the real fleet (the seed's hexagonal checkpoint): the seed's
+//! booking and cancel over gRPC with a generated client, the same saga behind it as for
+//! REST, the standard health and reflection services, and bad calls answered with the
+//! right status code while nothing is stored.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use book::inbound::grpc::pb::bookings_client::BookingsClient;
+use book::inbound::grpc::pb::{
+    CancelBookingRequest, CreateBookingRequest, GetBookingRequest, ListBookingsRequest,
+};
+use book::inbound::grpc::SERVICE;
+use e2e::Fleet;
+use platform::auth::Role;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use testkit::{eventually, Backend};
+use tonic::transport::Channel;
+use tonic::{Code, Request};
+use tonic_types::StatusExt;
+
+fn with_token<T>(message: T, token: &str) -> Request<T> {
+    let mut r = Request::new(message);
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r
+}
+
+async fn channel(fleet: &Fleet) -> Channel {
+    Channel::from_shared(fleet.grpc_url("book"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+async fn client(fleet: &Fleet) -> BookingsClient<Channel> {
+    BookingsClient::new(channel(fleet).await)
+}
+
+fn stay(house_id: i64, check_in: &str, check_out: &str) -> CreateBookingRequest {
+    CreateBookingRequest {
+        house_id,
+        check_in: check_in.to_owned(),
+        check_out: check_out.to_owned(),
+    }
+}
+
+async fn house(fleet: &Fleet, admin: &str, name: &str, price: i64) -> i64 {
+    let (s, h) = fleet
+        .post(
+            "/houses",
+            admin,
+            json!({"houseName": name, "housePrice": price}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{h}");
+    h["id"].as_i64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_booking_and_cancel_over_grpc() {
+    let fleet = Fleet::start(Backend::Sqlite).await;
+    let admin = fleet.token("admin").await;
+    let alice = fleet.token("alice").await;
+    let house_id = house(&fleet, &admin, "Jeju stone house", 200_000).await;
+    let mut grpc = client(&fleet).await;
+
+    // F2 over gRPC: priced from the listing, paid synchronously, BOOKED.
+    let b = grpc
+        .create_booking(with_token(
+            stay(house_id, "2031-07-01", "2031-07-03"),
+            &alice,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (
+            b.status.as_str(),
+            b.house_price,
+            b.nights,
+            b.customer_id.as_str()
+        ),
+        ("BOOKED", 400_000, 2, "alice")
+    );
+    assert_eq!(
+        (b.check_in.as_str(), b.check_out.as_str()),
+        ("2031-07-01", "2031-07-03")
+    );
+    assert!(b.book_cancel_date.is_empty());
+    // The same booking, through the gateway's REST: one domain behind both adapters.
+    let (s, rest) = fleet.get(&format!("/books/{}", b.id), &alice).await;
+    assert_eq!(s, StatusCode::OK, "{rest}");
+    assert_eq!(
+        (rest["housePrice"].as_i64(), rest["paymentId"].as_i64()),
+        (Some(400_000), Some(b.payment_id))
+    );
+    let (_, payments) = fleet
+        .get(&format!("/payments?bookId={}", b.id), &alice)
+        .await;
+    assert_eq!(payments[0]["status"], "PAID");
+
+    // F3 + F4: the house reserves the nights; the confirmation reaches the gRPC reader.
+    eventually(30, "CONFIRMED over gRPC", || {
+        let mut grpc = grpc.clone();
+        let (id, alice) = (b.id.clone(), alice.clone());
+        async move {
+            let got = grpc
+                .get_booking(with_token(GetBookingRequest { id }, &alice))
+                .await
+                .ok()?
+                .into_inner();
+            (got.status == "CONFIRMED").then_some(())
+        }
+    })
+    .await;
+    let listed = grpc
+        .list_bookings(with_token(
+            ListBookingsRequest {
+                status: "CONFIRMED".into(),
+                limit: 10,
+                offset: 0,
+            },
+            &alice,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        listed
+            .bookings
+            .iter()
+            .map(|x| x.id.as_str())
+            .collect::<Vec<_>>(),
+        [b.id.as_str()]
+    );
+
+    // F5 + F6: cancel over gRPC; refunded, the nights released, the view follows (F8).
+    let c = grpc
+        .cancel_booking(with_token(
+            CancelBookingRequest { id: b.id.clone() },
+            &alice,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(c.status, "BOOK_CANCELED");
+    assert!(!c.book_cancel_date.is_empty());
+    let (_, payments) = fleet
+        .get(&format!("/payments?bookId={}", b.id), &alice)
+        .await;
+    assert_eq!(payments[0]["status"], "PAYMENT_CANCELED");
+    let again = grpc
+        .cancel_booking(with_token(
+            CancelBookingRequest { id: b.id.clone() },
+            &alice,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
+    eventually(30, "mypage shows the cancel", || async {
+        let (s, row) = fleet.get(&format!("/mypages/{}", b.id), &alice).await;
+        (s == StatusCode::OK && row["status"] == "BOOK_CANCELED" && row["refunded"] == true)
+            .then_some(())
+    })
+    .await;
+
+    // The standard health service (what a kubelet gRPC probe asks) and reflection (what
+    // grpcurl asks).
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel(&fleet).await);
+    for service in ["", SERVICE] {
+        let s = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            s.status(),
+            tonic_health::pb::health_check_response::ServingStatus::Serving,
+            "{service:?}"
+        );
+    }
+    let unknown = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "no.such.Service".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    assert_eq!(
+        reflected_services(&fleet).await,
+        vec![
+            "grpc.health.v1.Health".to_owned(),
+            "grpc.reflection.v1.ServerReflection".to_owned(),
+            SERVICE.to_owned(),
+        ]
+    );
+    fleet.shutdown().await;
+}
+
+/// The services reflection lists, sorted.
+async fn reflected_services(fleet: &Fleet) -> Vec<String> {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    let mut client = ServerReflectionClient::new(channel(fleet).await);
+    let ask = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = client
+        .server_reflection_info(futures::stream::iter([ask]))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("not a list: {answer:?}");
+    };
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    names
+}
+
+/// Everything an admin sees of bookings and payments, through the gateway.
+async fn stored(fleet: &Fleet, admin: &str) -> (Value, Value) {
+    let (s, books) = fleet.get("/books?limit=1000", admin).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, payments) = fleet.get("/payments?limit=1000", admin).await;
+    assert_eq!(s, StatusCode::OK);
+    (books, payments)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_grpc_calls_get_the_right_status_and_store_nothing() {
+    let mut fleet = Fleet::start(Backend::Sqlite).await;
+    let admin = fleet.token("admin").await;
+    let alice = fleet.token("alice").await;
+    let bob = fleet.token("bob").await;
+    let house_id = house(&fleet, &admin, "Seoul loft", 1000).await;
+    let mut grpc = client(&fleet).await;
+    // One standing booking of alice's, to be asked about by others.
+    let mine = grpc
+        .create_booking(with_token(
+            stay(house_id, "2031-08-01", "2031-08-02"),
+            &alice,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let before = stored(&fleet, &admin).await;
+
+    let good = || stay(house_id, "2031-09-01", "2031-09-03");
+    let wrong_issuer = platform::auth::TokenIssuer::from_pem(
+        platform::settings::DEV_SIGNING_KEY_PEM,
+        "evil",
+        &platform::settings::AuthSettings::default().audience,
+    )
+    .unwrap()
+    .issue("alice", &[Role::Customer], 60)
+    .unwrap();
+    let mut tampered = alice.clone().into_bytes();
+    let last = tampered.len() - 3;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let service_token = testkit::token("book", &[Role::Service]);
+    let creates: Vec<(&str, Request<CreateBookingRequest>, Code)> = vec![
+        ("no token", Request::new(good()), Code::Unauthenticated),
+        (
+            "garbage token",
+            with_token(good(), "not.a.jwt"),
+            Code::Unauthenticated,
+        ),
+        (
+            "another issuer's token",
+            with_token(good(), &wrong_issuer),
+            Code::Unauthenticated,
+        ),
+        (
+            "a tampered signature",
+            with_token(good(), &tampered),
+            Code::Unauthenticated,
+        ),
+        (
+            "a service may not book",
+            with_token(good(), &service_token),
+            Code::PermissionDenied,
+        ),
+        (
+            "checkOut before checkIn",
+            with_token(stay(house_id, "2031-09-03", "2031-09-01"), &alice),
+            Code::InvalidArgument,
+        ),
+        (
+            "checkOut = checkIn",
+            with_token(stay(house_id, "2031-09-03", "2031-09-03"), &alice),
+            Code::InvalidArgument,
+        ),
+        (
+            "no checkOut",
+            with_token(stay(house_id, "2031-09-03", ""), &alice),
+            Code::InvalidArgument,
+        ),
+        (
+            "a month 13",
+            with_token(stay(house_id, "2031-13-01", "2031-13-02"), &alice),
+            Code::InvalidArgument,
+        ),
+        (
+            "in the past",
+            with_token(stay(house_id, "2020-01-01", "2020-01-02"), &alice),
+            Code::InvalidArgument,
+        ),
+        (
+            "house 0",
+            with_token(stay(0, "2031-09-01", "2031-09-02"), &alice),
+            Code::InvalidArgument,
+        ),
+        (
+            "negative house",
+            with_token(stay(-5, "2031-09-01", "2031-09-02"), &alice),
+            Code::InvalidArgument,
+        ),
+        (
+            "unknown house",
+            with_token(stay(house_id + 100_000, "2031-09-01", "2031-09-02"), &alice),
+            Code::InvalidArgument,
+        ),
+        // Over the 64 KiB message limit: refused by the codec before any handler.
+        (
+            "a 100 KiB date",
+            with_token(
+                stay(house_id, &"9".repeat(100 * 1024), "2031-09-02"),
+                &alice,
+            ),
+            Code::OutOfRange,
+        ),
+    ];
+    for (what, request, want) in creates {
+        let e = grpc.create_booking(request).await.unwrap_err();
+        assert_eq!(e.code(), want, "{what}: {e:?}");
+        assert!(
+            !e.message().contains("SELECT") && !e.message().contains("sqlx"),
+            "{what}: {e:?}"
+        );
+    }
+    let lists: Vec<(&str, ListBookingsRequest, Code)> = vec![
+        (
+            "unknown status",
+            ListBookingsRequest {
+                status: "PAID".into(),
+                limit: 0,
+                offset: 0,
+            },
+            Code::InvalidArgument,
+        ),
+        (
+            "limit over 1000",
+            ListBookingsRequest {
+                status: String::new(),
+                limit: 5000,
+                offset: 0,
+            },
+            Code::InvalidArgument,
+        ),
+        (
+            "negative limit",
+            ListBookingsRequest {
+                status: String::new(),
+                limit: -1,
+                offset: 0,
+            },
+            Code::InvalidArgument,
+        ),
+        (
+            "negative offset",
+            ListBookingsRequest {
+                status: String::new(),
+                limit: 10,
+                offset: -1,
+            },
+            Code::InvalidArgument,
+        ),
+    ];
+    for (what, m, want) in lists {
+        let e = grpc.list_bookings(with_token(m, &alice)).await.unwrap_err();
+        assert_eq!(e.code(), want, "{what}: {e:?}");
+    }
+    let e = grpc
+        .list_bookings(Request::new(ListBookingsRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    // Bob is kept from alice's booking; an unknown id is not found.
+    let e = grpc
+        .get_booking(with_token(
+            GetBookingRequest {
+                id: mine.id.clone(),
+            },
+            &bob,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    let e = grpc
+        .cancel_booking(with_token(
+            CancelBookingRequest {
+                id: mine.id.clone(),
+            },
+            &bob,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    for id in ["no-such-booking", "", &"x".repeat(300)] {
+        let e = grpc
+            .get_booking(with_token(GetBookingRequest { id: id.to_owned() }, &alice))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::NotFound, "{id}: {e:?}");
+        let e = grpc
+            .cancel_booking(with_token(
+                CancelBookingRequest { id: id.to_owned() },
+                &alice,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::NotFound, "{id}: {e:?}");
+    }
+    let bobs = grpc
+        .list_bookings(with_token(ListBookingsRequest::default(), &bob))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(bobs.bookings.is_empty(), "bob sees only his own: {bobs:?}");
+
+    // Payment down: UNAVAILABLE with when to retry, and nothing booked.
+    fleet.stop("payment").await;
+    let e = grpc
+        .create_booking(with_token(good(), &alice))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    let retry = e
+        .get_error_details()
+        .retry_info()
+        .and_then(|r| r.retry_delay);
+    assert!(retry.is_some_and(|d| d > Duration::ZERO), "{e:?}");
+    fleet.restart("payment").await;
+
+    // Nothing of any refused call was stored, and alice's booking still stands.
+    assert_eq!(stored(&fleet, &admin).await, before);
+    let (_, b) = fleet.get(&format!("/books/{}", mine.id), &alice).await;
+    assert_ne!(b["status"], "BOOK_CANCELED");
+    fleet.shutdown().await;
+}

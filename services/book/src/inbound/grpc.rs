@@ -1,0 +1,330 @@
+//! The booking gRPC adapter (SPEC §4, the seed's hexagonal checkpoint): the same calls as
+//! the REST adapter ([`super::calls`]), over `proto/housebook/book/v1/bookings.proto`.
+//!
+//! Tokens come as `authorization: Bearer …` metadata and are checked as for REST. The
+//! fleet's errors map to gRPC codes ([`status`]); a `503` becomes `UNAVAILABLE` with a
+//! `google.rpc.RetryInfo` detail. Beside the service: the standard health service (whose
+//! overall status follows `/readyz`) and server reflection (v1 and v1alpha), so standard
+//! clients such as grpcurl need no `.proto` file.
+
+use std::time::Duration;
+
+use platform::auth::{Caller, TokenVerifier};
+use platform::health::Health;
+use platform::http::Page;
+use platform::settings::HttpSettings;
+use platform::ApiError;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::{Code, Request, Response, Status};
+use tonic_health::server::HealthReporter;
+use tonic_health::ServingStatus;
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::domain::models::Booking;
+use crate::domain::service::BookService;
+use crate::inbound::calls::{self, StayAsked};
+
+/// The generated messages, client and server.
+#[allow(missing_docs, clippy::all)]
+pub mod pb {
+    tonic::include_proto!("housebook.book.v1");
+
+    /// The encoded descriptors of `bookings.proto`, for reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/bookings_descriptor.bin"));
+}
+
+use pb::bookings_server::{Bookings, BookingsServer};
+
+/// The full name of the service, as clients and the health service name it.
+pub const SERVICE: &str = "housebook.book.v1.Bookings";
+
+/// The gRPC listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct GrpcSettings {
+    /// Port to serve gRPC on; none: gRPC is not served. `0` picks a free one (tests).
+    pub port: Option<u16>,
+    /// Largest request message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Calls at once on one connection; more wait (HTTP/2 flow control), and a connection
+    /// over the limit is shed with `UNAVAILABLE`.
+    pub max_concurrent_streams: u32,
+}
+
+impl Default for GrpcSettings {
+    fn default() -> Self {
+        Self {
+            port: None,
+            max_message_bytes: 64 * 1024,
+            max_concurrent_streams: 128,
+        }
+    }
+}
+
+/// The `Bookings` service over the domain service.
+#[derive(Clone)]
+pub struct BookingsApi {
+    service: BookService,
+    verifier: TokenVerifier,
+}
+
+impl BookingsApi {
+    /// An adapter over the domain service, checking tokens with `verifier`.
+    pub fn new(service: BookService, verifier: TokenVerifier) -> Self {
+        Self { service, verifier }
+    }
+
+    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let value = request
+            .metadata()
+            .get("authorization")
+            .map(|v| v.to_str().unwrap_or(""));
+        self.verifier.caller(value).map_err(status)
+    }
+}
+
+/// The fleet's error as a gRPC status: the same message, never an internal one.
+pub fn status(e: ApiError) -> Status {
+    let code = match e.status.as_u16() {
+        400 | 413 | 422 => Code::InvalidArgument,
+        401 => Code::Unauthenticated,
+        403 => Code::PermissionDenied,
+        404 => Code::NotFound,
+        408 => Code::DeadlineExceeded,
+        409 => Code::FailedPrecondition,
+        429 => Code::ResourceExhausted,
+        503 => Code::Unavailable,
+        _ => {
+            match &e.cause {
+                Some(cause) => tracing::error!(error = format!("{cause:#}"), "grpc call failed"),
+                None => tracing::error!(message = %e.message, "grpc call failed"),
+            }
+            return Status::internal("internal error");
+        }
+    };
+    match e.retry_after {
+        Some(after) => {
+            Status::with_error_details(code, e.message, ErrorDetails::with_retry_info(Some(after)))
+        }
+        None => Status::new(code, e.message),
+    }
+}
+
+fn some(text: String) -> Option<String> {
+    (!text.trim().is_empty()).then_some(text)
+}
+
+impl From<Booking> for pb::Booking {
+    fn from(b: Booking) -> Self {
+        Self {
+            id: b.id,
+            customer_id: b.customer_id,
+            house_id: b.house_id,
+            house_name: b.house_name,
+            house_price: b.price,
+            check_in: b.stay.check_in().to_string(),
+            check_out: b.stay.check_out().to_string(),
+            nights: b.stay.nights(),
+            status: b.status.as_str().to_owned(),
+            payment_id: b.payment_id,
+            created_at: b.created_at.to_rfc3339(),
+            book_cancel_date: b
+                .book_cancel_date
+                .map(|d| d.to_rfc3339())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Bookings for BookingsApi {
+    async fn create_booking(
+        &self,
+        request: Request<pb::CreateBookingRequest>,
+    ) -> Result<Response<pb::Booking>, Status> {
+        let caller = self.caller(&request)?;
+        let m = request.into_inner();
+        let asked = StayAsked {
+            house_id: m.house_id,
+            check_in: some(m.check_in),
+            check_out: some(m.check_out),
+            book_date: None,
+        };
+        let b = calls::book(&self.service, &caller, asked)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(b.into()))
+    }
+
+    async fn get_booking(
+        &self,
+        request: Request<pb::GetBookingRequest>,
+    ) -> Result<Response<pb::Booking>, Status> {
+        let caller = self.caller(&request)?;
+        let id = request.into_inner().id;
+        let b = calls::get(&self.service, &caller, &id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(b.into()))
+    }
+
+    async fn list_bookings(
+        &self,
+        request: Request<pb::ListBookingsRequest>,
+    ) -> Result<Response<pb::ListBookingsResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let m = request.into_inner();
+        let page = Page {
+            limit: (m.limit != 0).then_some(m.limit),
+            offset: Some(m.offset),
+        };
+        let status_filter = some(m.status);
+        let list = calls::list(&self.service, &caller, status_filter.as_deref(), &page)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::ListBookingsResponse {
+            bookings: list.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn cancel_booking(
+        &self,
+        request: Request<pb::CancelBookingRequest>,
+    ) -> Result<Response<pb::Booking>, Status> {
+        let caller = self.caller(&request)?;
+        let id = request.into_inner().id;
+        let b = calls::cancel(&self.service, &caller, &id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(b.into()))
+    }
+}
+
+/// Serves `Bookings`, health and reflection on `listener` until `shutdown`; then the
+/// health service says `NOT_SERVING` at once, calls keep being served for the HTTP side's
+/// `drain_secs`, and in-flight calls finish.
+pub async fn serve(
+    listener: TcpListener,
+    api: BookingsApi,
+    settings: &GrpcSettings,
+    http: &HttpSettings,
+    health: Health,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let follow = tokio::spawn(follow_readiness(health, reporter, shutdown.clone()));
+
+    let stop = CancellationToken::new();
+    let drain = Duration::from_secs(http.drain_secs);
+    let stopping = stop.clone();
+    let drained = shutdown.clone();
+    tokio::spawn(async move {
+        drained.cancelled().await;
+        tokio::time::sleep(drain).await;
+        stopping.cancel();
+    });
+    tracing::info!(
+        port = listener.local_addr().map(|a| a.port()).unwrap_or(0),
+        "grpc listening"
+    );
+    let served = tonic::transport::Server::builder()
+        .timeout(Duration::from_millis(http.request_timeout_ms))
+        .concurrency_limit_per_connection(settings.max_concurrent_streams as usize)
+        .load_shed(true)
+        .max_concurrent_streams(settings.max_concurrent_streams)
+        .http2_max_header_list_size(u32::try_from(http.max_header_bytes).unwrap_or(u32::MAX))
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(BookingsServer::new(api).max_decoding_message_size(settings.max_message_bytes))
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener),
+            stop.cancelled_owned(),
+        )
+        .await;
+    follow.abort();
+    served.map_err(Into::into)
+}
+
+/// The health service's overall status and `Bookings`' follow readiness (checked every
+/// second, and at once when shutdown begins).
+async fn follow_readiness(health: Health, reporter: HealthReporter, shutdown: CancellationToken) {
+    let mut last = None;
+    loop {
+        let serving = !shutdown.is_cancelled() && health.check().await.is_ok();
+        if last != Some(serving) {
+            let s = if serving {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            reporter.set_service_status("", s).await;
+            reporter.set_service_status(SERVICE, s).await;
+            last = Some(serving);
+        }
+        if shutdown.is_cancelled() {
+            return;
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_grpc_codes_and_keep_nothing_internal() {
+        let cases = [
+            (ApiError::bad_request("x"), Code::InvalidArgument),
+            (ApiError::unprocessable("x"), Code::InvalidArgument),
+            (ApiError::unauthorized("x"), Code::Unauthenticated),
+            (ApiError::forbidden("x"), Code::PermissionDenied),
+            (ApiError::not_found("x"), Code::NotFound),
+            (ApiError::conflict("x"), Code::FailedPrecondition),
+        ];
+        for (e, code) in cases {
+            let s = status(e);
+            assert_eq!(s.code(), code);
+            assert_eq!(s.message(), "x");
+        }
+        let s = status(ApiError::internal(anyhow::anyhow!("SELECT secret")));
+        assert_eq!(s.code(), Code::Internal);
+        assert_eq!(s.message(), "internal error");
+    }
+
+    #[test]
+    fn unavailable_says_when_to_retry() {
+        let s = status(ApiError::unavailable("down", Duration::from_secs(3)));
+        assert_eq!(s.code(), Code::Unavailable);
+        let retry = s
+            .get_error_details()
+            .retry_info()
+            .and_then(|r| r.retry_delay)
+            .unwrap();
+        assert_eq!(retry, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn the_service_name_is_the_proto_one() {
+        assert_eq!(
+            <BookingsServer<BookingsApi> as tonic::server::NamedService>::NAME,
+            SERVICE
+        );
+    }
+}
