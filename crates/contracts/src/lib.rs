@@ -222,6 +222,15 @@ impl OpenApi {
             .map(|(_, t)| t)
     }
 
+    /// Whether the document has an operation for this method and concrete path.
+    pub fn documents(&self, method: &str, path: &str) -> bool {
+        self.template_of(path).is_some_and(|t| {
+            self.doc["paths"][&t]
+                .get(method.to_ascii_lowercase())
+                .is_some()
+        })
+    }
+
     /// Checks one live answer: the operation is documented, the status is among its
     /// documented responses (exactly, as `4XX`, or `default`), and a body documented as
     /// JSON parses and matches the documented schema. Returns the operation's template.
@@ -348,6 +357,8 @@ mod tests {
             "the most literal template wins; no schema, no body check"
         );
         assert_eq!(d.operations().len(), 2);
+        assert!(d.documents("get", "/things/1") && !d.documents("put", "/things/1"));
+        assert!(!d.documents("get", "/things/1/more"));
     }
 
     #[test]

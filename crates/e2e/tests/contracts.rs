@@ -18,6 +18,7 @@ use testkit::{eventually, Backend, EventProbe};
 
 /// The service whose document describes a gateway path.
 fn owner(path: &str) -> &'static str {
+    let path = path.split('?').next().unwrap_or(path);
     match path.split('/').nth(1).unwrap_or("") {
         "books" => "book",
         "payments" | "faults" => "payment",

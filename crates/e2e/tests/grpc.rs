@@ -171,18 +171,22 @@ async fn the_seed_booking_and_cancel_over_grpc() {
     // grpcurl asks).
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel(&fleet).await);
     for service in ["", SERVICE] {
-        let s = health
-            .check(tonic_health::pb::HealthCheckRequest {
-                service: service.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(
-            s.status(),
-            tonic_health::pb::health_check_response::ServingStatus::Serving,
-            "{service:?}"
-        );
+        // It follows readiness within a quarter of a second of /readyz.
+        eventually(5, &format!("{service:?} SERVING"), || {
+            let mut health = health.clone();
+            async move {
+                let s = health
+                    .check(tonic_health::pb::HealthCheckRequest {
+                        service: service.into(),
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                (s.status() == tonic_health::pb::health_check_response::ServingStatus::Serving)
+                    .then_some(())
+            }
+        })
+        .await;
     }
     let unknown = health
         .check(tonic_health::pb::HealthCheckRequest {
@@ -253,6 +257,19 @@ async fn bad_grpc_calls_get_the_right_status_and_store_nothing() {
         .await
         .unwrap()
         .into_inner();
+    eventually(30, "alice's booking settled", || {
+        let mut grpc = grpc.clone();
+        let (id, alice) = (mine.id.clone(), alice.clone());
+        async move {
+            let b = grpc
+                .get_booking(with_token(GetBookingRequest { id }, &alice))
+                .await
+                .ok()?
+                .into_inner();
+            (b.status == "CONFIRMED").then_some(())
+        }
+    })
+    .await;
     let before = stored(&fleet, &admin).await;
 
     let good = || stay(house_id, "2031-09-01", "2031-09-03");

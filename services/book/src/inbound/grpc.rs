@@ -4,7 +4,7 @@
 //! Tokens come as `authorization: Bearer …` metadata and are checked as for REST. The
 //! fleet's errors map to gRPC codes ([`status`]); a `503` becomes `UNAVAILABLE` with a
 //! `google.rpc.RetryInfo` detail. Beside the service: the standard health service (whose
-//! overall status follows `/readyz`) and server reflection (v1 and v1alpha), so standard
+//! overall status follows `/readyz`, within a quarter of a second) and server reflection (v1 and v1alpha), so standard
 //! clients such as grpcurl need no `.proto` file.
 
 use std::time::Duration;
@@ -258,8 +258,11 @@ pub async fn serve(
     served.map_err(Into::into)
 }
 
+/// How often the health service's statuses are brought in line with readiness.
+const FOLLOW_EVERY: Duration = Duration::from_millis(250);
+
 /// The health service's overall status and `Bookings`' follow readiness (checked every
-/// second, and at once when shutdown begins).
+/// [`FOLLOW_EVERY`], and at once when shutdown begins).
 async fn follow_readiness(health: Health, reporter: HealthReporter, shutdown: CancellationToken) {
     let mut last = None;
     loop {
@@ -279,7 +282,7 @@ async fn follow_readiness(health: Health, reporter: HealthReporter, shutdown: Ca
         }
         tokio::select! {
             () = shutdown.cancelled() => {}
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = tokio::time::sleep(FOLLOW_EVERY) => {}
         }
     }
 }
