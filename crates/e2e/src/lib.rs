@@ -533,6 +533,18 @@ impl Fleet {
         (s, v)
     }
 
+    /// The OpenAPI document an instance serves.
+    pub async fn openapi(&self, instance: &str) -> Value {
+        self.http
+            .get(format!("{}/openapi.json", self.url(instance)))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// An instance's `/metrics` text (the gateway's from its admin port).
     pub async fn metrics_text(&self, instance: &str) -> String {
         self.http

@@ -450,12 +450,7 @@ async fn bad_input_on_every_endpoint_gets_a_4xx_json_error_and_changes_nothing()
         ));
     }
     for service in ["book", "payment", "house", "mypage"] {
-        let doc: Value = reqwest::get(format!("{}/openapi.json", fleet.url(service)))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let doc = fleet.openapi(service).await;
         docs.insert(service, contracts::OpenApi::new(doc.clone()));
         for (path, methods) in doc["paths"].as_object().unwrap() {
             if ["/healthz", "/readyz", "/metrics", "/openapi.json"].contains(&path.as_str()) {
