@@ -125,10 +125,24 @@ impl Db {
     /// a deferred transaction that read first and then writes fails at once with
     /// `database is locked` when another process (a second replica on the same file)
     /// wrote meanwhile, whereas an immediate one waits its turn (`busy_timeout`).
+    ///
+    /// Cancel-safe: a caller dropped while `BEGIN` is in flight (a client that hung up, a
+    /// timeout) must not leave the connection inside a transaction. sqlx 0.8.6 on
+    /// PostgreSQL does (launchbadge/sqlx#4393: the rollback guard counts the transaction
+    /// only once `BEGIN`'s answer is read), and the pool then hands that connection on:
+    /// later autocommit statements run inside the stale transaction and their rows stay
+    /// locked and uncommitted (the outbox relay's `FOR UPDATE SKIP LOCKED` claims among
+    /// them). So the `BEGIN` round trip runs in a task of its own, which finishes even
+    /// when its caller is gone; the transaction it yields is then dropped and rolled back.
     pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
         match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+            Backend::Postgres => {
+                let pool = self.pool.clone();
+                tokio::spawn(async move { pool.begin().await })
+                    .await
+                    .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
+            }
         }
     }
 

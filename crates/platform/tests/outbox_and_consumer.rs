@@ -192,7 +192,45 @@ async fn transient_failures_are_retried_then_parked_and_offsets_survive_a_restar
     db.close().await;
 }
 
+/// A caller dropped while its `BEGIN` is in flight (a client that hung up mid-request)
+/// leaves no transaction open on the pooled connection: the next statements on it are
+/// their own transactions, committed at once (sqlx 0.8.6 on PostgreSQL leaks one; see
+/// `Db::begin`).
+async fn a_begin_cancelled_in_flight_leaves_no_transaction_open(backend: Backend) {
+    let world = World::new(backend);
+    let mut settings = world.settings("begin").await;
+    settings.database.max_connections = Some(1); // every call gets the same connection
+    let db = Db::connect(&settings.database, &[]).await.unwrap();
+    let mut leaks = 0;
+    for i in 0..300u64 {
+        // Cut short at every point of the round trip, from before the send to after it.
+        let cut = Duration::from_micros(i % 60 * 10);
+        let _ = tokio::time::timeout(cut, db.begin()).await;
+        if backend == Backend::Postgres {
+            // Two statements in autocommit are two transactions, with two ids; inside
+            // one transaction left open they share it.
+            let xid = || async {
+                sqlx::query_scalar::<_, i64>("SELECT CAST(txid_current() AS BIGINT)")
+                    .fetch_one(db.pool())
+                    .await
+                    .unwrap()
+            };
+            if xid().await == xid().await {
+                leaks += 1;
+            }
+        }
+    }
+    println!("[begin] {leaks} of 300 cancelled BEGINs left a transaction open");
+    assert_eq!(leaks, 0, "statements ran inside a transaction left open");
+    // And a transaction still begins and commits on that connection (on SQLite, where
+    // sqlx rolls a cancelled BEGIN back itself, a leaked one would fail this BEGIN).
+    let tx = db.begin().await.unwrap();
+    tx.commit().await.unwrap();
+    db.close().await;
+}
+
 on_both_backends!(
+    a_begin_cancelled_in_flight_leaves_no_transaction_open,
     the_outbox_publishes_what_commits_and_nothing_that_rolled_back,
     transient_failures_are_retried_then_parked_and_offsets_survive_a_restart,
 );
