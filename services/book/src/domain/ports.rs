@@ -105,7 +105,8 @@ pub trait BookRepository: Send + Sync + 'static {
     /// Booking ids of payments seen before `before` whose booking never committed.
     async fn unmatched_payments(&self, before: DateTime<Utc>) -> anyhow::Result<Vec<String>>;
     /// Gives up on a booking id whose payment is to be refunded: `false` if its booking
-    /// committed (or is committing) first. A booking cannot commit after this.
+    /// committed (or is committing) first; `true` again for an id given up before (its
+    /// refund may have failed and be tried again). A booking cannot commit after this.
     async fn abandon(&self, book_id: &str) -> anyhow::Result<bool>;
     /// Forgets an unmatched payment (refunded, or its booking turned up).
     async fn forget_payment(&self, book_id: &str) -> anyhow::Result<()>;

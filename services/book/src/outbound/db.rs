@@ -405,7 +405,16 @@ impl BookRepository for SqlBookings {
 
     async fn abandon(&self, book_id: &str) -> anyhow::Result<bool> {
         let mut tx = self.db.begin().await?;
-        let won = claim_booking_id(&mut tx, book_id, "ABANDONED").await?;
+        // Ours already when an earlier round abandoned it and its refund failed.
+        let won = claim_booking_id(&mut tx, book_id, "ABANDONED").await?
+            || sqlx::query_scalar::<_, String>(
+                "SELECT claim FROM booking_claims WHERE book_id = $1",
+            )
+            .bind(book_id.to_owned())
+            .fetch_optional(&mut *tx)
+            .await?
+            .as_deref()
+                == Some("ABANDONED");
         tx.commit().await?;
         Ok(won)
     }
