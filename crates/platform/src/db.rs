@@ -127,23 +127,25 @@ impl Db {
     /// wrote meanwhile, whereas an immediate one waits its turn (`busy_timeout`).
     ///
     /// Cancel-safe: a caller dropped while `BEGIN` is in flight (a client that hung up, a
-    /// timeout) must not leave the connection inside a transaction. sqlx 0.8.6 on
-    /// PostgreSQL does (launchbadge/sqlx#4393: the rollback guard counts the transaction
-    /// only once `BEGIN`'s answer is read), and the pool then hands that connection on:
-    /// later autocommit statements run inside the stale transaction and their rows stay
-    /// locked and uncommitted (the outbox relay's `FOR UPDATE SKIP LOCKED` claims among
-    /// them). So the `BEGIN` round trip runs in a task of its own, which finishes even
-    /// when its caller is gone; the transaction it yields is then dropped and rolled back.
+    /// timeout) must not leave the connection inside a transaction. sqlx 0.8.6 does, on
+    /// both backends: on PostgreSQL the rollback guard counts the transaction only once
+    /// `BEGIN`'s answer is read (launchbadge/sqlx#4393), and the pool then hands the
+    /// connection on, so later autocommit statements run uncommitted inside the stale
+    /// transaction (the outbox relay's `FOR UPDATE SKIP LOCKED` claims among them); on
+    /// SQLite the connection is left counting a transaction nobody holds, and every later
+    /// `BEGIN IMMEDIATE` on it fails (`InvalidSavePointStatement`). So the `BEGIN` runs
+    /// in a task of its own, which finishes even when its caller is gone; the transaction
+    /// it yields is then dropped, and rolled back.
     pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
-        match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => {
-                let pool = self.pool.clone();
-                tokio::spawn(async move { pool.begin().await })
-                    .await
-                    .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
+        let (pool, backend) = (self.pool.clone(), self.backend);
+        tokio::spawn(async move {
+            match backend {
+                Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+                Backend::Postgres => pool.begin().await,
             }
-        }
+        })
+        .await
+        .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
     }
 
     /// The pool.
