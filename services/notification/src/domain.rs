@@ -1,0 +1,149 @@
+//! What a customer is told, and when: one message per event about their booking or its
+//! payment. Pure: no storage, no transport.
+
+use events::DomainEvent;
+
+/// A message for the owner of a booking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The booking it is about.
+    pub book_id: String,
+    /// What happened: `PAYMENT_RECEIVED`, `BOOKING_CONFIRMED`, `BOOKING_REJECTED`,
+    /// `BOOKING_CANCELED` or `PAYMENT_REFUNDED`.
+    pub kind: &'static str,
+    /// The text shown to the customer.
+    pub text: String,
+}
+
+/// A stored message, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// The event it came from (its id).
+    pub id: String,
+    /// The booking.
+    pub book_id: String,
+    /// Its owner, once known.
+    pub customer_id: Option<String>,
+    /// What happened.
+    pub kind: String,
+    /// The text.
+    pub text: String,
+    /// When it happened (the event's `occurredAt`, RFC 3339).
+    pub occurred_at: String,
+}
+
+/// The event types this service reads: the booking outcomes, the payment events, and
+/// `Booked` (which says whose booking it is, and tells nothing by itself).
+pub const CONSUMES: &[&str] = &[
+    "Booked",
+    "BookConfirmed",
+    "BookRejected",
+    "BookCanceled",
+    "Paid",
+    "PaymentCanceled",
+];
+
+/// Whose booking an event says it is, if it says.
+pub fn owner(event: &DomainEvent) -> Option<(&str, &str)> {
+    match event {
+        DomainEvent::Booked(b) => Some((&b.book_id, &b.customer_id)),
+        DomainEvent::Paid(p) => Some((&p.book_id, &p.customer_id)),
+        _ => None,
+    }
+}
+
+/// The message an event makes, if any.
+pub fn message(event: &DomainEvent) -> Option<Message> {
+    let (book_id, kind, text) = match event {
+        DomainEvent::Paid(p) => (
+            &p.book_id,
+            "PAYMENT_RECEIVED",
+            format!(
+                "We received your payment of {} for booking {} ({} to {}).",
+                p.house_price, p.book_id, p.check_in, p.check_out
+            ),
+        ),
+        DomainEvent::BookConfirmed(b) => (
+            &b.book_id,
+            "BOOKING_CONFIRMED",
+            format!("Your booking {} is confirmed.", b.book_id),
+        ),
+        DomainEvent::BookRejected(b) => (
+            &b.book_id,
+            "BOOKING_REJECTED",
+            format!(
+                "Your booking {} could not be confirmed ({}); your payment is refunded.",
+                b.book_id, b.reason
+            ),
+        ),
+        DomainEvent::BookCanceled(b) => (
+            &b.book_id,
+            "BOOKING_CANCELED",
+            format!("Your booking {} is cancelled.", b.book_id),
+        ),
+        DomainEvent::PaymentCanceled(p) => (
+            &p.book_id,
+            "PAYMENT_REFUNDED",
+            format!(
+                "Your payment of {} for booking {} is refunded.",
+                p.house_price, p.book_id
+            ),
+        ),
+        _ => return None,
+    };
+    Some(Message {
+        book_id: book_id.clone(),
+        kind,
+        text,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use events::{BookConfirmed, Booked, HouseRented};
+
+    use super::*;
+
+    fn d(s: &str) -> chrono::NaiveDate {
+        events::parse_date(s).unwrap()
+    }
+
+    #[test]
+    fn outcomes_make_messages_and_owners_come_from_booked_and_paid() {
+        let booked = DomainEvent::Booked(Booked {
+            book_id: "b-1".into(),
+            customer_id: "alice".into(),
+            house_id: 1,
+            house_name: "x".into(),
+            house_price: 200,
+            check_in: d("2031-01-01"),
+            check_out: d("2031-01-03"),
+            payment_id: 9,
+        });
+        assert_eq!(owner(&booked), Some(("b-1", "alice")));
+        assert_eq!(message(&booked), None, "Booked tells the customer nothing new");
+        let confirmed = DomainEvent::BookConfirmed(BookConfirmed {
+            book_id: "b-1".into(),
+            house_id: 1,
+        });
+        assert_eq!(owner(&confirmed), None);
+        assert_eq!(
+            message(&confirmed),
+            Some(Message {
+                book_id: "b-1".into(),
+                kind: "BOOKING_CONFIRMED",
+                text: "Your booking b-1 is confirmed.".into()
+            })
+        );
+        let rented = DomainEvent::HouseRented(HouseRented {
+            house_id: 1,
+            book_id: "b-1".into(),
+            check_in: d("2031-01-01"),
+            check_out: d("2031-01-03"),
+        });
+        assert_eq!(message(&rented), None, "house's events are not for customers");
+        for t in CONSUMES {
+            assert!(events::EVENT_TYPES.contains(t), "{t}");
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! Reads the events it needs and applies a batch of them in one transaction.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use events::{Envelope, EventKey};
+use platform::consumer::{BatchHandler, HandleError, Handled};
+
+use crate::domain::CONSUMES;
+use crate::outbound::db::{Item, SqlNotifications};
+
+/// The event adapter.
+pub struct NotificationEvents {
+    store: Arc<SqlNotifications>,
+}
+
+impl NotificationEvents {
+    /// An adapter over the store.
+    pub fn new(store: Arc<SqlNotifications>) -> Self {
+        Self { store }
+    }
+}
+
+#[async_trait]
+impl BatchHandler for NotificationEvents {
+    type Item = Item;
+
+    fn handles(&self) -> &'static [&'static str] {
+        CONSUMES
+    }
+
+    fn read(&self, envelope: &Envelope) -> Result<Self::Item, HandleError> {
+        let event = envelope
+            .decode()
+            .map_err(|e| HandleError::Permanent(e.to_string()))?;
+        Ok((EventKey::of(envelope), envelope.occurred_at, event))
+    }
+
+    async fn apply(&self, items: &[Self::Item]) -> anyhow::Result<Vec<Handled>> {
+        self.store.apply_all(items).await
+    }
+}

@@ -1,0 +1,4 @@
+//! Inbound adapters: the Kafka event handler and HTTP.
+
+pub mod http;
+pub mod kafka;

@@ -1,0 +1,6 @@
+//! The `notification` service binary.
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    platform::service::main::<notification::Application>().await
+}

@@ -1,0 +1,3 @@
+//! Outbound adapters: the store.
+
+pub mod db;

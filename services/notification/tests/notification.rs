@@ -1,0 +1,193 @@
+//! Integration tests of the notification service: events injected on the real broker as
+//! book and payment publish them, on SQLite and on PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use chrono::{NaiveDate, Utc};
+use events::{
+    BookCanceled, BookConfirmed, BookRejected, Booked, Envelope, Event, HouseRented, Paid,
+    PaymentCanceled,
+};
+use notification::{Application, Settings};
+use platform::auth::Role;
+use reqwest::StatusCode;
+use serde_json::Value;
+use testkit::{eventually, inject_event, on_both_backends, token, Backend, TestApp, World};
+
+fn d(s: &str) -> NaiveDate {
+    events::parse_date(s).unwrap()
+}
+
+fn env<E: Event>(e: &E) -> Envelope {
+    Envelope::new(e).unwrap()
+}
+
+fn paid(book: &str, customer: &str) -> Paid {
+    Paid {
+        payment_id: 7,
+        book_id: book.into(),
+        house_id: 1,
+        customer_id: customer.into(),
+        house_price: 200,
+        check_in: d("2030-06-01"),
+        check_out: d("2030-06-03"),
+        payment_date: Utc::now(),
+    }
+}
+
+fn booked(book: &str, customer: &str) -> Booked {
+    Booked {
+        book_id: book.into(),
+        customer_id: customer.into(),
+        house_id: 1,
+        house_name: "Jeju".into(),
+        house_price: 200,
+        check_in: d("2030-06-01"),
+        check_out: d("2030-06-03"),
+        payment_id: 7,
+    }
+}
+
+async fn messages(app: &TestApp, who: &str, roles: &[Role]) -> Vec<Value> {
+    let (s, v) = app.get("/notifications", &token(who, roles)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v.as_array().unwrap().clone()
+}
+
+fn kinds(list: &[Value], book: &str) -> Vec<String> {
+    list.iter()
+        .filter(|m| m["bookId"] == book)
+        .map(|m| m["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn each_customer_is_told_about_their_own_bookings_once(backend: Backend) {
+    let world = World::new(backend);
+    let settings = world.settings("notification").await;
+    platform::kafka::ensure_topics(&settings.kafka)
+        .await
+        .unwrap();
+    let topic = world.events_topic();
+    let (a, b) = (testkit::unique("b-"), testkit::unique("b-"));
+    // History from before the service ever ran: it starts from the topic's beginning.
+    let (paid_a, booked_a) = (env(&paid(&a, "alice")), env(&booked(&a, "alice")));
+    let rented = env(&HouseRented {
+        house_id: 1,
+        book_id: a.clone(),
+        check_in: d("2030-06-01"),
+        check_out: d("2030-06-03"),
+    });
+    let confirmed = env(&BookConfirmed {
+        book_id: a.clone(),
+        house_id: 1,
+    });
+    for e in [
+        paid_a,
+        booked_a,
+        rented,
+        confirmed.clone(),
+        confirmed.clone(), // delivered twice: told once
+    ] {
+        inject_event(&topic, &e).await;
+    }
+    let app = TestApp::spawn::<Application>(Settings { common: settings }).await;
+    let alice = eventually(30, "alice's history", || async {
+        let list = messages(&app, "alice", &[Role::Customer]).await;
+        (kinds(&list, &a).len() == 2).then_some(list)
+    })
+    .await;
+    assert_eq!(kinds(&alice, &a), ["PAYMENT_RECEIVED", "BOOKING_CONFIRMED"]);
+    assert_eq!(alice[1]["message"], format!("Your booking {a} is confirmed."));
+    assert_eq!(alice[1]["id"], confirmed.event_id.to_string());
+    assert_eq!(alice[1]["customerId"], "alice");
+
+    // Bob's booking: its rejection arrives before anything says whose it is.
+    for e in [
+        env(&BookRejected {
+            book_id: b.clone(),
+            house_id: 1,
+            reason: "NIGHTS_TAKEN".into(),
+        }),
+        env(&paid(&b, "bob")),
+        env(&PaymentCanceled {
+            payment_id: 8,
+            book_id: b.clone(),
+            house_id: 1,
+            house_price: 200,
+            payment_cancel_date: Utc::now(),
+        }),
+    ] {
+        inject_event(&topic, &e).await;
+    }
+    let bob = eventually(30, "bob's messages", || async {
+        let list = messages(&app, "bob", &[Role::Customer]).await;
+        (kinds(&list, &b).len() == 3).then_some(list)
+    })
+    .await;
+    assert_eq!(
+        kinds(&bob, &b),
+        ["BOOKING_REJECTED", "PAYMENT_RECEIVED", "PAYMENT_REFUNDED"],
+        "the early rejection got its owner when the payment said who it was"
+    );
+    assert!(kinds(&bob, &a).is_empty(), "bob never sees alice's");
+    assert!(kinds(&messages(&app, "alice", &[Role::Customer]).await, &b).is_empty());
+    let all = messages(&app, "admin", &[Role::Admin]).await;
+    assert_eq!((kinds(&all, &a).len(), kinds(&all, &b).len()), (2, 3));
+
+    // A cancel and its refund reach alice too.
+    for e in [
+        env(&BookCanceled {
+            book_id: a.clone(),
+            house_id: 1,
+            book_cancel_date: Utc::now(),
+        }),
+        env(&PaymentCanceled {
+            payment_id: 7,
+            book_id: a.clone(),
+            house_id: 1,
+            house_price: 200,
+            payment_cancel_date: Utc::now(),
+        }),
+    ] {
+        inject_event(&topic, &e).await;
+    }
+    eventually(30, "the cancel told", || async {
+        let list = messages(&app, "alice", &[Role::Customer]).await;
+        (kinds(&list, &a)
+            == [
+                "PAYMENT_RECEIVED",
+                "BOOKING_CONFIRMED",
+                "BOOKING_CANCELED",
+                "PAYMENT_REFUNDED",
+            ])
+        .then_some(())
+    })
+    .await;
+    app.stop().await;
+}
+
+async fn bad_requests_get_json_4xx(backend: Backend) {
+    let world = World::new(backend);
+    let app = TestApp::spawn::<Application>(Settings {
+        common: world.settings("notification").await,
+    })
+    .await;
+    let r = testkit::http()
+        .get(app.url("/notifications"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let alice = token("alice", &[Role::Customer]);
+    for q in ["limit=0", "limit=5000", "offset=-1", "limit=x", "limit=1.5"] {
+        let (s, e) = app.get(&format!("/notifications?{q}"), &alice).await;
+        assert!(s.is_client_error(), "{q}: {s}");
+        assert!(e["error"].is_string() && e["message"].is_string(), "{q}: {e}");
+    }
+    testkit::assert_documented_routes_exist(&app, include_str!("../openapi.json"), &alice).await;
+    app.stop().await;
+}
+
+on_both_backends!(
+    each_customer_is_told_about_their_own_bookings_once,
+    bad_requests_get_json_4xx,
+);
