@@ -22,7 +22,14 @@ use serde_json::Value;
 use testkit::Backend;
 
 /// The services, in start order.
-pub const SERVICES: [&str; 5] = ["payment", "house", "mypage", "book", "gateway"];
+pub const SERVICES: [&str; 6] = [
+    "payment",
+    "house",
+    "mypage",
+    "book",
+    "notification",
+    "gateway",
+];
 
 /// How to start a fleet.
 #[derive(Debug, Clone)]
@@ -35,6 +42,9 @@ pub struct Options {
     pub private_broker: bool,
     /// Extra settings for every process of a service.
     pub env: Vec<(&'static str, String, String)>,
+    /// Services not started with the fleet, but later by [`Fleet::start_deferred`] (a
+    /// service deployed after the others, onto their history).
+    pub deferred: Vec<&'static str>,
 }
 
 impl Options {
@@ -45,6 +55,7 @@ impl Options {
             replicas: Vec::new(),
             private_broker: false,
             env: Vec::new(),
+            deferred: Vec::new(),
         }
     }
 
@@ -274,6 +285,7 @@ impl Fleet {
                     kv("HOUSEBOOK_UPSTREAMS__PAYMENT", urls("payment")),
                     kv("HOUSEBOOK_UPSTREAMS__HOUSE", urls("house")),
                     kv("HOUSEBOOK_UPSTREAMS__MYPAGE", urls("mypage")),
+                    kv("HOUSEBOOK_UPSTREAMS__NOTIFICATION", urls("notification")),
                     kv("HOUSEBOOK_UPSTREAMS__HEALTH_INTERVAL_MS", "100"),
                 ]),
                 _ => {}
@@ -312,12 +324,13 @@ impl Fleet {
             logs,
             http,
         };
-        for s in SERVICES {
+        let now = SERVICES.iter().filter(|s| !options.deferred.contains(s));
+        for s in now.clone() {
             for i in fleet.replicas[s].clone() {
                 fleet.spawn(&i);
             }
         }
-        for s in SERVICES {
+        for s in now {
             for i in fleet.replicas[s].clone() {
                 fleet.wait_ready(&i).await;
             }
@@ -339,6 +352,17 @@ impl Fleet {
                 )
             });
         self.children.insert(instance.to_owned(), child);
+    }
+
+    /// Starts an instance left out by [`Options::deferred`] for the first time, and waits
+    /// until it is ready.
+    pub async fn start_deferred(&mut self, instance: &str) {
+        assert!(
+            !self.children.contains_key(instance),
+            "{instance} already started"
+        );
+        self.spawn(instance);
+        self.wait_ready(instance).await;
     }
 
     /// Waits until an instance answers `/readyz` with `200`.

@@ -223,6 +223,12 @@ fn corpus(house: i64, booking: &str, payment: i64) -> Vec<Probe> {
         c.push(probe("mypage", M::GET, format!("/mypages?{q}"), "alice"));
         c.push(probe("payment", M::GET, format!("/payments?{q}"), "admin"));
         c.push(probe("house", M::GET, format!("/houses?{q}"), "alice"));
+        c.push(probe(
+            "notification",
+            M::GET,
+            format!("/notifications?{q}"),
+            "alice",
+        ));
     }
     // house
     let listing = json!({"houseName": "Abuse", "housePrice": 100, "houseDescription": "ok"});
@@ -376,6 +382,7 @@ async fn snapshot(fleet: &Fleet, admin: &str, house: i64) -> Vec<Value> {
         "/payments?limit=1000",
         "/houses?limit=1000",
         "/mypages?limit=1000",
+        "/notifications?limit=1000",
         "/faults",
     ] {
         let (s, v) = fleet.get(path, admin).await;
@@ -449,7 +456,7 @@ async fn bad_input_on_every_endpoint_gets_a_4xx_json_error_and_changes_nothing()
             template(&p.path),
         ));
     }
-    for service in ["book", "payment", "house", "mypage"] {
+    for service in ["book", "payment", "house", "mypage", "notification"] {
         let doc = fleet.openapi(service).await;
         docs.insert(service, contracts::OpenApi::new(doc.clone()));
         for (path, methods) in doc["paths"].as_object().unwrap() {
@@ -529,11 +536,12 @@ async fn bad_input_on_every_endpoint_gets_a_4xx_json_error_and_changes_nothing()
 
 /// `/books/abc/cancel?x=1` → `/books/{id}/cancel`, as the OpenAPI documents name paths.
 fn template(path: &str) -> String {
-    const WORDS: [&str; 8] = [
+    const WORDS: [&str; 9] = [
         "books",
         "payments",
         "houses",
         "mypages",
+        "notifications",
         "availability",
         "faults",
         "cancel",

@@ -24,6 +24,7 @@ fn owner(path: &str) -> &'static str {
         "payments" | "faults" => "payment",
         "houses" => "house",
         "mypages" | "availability" => "mypage",
+        "notifications" => "notification",
         _ => "gateway",
     }
 }
@@ -233,6 +234,7 @@ async fn every_documented_operation_answers_as_its_document_says() {
         (Method::GET, format!("/books/{}", ids[0]), &alice, None),
         (Method::GET, format!("/mypages/{}", ids[0]), &alice, None),
         (Method::GET, "/mypages".into(), &alice, None),
+        (Method::GET, "/notifications".into(), &alice, None),
         (
             Method::GET,
             format!("/availability?houseId={house}&checkIn=2032-05-01&checkOut=2032-05-03"),

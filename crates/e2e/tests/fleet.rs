@@ -320,3 +320,109 @@ async fn with_house_stopped_bookings_are_accepted_and_all_confirmed_on_its_retur
     );
     fleet.shutdown().await;
 }
+
+/// The kinds of the messages a caller sees about one booking, through the gateway.
+async fn told(fleet: &Fleet, token: &str, booking: &str) -> Vec<String> {
+    let (s, list) = fleet.get("/notifications", token).await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    let mut kinds: Vec<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["bookId"] == booking)
+        .map(|m| m["kind"].as_str().unwrap().to_owned())
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+/// The seed's "open architecture": notification is deployed after the others have a
+/// history, catches up on all of it, and then follows new bookings — reached through the
+/// gateway, each customer seeing only their own messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_deployed_later_catches_up_on_the_history_and_follows() {
+    let mut options = e2e::Options::new(Backend::Sqlite);
+    options.deferred = vec!["notification"];
+    let mut fleet = Fleet::start_with(options).await;
+    let (admin, alice, bob) = (
+        fleet.token("admin").await,
+        fleet.token("alice").await,
+        fleet.token("bob").await,
+    );
+    // History: alice's booking confirmed then cancelled; bob's overlapping one rejected.
+    let (house, a) = fleet
+        .house_with_booking(
+            &admin,
+            &alice,
+            json!({"houseName": "Told house", "housePrice": 700}),
+            "2034-03-01",
+            "2034-03-03",
+        )
+        .await;
+    let a = a["id"].as_str().unwrap().to_owned();
+    wait_booking(&fleet, &alice, &a, "CONFIRMED").await;
+    let (s, b) = fleet
+        .post(
+            "/books",
+            &bob,
+            json!({"houseId": house, "checkIn": "2034-03-02", "checkOut": "2034-03-04"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let b = b["id"].as_str().unwrap().to_owned();
+    wait_booking(&fleet, &bob, &b, "REJECTED").await;
+    let (s, _) = fleet
+        .post(&format!("/books/{a}/cancel"), &alice, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    // Deployed now, onto that history.
+    fleet.start_deferred("notification").await;
+    let alice_told = [
+        "BOOKING_CANCELED",
+        "BOOKING_CONFIRMED",
+        "PAYMENT_RECEIVED",
+        "PAYMENT_REFUNDED",
+    ];
+    eventually(60, "alice told her history", || async {
+        (told(&fleet, &alice, &a).await == alice_told).then_some(())
+    })
+    .await;
+    eventually(30, "bob told his", || async {
+        (told(&fleet, &bob, &b).await
+            == ["BOOKING_REJECTED", "PAYMENT_RECEIVED", "PAYMENT_REFUNDED"])
+        .then_some(())
+    })
+    .await;
+    assert!(
+        told(&fleet, &alice, &b).await.is_empty(),
+        "alice never sees bob's"
+    );
+    assert!(
+        told(&fleet, &bob, &a).await.is_empty(),
+        "bob never sees alice's"
+    );
+    assert_eq!(
+        told(&fleet, &admin, &a).await,
+        alice_told,
+        "an admin sees all"
+    );
+    let (s, _, _) = fleet.call(Method::GET, "/notifications", None, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // And it follows what happens from now on.
+    let (s, c) = fleet
+        .post(
+            "/books",
+            &alice,
+            json!({"houseId": house, "checkIn": "2034-04-01", "checkOut": "2034-04-02"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let c = c["id"].as_str().unwrap().to_owned();
+    eventually(30, "alice told of her new booking", || async {
+        (told(&fleet, &alice, &c).await == ["BOOKING_CONFIRMED", "PAYMENT_RECEIVED"]).then_some(())
+    })
+    .await;
+    fleet.shutdown().await;
+}

@@ -1,6 +1,6 @@
 //! The edge (SPEC §1, §7): the single entry point. It issues tokens (`POST /oauth/token`,
 //! `/.well-known/jwks.json`), checks them, and routes `/houses`, `/books`, `/payments`,
-//! `/mypages` and `/availability` to their services over pooled keep-alive connections.
+//! `/mypages`, `/availability` and `/notifications` to their services over pooled keep-alive connections.
 
 pub mod client;
 pub mod limit;
@@ -50,6 +50,7 @@ pub fn router(issuance: oauth::Issuance, proxy: proxy::Proxy) -> Router {
         .route("/mypages", any(proxy::forward))
         .route("/mypages/{*rest}", any(proxy::forward))
         .route("/availability", any(proxy::forward))
+        .route("/notifications", any(proxy::forward))
         .with_state(proxy);
     Router::new()
         .route("/oauth/token", post(oauth::token))

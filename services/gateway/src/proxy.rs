@@ -47,6 +47,7 @@ pub struct Routes {
     payment: Pool,
     house: Pool,
     mypage: Pool,
+    notification: Pool,
 }
 
 impl Routes {
@@ -57,12 +58,19 @@ impl Routes {
             payment: Pool::parse("payment", &u.payment)?,
             house: Pool::parse("house", &u.house)?,
             mypage: Pool::parse("mypage", &u.mypage)?,
+            notification: Pool::parse("notification", &u.notification)?,
         })
     }
 
     /// Starts polling the replicas' readiness until `stop`.
     pub fn watch(&self, every: Duration, stop: &CancellationToken) {
-        for pool in [&self.book, &self.payment, &self.house, &self.mypage] {
+        for pool in [
+            &self.book,
+            &self.payment,
+            &self.house,
+            &self.mypage,
+            &self.notification,
+        ] {
             pool.watch(every, stop.clone());
         }
     }
@@ -78,6 +86,7 @@ impl Routes {
             "payments" | "faults" => Some(&self.payment),
             "houses" => Some(&self.house),
             "mypages" | "availability" => Some(&self.mypage),
+            "notifications" => Some(&self.notification),
             _ => None,
         }
     }

@@ -121,6 +121,8 @@ pub struct Upstreams {
     pub house: String,
     /// The view.
     pub mypage: String,
+    /// The notifications.
+    pub notification: String,
     /// Timeout of one proxied call, in milliseconds.
     pub timeout_ms: u64,
     /// How often replicas' `/readyz` is polled, in milliseconds (lists of two or more).
@@ -134,6 +136,7 @@ impl Default for Upstreams {
             payment: "http://127.0.0.1:8082".into(),
             house: "http://127.0.0.1:8083".into(),
             mypage: "http://127.0.0.1:8084".into(),
+            notification: "http://127.0.0.1:8085".into(),
             timeout_ms: 10_000,
             health_interval_ms: 250,
         }

@@ -121,7 +121,11 @@ mod tests {
             payment_id: 9,
         });
         assert_eq!(owner(&booked), Some(("b-1", "alice")));
-        assert_eq!(message(&booked), None, "Booked tells the customer nothing new");
+        assert_eq!(
+            message(&booked),
+            None,
+            "Booked tells the customer nothing new"
+        );
         let confirmed = DomainEvent::BookConfirmed(BookConfirmed {
             book_id: "b-1".into(),
             house_id: 1,
@@ -141,7 +145,11 @@ mod tests {
             check_in: d("2031-01-01"),
             check_out: d("2031-01-03"),
         });
-        assert_eq!(message(&rented), None, "house's events are not for customers");
+        assert_eq!(
+            message(&rented),
+            None,
+            "house's events are not for customers"
+        );
         for t in CONSUMES {
             assert!(events::EVENT_TYPES.contains(t), "{t}");
         }

@@ -96,7 +96,10 @@ async fn each_customer_is_told_about_their_own_bookings_once(backend: Backend) {
     })
     .await;
     assert_eq!(kinds(&alice, &a), ["PAYMENT_RECEIVED", "BOOKING_CONFIRMED"]);
-    assert_eq!(alice[1]["message"], format!("Your booking {a} is confirmed."));
+    assert_eq!(
+        alice[1]["message"],
+        format!("Your booking {a} is confirmed.")
+    );
     assert_eq!(alice[1]["id"], confirmed.event_id.to_string());
     assert_eq!(alice[1]["customerId"], "alice");
 
@@ -181,7 +184,10 @@ async fn bad_requests_get_json_4xx(backend: Backend) {
     for q in ["limit=0", "limit=5000", "offset=-1", "limit=x", "limit=1.5"] {
         let (s, e) = app.get(&format!("/notifications?{q}"), &alice).await;
         assert!(s.is_client_error(), "{q}: {s}");
-        assert!(e["error"].is_string() && e["message"].is_string(), "{q}: {e}");
+        assert!(
+            e["error"].is_string() && e["message"].is_string(),
+            "{q}: {e}"
+        );
     }
     testkit::assert_documented_routes_exist(&app, include_str!("../openapi.json"), &alice).await;
     app.stop().await;

@@ -91,8 +91,8 @@ impl SqlNotifications {
             }
             None => {
                 sqlx::query(&format!(
-                    "SELECT {COLUMNS} FROM notifications ORDER BY occurred_at, id LIMIT $1 OFFSET $2"
-                ))
+                "SELECT {COLUMNS} FROM notifications ORDER BY occurred_at, id LIMIT $1 OFFSET $2"
+            ))
                 .bind(limit)
                 .bind(offset)
                 .fetch_all(self.db.pool())
