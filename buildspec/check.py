@@ -6,7 +6,7 @@ import sys
 
 import yaml
 
-SERVICES = ["book", "payment", "house", "mypage", "gateway"]
+SERVICES = ["book", "payment", "house", "mypage", "notification", "gateway"]
 passed, failed = 0, []
 for svc in SERVICES:
     path = pathlib.Path(__file__).parent / svc / "buildspec.yml"

@@ -77,7 +77,7 @@ def check(docs):
             need(sc.get("allowPrivilegeEscalation") is False, f"{cname} forbids privilege escalation")
 
     services = [d for d in find(docs, "Deployment") if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "service"]
-    need(len(services) == 5, f"five service Deployments (found {len(services)})")
+    need(len(services) == 6, f"six service Deployments (found {len(services)})")
     for d in services:
         n = d["metadata"]["name"]
         pod_labels = d["spec"]["template"]["metadata"]["labels"]
