@@ -426,3 +426,154 @@ async fn a_service_deployed_later_catches_up_on_the_history_and_follows() {
     .await;
     fleet.shutdown().await;
 }
+
+/// A stand-in OTLP/HTTP collector: keeps the body of every export it is sent.
+async fn otlp_collector() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
+    let bodies: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>> = Default::default();
+    let keep = bodies.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let keep = keep.clone();
+            async move {
+                keep.lock().unwrap().push(body.to_vec());
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, bodies)
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// SPEC §8: one booking is one trace, from the gateway through book and payment over
+/// HTTP, and through house, book again, mypage and notification over Kafka. The client
+/// starts the trace (`traceparent`); every service logs lines carrying its id, and exports
+/// spans of it to the configured OTLP endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_booking_is_one_trace_from_the_gateway_to_every_service() {
+    let (collector, exported) = otlp_collector().await;
+    let mut options = e2e::Options::new(Backend::Sqlite);
+    for s in e2e::SERVICES {
+        options.env.push((
+            s,
+            "HOUSEBOOK_LOG__OTLP_ENDPOINT".into(),
+            format!("{collector}/v1/traces"),
+        ));
+    }
+    let fleet = Fleet::start_with(options).await;
+    let (admin, alice) = (fleet.token("admin").await, fleet.token("alice").await);
+    let (s, h) = fleet
+        .post(
+            "/houses",
+            &admin,
+            json!({"houseName": "Traced house", "housePrice": 300}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{h}");
+    let trace = uuid::Uuid::new_v4().simple().to_string();
+    let parent = format!(
+        "00-{trace}-{}-01",
+        &uuid::Uuid::new_v4().simple().to_string()[..16]
+    );
+    let http = testkit::http();
+    let r = http
+        .post(format!("{}/books", fleet.gateway()))
+        .bearer_auth(&alice)
+        .header("traceparent", &parent)
+        .json(&json!({"houseId": h["id"], "checkIn": "2035-07-01", "checkOut": "2035-07-02"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_booking(&fleet, &alice, &id, "CONFIRMED").await;
+    wait_view(&fleet, &alice, &id, |r| r["status"] == "CONFIRMED").await;
+
+    // Every event of the booking — Paid, Booked, HouseRented, BookConfirmed, each caused
+    // by the one before — carries the trace, in its header and in its envelope.
+    let mut probe = testkit::EventProbe::on(fleet.brokers(), &fleet.events_topic());
+    let want = ["BookConfirmed", "Booked", "HouseRented", "Paid"]; // sorted
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        probe.settle(1).await;
+        let mine: Vec<(String, Option<String>, Option<String>)> = probe
+            .raw()
+            .iter()
+            .filter_map(|m| {
+                let e: Value = serde_json::from_slice(&m.payload).ok()?;
+                (e["correlationId"] == id.as_str()).then(|| {
+                    (
+                        e["eventType"].as_str().unwrap_or("").to_owned(),
+                        e["traceparent"].as_str().map(str::to_owned),
+                        m.header("traceparent").map(str::to_owned),
+                    )
+                })
+            })
+            .collect();
+        let mut types: Vec<&str> = mine.iter().map(|(t, _, _)| t.as_str()).collect();
+        types.sort();
+        if types == want {
+            for (t, envelope, header) in &mine {
+                let in_trace = |tp: &Option<String>| {
+                    tp.as_deref()
+                        .and_then(platform::trace::trace_id)
+                        .is_some_and(|x| x == trace)
+                };
+                assert!(in_trace(envelope), "{t}: envelope {envelope:?}");
+                assert_eq!(header, envelope, "{t}: the header says the same");
+            }
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "events seen: {types:?}"
+        );
+    }
+
+    // Every service logged lines of this trace: the gateway and book and payment serving
+    // the request, house reserving on Paid, book confirming on HouseRented, mypage and
+    // notification applying the events.
+    for s in e2e::SERVICES {
+        let log = fleet.logs().join(format!("{s}.log"));
+        eventually(30, &format!("{s} logs trace {trace}"), || async {
+            let text = std::fs::read_to_string(&log).ok()?;
+            text.lines()
+                .any(|l| l.contains(&format!("\"trace_id\":\"{trace}\"")))
+                .then_some(())
+        })
+        .await;
+    }
+    // And every service exported spans of it (OTLP/HTTP protobuf: the service's name and
+    // the trace id's 16 bytes in one export).
+    let raw = unhex(&trace);
+    let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    eventually(
+        30,
+        "every service's spans of the trace exported",
+        || async {
+            let bodies = exported.lock().unwrap().clone();
+            e2e::SERVICES
+                .iter()
+                .all(|s| {
+                    bodies
+                        .iter()
+                        .any(|b| contains(b, s.as_bytes()) && contains(b, &raw))
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    fleet.shutdown().await;
+}

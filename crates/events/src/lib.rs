@@ -70,6 +70,10 @@ pub struct Envelope {
     pub correlation_id: String,
     /// The event's payload; its shape is given by `eventType`.
     pub payload: serde_json::Value,
+    /// The W3C trace context of the change that produced it (also a Kafka header), so a
+    /// consumer continues the same trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// Why an envelope or payload could not be read.
@@ -110,6 +114,7 @@ impl Envelope {
             occurred_at: Utc::now(),
             correlation_id: payload.correlation_id(),
             payload: serde_json::to_value(payload)?,
+            traceparent: None,
         })
     }
 

@@ -11,6 +11,7 @@
 //! parked on the dead-letter topic with the reason; an unreadable one is parked at once.
 //! Nothing here panics, and no message can stall its partition forever.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -313,30 +314,38 @@ impl ConsumerLoop {
     /// interrupted it, in which case no offset of the batch may be stored.
     async fn process_batch(&self, batch: &[BorrowedMessage<'_>], stop: &CancellationToken) -> bool {
         if batch.len() > 1 {
-            let readable: Option<Vec<Envelope>> = batch
+            let readable: Option<Vec<(Envelope, Option<String>)>> = batch
                 .iter()
-                .map(|m| m.payload().and_then(|b| Envelope::from_slice(b).ok()))
+                .map(|m| {
+                    let env = m.payload().and_then(|b| Envelope::from_slice(b).ok())?;
+                    let tp = traceparent(m, Some(&env));
+                    Some((env, tp))
+                })
                 .collect();
             if let Some(all) = readable {
                 let handles = self.handler.handles();
-                let (wanted, ignored): (Vec<Envelope>, Vec<Envelope>) = all
+                let (wanted, ignored): (Vec<_>, Vec<_>) = all
                     .into_iter()
-                    .partition(|e| handles.contains(&e.event_type.as_str()));
+                    .partition(|(e, _)| handles.contains(&e.event_type.as_str()));
+                let (wanted, traces): (Vec<Envelope>, Vec<Option<String>>) =
+                    wanted.into_iter().unzip();
                 let outcome = if wanted.is_empty() {
                     Some(Ok(Vec::new()))
                 } else {
-                    self.handler.handle_batch(&wanted).await
+                    let causes = causes(wanted.iter().zip(traces.iter().cloned()));
+                    crate::trace::scope(causes, self.handler.handle_batch(&wanted)).await
                 };
                 match outcome {
                     Some(Ok(handled)) if handled.len() == wanted.len() => {
-                        for (e, h) in wanted.iter().zip(handled) {
+                        for ((e, h), tp) in wanted.iter().zip(handled).zip(&traces) {
                             let outcome = match h {
                                 Handled::Applied => EventOutcome::Applied,
                                 Handled::Duplicate => EventOutcome::Duplicate,
                             };
+                            applied(e, tp.as_deref(), outcome);
                             self.metrics.event(&e.event_type, outcome);
                         }
-                        for e in &ignored {
+                        for (e, _) in &ignored {
                             self.metrics.event(&e.event_type, EventOutcome::Ignored);
                         }
                         return true;
@@ -378,13 +387,17 @@ impl ConsumerLoop {
         }
         let mut backoff = Duration::from_millis(self.settings.retry_backoff_ms);
         let attempts = self.settings.max_attempts.max(1);
+        let tp = traceparent(m, Some(&envelope));
         for attempt in 1..=attempts {
-            match self.handler.handle(&envelope).await {
+            let causes = causes([(&envelope, tp.clone())].into_iter());
+            match crate::trace::scope(causes, self.handler.handle(&envelope)).await {
                 Ok(Handled::Applied) => {
+                    applied(&envelope, tp.as_deref(), EventOutcome::Applied);
                     self.metrics.event(event_type, EventOutcome::Applied);
                     return true;
                 }
                 Ok(Handled::Duplicate) => {
+                    applied(&envelope, tp.as_deref(), EventOutcome::Duplicate);
                     self.metrics.event(event_type, EventOutcome::Duplicate);
                     return true;
                 }
@@ -561,4 +574,45 @@ pub async fn replay(
         }
     }
     Ok(applied)
+}
+
+/// The trace context a message carries: its `traceparent` header, else its envelope's.
+fn traceparent(m: &BorrowedMessage<'_>, envelope: Option<&Envelope>) -> Option<String> {
+    use rdkafka::message::Headers;
+    m.headers()
+        .and_then(|h| {
+            h.iter()
+                .find(|x| x.key == crate::trace::TRACEPARENT)
+                .and_then(|x| x.value)
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .map(str::to_owned)
+        })
+        .or_else(|| envelope.and_then(|e| e.traceparent.clone()))
+}
+
+/// The trace contexts of events being applied, by correlation id: what the events they
+/// cause belong to.
+fn causes<'a>(
+    events: impl Iterator<Item = (&'a Envelope, Option<String>)>,
+) -> HashMap<String, String> {
+    events
+        .filter_map(|(e, tp)| Some((e.correlation_id.clone(), tp?)))
+        .collect()
+}
+
+/// Logs an applied event inside a span of its own trace, so the line carries its trace id.
+fn applied(envelope: &Envelope, traceparent: Option<&str>, outcome: EventOutcome) {
+    let span = tracing::info_span!(
+        "event",
+        event_type = %envelope.event_type,
+        event_id = %envelope.event_id,
+        correlation_id = %envelope.correlation_id,
+        trace_id = tracing::field::Empty,
+    );
+    crate::trace::adopt(&span, traceparent);
+    let _entered = span.enter();
+    match outcome {
+        EventOutcome::Duplicate => tracing::info!("event already applied"),
+        _ => tracing::info!("event applied"),
+    }
 }

@@ -179,7 +179,18 @@ pub async fn observe(State(metrics): State<Metrics>, req: Request, next: Next) -
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let span = tracing::info_span!("http", %method, %route, request_id = %request_id);
+    let span = tracing::info_span!(
+        "http",
+        %method,
+        %route,
+        request_id = %request_id,
+        trace_id = tracing::field::Empty,
+    );
+    let parent = req
+        .headers()
+        .get(crate::trace::TRACEPARENT)
+        .and_then(|v| v.to_str().ok());
+    crate::trace::adopt(&span, parent);
     let res = next.run(req).instrument(span.clone()).await;
     let status = res.status();
     let elapsed = started.elapsed();

@@ -20,6 +20,7 @@ pub mod settings;
 pub mod shutdown;
 pub mod tansu;
 pub mod telemetry;
+pub mod trace;
 pub mod upstream;
 
 pub use error::ApiError;

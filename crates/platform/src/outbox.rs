@@ -45,7 +45,8 @@ impl Outbox {
         conn: &mut AnyConnection,
         event: &E,
     ) -> anyhow::Result<Envelope> {
-        let env = Envelope::new(event)?;
+        let mut env = Envelope::new(event)?;
+        env.traceparent = crate::trace::for_event(&env.correlation_id);
         let payload = String::from_utf8(env.to_vec()?)?;
         sqlx::query(
             "INSERT INTO outbox (event_id, event_type, topic, msg_key, payload, created_at) \
@@ -179,11 +180,18 @@ async fn publish_batch(
         metrics.set_outbox_backlog(0);
         return Ok(0);
     }
-    let sends = rows.iter().map(|row| {
-        let headers = OwnedHeaders::new().insert(Header {
+    let traces: Vec<Option<String>> = rows.iter().map(|r| traceparent_in(&r.payload)).collect();
+    let sends = rows.iter().zip(&traces).map(|(row, trace)| {
+        let mut headers = OwnedHeaders::new().insert(Header {
             key: "eventType",
             value: Some(&row.event_type),
         });
+        if let Some(tp) = trace {
+            headers = headers.insert(Header {
+                key: crate::trace::TRACEPARENT,
+                value: Some(tp),
+            });
+        }
         let record = FutureRecord::to(&row.topic)
             .key(&row.key)
             .payload(&row.payload)
@@ -234,4 +242,13 @@ async fn publish_batch(
         Some(e) => Err(anyhow::Error::new(e).context("broker did not acknowledge")),
         None => Ok(published.len()),
     }
+}
+
+/// The trace context an outbox row's envelope carries, for the Kafka header.
+fn traceparent_in(payload: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Trace {
+        traceparent: Option<String>,
+    }
+    serde_json::from_str::<Trace>(payload).ok()?.traceparent
 }

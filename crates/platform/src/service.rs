@@ -27,9 +27,12 @@ pub trait Service: Sized + Send + 'static {
 /// The whole of a service binary's `main`: settings, logs, signals, build, run.
 pub async fn main<S: Service>() -> anyhow::Result<()> {
     let settings: S::Settings = crate::settings::load(S::DEFAULTS)?;
-    crate::telemetry::init(S::log(&settings));
+    crate::telemetry::init(S::DEFAULTS.name, S::log(&settings));
     let shutdown = CancellationToken::new();
     crate::shutdown::cancel_on_signal(shutdown.clone());
     let app = S::build(settings, shutdown).await?;
-    app.run().await
+    let ran = app.run().await;
+    // Blocking: the last spans go out (bounded by the exporter's timeout).
+    let _ = tokio::task::spawn_blocking(crate::telemetry::shutdown).await;
+    ran
 }

@@ -201,6 +201,9 @@ pub struct LogSettings {
     pub format: String,
     /// An `EnvFilter` directive, e.g. `info,sqlx=warn`.
     pub filter: String,
+    /// Where to send traces (OTLP over HTTP, e.g. `http://collector:4318/v1/traces`);
+    /// none: traces are kept to the logs' trace ids and the propagated context.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for LogSettings {
@@ -208,6 +211,7 @@ impl Default for LogSettings {
         Self {
             format: "json".into(),
             filter: "info,sqlx=warn,rdkafka=warn".into(),
+            otlp_endpoint: None,
         }
     }
 }

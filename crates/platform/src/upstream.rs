@@ -143,7 +143,7 @@ impl Pool {
         let mut tried = Vec::new();
         loop {
             let base = self.pick(&tried).ok_or(SendError::NoReplica)?;
-            match request(&base).send().await {
+            match crate::trace::inject(request(&base)).send().await {
                 Ok(res) => return Ok(res),
                 Err(e) if e.is_connect() => {
                     self.mark_down(&base);

@@ -234,6 +234,10 @@ pub async fn forward(
         .await
         .map_err(|_| ApiError::payload_too_large())?;
     let mut headers = pass_on(&parts.headers, true);
+    // The gateway's own span is the caller's child: upstreams continue from it.
+    if let Some(tp) = platform::trace::current().and_then(|t| t.parse().ok()) {
+        headers.insert(platform::trace::TRACEPARENT, tp);
+    }
     if let Ok(v) = from.to_string().parse() {
         headers.insert(&client::X_FORWARDED_FOR, v);
     }

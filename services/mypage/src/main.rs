@@ -7,7 +7,7 @@ async fn main() -> anyhow::Result<()> {
         None => platform::service::main::<mypage::Application>().await,
         Some("rebuild") => {
             let settings: mypage::Settings = platform::settings::load(mypage::DEFAULTS)?;
-            platform::telemetry::init(&settings.common.log);
+            platform::telemetry::init(mypage::NAME, &settings.common.log);
             let applied = mypage::rebuild(&settings).await?;
             tracing::info!(applied, "view rebuilt");
             Ok(())

@@ -11,6 +11,7 @@ use platform::auth::{Caller, Role, TokenVerifier};
 use platform::http::{lenient, Page};
 use platform::{ApiError, AppJson, AppPath, AppQuery};
 use serde::{Deserialize, Serialize};
+use tracing::Instrument as _;
 
 use super::faults::{FaultSettings, Faults};
 use crate::domain::models::{BookId, Money, NewPayment, Payment, PaymentInvalid, PaymentStatus};
@@ -173,10 +174,14 @@ async fn create(
     // Detached from the connection: a caller that gives up (a timeout) does not abort a
     // payment half-way; it completes, the caller's retry gets the same payment, and a
     // payment nobody booked is refunded by book's reconciler.
-    let work = tokio::spawn(async move {
-        state.faults.apply().await?;
-        Ok::<_, ApiError>(state.service.pay(new).await)
-    });
+    // It stays in the request's span, and so in its trace.
+    let work = tokio::spawn(
+        async move {
+            state.faults.apply().await?;
+            Ok::<_, ApiError>(state.service.pay(new).await)
+        }
+        .in_current_span(),
+    );
     let result = work
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!("payment task failed: {e}")))??;
