@@ -131,7 +131,7 @@ impl Db {
     /// both backends: on PostgreSQL the rollback guard counts the transaction only once
     /// `BEGIN`'s answer is read (launchbadge/sqlx#4393), and the pool then hands the
     /// connection on, so later autocommit statements run uncommitted inside the stale
-    /// transaction (the outbox relay's `FOR UPDATE SKIP LOCKED` claims among them); on
+    /// transaction (the outbox relay's own among them); on
     /// SQLite the connection is left counting a transaction nobody holds, and every later
     /// `BEGIN IMMEDIATE` on it fails (`InvalidSavePointStatement`). So the `BEGIN` runs
     /// in a task of its own, which finishes even when its caller is gone; the transaction

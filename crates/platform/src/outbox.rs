@@ -95,8 +95,15 @@ pub async fn relay(
             r = publish_batch(&db, &producer, &metrics, &mut counted) => r,
         };
         match published {
-            Ok(n) if n as i64 == BATCH => continue,
-            Ok(_) => {}
+            Ok(Some(n)) if n as i64 == BATCH => continue,
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                // Another replica is relaying: its batch is short; try again soon.
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_millis(25)) => continue,
+                }
+            }
             Err(e) => {
                 tracing::warn!(
                     error = format!("{e:#}"),
@@ -119,8 +126,9 @@ pub async fn relay(
     let final_pass = async {
         loop {
             match publish_batch(&db, &producer, &metrics, &mut counted).await {
-                Ok(0) => break,
-                Ok(_) => {}
+                // Nothing left, or another replica is publishing it.
+                Ok(Some(0) | None) => break,
+                Ok(Some(_)) => {}
                 Err(e) => {
                     tracing::warn!(
                         error = format!("{e:#}"),
@@ -139,27 +147,41 @@ pub async fn relay(
     }
 }
 
-/// Publishes one batch; returns how many rows were published.
+/// Which advisory lock makes one relay at a time publish a PostgreSQL outbox.
+const RELAY_LOCK: i64 = 0x686f_7573_6562;
+
+/// Publishes one batch; returns how many rows were published, or `None` when another
+/// replica's relay is publishing this outbox now.
 async fn publish_batch(
     db: &Db,
     producer: &FutureProducer,
     metrics: &Metrics,
     counted: &mut Instant,
-) -> anyhow::Result<usize> {
-    // On PostgreSQL, replicas sharing the outbox claim disjoint rows (the lock is held
-    // until the rows are marked published); a SQLite file has one writer at a time anyway,
-    // and a row sent twice is dropped by its consumers.
+) -> anyhow::Result<Option<usize>> {
+    // On PostgreSQL, replicas share the outbox and one relay at a time publishes it (a
+    // transaction-scoped advisory lock, held until the rows are marked published). When
+    // replicas claimed disjoint rows and published them side by side, a booking's later
+    // event could overtake its earlier one (found by the rolling-restart fault test: a
+    // BookCanceled before its BookConfirmed left mypage saying CONFIRMED). A SQLite file
+    // has one writer at a time anyway, and a row sent twice is dropped by its consumers.
     let mut tx = match db.backend() {
-        Backend::Postgres => Some(db.begin().await?),
+        Backend::Postgres => {
+            let mut tx = db.begin().await?;
+            let ours: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                .bind(RELAY_LOCK)
+                .fetch_one(&mut *tx)
+                .await?;
+            if !ours {
+                return Ok(None);
+            }
+            Some(tx)
+        }
         Backend::Sqlite => None,
     };
-    let select = sqlx::query(if tx.is_some() {
+    let select = sqlx::query(
         "SELECT id, event_type, topic, msg_key, payload FROM outbox \
-         WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
-    } else {
-        "SELECT id, event_type, topic, msg_key, payload FROM outbox \
-         WHERE published_at IS NULL ORDER BY id LIMIT $1"
-    })
+         WHERE published_at IS NULL ORDER BY id LIMIT $1",
+    )
     .bind(BATCH);
     let rows: Vec<Row_> = match tx.as_mut() {
         Some(tx) => select.fetch_all(&mut **tx).await?,
@@ -178,7 +200,7 @@ async fn publish_batch(
     .collect::<Result<_, sqlx::Error>>()?;
     if rows.is_empty() {
         metrics.set_outbox_backlog(0);
-        return Ok(0);
+        return Ok(Some(0));
     }
     let traces: Vec<Option<String>> = rows.iter().map(|r| traceparent_in(&r.payload)).collect();
     let sends = rows.iter().zip(&traces).map(|(row, trace)| {
@@ -240,7 +262,7 @@ async fn publish_batch(
     }
     match failure {
         Some(e) => Err(anyhow::Error::new(e).context("broker did not acknowledge")),
-        None => Ok(published.len()),
+        None => Ok(Some(published.len())),
     }
 }
 

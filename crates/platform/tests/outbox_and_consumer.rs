@@ -237,6 +237,62 @@ async fn a_begin_cancelled_in_flight_leaves_no_transaction_open(backend: Backend
     db.close().await;
 }
 
+/// Two replicas' relays on one PostgreSQL outbox (a rolling restart, or two book pods):
+/// every booking's events still reach the topic in the order they were committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_relays_on_one_outbox_keep_each_bookings_events_in_order() {
+    let world = World::new(Backend::Postgres);
+    let settings = world.settings("outbox").await;
+    platform::kafka::ensure_topics(&settings.kafka)
+        .await
+        .unwrap();
+    let db = Db::connect(&settings.database, &[]).await.unwrap();
+    let outbox = Outbox::new(world.events_topic());
+    let stop = CancellationToken::new();
+    let relays: Vec<_> = (0..2)
+        .map(|_| {
+            tokio::spawn(relay(
+                db.clone(),
+                outbox.clone(),
+                platform::kafka::producer(&settings.kafka).unwrap(),
+                Metrics::new("outbox").unwrap(),
+                Duration::from_millis(5),
+                stop.clone(),
+            ))
+        })
+        .collect();
+    const BOOKINGS: i64 = 6;
+    const EACH: i64 = 60;
+    for seq in 0..EACH {
+        for b in 0..BOOKINGS {
+            let mut tx = db.pool().begin().await.unwrap();
+            let event = events::BookConfirmed {
+                book_id: format!("b-{b}"),
+                house_id: seq, // the order it was committed in
+            };
+            outbox.enqueue(&mut tx, &event).await.unwrap();
+            tx.commit().await.unwrap();
+            outbox.notify();
+        }
+    }
+    let mut probe = EventProbe::new(&world.events_topic());
+    let seen = probe
+        .wait_until(60, "every event", |e| e.len() >= (BOOKINGS * EACH) as usize)
+        .await;
+    for b in 0..BOOKINGS {
+        let order: Vec<i64> = seen
+            .iter()
+            .filter(|e| e.correlation_id == format!("b-{b}"))
+            .map(|e| e.payload["houseId"].as_i64().unwrap())
+            .collect();
+        assert_eq!(order, (0..EACH).collect::<Vec<_>>(), "booking b-{b}");
+    }
+    stop.cancel();
+    for r in relays {
+        r.await.unwrap();
+    }
+}
+
 on_both_backends!(
     a_begin_cancelled_in_flight_leaves_no_transaction_open,
     the_outbox_publishes_what_commits_and_nothing_that_rolled_back,
