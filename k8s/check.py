@@ -17,7 +17,8 @@ Every service Deployment (app.kubernetes.io/component=service) also: rolling upd
 maxUnavailable 0, a preStop drain shorter than its grace period, a Service, an
 autoscaling/v2 HPA on CPU, and a PodDisruptionBudget selecting its pods; a container
 port named grpc is behind a Service port (appProtocol grpc), checked by a gRPC probe, and
-let in by a NetworkPolicy. The namespace
+let in by a NetworkPolicy. Traces go to an OTLP endpoint that a NetworkPolicy lets them
+reach. The namespace
 has a default-deny NetworkPolicy; Kafka topics have at least 3 partitions.
 """
 import base64
@@ -105,6 +106,15 @@ def check(docs):
                          and any(pp.get("port") == number for rule in np["spec"].get("ingress", []) for pp in rule.get("ports", []))
                          for np in find(docs, "NetworkPolicy")), f"{n} lets gRPC clients in")
 
+    config = {}
+    for c in find(docs, "ConfigMap", "housebook-config"):
+        config.update(c.get("data") or {})
+    otlp = config.get("HOUSEBOOK_LOG__OTLP_ENDPOINT", "")
+    port = re.search(r":(\d+)/", otlp)
+    need(bool(port), "traces go to an OTLP endpoint (HOUSEBOOK_LOG__OTLP_ENDPOINT)")
+    need(bool(port) and any(int(pp.get("port", 0)) == int(port.group(1))
+                            for np in find(docs, "NetworkPolicy") for rule in np["spec"].get("egress", [])
+                            for pp in rule.get("ports", [])), "a NetworkPolicy lets traces out to the collector")
     need(any(p["spec"].get("podSelector") == {} and set(p["spec"].get("policyTypes", [])) >= {"Ingress", "Egress"}
              for p in find(docs, "NetworkPolicy")), "a default-deny NetworkPolicy")
     topics = find(docs, "KafkaTopic")
@@ -187,6 +197,7 @@ def self_test(path, production_path):
         "gRPC port not behind the Service": lambda ds: next(d for d in ds if d.get("kind") == "Service" and d["metadata"]["name"] == "book")
             ["spec"].update(ports=[{"name": "http", "port": 80, "targetPort": "http"}]),
         "no NetworkPolicy for gRPC": lambda ds: ds.remove(next(d for d in ds if d.get("kind") == "NetworkPolicy" and d["metadata"]["name"] == "book-grpc-from-clients")),
+        "no trace egress": lambda ds: ds.remove(next(d for d in ds if d.get("kind") == "NetworkPolicy" and d["metadata"]["name"] == "traces-to-collector")),
         "one partition": lambda ds: next(d for d in ds if d.get("kind") == "KafkaTopic")["spec"].update(partitions=1),
     }
     missed = [name for name, edit in cases.items() if not broken(edit)]
