@@ -148,6 +148,41 @@ impl Db {
         .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
     }
 
+    /// One page of `SELECT … FROM …` (`select`), of one owner's rows (`owner_column =
+    /// owner`) or of all, in `order_by` order: the owner-filtered listing every read API
+    /// of the fleet serves.
+    pub async fn page(
+        &self,
+        select: &str,
+        owner_column: &str,
+        owner: Option<&str>,
+        order_by: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<sqlx::any::AnyRow>, sqlx::Error> {
+        match owner {
+            Some(o) => {
+                let sql = format!(
+                    "{select} WHERE {owner_column} = $1 ORDER BY {order_by} LIMIT $2 OFFSET $3"
+                );
+                sqlx::query(&sql)
+                    .bind(o.to_owned())
+                    .bind(limit)
+                    .bind(offset)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            None => {
+                let sql = format!("{select} ORDER BY {order_by} LIMIT $1 OFFSET $2");
+                sqlx::query(&sql)
+                    .bind(limit)
+                    .bind(offset)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+        }
+    }
+
     /// The pool.
     pub fn pool(&self) -> &AnyPool {
         &self.pool

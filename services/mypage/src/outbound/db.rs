@@ -247,26 +247,11 @@ impl ViewRepository for SqlView {
         limit: i64,
         offset: i64,
     ) -> anyhow::Result<Vec<BookingView>> {
-        let rows = match customer {
-            Some(c) => {
-                let sql = format!("SELECT {COLUMNS} FROM mypages WHERE customer_id = $1 ORDER BY book_id LIMIT $2 OFFSET $3");
-                sqlx::query(&sql)
-                    .bind(c.to_owned())
-                    .bind(limit)
-                    .bind(offset)
-                    .fetch_all(self.db.pool())
-                    .await?
-            }
-            None => {
-                let sql =
-                    format!("SELECT {COLUMNS} FROM mypages ORDER BY book_id LIMIT $1 OFFSET $2");
-                sqlx::query(&sql)
-                    .bind(limit)
-                    .bind(offset)
-                    .fetch_all(self.db.pool())
-                    .await?
-            }
-        };
+        let select = format!("SELECT {COLUMNS} FROM mypages");
+        let rows = self
+            .db
+            .page(&select, "customer_id", customer, "book_id", limit, offset)
+            .await?;
         rows.iter().map(row).collect()
     }
 

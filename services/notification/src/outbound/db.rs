@@ -77,28 +77,18 @@ impl SqlNotifications {
         offset: i64,
     ) -> anyhow::Result<Vec<Notification>> {
         const COLUMNS: &str = "id, book_id, customer_id, kind, message, occurred_at";
-        let rows = match customer {
-            Some(c) => {
-                sqlx::query(&format!(
-                    "SELECT {COLUMNS} FROM notifications WHERE customer_id = $1 \
-                     ORDER BY occurred_at, id LIMIT $2 OFFSET $3"
-                ))
-                .bind(c.to_owned())
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(self.db.pool())
-                .await?
-            }
-            None => {
-                sqlx::query(&format!(
-                "SELECT {COLUMNS} FROM notifications ORDER BY occurred_at, id LIMIT $1 OFFSET $2"
-            ))
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(self.db.pool())
-                .await?
-            }
-        };
+        let select = format!("SELECT {COLUMNS} FROM notifications");
+        let rows = self
+            .db
+            .page(
+                &select,
+                "customer_id",
+                customer,
+                "occurred_at, id",
+                limit,
+                offset,
+            )
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(Notification {
