@@ -167,6 +167,33 @@ async fn the_seed_booking_and_cancel_over_grpc() {
     })
     .await;
 
+    // A call in a caller's trace: the booking's events carry it (`traceparent` metadata).
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let mut traced = with_token(stay(house_id, "2031-07-10", "2031-07-11"), &alice);
+    traced.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace}-b7ad6b7169203331-01").parse().unwrap(),
+    );
+    let t = grpc.create_booking(traced).await.unwrap().into_inner();
+    let mut probe = testkit::EventProbe::on(fleet.brokers(), &fleet.events_topic());
+    let booked = probe
+        .wait_until(30, "the traced booking's Booked", |seen| {
+            seen.iter()
+                .any(|e| e.correlation_id == t.id && e.event_type == "Booked")
+        })
+        .await
+        .into_iter()
+        .find(|e| e.correlation_id == t.id && e.event_type == "Booked")
+        .unwrap();
+    assert_eq!(
+        booked
+            .traceparent
+            .as_deref()
+            .and_then(platform::trace::trace_id),
+        Some(trace),
+        "{booked:?}"
+    );
+
     // The standard health service (what a kubelet gRPC probe asks) and reflection (what
     // grpcurl asks).
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel(&fleet).await);

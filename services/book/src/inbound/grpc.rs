@@ -238,6 +238,20 @@ pub async fn serve(
         "grpc listening"
     );
     let served = tonic::transport::Server::builder()
+        // Each call in a span of the caller's trace (`traceparent` metadata), as for REST.
+        .trace_fn(|request| {
+            let span = tracing::info_span!(
+                "grpc",
+                path = %request.uri().path(),
+                trace_id = tracing::field::Empty,
+            );
+            let parent = request
+                .headers()
+                .get(platform::trace::TRACEPARENT)
+                .and_then(|v| v.to_str().ok());
+            platform::trace::adopt(&span, parent);
+            span
+        })
         .timeout(Duration::from_millis(http.request_timeout_ms))
         .concurrency_limit_per_connection(settings.max_concurrent_streams as usize)
         .load_shed(true)
