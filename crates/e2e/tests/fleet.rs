@@ -468,6 +468,12 @@ async fn one_booking_is_one_trace_from_the_gateway_to_every_service() {
             "HOUSEBOOK_LOG__OTLP_ENDPOINT".into(),
             format!("{collector}/v1/traces"),
         ));
+        // A line per applied event is logged at debug (it would cost the saga its pace).
+        options.env.push((
+            s,
+            "HOUSEBOOK_LOG__FILTER".into(),
+            "info,sqlx=warn,rdkafka=warn,platform::consumer=debug".into(),
+        ));
     }
     let fleet = Fleet::start_with(options).await;
     let (admin, alice) = (fleet.token("admin").await, fleet.token("alice").await);

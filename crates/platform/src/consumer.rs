@@ -600,7 +600,8 @@ fn causes<'a>(
         .collect()
 }
 
-/// Logs an applied event inside a span of its own trace, so the line carries its trace id.
+/// Records an applied event as a span of its own trace (exported with the rest of the
+/// trace), and — at `debug`, as a line per event costs the saga its pace — logs it there.
 fn applied(envelope: &Envelope, traceparent: Option<&str>, outcome: EventOutcome) {
     let span = tracing::info_span!(
         "event",
@@ -612,7 +613,7 @@ fn applied(envelope: &Envelope, traceparent: Option<&str>, outcome: EventOutcome
     crate::trace::adopt(&span, traceparent);
     let _entered = span.enter();
     match outcome {
-        EventOutcome::Duplicate => tracing::info!("event already applied"),
-        _ => tracing::info!("event applied"),
+        EventOutcome::Duplicate => tracing::debug!("event already applied"),
+        _ => tracing::debug!("event applied"),
     }
 }
