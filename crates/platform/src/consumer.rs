@@ -601,7 +601,7 @@ fn causes<'a>(
 }
 
 /// Records an applied event as a span of its own trace (exported with the rest of the
-/// trace), and — at `debug`, as a line per event costs the saga its pace — logs it there.
+/// trace) and logs it there at `debug` (a line per event is noise at `info`).
 fn applied(envelope: &Envelope, traceparent: Option<&str>, outcome: EventOutcome) {
     let span = tracing::info_span!(
         "event",
