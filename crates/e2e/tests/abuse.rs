@@ -440,7 +440,12 @@ async fn bad_input_on_every_endpoint_gets_a_4xx_json_error_and_changes_nothing()
     let payment = booking["paymentId"].as_i64().unwrap();
     let settled = || async {
         let (_, v) = fleet.get(&format!("/mypages/{booking_id}"), &admin).await;
-        (v["status"] == "CONFIRMED").then_some(())
+        // Every reader has followed, notification included, before the snapshot.
+        let (_, n) = fleet.get("/notifications", &admin).await;
+        let told = n
+            .as_array()
+            .is_some_and(|l| l.iter().any(|m| m["kind"] == "BOOKING_CONFIRMED"));
+        (v["status"] == "CONFIRMED" && told).then_some(())
     };
     eventually(30, "the booking to settle", settled).await;
     let before = snapshot(&fleet, &admin, house).await;
