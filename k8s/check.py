@@ -19,7 +19,9 @@ autoscaling/v2 HPA on CPU, and a PodDisruptionBudget selecting its pods; a conta
 port named grpc is behind a Service port (appProtocol grpc), checked by a gRPC probe, and
 let in by a NetworkPolicy. Traces go to an OTLP endpoint that a NetworkPolicy lets them
 reach. The namespace
-has a default-deny NetworkPolicy; Kafka topics have at least 3 partitions.
+has a default-deny NetworkPolicy; Kafka topics have at least 3 partitions; the settings
+./dev sets for the local broker only (fetch wait, rejoin) are not set: a cluster keeps
+Kafka's defaults.
 """
 import base64
 import copy
@@ -30,6 +32,9 @@ import sys
 import yaml
 
 DEV_SECRET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "overlays/local/secrets-dev.yaml")
+
+
+LOCAL_BROKER_ONLY = ("HOUSEBOOK_KAFKA__FETCH_WAIT_MS", "HOUSEBOOK_KAFKA__REJOIN_UNASSIGNED_MS")
 
 
 def find(docs, kind, name=None):
@@ -117,6 +122,14 @@ def check(docs):
                             for pp in rule.get("ports", [])), "a NetworkPolicy lets traces out to the collector")
     need(any(p["spec"].get("podSelector") == {} and set(p["spec"].get("policyTypes", [])) >= {"Ingress", "Egress"}
              for p in find(docs, "NetworkPolicy")), "a default-deny NetworkPolicy")
+    # What ./dev sets for the local broker only (docs/broker.md): a cluster runs Apache
+    # Kafka with Kafka's and librdkafka's defaults.
+    envs = dict(config)
+    for d in find(docs, "Deployment"):
+        for c in d["spec"]["template"]["spec"].get("containers", []):
+            envs.update({e["name"]: e.get("value") for e in c.get("env", [])})
+    for key in LOCAL_BROKER_ONLY:
+        need(key not in envs, f"{key} is left at Kafka's default (a local-broker setting)")
     topics = find(docs, "KafkaTopic")
     need(bool(topics), "Kafka topics are declared")
     for t in topics:
@@ -198,6 +211,10 @@ def self_test(path, production_path):
             ["spec"].update(ports=[{"name": "http", "port": 80, "targetPort": "http"}]),
         "no NetworkPolicy for gRPC": lambda ds: ds.remove(next(d for d in ds if d.get("kind") == "NetworkPolicy" and d["metadata"]["name"] == "book-grpc-from-clients")),
         "no trace egress": lambda ds: ds.remove(next(d for d in ds if d.get("kind") == "NetworkPolicy" and d["metadata"]["name"] == "traces-to-collector")),
+        "local fetch wait in the cluster": lambda ds: next(d for d in ds if d.get("kind") == "ConfigMap" and d["metadata"]["name"] == "housebook-config")
+            ["data"].update(HOUSEBOOK_KAFKA__FETCH_WAIT_MS="10"),
+        "rejoin workaround in a container": lambda ds: first_service(ds)["spec"]["template"]["spec"]["containers"][0]
+            .setdefault("env", []).append({"name": "HOUSEBOOK_KAFKA__REJOIN_UNASSIGNED_MS", "value": "12000"}),
         "one partition": lambda ds: next(d for d in ds if d.get("kind") == "KafkaTopic")["spec"].update(partitions=1),
     }
     missed = [name for name, edit in cases.items() if not broken(edit)]

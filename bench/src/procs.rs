@@ -96,7 +96,6 @@ impl LagReader {
                     .set("bootstrap.servers", brokers)
                     .set("group.id", g)
                     .set("enable.auto.commit", "false")
-                    .set("broker.address.family", "v4")
                     .create()?;
                 Ok((g.clone(), c))
             })

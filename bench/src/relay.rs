@@ -49,7 +49,10 @@ pub async fn run(backend: Backend, brokers: &str, n: usize) -> anyhow::Result<f6
         outbox,
         producer,
         Metrics::new("relay-bench")?,
-        Duration::from_millis(100),
+        KafkaSettings {
+            relay_poll_ms: 100,
+            ..kafka.clone()
+        },
         stop.clone(),
     ));
     loop {

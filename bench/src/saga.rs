@@ -194,7 +194,6 @@ impl Timeline {
             .set("bootstrap.servers", brokers)
             .set("group.id", testkit::unique("bench-timeline-"))
             .set("enable.auto.commit", "false")
-            .set("broker.address.family", "v4")
             .set("fetch.wait.max.ms", "10")
             .create()?;
         let mut ends = HashMap::new();

@@ -1,7 +1,7 @@
 //! A fleet of real processes for end-to-end and fault tests: the five service binaries
 //! from `target/debug` (or `HOUSEBOOK_BIN_DIR`), each on its own free port with its own
 //! database, on the shared test broker with a private topic prefix and consumer groups —
-//! or on a private Tansu broker that a test may pause or restart. A service may run as
+//! or on a private nisshi broker that a test may pause or restart. A service may run as
 //! several replicas (one consumer group, one database, listed behind the gateway).
 //! Every part can be stopped (SIGTERM), killed (SIGKILL) and started again on the same
 //! port and database.
@@ -82,20 +82,37 @@ pub struct Fleet {
     http: reqwest::Client,
 }
 
-/// A private Tansu broker with durable SQLite storage.
+/// A private nisshi broker with durable storage: an SQLite file of its own, or (with
+/// `HOUSEBOOK_BROKER_STORAGE=postgres`) a fresh PostgreSQL database.
 struct Broker {
     port: u16,
     dir: PathBuf,
+    storage: String,
     child: Option<Child>,
 }
 
+/// The settings every fleet's services use on the local broker, as `./dev` sets them
+/// (`LOCAL_BROKER_ENV`; docs/broker.md): a cluster leaves them at Kafka's defaults.
+pub fn local_broker_env() -> Vec<(&'static str, String)> {
+    vec![(
+        "HOUSEBOOK_KAFKA__FETCH_WAIT_MS",
+        testkit::LOCAL_FETCH_WAIT_MS.to_string(),
+    )]
+}
+
 impl Broker {
-    fn start(logs: &std::path::Path) -> Self {
+    async fn start(logs: &std::path::Path) -> Self {
         let dir = logs.join("broker");
         std::fs::create_dir_all(&dir).unwrap();
+        let storage = match std::env::var("HOUSEBOOK_BROKER_STORAGE").as_deref() {
+            Ok("postgres") => testkit::fresh_database(Backend::Postgres).await,
+            Ok("sqlite") | Err(_) => "sqlite://nisshi.db".to_owned(),
+            Ok(other) => panic!("HOUSEBOOK_BROKER_STORAGE={other}: sqlite or postgres"),
+        };
         let mut b = Self {
             port: free_port(),
             dir,
+            storage,
             child: None,
         };
         b.spawn();
@@ -105,8 +122,9 @@ impl Broker {
     fn spawn(&mut self) {
         let addr = format!("tcp://127.0.0.1:{}", self.port);
         let log = log_file(&self.dir.join("broker.log"));
-        // Started from its own folder: Tansu reads a .env from its working directory.
-        let child = Command::new(std::env::var("HOUSEBOOK_TANSU_BIN").unwrap_or("tansu".into()))
+        // As ./dev starts it (spawn_broker): from its own folder, since nisshi reads a .env
+        // from its working directory; a new group's first rebalance does not wait.
+        let child = Command::new(std::env::var("HOUSEBOOK_BROKER_BIN").unwrap_or("nisshi".into()))
             .current_dir(&self.dir)
             .args([
                 "broker",
@@ -114,27 +132,20 @@ impl Broker {
                 &addr,
                 "--advertised-listener-url",
                 &addr,
+                "--group-initial-rebalance-delay",
+                "0s",
             ])
-            .args(["--storage-engine", "sqlite://tansu.db"])
+            .args(["--storage-engine", &self.storage])
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
-            .expect("cannot start tansu (./dev test installs it)");
+            .expect("cannot start nisshi (./dev test installs it)");
         self.child = Some(child);
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "tansu did not start");
+            assert!(std::time::Instant::now() < deadline, "nisshi did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        // As ./dev does: the index Tansu 0.6.0's fetch needs (see platform::tansu).
-        let indexed = Command::new(bin_dir().join("tansu-index"))
-            .arg(self.dir.join("tansu.db"))
-            .status()
-            .expect("cannot run tansu-index (cargo build --bins)");
-        assert!(
-            indexed.success(),
-            "tansu-index failed on the private broker"
-        );
     }
 
     fn signal(&self, sig: &str) {
@@ -201,7 +212,11 @@ impl Fleet {
         let prefix = testkit::unique("e2e") + ".";
         let logs = std::env::temp_dir().join("housebook-e2e").join(&prefix);
         std::fs::create_dir_all(&logs).unwrap();
-        let broker = options.private_broker.then(|| Broker::start(&logs));
+        let broker = if options.private_broker {
+            Some(Broker::start(&logs).await)
+        } else {
+            None
+        };
         let brokers = broker
             .as_ref()
             .map_or_else(testkit::brokers, |b| format!("127.0.0.1:{}", b.port));
@@ -246,11 +261,9 @@ impl Fleet {
                 kv("HOUSEBOOK_KAFKA__TOPIC_PREFIX", prefix.clone()),
                 kv("HOUSEBOOK_KAFKA__GROUP_ID", format!("{prefix}{s}")),
                 kv("HOUSEBOOK_KAFKA__RELAY_POLL_MS", "200"),
-                // As ./dev runs it: Tansu can strand a member that joins after another
-                // was killed; a member left without partitions this long joins again.
-                kv("HOUSEBOOK_KAFKA__REJOIN_UNASSIGNED_MS", "12000"),
                 kv("HOUSEBOOK_LOG__FILTER", "info,sqlx=warn,rdkafka=warn"),
             ];
+            e.extend(local_broker_env().into_iter().map(|(k, v)| kv(k, v)));
             if s != "gateway" {
                 e.push(kv(
                     "HOUSEBOOK_DATABASE__URL",

@@ -18,7 +18,6 @@ pub mod server;
 pub mod service;
 pub mod settings;
 pub mod shutdown;
-pub mod tansu;
 pub mod telemetry;
 pub mod trace;
 pub mod upstream;

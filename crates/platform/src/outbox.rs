@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 use events::{Envelope, Event};
 use futures::future::join_all;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use sqlx::{AnyConnection, Row};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::{now_text, Backend, Db};
 use crate::metrics::Metrics;
+use crate::settings::KafkaSettings;
 
 /// Writes events into the outbox and wakes the relay.
 #[derive(Clone, Debug)]
@@ -45,22 +46,49 @@ impl Outbox {
         conn: &mut AnyConnection,
         event: &E,
     ) -> anyhow::Result<Envelope> {
+        let env = Self::envelope(event)?;
+        self.insert(conn, std::slice::from_ref(&env)).await?;
+        Ok(env)
+    }
+
+    /// An event's envelope, in the trace of the event being applied (if any): what
+    /// [`Outbox::insert`] writes.
+    pub fn envelope<E: Event>(event: &E) -> anyhow::Result<Envelope> {
         let mut env = Envelope::new(event)?;
         env.traceparent = crate::trace::for_event(&env.correlation_id);
-        let payload = String::from_utf8(env.to_vec()?)?;
-        sqlx::query(
-            "INSERT INTO outbox (event_id, event_type, topic, msg_key, payload, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(env.event_id.to_string())
-        .bind(&env.event_type)
-        .bind(&self.topic)
-        .bind(&env.correlation_id)
-        .bind(payload)
-        .bind(now_text())
-        .execute(conn)
-        .await?;
         Ok(env)
+    }
+
+    /// Adds events in the caller's transaction, in order, with one statement (a batch of
+    /// consumed events that causes many writes them in one round trip).
+    pub async fn insert(&self, conn: &mut AnyConnection, envelopes: &[Envelope]) -> anyhow::Result<()> {
+        // 6 parameters a row; 256 rows a statement stays far under both backends' limits.
+        for chunk in envelopes.chunks(256) {
+            let values = (0..chunk.len())
+                .map(|i| {
+                    let b = i * 6;
+                    format!("(${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6)
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO outbox (event_id, event_type, topic, msg_key, payload, created_at) VALUES {values}"
+            );
+            let mut q = sqlx::query(&sql);
+            let now = now_text();
+            for env in chunk {
+                let payload = String::from_utf8(env.to_vec()?)?;
+                q = q
+                    .bind(env.event_id.to_string())
+                    .bind(env.event_type.clone())
+                    .bind(self.topic.clone())
+                    .bind(env.correlation_id.clone())
+                    .bind(payload)
+                    .bind(now.clone());
+            }
+            q.execute(&mut *conn).await?;
+        }
+        Ok(())
     }
 
     /// Tells the relay there is something to publish (call after commit).
@@ -77,15 +105,19 @@ struct Row_ {
     payload: String,
 }
 
-/// Publishes the outbox until `stop` is cancelled, then publishes what is left.
+/// Publishes the outbox until `stop` is cancelled, then publishes what is left. Looks for
+/// rows every `kafka.relay_poll_ms` when nothing woke it. A producer that reports a fatal
+/// error (the idempotent producer's state is lost for good, e.g. a sequence gap the broker
+/// refuses) is replaced by a new one from `kafka`: the rows it did not publish go out again.
 pub async fn relay(
     db: Db,
     outbox: Outbox,
-    producer: FutureProducer,
+    mut producer: FutureProducer,
     metrics: Metrics,
-    poll: Duration,
+    kafka: KafkaSettings,
     stop: CancellationToken,
 ) {
+    let poll = Duration::from_millis(kafka.relay_poll_ms);
     let mut counted = Instant::now();
     loop {
         // A batch waits for the broker's acknowledgements (up to the message timeout);
@@ -109,6 +141,13 @@ pub async fn relay(
                     error = format!("{e:#}"),
                     "outbox relay: publish failed, will retry"
                 );
+                if let Some((code, reason)) = producer.client().fatal_error() {
+                    tracing::error!(?code, reason, "outbox relay: the producer failed for good; starting a new one");
+                    match crate::kafka::producer(&kafka) {
+                        Ok(p) => producer = p,
+                        Err(e) => tracing::error!(error = format!("{e:#}"), "outbox relay: no new producer"),
+                    }
+                }
                 tokio::select! {
                     () = stop.cancelled() => break,
                     () = tokio::time::sleep(Duration::from_millis(500)) => continue,

@@ -115,7 +115,7 @@ impl Runtime {
             outbox,
             producer.clone(),
             metrics.clone(),
-            Duration::from_millis(settings.kafka.relay_poll_ms),
+            settings.kafka.clone(),
             relay_stop.clone(),
         ));
 

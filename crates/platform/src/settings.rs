@@ -108,8 +108,8 @@ pub struct KafkaSettings {
     /// The consumer group id; one group per service.
     pub group_id: String,
     /// Leave and join the group again when no partition came this long after joining;
-    /// `0` (the default) never does. For Tansu, which can strand a newcomer (see
-    /// `ConsumerLoop::run`); a real Kafka cluster needs none.
+    /// `0` (the default) never does. For a broker that can strand a newcomer (Tansu 0.6.0
+    /// did; see `ConsumerLoop::run`); Apache Kafka needs none.
     pub rejoin_unassigned_ms: u64,
     /// Partitions of topics created at start-up.
     pub partitions: i32,
@@ -121,12 +121,13 @@ pub struct KafkaSettings {
     pub retry_backoff_ms: u64,
     /// How often the relay looks for unpublished outbox rows when nothing woke it.
     pub relay_poll_ms: u64,
-    /// The longest a fetch waits for data (`fetch.wait.max.ms`). Apache Kafka answers a
-    /// waiting fetch as soon as data arrives, so there it only bounds idle polling; Tansu
-    /// 0.6.0 sleeps after reading even when data is there (all of a wait under 250 ms, half
-    /// of a longer one), so it is a floor under every event hop (librdkafka's default of
-    /// 500 ms made each hop ≈250–500 ms).
-    pub fetch_wait_ms: u64,
+    /// The longest a fetch waits for data (`fetch.wait.max.ms`); unset, librdkafka's
+    /// default (500 ms). Apache Kafka answers a waiting fetch as soon as data arrives, so
+    /// there it only bounds idle polling. The local broker (nisshi) looks at its storage
+    /// again only after sleeping half of what is left of the wait, so there the wait is a
+    /// floor under every event hop: `./dev` and the test fleets set 10 ms
+    /// (docs/broker.md).
+    pub fetch_wait_ms: Option<u64>,
 }
 
 impl Default for KafkaSettings {
@@ -141,7 +142,7 @@ impl Default for KafkaSettings {
             max_attempts: 5,
             retry_backoff_ms: 100,
             relay_poll_ms: 500,
-            fetch_wait_ms: 10,
+            fetch_wait_ms: None,
         }
     }
 }

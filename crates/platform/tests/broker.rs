@@ -1,4 +1,4 @@
-//! What the platform relies on the local broker (Tansu 0.6.0, sqlite storage) to do, on the
+//! What the platform relies on the local broker (nisshi 0.8.1, sqlite storage) to do, on the
 //! real broker. Each test guards a setting in `platform::kafka`: when one fails, the broker
 //! changed under us and that setting must change with it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -51,8 +51,7 @@ async fn a_fetch_that_starts_inside_a_record_batch_gets_the_rest_of_it() {
         .set("bootstrap.servers", brokers())
         .set("group.id", unique("inside-"))
         .set("enable.auto.commit", "false")
-        .set("broker.address.family", "v4")
-        .set("fetch.wait.max.ms", settings.fetch_wait_ms.to_string())
+        .set("fetch.wait.max.ms", testkit::LOCAL_FETCH_WAIT_MS.to_string())
         .create()
         .unwrap();
     let mut at = TopicPartitionList::new();
@@ -72,4 +71,74 @@ async fn a_fetch_that_starts_inside_a_record_batch_gets_the_rest_of_it() {
     }
     let want: Vec<_> = (7..20).map(|i| (i, format!("record {i}"))).collect();
     assert_eq!(got, want);
+}
+
+/// Why the local fleet sets `fetch.wait.max.ms` to 10 ms (`testkit::LOCAL_FETCH_WAIT_MS`,
+/// `./dev`'s `LOCAL_BROKER_ENV`) while a cluster keeps librdkafka's 500 ms: Apache Kafka
+/// answers a waiting fetch as soon as a record arrives, nisshi only at its next look at
+/// storage, after sleeping half of what was left of the wait. A record produced while a
+/// fetch with a 2 s wait is sleeping its first second reaches the consumer only when that
+/// second is over. When this fails, the broker answers promptly and the local setting can
+/// go (docs/broker.md). Asserts a lower bound only: a slow machine makes it later, never
+/// sooner.
+#[tokio::test]
+async fn a_waiting_fetch_sees_a_new_record_only_at_its_next_look_at_storage() {
+    let settings = platform::settings::KafkaSettings {
+        brokers: brokers(),
+        topic_prefix: unique("wait") + ".",
+        partitions: 1,
+        ..Default::default()
+    };
+    platform::kafka::ensure_topics(&settings).await.unwrap();
+    let topic = settings.events_topic();
+    let producer = platform::kafka::producer(&settings).unwrap();
+    // The producer's connection and the topic's metadata first, so the timed send below
+    // is one produce request.
+    producer
+        .send(
+            FutureRecord::to(&topic).key("k").payload("warm-up"),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("wait-"))
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "2000")
+        .create()
+        .unwrap();
+    let mut at = TopicPartitionList::new();
+    at.add_partition_offset(&topic, 0, Offset::Offset(0))
+        .unwrap();
+    consumer.assign(&at).unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), consumer.recv())
+        .await
+        .expect("the warm-up record")
+        .unwrap();
+    assert_eq!(first.payload(), Some(&b"warm-up"[..]));
+    // The next fetch finds nothing and sleeps (≈1 s of its 2 s wait).
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let sent = std::time::Instant::now();
+    producer
+        .send(
+            FutureRecord::to(&topic).key("k").payload("late"),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(10), consumer.recv())
+        .await
+        .expect("the record arrives within the wait")
+        .unwrap();
+    let took = sent.elapsed();
+    assert_eq!(m.payload(), Some(&b"late"[..]));
+    assert!(
+        took >= Duration::from_millis(400),
+        "delivered {took:?} after it was produced: the broker now answers a waiting fetch \
+         when data arrives, so the local fetch wait of {} ms is no longer needed",
+        testkit::LOCAL_FETCH_WAIT_MS
+    );
 }

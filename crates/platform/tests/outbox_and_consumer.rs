@@ -12,6 +12,7 @@ use platform::db::Db;
 use platform::health::Health;
 use platform::metrics::{EventOutcome, Metrics};
 use platform::outbox::{relay, Outbox};
+use platform::settings::KafkaSettings;
 use platform::shutdown::CancellationToken;
 use testkit::{inject_event, on_both_backends, Backend, EventProbe, World};
 
@@ -56,7 +57,10 @@ async fn the_outbox_publishes_what_commits_and_nothing_that_rolled_back(backend:
         outbox.clone(),
         producer,
         metrics,
-        Duration::from_millis(100),
+        KafkaSettings {
+            relay_poll_ms: 100,
+            ..settings.kafka.clone()
+        },
         stop.clone(),
     ));
     let mut tx = db.pool().begin().await.unwrap();
@@ -256,7 +260,10 @@ async fn two_relays_on_one_outbox_keep_each_bookings_events_in_order() {
                 outbox.clone(),
                 platform::kafka::producer(&settings.kafka).unwrap(),
                 Metrics::new("outbox").unwrap(),
-                Duration::from_millis(5),
+                KafkaSettings {
+                    relay_poll_ms: 5,
+                    ..settings.kafka.clone()
+                },
                 stop.clone(),
             ))
         })

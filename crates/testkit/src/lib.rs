@@ -43,6 +43,11 @@ macro_rules! on_both_backends {
 
 pub use platform::db::Backend;
 
+/// `fetch.wait.max.ms` for the local broker, as `./dev` sets it (`LOCAL_BROKER_ENV`): nisshi
+/// looks at its storage again only after sleeping half of what is left of a fetch's wait,
+/// so the wait is a floor under every event hop there (docs/broker.md).
+pub const LOCAL_FETCH_WAIT_MS: u64 = 10;
+
 /// The broker tests use.
 pub fn brokers() -> String {
     std::env::var("HOUSEBOOK_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into())
@@ -119,6 +124,7 @@ impl World {
         s.kafka.group_id = format!("{}{service}", self.topic_prefix);
         s.kafka.retry_backoff_ms = 20;
         s.kafka.relay_poll_ms = 100;
+        s.kafka.fetch_wait_ms = Some(LOCAL_FETCH_WAIT_MS);
         s.log.filter = "warn".into();
         s
     }
@@ -195,7 +201,6 @@ impl EventProbe {
             .set("group.id", unique("probe-"))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            .set("broker.address.family", "v4")
             .create()
             .unwrap();
         consumer.subscribe(&[topic]).unwrap();
@@ -290,7 +295,6 @@ pub async fn inject(topic: &str, key: &str, payload: &[u8]) {
 pub async fn inject_to(brokers: &str, topic: &str, key: &str, payload: &[u8]) {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set("broker.address.family", "v4")
         .create()
         .unwrap();
     let headers = OwnedHeaders::new().insert(Header {

@@ -4,7 +4,9 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use events::{BookCanceled, BookConfirmed, BookRejected, Booked, EventKey, Stay};
-use platform::consumer::claim;
+use std::collections::{HashMap, HashSet};
+
+use platform::consumer::claim_all;
 use platform::db::{now_text, parse_time, time_text, Db};
 use platform::outbox::Outbox;
 use sqlx::any::AnyRow;
@@ -82,8 +84,123 @@ async fn find(conn: &mut AnyConnection, id: &str) -> anyhow::Result<Option<Booki
         .transpose()
 }
 
+/// The status and house of each named booking that exists, in one query.
+async fn statuses(
+    conn: &mut AnyConnection,
+    ids: &[&str],
+) -> anyhow::Result<HashMap<String, (BookStatus, i64)>> {
+    let mut found = HashMap::new();
+    let mut unique: Vec<&str> = ids.to_vec();
+    unique.sort_unstable();
+    unique.dedup();
+    for chunk in unique.chunks(500) {
+        let sql = format!(
+            "SELECT id, status, house_id FROM bookings WHERE id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind((*id).to_owned());
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            let status: String = row.try_get("status")?;
+            found.insert(
+                row.try_get("id")?,
+                (
+                    BookStatus::parse(&status).context("unknown status in the database")?,
+                    row.try_get("house_id")?,
+                ),
+            );
+        }
+    }
+    Ok(found)
+}
+
+/// `$from, …` for `n` parameters.
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Moves the named `BOOKED` bookings to `next` (`CONFIRMED`, or `REJECTED` with a refund
+/// due) in one statement; returns those it moved. One cancelled since it was read (on
+/// PostgreSQL a concurrent cancel can commit in between) is not moved, and gets no event.
+async fn decide_all<'a>(
+    conn: &mut AnyConnection,
+    next: BookStatus,
+    ids: impl Iterator<Item = &'a str>,
+) -> anyhow::Result<HashSet<String>> {
+    let ids: Vec<&str> = ids.collect();
+    let mut moved = HashSet::new();
+    let refund = i64::from(next == BookStatus::Rejected);
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "UPDATE bookings SET status = $1, refund_pending = $2 WHERE status = 'BOOKED' AND id IN ({}) RETURNING id",
+            placeholders(3, chunk.len())
+        );
+        let mut q = sqlx::query_scalar::<_, String>(&sql)
+            .bind(next.as_str())
+            .bind(refund);
+        for id in chunk {
+            q = q.bind((*id).to_owned());
+        }
+        moved.extend(q.fetch_all(&mut *conn).await?);
+    }
+    Ok(moved)
+}
+
+/// Keeps the house's decisions for bookings not committed yet, in one statement.
+async fn keep_early(conn: &mut AnyConnection, early: &[(String, HouseDecision)]) -> anyhow::Result<()> {
+    for chunk in early.chunks(200) {
+        let values = (0..chunk.len())
+            .map(|i| format!("(${}, ${}, ${}, ${})", 4 * i + 1, 4 * i + 2, 4 * i + 3, 4 * i + 4))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO early_decisions (book_id, outcome, reason, decided_at) VALUES {values} \
+             ON CONFLICT (book_id) DO NOTHING"
+        );
+        let mut q = sqlx::query(&sql);
+        let now = now_text();
+        for (book_id, decision) in chunk {
+            let (outcome, reason) = match decision {
+                HouseDecision::Rented => ("RENTED", None),
+                HouseDecision::Rejected(r) => ("REJECTED", Some(r.clone())),
+            };
+            q = q.bind(book_id.clone()).bind(outcome).bind(reason).bind(now.clone());
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Notes payments for bookings not committed (yet), in one statement; the reconciler
+/// refunds those that never get one.
+async fn keep_unmatched(conn: &mut AnyConnection, paid: &[(String, i64)]) -> anyhow::Result<()> {
+    for chunk in paid.chunks(300) {
+        let values = (0..chunk.len())
+            .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO unmatched_payments (book_id, payment_id, seen_at) VALUES {values} \
+             ON CONFLICT (book_id) DO NOTHING"
+        );
+        let mut q = sqlx::query(&sql);
+        let now = now_text();
+        for (book_id, payment_id) in chunk {
+            q = q.bind(book_id.clone()).bind(*payment_id).bind(now.clone());
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 impl SqlBookings {
-    /// Applies a house decision to a stored `BOOKED` booking inside `tx`.
+    /// Applies a decision house made before the booking committed to the booking just
+    /// inserted in `tx` (so still `BOOKED`: nothing else can have moved it).
     async fn decide(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -127,34 +244,6 @@ impl SqlBookings {
             }
         }
         Ok(Some(next))
-    }
-
-    /// Applies the house's decision inside `tx`, or keeps it for a booking not committed
-    /// yet. Returns whether an event was written.
-    async fn decision_in(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        book_id: &str,
-        decision: &HouseDecision,
-    ) -> anyhow::Result<bool> {
-        if let Some(b) = find(tx, book_id).await? {
-            return Ok(self.decide(tx, &b, decision).await?.is_some());
-        }
-        let (outcome, reason) = match decision {
-            HouseDecision::Rented => ("RENTED", None),
-            HouseDecision::Rejected(r) => ("REJECTED", Some(r.clone())),
-        };
-        sqlx::query(
-            "INSERT INTO early_decisions (book_id, outcome, reason, decided_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (book_id) DO NOTHING",
-        )
-        .bind(book_id.to_owned())
-        .bind(outcome)
-        .bind(reason)
-        .bind(now_text())
-        .execute(&mut **tx)
-        .await?;
-        Ok(false)
     }
 }
 
@@ -293,23 +382,47 @@ impl BookRepository for SqlBookings {
         rows.iter().map(booking).collect()
     }
 
+    /// A batch in a fixed number of round trips, whatever its size: the bookings it names
+    /// in one query, its inbox rows in one statement, the decisions as one update per
+    /// outcome, their events in one insert. (One statement per event made book's
+    /// consumer the saga's bottleneck on PostgreSQL: docs/performance.md.)
     async fn apply_events(
         &self,
         events: &[(EventKey, Consumed)],
     ) -> anyhow::Result<Vec<Applied<()>>> {
         let mut tx = self.db.begin().await?;
-        let mut out = Vec::with_capacity(events.len());
-        let mut wrote_event = false;
-        for (key, event) in events {
-            // Usually a booking committed before its Paid arrives: then there is nothing to
-            // note, now or on any redelivery, and no inbox row is needed.
-            if let Consumed::Paid { book_id, .. } = event {
-                if find(&mut tx, book_id).await?.is_some() {
-                    out.push(Applied::Now(()));
-                    continue;
+        let named: Vec<&str> = events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Consumed::Paid { book_id, .. } | Consumed::Decision { book_id, .. } => {
+                    Some(book_id.as_str())
                 }
+                Consumed::Listing(_) => None,
+            })
+            .collect();
+        let mut known = statuses(&mut tx, &named).await?;
+        // Usually a booking committed before its Paid arrives: then there is nothing to
+        // note, now or on any redelivery, and no inbox row is needed.
+        let needs_claim: Vec<bool> = events
+            .iter()
+            .map(|(_, e)| !matches!(e, Consumed::Paid { book_id, .. } if known.contains_key(book_id)))
+            .collect();
+        let keys: Vec<&EventKey> = events
+            .iter()
+            .zip(&needs_claim)
+            .filter(|(_, n)| **n)
+            .map(|((k, _), _)| k)
+            .collect();
+        let mut claimed = claim_all(&mut tx, &keys).await?.into_iter();
+        let mut out = Vec::with_capacity(events.len());
+        let (mut confirm, mut reject) = (Vec::new(), Vec::new());
+        let (mut early, mut unmatched) = (Vec::new(), Vec::new());
+        for ((_, event), needs) in events.iter().zip(needs_claim) {
+            if !needs {
+                out.push(Applied::Now(()));
+                continue;
             }
-            if !claim(&mut tx, key).await? {
+            if !claimed.next().unwrap_or(false) {
                 out.push(Applied::Duplicate);
                 continue;
             }
@@ -325,28 +438,51 @@ impl BookRepository for SqlBookings {
                     .execute(&mut *tx)
                     .await?;
                 }
-                Consumed::Decision { book_id, decision } => {
-                    wrote_event |= self.decision_in(&mut tx, book_id, decision).await?;
-                }
+                Consumed::Decision { book_id, decision } => match known.get_mut(book_id) {
+                    Some((status, house_id)) => {
+                        let next = match decision {
+                            HouseDecision::Rented => status.confirm(),
+                            HouseDecision::Rejected(_) => status.reject(),
+                        };
+                        // Not allowed (e.g. cancelled meanwhile: the house released, or
+                        // will release, the nights): nothing to do.
+                        if let Ok(next) = next {
+                            *status = next;
+                            match decision {
+                                HouseDecision::Rented => confirm.push((book_id.clone(), *house_id)),
+                                HouseDecision::Rejected(r) => {
+                                    reject.push((book_id.clone(), *house_id, r.clone()))
+                                }
+                            }
+                        }
+                    }
+                    None => early.push((book_id.clone(), decision.clone())),
+                },
                 Consumed::Paid {
                     book_id,
                     payment_id,
-                } => {
-                    sqlx::query(
-                        "INSERT INTO unmatched_payments (book_id, payment_id, seen_at) VALUES ($1, $2, $3) \
-                         ON CONFLICT (book_id) DO NOTHING",
-                    )
-                    .bind(book_id.clone())
-                    .bind(*payment_id)
-                    .bind(now_text())
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                } => unmatched.push((book_id.clone(), *payment_id)),
             }
             out.push(Applied::Now(()));
         }
+        let mut envelopes = Vec::new();
+        let confirmed = decide_all(&mut tx, BookStatus::Confirmed, confirm.iter().map(|c| c.0.as_str())).await?;
+        for (book_id, house_id) in confirm.into_iter().filter(|c| confirmed.contains(&c.0)) {
+            envelopes.push(Outbox::envelope(&BookConfirmed { book_id, house_id })?);
+        }
+        let rejected = decide_all(&mut tx, BookStatus::Rejected, reject.iter().map(|r| r.0.as_str())).await?;
+        for (book_id, house_id, reason) in reject.into_iter().filter(|r| rejected.contains(&r.0)) {
+            envelopes.push(Outbox::envelope(&BookRejected {
+                book_id,
+                house_id,
+                reason,
+            })?);
+        }
+        self.outbox.insert(&mut tx, &envelopes).await?;
+        keep_early(&mut tx, &early).await?;
+        keep_unmatched(&mut tx, &unmatched).await?;
         tx.commit().await?;
-        if wrote_event {
+        if !envelopes.is_empty() {
             self.outbox.notify();
         }
         Ok(out)
