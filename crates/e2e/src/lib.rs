@@ -105,7 +105,9 @@ impl Broker {
         let dir = logs.join("broker");
         std::fs::create_dir_all(&dir).unwrap();
         let storage = match std::env::var("HOUSEBOOK_BROKER_STORAGE").as_deref() {
-            Ok("postgres") => testkit::fresh_database(Backend::Postgres).await,
+            // Plain TCP to the local server: nisshi's client would otherwise try TLS and
+            // refuse the local server's self-signed certificate.
+            Ok("postgres") => testkit::fresh_database(Backend::Postgres).await + "?sslmode=disable",
             Ok("sqlite") | Err(_) => "sqlite://nisshi.db".to_owned(),
             Ok(other) => panic!("HOUSEBOOK_BROKER_STORAGE={other}: sqlite or postgres"),
         };

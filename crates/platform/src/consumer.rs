@@ -136,7 +136,10 @@ pub async fn claim(conn: &mut AnyConnection, key: &EventKey) -> Result<bool, sql
 /// [`claim`] for many events in one statement: records each `eventId` not yet in the inbox
 /// and returns, for each key in order, whether it was claimed now. A key that occurs twice
 /// is claimed at most once (its first occurrence).
-pub async fn claim_all(conn: &mut AnyConnection, keys: &[&EventKey]) -> Result<Vec<bool>, sqlx::Error> {
+pub async fn claim_all(
+    conn: &mut AnyConnection,
+    keys: &[&EventKey],
+) -> Result<Vec<bool>, sqlx::Error> {
     let mut first = std::collections::HashSet::new();
     let fresh: Vec<&EventKey> = keys
         .iter()
@@ -166,7 +169,10 @@ pub async fn claim_all(conn: &mut AnyConnection, keys: &[&EventKey]) -> Result<V
     }
     // The first occurrence of a claimed id takes the claim; removing it leaves the rest
     // duplicates.
-    Ok(keys.iter().map(|k| claimed.remove(k.event_id.as_str())).collect())
+    Ok(keys
+        .iter()
+        .map(|k| claimed.remove(k.event_id.as_str()))
+        .collect())
 }
 
 /// Feeds consumer lag from librdkafka's statistics into the metrics, and notes when the
@@ -246,11 +252,10 @@ impl ConsumerLoop {
             if let Some(ms) = self.settings.fetch_wait_ms {
                 config.set("fetch.wait.max.ms", ms.to_string());
             }
-            let consumer: StreamConsumer<LagContext> = config
-                .create_with_context(LagContext {
-                    metrics: self.metrics.clone(),
-                    assigned: assigned.clone(),
-                })?;
+            let consumer: StreamConsumer<LagContext> = config.create_with_context(LagContext {
+                metrics: self.metrics.clone(),
+                assigned: assigned.clone(),
+            })?;
             let topic = self.settings.events_topic();
             consumer.subscribe(&[&topic])?;
             self.health.set_consumer_running(true);

@@ -61,13 +61,25 @@ impl Outbox {
 
     /// Adds events in the caller's transaction, in order, with one statement (a batch of
     /// consumed events that causes many writes them in one round trip).
-    pub async fn insert(&self, conn: &mut AnyConnection, envelopes: &[Envelope]) -> anyhow::Result<()> {
+    pub async fn insert(
+        &self,
+        conn: &mut AnyConnection,
+        envelopes: &[Envelope],
+    ) -> anyhow::Result<()> {
         // 6 parameters a row; 256 rows a statement stays far under both backends' limits.
         for chunk in envelopes.chunks(256) {
             let values = (0..chunk.len())
                 .map(|i| {
                     let b = i * 6;
-                    format!("(${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6)
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5,
+                        b + 6
+                    )
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
@@ -142,10 +154,17 @@ pub async fn relay(
                     "outbox relay: publish failed, will retry"
                 );
                 if let Some((code, reason)) = producer.client().fatal_error() {
-                    tracing::error!(?code, reason, "outbox relay: the producer failed for good; starting a new one");
+                    tracing::error!(
+                        ?code,
+                        reason,
+                        "outbox relay: the producer failed for good; starting a new one"
+                    );
                     match crate::kafka::producer(&kafka) {
                         Ok(p) => producer = p,
-                        Err(e) => tracing::error!(error = format!("{e:#}"), "outbox relay: no new producer"),
+                        Err(e) => tracing::error!(
+                            error = format!("{e:#}"),
+                            "outbox relay: no new producer"
+                        ),
                     }
                 }
                 tokio::select! {

@@ -51,7 +51,10 @@ async fn a_fetch_that_starts_inside_a_record_batch_gets_the_rest_of_it() {
         .set("bootstrap.servers", brokers())
         .set("group.id", unique("inside-"))
         .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", testkit::LOCAL_FETCH_WAIT_MS.to_string())
+        .set(
+            "fetch.wait.max.ms",
+            testkit::LOCAL_FETCH_WAIT_MS.to_string(),
+        )
         .create()
         .unwrap();
     let mut at = TopicPartitionList::new();

@@ -152,10 +152,21 @@ async fn decide_all<'a>(
 }
 
 /// Keeps the house's decisions for bookings not committed yet, in one statement.
-async fn keep_early(conn: &mut AnyConnection, early: &[(String, HouseDecision)]) -> anyhow::Result<()> {
+async fn keep_early(
+    conn: &mut AnyConnection,
+    early: &[(String, HouseDecision)],
+) -> anyhow::Result<()> {
     for chunk in early.chunks(200) {
         let values = (0..chunk.len())
-            .map(|i| format!("(${}, ${}, ${}, ${})", 4 * i + 1, 4 * i + 2, 4 * i + 3, 4 * i + 4))
+            .map(|i| {
+                format!(
+                    "(${}, ${}, ${}, ${})",
+                    4 * i + 1,
+                    4 * i + 2,
+                    4 * i + 3,
+                    4 * i + 4
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!(
@@ -169,7 +180,11 @@ async fn keep_early(conn: &mut AnyConnection, early: &[(String, HouseDecision)])
                 HouseDecision::Rented => ("RENTED", None),
                 HouseDecision::Rejected(r) => ("REJECTED", Some(r.clone())),
             };
-            q = q.bind(book_id.clone()).bind(outcome).bind(reason).bind(now.clone());
+            q = q
+                .bind(book_id.clone())
+                .bind(outcome)
+                .bind(reason)
+                .bind(now.clone());
         }
         q.execute(&mut *conn).await?;
     }
@@ -466,11 +481,21 @@ impl BookRepository for SqlBookings {
             out.push(Applied::Now(()));
         }
         let mut envelopes = Vec::new();
-        let confirmed = decide_all(&mut tx, BookStatus::Confirmed, confirm.iter().map(|c| c.0.as_str())).await?;
+        let confirmed = decide_all(
+            &mut tx,
+            BookStatus::Confirmed,
+            confirm.iter().map(|c| c.0.as_str()),
+        )
+        .await?;
         for (book_id, house_id) in confirm.into_iter().filter(|c| confirmed.contains(&c.0)) {
             envelopes.push(Outbox::envelope(&BookConfirmed { book_id, house_id })?);
         }
-        let rejected = decide_all(&mut tx, BookStatus::Rejected, reject.iter().map(|r| r.0.as_str())).await?;
+        let rejected = decide_all(
+            &mut tx,
+            BookStatus::Rejected,
+            reject.iter().map(|r| r.0.as_str()),
+        )
+        .await?;
         for (book_id, house_id, reason) in reject.into_iter().filter(|r| rejected.contains(&r.0)) {
             envelopes.push(Outbox::envelope(&BookRejected {
                 book_id,

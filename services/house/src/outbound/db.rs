@@ -9,7 +9,9 @@
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use events::{EventKey, HouseRegistered, HouseRentCanceled, HouseRentRejected, HouseRented, Stay};
-use platform::consumer::claim;
+use std::collections::HashSet;
+
+use platform::consumer::claim_all;
 use platform::db::{now_text, Db};
 use platform::outbox::Outbox;
 use sqlx::any::AnyRow;
@@ -41,78 +43,27 @@ impl SqlHouses {
         Ok(())
     }
 
-    async fn record_rental(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        r: &Reservation,
-        stay: Option<Stay>,
-        status: &str,
-        reason: Option<&str>,
-    ) -> anyhow::Result<()> {
-        let (check_in, check_out) = stay
-            .map(|s| (s.check_in().to_string(), s.check_out().to_string()))
-            .unwrap_or_default();
-        sqlx::query(
-            "INSERT INTO rentals (book_id, house_id, check_in, check_out, status, reason, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(r.book_id.clone())
-        .bind(r.house_id)
-        .bind(check_in)
-        .bind(check_out)
-        .bind(status.to_owned())
-        .bind(reason.map(str::to_owned))
-        .bind(now_text())
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
-    }
-
-    async fn reject_in(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        r: &Reservation,
-        reason: RejectReason,
-    ) -> anyhow::Result<ReserveOutcome> {
-        self.record_rental(tx, r, r.stay, "REJECTED", Some(reason.as_str()))
-            .await?;
-        let event = HouseRentRejected {
-            house_id: r.house_id,
-            book_id: r.book_id.clone(),
-            reason: reason.as_str().to_owned(),
-        };
-        self.outbox.enqueue(tx, &event).await?;
-        Ok(ReserveOutcome::Rejected(reason))
-    }
-
-    /// Holds a booking's nights or refuses, inside the caller's transaction.
+    /// Holds a booking's nights or refuses, inside the caller's transaction, given what
+    /// the batch already knows ([`Known`]); the rental row and the event join `pending`.
+    /// One statement for a stay that can be held (its nights), none for one that cannot.
     async fn reserve_in(
         &self,
         tx: &mut Transaction<'static, Any>,
+        known: &mut Known,
+        pending: &mut Pending,
         r: &Reservation,
     ) -> anyhow::Result<ReserveOutcome> {
-        if exists(
-            tx,
-            "SELECT 1 FROM canceled_bookings WHERE book_id = $1",
-            &r.book_id,
-        )
-        .await?
-        {
+        if known.canceled.contains(&r.book_id) {
             return Ok(ReserveOutcome::BookingCanceled);
         }
-        if exists(tx, "SELECT 1 FROM rentals WHERE book_id = $1", &r.book_id).await? {
+        if !known.decided.insert(r.book_id.clone()) {
             return Ok(ReserveOutcome::AlreadyDecided);
         }
         let Some(stay) = r.stay else {
-            return self.reject_in(tx, r, RejectReason::InvalidStay).await;
+            return pending.reject(r, RejectReason::InvalidStay);
         };
-        let known = sqlx::query("SELECT 1 FROM houses WHERE id = $1")
-            .bind(r.house_id)
-            .fetch_optional(&mut **tx)
-            .await?
-            .is_some();
-        if !known {
-            return self.reject_in(tx, r, RejectReason::UnknownHouse).await;
+        if !known.houses.contains(&r.house_id) {
+            return pending.reject(r, RejectReason::UnknownHouse);
         }
         let nights: Vec<String> = stay.each_night().map(|n| n.to_string()).collect();
         let values = (0..nights.len())
@@ -133,18 +84,62 @@ impl SqlHouses {
                 .bind(r.book_id.clone())
                 .execute(&mut **tx)
                 .await?;
-            return self.reject_in(tx, r, RejectReason::NightsTaken).await;
+            return pending.reject(r, RejectReason::NightsTaken);
         }
-        self.record_rental(tx, r, Some(stay), "RENTED", None)
-            .await?;
-        let event = HouseRented {
+        pending.rental(r, Some(stay), "RENTED", None);
+        pending.envelopes.push(Outbox::envelope(&HouseRented {
             house_id: r.house_id,
             book_id: r.book_id.clone(),
             check_in: stay.check_in(),
             check_out: stay.check_out(),
-        };
-        self.outbox.enqueue(tx, &event).await?;
+        })?);
         Ok(ReserveOutcome::Rented)
+    }
+
+    /// Writes the rentals and events `pending` holds, in one statement each.
+    async fn flush(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        pending: &mut Pending,
+    ) -> anyhow::Result<()> {
+        for chunk in pending.rentals.chunks(200) {
+            let values = (0..chunk.len())
+                .map(|i| {
+                    let b = 7 * i;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5,
+                        b + 6,
+                        b + 7
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO rentals (book_id, house_id, check_in, check_out, status, reason, updated_at) VALUES {values}"
+            );
+            let mut q = sqlx::query(&sql);
+            let now = now_text();
+            for r in chunk {
+                q = q
+                    .bind(r.book_id.clone())
+                    .bind(r.house_id)
+                    .bind(r.check_in.clone())
+                    .bind(r.check_out.clone())
+                    .bind(r.status)
+                    .bind(r.reason.clone())
+                    .bind(now.clone());
+            }
+            q.execute(&mut **tx).await?;
+        }
+        pending.rentals.clear();
+        self.outbox.insert(tx, &pending.envelopes).await?;
+        pending.envelopes.clear();
+        Ok(())
     }
 
     /// Releases a booking's nights, inside the caller's transaction.
@@ -194,12 +189,112 @@ fn house(row: &AnyRow) -> Result<House, sqlx::Error> {
     })
 }
 
-async fn exists(tx: &mut Transaction<'static, Any>, sql: &str, key: &str) -> anyhow::Result<bool> {
-    Ok(sqlx::query(sql)
-        .bind(key.to_owned())
-        .fetch_optional(&mut **tx)
-        .await?
-        .is_some())
+/// What a batch of commands needs to know before it decides, read in one query each.
+struct Known {
+    /// Bookings cancelled here (before or within the batch).
+    canceled: HashSet<String>,
+    /// Bookings with a rental row (decided before or within the batch).
+    decided: HashSet<String>,
+    /// Houses that exist, of those the batch names.
+    houses: HashSet<i64>,
+}
+
+impl Known {
+    async fn read(
+        tx: &mut Transaction<'static, Any>,
+        reserves: &[&Reservation],
+    ) -> anyhow::Result<Self> {
+        let books: Vec<String> = reserves.iter().map(|r| r.book_id.clone()).collect();
+        let houses: Vec<i64> = reserves.iter().map(|r| r.house_id).collect();
+        Ok(Self {
+            canceled: in_set(
+                tx,
+                "SELECT book_id FROM canceled_bookings WHERE book_id IN",
+                &books,
+            )
+            .await?,
+            decided: in_set(tx, "SELECT book_id FROM rentals WHERE book_id IN", &books).await?,
+            houses: in_set(tx, "SELECT id FROM houses WHERE id IN", &houses).await?,
+        })
+    }
+}
+
+/// `{select} (…keys…)`: the keys found, in one query per 500.
+async fn in_set<T>(
+    tx: &mut Transaction<'static, Any>,
+    select: &str,
+    keys: &[T],
+) -> anyhow::Result<HashSet<T>>
+where
+    T: Clone + Eq + std::hash::Hash + Send + Sync + Unpin + 'static,
+    T: for<'q> sqlx::Encode<'q, Any> + sqlx::Type<Any>,
+    (T,): for<'r> sqlx::FromRow<'r, AnyRow>,
+{
+    let mut found = HashSet::new();
+    for chunk in keys.chunks(500) {
+        let sql = format!(
+            "{select} ({})",
+            (1..=chunk.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut q = sqlx::query_scalar::<_, T>(&sql);
+        for k in chunk {
+            q = q.bind(k.clone());
+        }
+        found.extend(q.fetch_all(&mut **tx).await?);
+    }
+    Ok(found)
+}
+
+/// A rental row to write.
+struct PendingRental {
+    book_id: String,
+    house_id: i64,
+    check_in: String,
+    check_out: String,
+    status: &'static str,
+    reason: Option<String>,
+}
+
+/// The rentals and events a batch decided, written together ([`SqlHouses::flush`]).
+#[derive(Default)]
+struct Pending {
+    rentals: Vec<PendingRental>,
+    envelopes: Vec<events::Envelope>,
+}
+
+impl Pending {
+    fn rental(
+        &mut self,
+        r: &Reservation,
+        stay: Option<Stay>,
+        status: &'static str,
+        reason: Option<&str>,
+    ) {
+        let (check_in, check_out) = stay
+            .map(|s| (s.check_in().to_string(), s.check_out().to_string()))
+            .unwrap_or_default();
+        self.rentals.push(PendingRental {
+            book_id: r.book_id.clone(),
+            house_id: r.house_id,
+            check_in,
+            check_out,
+            status,
+            reason: reason.map(str::to_owned),
+        });
+    }
+
+    fn reject(&mut self, r: &Reservation, reason: RejectReason) -> anyhow::Result<ReserveOutcome> {
+        self.rental(r, r.stay, "REJECTED", Some(reason.as_str()));
+        self.envelopes.push(Outbox::envelope(&HouseRentRejected {
+            house_id: r.house_id,
+            book_id: r.book_id.clone(),
+            reason: reason.as_str().to_owned(),
+        })?);
+        Ok(ReserveOutcome::Rejected(reason))
+    }
 }
 
 #[async_trait]
@@ -286,25 +381,47 @@ impl HouseRepository for SqlHouses {
             .collect()
     }
 
+    /// A batch in few round trips: its inbox rows in one statement, what it needs to know
+    /// (cancelled and decided bookings, houses) in one query each, one statement per
+    /// stay that can be held, the rentals and events it decided in one each.
     async fn apply_all(
         &self,
         commands: &[(EventKey, Command)],
     ) -> anyhow::Result<Vec<Applied<Decided>>> {
         let mut tx = self.db.begin().await?;
+        let keys: Vec<&EventKey> = commands.iter().map(|(k, _)| k).collect();
+        let claimed = claim_all(&mut tx, &keys).await?;
+        let reserves: Vec<&Reservation> = commands
+            .iter()
+            .zip(&claimed)
+            .filter_map(|((_, c), claimed)| match c {
+                Command::Reserve(r) if *claimed => Some(r),
+                _ => None,
+            })
+            .collect();
+        let mut known = Known::read(&mut tx, &reserves).await?;
+        let mut pending = Pending::default();
         let mut out = Vec::with_capacity(commands.len());
-        for (key, command) in commands {
-            if !claim(&mut tx, key).await? {
+        for ((_, command), claimed) in commands.iter().zip(claimed) {
+            if !claimed {
                 out.push(Applied::Duplicate);
                 continue;
             }
             let decided = match command {
-                Command::Reserve(r) => Decided::Reserve(self.reserve_in(&mut tx, r).await?),
+                Command::Reserve(r) => Decided::Reserve(
+                    self.reserve_in(&mut tx, &mut known, &mut pending, r)
+                        .await?,
+                ),
                 Command::Release(book_id) => {
+                    // What the batch decided so far is in the tables before it is released.
+                    self.flush(&mut tx, &mut pending).await?;
+                    known.canceled.insert(book_id.clone());
                     Decided::Release(self.release_in(&mut tx, book_id).await?)
                 }
             };
             out.push(Applied::Now(decided));
         }
+        self.flush(&mut tx, &mut pending).await?;
         // Most applied commands write an event; waking the relay for one that did not
         // costs it one empty look at the outbox.
         let notify = out.iter().any(|a| matches!(a, Applied::Now(_)));
