@@ -150,10 +150,7 @@ pub async fn claim_all(
     let now = now_text();
     // 3 parameters a row: 256 rows a statement stays far under both backends' limits.
     for chunk in fresh.chunks(256) {
-        let values = (0..chunk.len())
-            .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let values = crate::db::values(chunk.len(), 3);
         let sql = format!(
             "INSERT INTO inbox (event_id, event_type, handled_at) VALUES {values} \
              ON CONFLICT (event_id) DO NOTHING RETURNING event_id"

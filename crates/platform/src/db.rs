@@ -51,6 +51,23 @@ pub const PLATFORM_MIGRATION: MigrationSql = MigrationSql {
     postgres: include_str!("../migrations/postgres/0001_outbox_inbox.sql"),
 };
 
+/// `$from, $from+1, …` for `n` parameters (an `IN (…)` list).
+pub fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `($1, …, $cols), ($cols+1, …), …` for `rows` rows: a multi-row `VALUES` list, bound
+/// row by row.
+pub fn values(rows: usize, cols: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", placeholders(r * cols + 1, cols)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl Db {
     /// Connects and runs the platform migration followed by the service's.
     pub async fn connect(

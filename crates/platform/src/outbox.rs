@@ -68,21 +68,7 @@ impl Outbox {
     ) -> anyhow::Result<()> {
         // 6 parameters a row; 256 rows a statement stays far under both backends' limits.
         for chunk in envelopes.chunks(256) {
-            let values = (0..chunk.len())
-                .map(|i| {
-                    let b = i * 6;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${})",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4,
-                        b + 5,
-                        b + 6
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
+            let values = crate::db::values(chunk.len(), 6);
             let sql = format!(
                 "INSERT INTO outbox (event_id, event_type, topic, msg_key, payload, created_at) VALUES {values}"
             );
@@ -288,10 +274,7 @@ async fn publish_batch(
         }
     }
     if !published.is_empty() {
-        let placeholders = (2..published.len() + 2)
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(",");
+        let placeholders = crate::db::placeholders(2, published.len());
         let sql = format!("UPDATE outbox SET published_at = $1 WHERE id IN ({placeholders})");
         let mut q = sqlx::query(&sql).bind(now_text());
         for id in &published {

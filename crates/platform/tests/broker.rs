@@ -10,20 +10,25 @@ use rdkafka::producer::FutureRecord;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use testkit::{brokers, unique};
 
+/// A fresh topic of one partition, and the platform's producer.
+async fn one_partition(name: &str) -> (String, rdkafka::producer::FutureProducer) {
+    let settings = platform::settings::KafkaSettings {
+        brokers: brokers(),
+        topic_prefix: unique(name) + ".",
+        partitions: 1,
+        ..Default::default()
+    };
+    platform::kafka::ensure_topics(&settings).await.unwrap();
+    let producer = platform::kafka::producer(&settings).unwrap();
+    (settings.events_topic(), producer)
+}
+
 /// The producer sends many records in one batch (one produce request), so a consumer that
 /// committed in the middle of that batch — or a new member taking the partition over —
 /// fetches from an offset inside it. That fetch must return the rest of the batch.
 #[tokio::test]
 async fn a_fetch_that_starts_inside_a_record_batch_gets_the_rest_of_it() {
-    let settings = platform::settings::KafkaSettings {
-        brokers: brokers(),
-        topic_prefix: unique("batch") + ".",
-        partitions: 1,
-        ..Default::default()
-    };
-    platform::kafka::ensure_topics(&settings).await.unwrap();
-    let topic = settings.events_topic();
-    let producer = platform::kafka::producer(&settings).unwrap();
+    let (topic, producer) = one_partition("batch").await;
     // Sent together, they leave in one request: linger collects them into one batch.
     let sends = (0..20).map(|i| {
         let payload = format!("record {i}");
@@ -86,15 +91,7 @@ async fn a_fetch_that_starts_inside_a_record_batch_gets_the_rest_of_it() {
 /// sooner.
 #[tokio::test]
 async fn a_waiting_fetch_sees_a_new_record_only_at_its_next_look_at_storage() {
-    let settings = platform::settings::KafkaSettings {
-        brokers: brokers(),
-        topic_prefix: unique("wait") + ".",
-        partitions: 1,
-        ..Default::default()
-    };
-    platform::kafka::ensure_topics(&settings).await.unwrap();
-    let topic = settings.events_topic();
-    let producer = platform::kafka::producer(&settings).unwrap();
+    let (topic, producer) = one_partition("wait").await;
     // The producer's connection and the topic's metadata first, so the timed send below
     // is one produce request.
     producer

@@ -7,7 +7,7 @@ use events::{BookCanceled, BookConfirmed, BookRejected, Booked, EventKey, Stay};
 use std::collections::{HashMap, HashSet};
 
 use platform::consumer::claim_all;
-use platform::db::{now_text, parse_time, time_text, Db};
+use platform::db::{now_text, parse_time, placeholders, time_text, values, Db};
 use platform::outbox::Outbox;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Row, Transaction};
@@ -116,14 +116,6 @@ async fn statuses(
     Ok(found)
 }
 
-/// `$from, …` for `n` parameters.
-fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Moves the named `BOOKED` bookings to `next` (`CONFIRMED`, or `REJECTED` with a refund
 /// due) in one statement; returns those it moved. One cancelled since it was read (on
 /// PostgreSQL a concurrent cancel can commit in between) is not moved, and gets no event.
@@ -157,18 +149,7 @@ async fn keep_early(
     early: &[(String, HouseDecision)],
 ) -> anyhow::Result<()> {
     for chunk in early.chunks(200) {
-        let values = (0..chunk.len())
-            .map(|i| {
-                format!(
-                    "(${}, ${}, ${}, ${})",
-                    4 * i + 1,
-                    4 * i + 2,
-                    4 * i + 3,
-                    4 * i + 4
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
+        let values = values(chunk.len(), 4);
         let sql = format!(
             "INSERT INTO early_decisions (book_id, outcome, reason, decided_at) VALUES {values} \
              ON CONFLICT (book_id) DO NOTHING"
@@ -195,10 +176,7 @@ async fn keep_early(
 /// refunds those that never get one.
 async fn keep_unmatched(conn: &mut AnyConnection, paid: &[(String, i64)]) -> anyhow::Result<()> {
     for chunk in paid.chunks(300) {
-        let values = (0..chunk.len())
-            .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let values = values(chunk.len(), 3);
         let sql = format!(
             "INSERT INTO unmatched_payments (book_id, payment_id, seen_at) VALUES {values} \
              ON CONFLICT (book_id) DO NOTHING"

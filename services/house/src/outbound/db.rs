@@ -12,7 +12,7 @@ use events::{EventKey, HouseRegistered, HouseRentCanceled, HouseRentRejected, Ho
 use std::collections::HashSet;
 
 use platform::consumer::claim_all;
-use platform::db::{now_text, Db};
+use platform::db::{now_text, placeholders, values, Db};
 use platform::outbox::Outbox;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -103,22 +103,7 @@ impl SqlHouses {
         pending: &mut Pending,
     ) -> anyhow::Result<()> {
         for chunk in pending.rentals.chunks(200) {
-            let values = (0..chunk.len())
-                .map(|i| {
-                    let b = 7 * i;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4,
-                        b + 5,
-                        b + 6,
-                        b + 7
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
+            let values = values(chunk.len(), 7);
             let sql = format!(
                 "INSERT INTO rentals (book_id, house_id, check_in, check_out, status, reason, updated_at) VALUES {values}"
             );
@@ -232,13 +217,7 @@ where
 {
     let mut found = HashSet::new();
     for chunk in keys.chunks(500) {
-        let sql = format!(
-            "{select} ({})",
-            (1..=chunk.len())
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let sql = format!("{select} ({})", placeholders(1, chunk.len()));
         let mut q = sqlx::query_scalar::<_, T>(&sql);
         for k in chunk {
             q = q.bind(k.clone());
