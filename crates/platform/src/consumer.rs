@@ -121,16 +121,11 @@ pub const MAX_BATCH: usize = 256;
 /// Records `eventId` in the inbox inside the handler's transaction. Returns `false` if it
 /// was already there: the caller must then roll back and report [`Handled::Duplicate`].
 pub async fn claim(conn: &mut AnyConnection, key: &EventKey) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "INSERT INTO inbox (event_id, event_type, handled_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (event_id) DO NOTHING",
-    )
-    .bind(key.event_id.clone())
-    .bind(key.event_type.clone())
-    .bind(now_text())
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(claim_all(conn, &[key])
+        .await?
+        .first()
+        .copied()
+        .unwrap_or(false))
 }
 
 /// [`claim`] for many events in one statement: records each `eventId` not yet in the inbox

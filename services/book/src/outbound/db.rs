@@ -1,16 +1,16 @@
 //! The booking repository on SQLite or PostgreSQL: each change commits with its event.
 
+use std::collections::{HashMap, HashSet};
+
 use anyhow::Context as _;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use events::{BookCanceled, BookConfirmed, BookRejected, Booked, EventKey, Stay};
-use std::collections::{HashMap, HashSet};
-
+use events::{BookCanceled, BookConfirmed, BookRejected, Booked, Envelope, EventKey, Stay};
 use platform::consumer::claim_all;
 use platform::db::{now_text, parse_time, placeholders, time_text, values, Db};
 use platform::outbox::Outbox;
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyConnection, Row, Transaction};
+use sqlx::{AnyConnection, Row};
 
 use crate::domain::models::{BookStatus, Booking, InvalidTransition, Listing};
 use crate::domain::ports::Abandoned;
@@ -116,31 +116,53 @@ async fn statuses(
     Ok(found)
 }
 
-/// Moves the named `BOOKED` bookings to `next` (`CONFIRMED`, or `REJECTED` with a refund
-/// due) in one statement; returns those it moved. One cancelled since it was read (on
-/// PostgreSQL a concurrent cancel can commit in between) is not moved, and gets no event.
-async fn decide_all<'a>(
+/// Applies house decisions to stored bookings, one `UPDATE` per outcome: each `BOOKED`
+/// one becomes `CONFIRMED`, or `REJECTED` with a refund due. Returns the events of the
+/// bookings it moved, in the decisions' order. One no longer `BOOKED` (on PostgreSQL a
+/// concurrent cancel can commit between the read and this update) is not moved, and gets
+/// no event.
+async fn decide_all(
     conn: &mut AnyConnection,
-    next: BookStatus,
-    ids: impl Iterator<Item = &'a str>,
-) -> anyhow::Result<HashSet<String>> {
-    let ids: Vec<&str> = ids.collect();
+    decisions: &[(String, i64, HouseDecision)],
+) -> anyhow::Result<Vec<Envelope>> {
     let mut moved = HashSet::new();
-    let refund = i64::from(next == BookStatus::Rejected);
-    for chunk in ids.chunks(500) {
-        let sql = format!(
-            "UPDATE bookings SET status = $1, refund_pending = $2 WHERE status = 'BOOKED' AND id IN ({}) RETURNING id",
-            placeholders(3, chunk.len())
-        );
-        let mut q = sqlx::query_scalar::<_, String>(&sql)
-            .bind(next.as_str())
-            .bind(refund);
-        for id in chunk {
-            q = q.bind((*id).to_owned());
+    for (next, rented) in [(BookStatus::Confirmed, true), (BookStatus::Rejected, false)] {
+        let ids: Vec<&str> = decisions
+            .iter()
+            .filter(|(_, _, d)| matches!(d, HouseDecision::Rented) == rented)
+            .map(|(id, _, _)| id.as_str())
+            .collect();
+        let refund = i64::from(next == BookStatus::Rejected);
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "UPDATE bookings SET status = $1, refund_pending = $2 WHERE status = 'BOOKED' AND id IN ({}) RETURNING id",
+                placeholders(3, chunk.len())
+            );
+            let mut q = sqlx::query_scalar::<_, String>(&sql)
+                .bind(next.as_str())
+                .bind(refund);
+            for id in chunk {
+                q = q.bind((*id).to_owned());
+            }
+            moved.extend(q.fetch_all(&mut *conn).await?);
         }
-        moved.extend(q.fetch_all(&mut *conn).await?);
     }
-    Ok(moved)
+    let mut events = Vec::new();
+    for (book_id, house_id, decision) in decisions {
+        if !moved.remove(book_id) {
+            continue;
+        }
+        let (book_id, house_id) = (book_id.clone(), *house_id);
+        events.push(match decision {
+            HouseDecision::Rented => Outbox::envelope(&BookConfirmed { book_id, house_id })?,
+            HouseDecision::Rejected(reason) => Outbox::envelope(&BookRejected {
+                book_id,
+                house_id,
+                reason: reason.clone(),
+            })?,
+        });
+    }
+    Ok(events)
 }
 
 /// Keeps the house's decisions for bookings not committed yet, in one statement.
@@ -189,55 +211,6 @@ async fn keep_unmatched(conn: &mut AnyConnection, paid: &[(String, i64)]) -> any
         q.execute(&mut *conn).await?;
     }
     Ok(())
-}
-
-impl SqlBookings {
-    /// Applies a decision house made before the booking committed to the booking just
-    /// inserted in `tx` (so still `BOOKED`: nothing else can have moved it).
-    async fn decide(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        b: &Booking,
-        decision: &HouseDecision,
-    ) -> anyhow::Result<Option<BookStatus>> {
-        let next = match decision {
-            HouseDecision::Rented => b.status.confirm(),
-            HouseDecision::Rejected(_) => b.status.reject(),
-        };
-        let Ok(next) = next else {
-            // e.g. cancelled meanwhile: the house released (or will release) the nights.
-            return Ok(None);
-        };
-        let refund = i64::from(next == BookStatus::Rejected);
-        sqlx::query("UPDATE bookings SET status = $1, refund_pending = $2 WHERE id = $3 AND status = 'BOOKED'")
-            .bind(next.as_str())
-            .bind(refund)
-            .bind(b.id.clone())
-            .execute(&mut **tx)
-            .await?;
-        match decision {
-            HouseDecision::Rented => {
-                self.outbox
-                    .enqueue(
-                        tx,
-                        &BookConfirmed {
-                            book_id: b.id.clone(),
-                            house_id: b.house_id,
-                        },
-                    )
-                    .await?;
-            }
-            HouseDecision::Rejected(reason) => {
-                let e = BookRejected {
-                    book_id: b.id.clone(),
-                    house_id: b.house_id,
-                    reason: reason.clone(),
-                };
-                self.outbox.enqueue(tx, &e).await?;
-            }
-        }
-        Ok(Some(next))
-    }
 }
 
 #[async_trait]
@@ -322,9 +295,16 @@ impl BookRepository for SqlBookings {
                         .unwrap_or_default(),
                 )
             };
-            if let Some(next) = self.decide(&mut tx, b, &decision).await? {
+            // The booking was inserted above, so it is BOOKED and the decision moves it.
+            let next = match decision {
+                HouseDecision::Rented => BookStatus::Confirmed,
+                HouseDecision::Rejected(_) => BookStatus::Rejected,
+            };
+            let events = decide_all(&mut tx, &[(b.id.clone(), b.house_id, decision)]).await?;
+            if !events.is_empty() {
                 stored.status = next;
             }
+            self.outbox.insert(&mut tx, &events).await?;
             sqlx::query("DELETE FROM early_decisions WHERE book_id = $1")
                 .bind(b.id.clone())
                 .execute(&mut *tx)
@@ -408,7 +388,7 @@ impl BookRepository for SqlBookings {
             .collect();
         let mut claimed = claim_all(&mut tx, &keys).await?.into_iter();
         let mut out = Vec::with_capacity(events.len());
-        let (mut confirm, mut reject) = (Vec::new(), Vec::new());
+        let mut decided = Vec::new();
         let (mut early, mut unmatched) = (Vec::new(), Vec::new());
         for ((_, event), needs) in events.iter().zip(needs_claim) {
             if !needs {
@@ -441,12 +421,7 @@ impl BookRepository for SqlBookings {
                         // will release, the nights): nothing to do.
                         if let Ok(next) = next {
                             *status = next;
-                            match decision {
-                                HouseDecision::Rented => confirm.push((book_id.clone(), *house_id)),
-                                HouseDecision::Rejected(r) => {
-                                    reject.push((book_id.clone(), *house_id, r.clone()))
-                                }
-                            }
+                            decided.push((book_id.clone(), *house_id, decision.clone()));
                         }
                     }
                     None => early.push((book_id.clone(), decision.clone())),
@@ -458,29 +433,7 @@ impl BookRepository for SqlBookings {
             }
             out.push(Applied::Now(()));
         }
-        let mut envelopes = Vec::new();
-        let confirmed = decide_all(
-            &mut tx,
-            BookStatus::Confirmed,
-            confirm.iter().map(|c| c.0.as_str()),
-        )
-        .await?;
-        for (book_id, house_id) in confirm.into_iter().filter(|c| confirmed.contains(&c.0)) {
-            envelopes.push(Outbox::envelope(&BookConfirmed { book_id, house_id })?);
-        }
-        let rejected = decide_all(
-            &mut tx,
-            BookStatus::Rejected,
-            reject.iter().map(|r| r.0.as_str()),
-        )
-        .await?;
-        for (book_id, house_id, reason) in reject.into_iter().filter(|r| rejected.contains(&r.0)) {
-            envelopes.push(Outbox::envelope(&BookRejected {
-                book_id,
-                house_id,
-                reason,
-            })?);
-        }
+        let envelopes = decide_all(&mut tx, &decided).await?;
         self.outbox.insert(&mut tx, &envelopes).await?;
         keep_early(&mut tx, &early).await?;
         keep_unmatched(&mut tx, &unmatched).await?;
