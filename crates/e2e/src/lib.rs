@@ -109,6 +109,7 @@ impl Broker {
             // refuse the local server's self-signed certificate.
             Ok("postgres") => testkit::fresh_database(Backend::Postgres).await + "?sslmode=disable",
             Ok("sqlite") | Err(_) => "sqlite://nisshi.db".to_owned(),
+            // Test set-up (the module's rule): a misspelt setting stops the run, loudly.
             Ok(other) => panic!("HOUSEBOOK_BROKER_STORAGE={other}: sqlite or postgres"),
         };
         let mut b = Self {
@@ -141,6 +142,7 @@ impl Broker {
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
+            // Test set-up: no broker, no test; the message says how to get one.
             .expect("cannot start nisshi (./dev test installs it)");
         self.child = Some(child);
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -180,12 +182,48 @@ fn log_file(path: &std::path::Path) -> std::fs::File {
         .unwrap()
 }
 
+/// A port for a process this fleet starts. Not one the kernel hands out itself (`bind` to
+/// port 0): that is the ephemeral range, which every outgoing connection on the machine
+/// also draws from, so between our check and the child's `bind` a client socket could take
+/// it ("Address already in use", seen once in five full runs). Instead a port below the
+/// ephemeral range, reserved across the test processes running at once by a marker file
+/// (a marker older than ten minutes is from a run that is over), and free right now.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let below = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768)
+        .max(16384);
+    let (low, span) = (10000u16, below - 10000);
+    let marks = std::env::temp_dir().join("housebook-ports");
+    std::fs::create_dir_all(&marks).unwrap();
+    let mut seed = u64::from(std::process::id())
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+    loop {
+        // xorshift: enough spread for picking ports.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let port = low + (seed % u64::from(span)) as u16;
+        let mark = marks.join(port.to_string());
+        let stale = std::fs::metadata(&mark)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(600));
+        if stale {
+            let _ = std::fs::remove_file(&mark);
+        }
+        let reserved = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&mark)
+            .is_ok();
+        if reserved && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn bin_dir() -> PathBuf {
