@@ -11,6 +11,10 @@
 //!
 //!     cargo build --release --bins && target/release/saga-bench [--postgres]
 //!         [--secs 30] [--clients 32] [--idle 40] [--noop-secs 10] [--relay-events 20000]
+//!         [--env SERVICE:KEY=VALUE]...
+//!
+//! `--env` sets a variable for one service (`*` for all), after the fleet's own: for trying
+//! a setting by measurement, e.g. `--env '*:HOUSEBOOK_KAFKA__FETCH_WAIT_MS=50'`.
 
 mod closed_loop;
 mod noop;
@@ -32,6 +36,30 @@ struct Args {
     idle: usize,
     noop_secs: u64,
     relay_events: usize,
+    env: Vec<(&'static str, String, String)>,
+}
+
+/// `SERVICE:KEY=VALUE` (`*` for every service) as the fleet's per-service variables.
+fn env_flag(arg: &str) -> anyhow::Result<Vec<(&'static str, String, String)>> {
+    let (service, kv) = arg
+        .split_once(':')
+        .ok_or_else(|| anyhow::anyhow!("--env takes SERVICE:KEY=VALUE, got {arg}"))?;
+    let (k, v) = kv
+        .split_once('=')
+        .ok_or_else(|| anyhow::anyhow!("--env takes SERVICE:KEY=VALUE, got {arg}"))?;
+    let services: Vec<&'static str> = SERVICES
+        .iter()
+        .copied()
+        .filter(|s| service == "*" || *s == service)
+        .collect();
+    anyhow::ensure!(
+        !services.is_empty(),
+        "--env: unknown service {service} (one of {SERVICES:?}, or *)"
+    );
+    Ok(services
+        .into_iter()
+        .map(|s| (s, k.to_owned(), v.to_owned()))
+        .collect())
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -42,6 +70,7 @@ fn args() -> anyhow::Result<Args> {
         idle: 40,
         noop_secs: 10,
         relay_events: 20_000,
+        env: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -59,6 +88,12 @@ fn args() -> anyhow::Result<Args> {
             "--idle" => a.idle = usize::try_from(num()?)?,
             "--noop-secs" => a.noop_secs = num()?,
             "--relay-events" => a.relay_events = usize::try_from(num()?)?,
+            "--env" => {
+                let arg = it
+                    .next()
+                    .ok_or_else(|| anyhow::anyhow!("--env needs SERVICE:KEY=VALUE"))?;
+                a.env.extend(env_flag(&arg)?);
+            }
             other => {
                 anyhow::bail!("unknown argument {other} (see the header of bench/src/main.rs)")
             }
@@ -116,6 +151,7 @@ async fn main() -> anyhow::Result<()> {
     ] {
         options.env.push(("gateway", k.into(), v.into()));
     }
+    options.env.extend(a.env.iter().cloned());
     let fleet = Fleet::start_with(options).await;
     let relay_rate = relay::run(a.backend, fleet.brokers(), a.relay_events).await?;
     println!(

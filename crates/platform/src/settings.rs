@@ -125,7 +125,7 @@ pub struct KafkaSettings {
     /// default (500 ms). Apache Kafka answers a waiting fetch as soon as data arrives, so
     /// there it only bounds idle polling. The local broker (nisshi) looks at its storage
     /// again only after sleeping half of what is left of the wait, so there the wait is a
-    /// floor under every event hop: `./dev` and the test fleets set 10 ms
+    /// floor under every event hop: `./dev` and the test fleets set 40 ms
     /// (docs/broker.md).
     pub fetch_wait_ms: Option<u64>,
 }

@@ -46,7 +46,7 @@ pub use platform::db::Backend;
 /// `fetch.wait.max.ms` for the local broker, as `./dev` sets it (`LOCAL_BROKER_ENV`): nisshi
 /// looks at its storage again only after sleeping half of what is left of a fetch's wait,
 /// so the wait is a floor under every event hop there (docs/broker.md).
-pub const LOCAL_FETCH_WAIT_MS: u64 = 10;
+pub const LOCAL_FETCH_WAIT_MS: u64 = 40;
 
 /// The broker tests use.
 pub fn brokers() -> String {
