@@ -167,7 +167,8 @@ pub async fn method_not_allowed(req: Request) -> ApiError {
 /// one place where the cause of a 5xx is logged.
 pub async fn observe(State(metrics): State<Metrics>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().clone();
+    // Bounded like the metrics' label: the method is the client's to choose.
+    let method = crate::metrics::method_label(req.method().as_str());
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -194,7 +195,7 @@ pub async fn observe(State(metrics): State<Metrics>, req: Request, next: Next) -
     let res = next.run(req).instrument(span.clone()).await;
     let status = res.status();
     let elapsed = started.elapsed();
-    metrics.observe_http(method.as_str(), &route, status.as_u16(), elapsed);
+    metrics.observe_http(method, &route, status.as_u16(), elapsed);
     let _enter = span.enter();
     if let Some(ErrorCause(cause)) = res.extensions().get::<ErrorCause>() {
         tracing::error!(

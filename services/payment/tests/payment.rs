@@ -417,6 +417,12 @@ async fn health_readiness_and_metrics(backend: Backend) {
         payment_body(&testkit::unique("b-"), 10),
     )
     .await;
+    // A method the client made up is counted, as OTHER: no series of its own.
+    for i in 0..3 {
+        let brew = reqwest::Method::from_bytes(format!("BREW{i}").as_bytes()).unwrap();
+        let r = c.request(brew, app.url("/payments")).send().await.unwrap();
+        assert!(r.status().is_client_error(), "{}", r.status());
+    }
     let text = c
         .get(app.url("/metrics"))
         .send()
@@ -429,6 +435,11 @@ async fn health_readiness_and_metrics(backend: Backend) {
         text.contains(r#"housebook_http_requests_total{method="POST",route="/payments",status="201",service="payment"} 1"#),
         "{text}"
     );
+    assert!(
+        text.contains(r#"method="OTHER",route="/payments""#),
+        "{text}"
+    );
+    assert!(!text.contains("BREW"), "{text}");
     assert!(text.contains("housebook_outbox_backlog"));
     let r = c
         .get(app.url("/readyz"))
