@@ -196,11 +196,12 @@ fn free_port() -> u16 {
         .max(16384);
     let (low, span) = (10000u16, below - 10000);
     let marks = std::env::temp_dir().join("housebook-ports");
+    // Test set-up (the module's rule): no temp folder, no fleet.
     std::fs::create_dir_all(&marks).unwrap();
     let mut seed = u64::from(std::process::id())
         ^ std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
+            .unwrap_or_default()
             .as_nanos() as u64;
     loop {
         // xorshift: enough spread for picking ports.

@@ -143,8 +143,7 @@ pub async fn claim_all(
         .collect();
     let mut claimed = std::collections::HashSet::new();
     let now = now_text();
-    // 3 parameters a row: 256 rows a statement stays far under both backends' limits.
-    for chunk in fresh.chunks(256) {
+    for chunk in fresh.chunks(crate::db::rows_per_statement(3)) {
         let values = crate::db::values(chunk.len(), 3);
         let sql = format!(
             "INSERT INTO inbox (event_id, event_type, handled_at) VALUES {values} \

@@ -51,6 +51,17 @@ pub const PLATFORM_MIGRATION: MigrationSql = MigrationSql {
     postgres: include_str!("../migrations/postgres/0001_outbox_inbox.sql"),
 };
 
+/// The most parameters one multi-row statement binds: far under SQLite's limit (32 766)
+/// and PostgreSQL's (65 535), and enough that a consumed batch
+/// ([`crate::consumer::MAX_BATCH`]) of rows up to 8 columns wide is one statement.
+pub const PARAMS_PER_STATEMENT: usize = 2048;
+
+/// How many rows of `params` parameters each fit one statement ([`PARAMS_PER_STATEMENT`]):
+/// the chunk size for a multi-row `VALUES` or `IN` list.
+pub fn rows_per_statement(params: usize) -> usize {
+    (PARAMS_PER_STATEMENT / params.max(1)).max(1)
+}
+
 /// `$from, $from+1, …` for `n` parameters (an `IN (…)` list).
 pub fn placeholders(from: usize, n: usize) -> String {
     (from..from + n)

@@ -66,8 +66,7 @@ impl Outbox {
         conn: &mut AnyConnection,
         envelopes: &[Envelope],
     ) -> anyhow::Result<()> {
-        // 6 parameters a row; 256 rows a statement stays far under both backends' limits.
-        for chunk in envelopes.chunks(256) {
+        for chunk in envelopes.chunks(crate::db::rows_per_statement(6)) {
             let values = crate::db::values(chunk.len(), 6);
             let sql = format!(
                 "INSERT INTO outbox (event_id, event_type, topic, msg_key, payload, created_at) VALUES {values}"

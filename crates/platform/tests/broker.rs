@@ -23,6 +23,22 @@ async fn one_partition(name: &str) -> (String, rdkafka::producer::FutureProducer
     (settings.events_topic(), producer)
 }
 
+/// Sends one record and waits for the broker's acknowledgement.
+async fn send(
+    producer: &rdkafka::producer::FutureProducer,
+    topic: &str,
+    key: &str,
+    payload: &str,
+) -> Result<rdkafka::producer::future_producer::Delivery, rdkafka::error::KafkaError> {
+    producer
+        .send(
+            FutureRecord::to(topic).key(key).payload(payload),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)
+}
+
 /// The producer sends many records in one batch (one produce request), so a consumer that
 /// committed in the middle of that batch — or a new member taking the partition over —
 /// fetches from an offset inside it. That fetch must return the rest of the batch.
@@ -34,15 +50,7 @@ async fn a_fetch_that_starts_inside_a_record_batch_gets_the_rest_of_it() {
         let payload = format!("record {i}");
         let producer = producer.clone();
         let topic = topic.clone();
-        async move {
-            producer
-                .send(
-                    FutureRecord::to(&topic).key("one-key").payload(&payload),
-                    Duration::from_secs(10),
-                )
-                .await
-                .map_err(|(e, _)| e)
-        }
+        async move { send(&producer, &topic, "one-key", &payload).await }
     });
     let delivered: Vec<_> = futures::future::join_all(sends)
         .await
@@ -94,14 +102,7 @@ async fn a_waiting_fetch_sees_a_new_record_only_at_its_next_look_at_storage() {
     let (topic, producer) = one_partition("wait").await;
     // The producer's connection and the topic's metadata first, so the timed send below
     // is one produce request.
-    producer
-        .send(
-            FutureRecord::to(&topic).key("k").payload("warm-up"),
-            Duration::from_secs(10),
-        )
-        .await
-        .map_err(|(e, _)| e)
-        .unwrap();
+    send(&producer, &topic, "k", "warm-up").await.unwrap();
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers())
         .set("group.id", unique("wait-"))
@@ -121,14 +122,7 @@ async fn a_waiting_fetch_sees_a_new_record_only_at_its_next_look_at_storage() {
     // The next fetch finds nothing and sleeps (≈1 s of its 2 s wait).
     tokio::time::sleep(Duration::from_millis(150)).await;
     let sent = std::time::Instant::now();
-    producer
-        .send(
-            FutureRecord::to(&topic).key("k").payload("late"),
-            Duration::from_secs(10),
-        )
-        .await
-        .map_err(|(e, _)| e)
-        .unwrap();
+    send(&producer, &topic, "k", "late").await.unwrap();
     let m = tokio::time::timeout(Duration::from_secs(10), consumer.recv())
         .await
         .expect("the record arrives within the wait")

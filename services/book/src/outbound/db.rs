@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use events::{BookCanceled, BookConfirmed, BookRejected, Booked, Envelope, EventKey, Stay};
 use platform::consumer::claim_all;
-use platform::db::{now_text, parse_time, placeholders, time_text, values, Db};
+use platform::db::{now_text, parse_time, placeholders, rows_per_statement, time_text, values, Db};
 use platform::outbox::Outbox;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -93,7 +93,7 @@ async fn statuses(
     let mut unique: Vec<&str> = ids.to_vec();
     unique.sort_unstable();
     unique.dedup();
-    for chunk in unique.chunks(500) {
+    for chunk in unique.chunks(rows_per_statement(1)) {
         let sql = format!(
             "SELECT id, status, house_id FROM bookings WHERE id IN ({})",
             placeholders(1, chunk.len())
@@ -133,7 +133,7 @@ async fn decide_all(
             .map(|(id, _, _)| id.as_str())
             .collect();
         let refund = i64::from(next == BookStatus::Rejected);
-        for chunk in ids.chunks(500) {
+        for chunk in ids.chunks(rows_per_statement(1)) {
             let sql = format!(
                 "UPDATE bookings SET status = $1, refund_pending = $2 WHERE status = 'BOOKED' AND id IN ({}) RETURNING id",
                 placeholders(3, chunk.len())
@@ -170,7 +170,7 @@ async fn keep_early(
     conn: &mut AnyConnection,
     early: &[(String, HouseDecision)],
 ) -> anyhow::Result<()> {
-    for chunk in early.chunks(200) {
+    for chunk in early.chunks(rows_per_statement(4)) {
         let values = values(chunk.len(), 4);
         let sql = format!(
             "INSERT INTO early_decisions (book_id, outcome, reason, decided_at) VALUES {values} \
@@ -197,7 +197,7 @@ async fn keep_early(
 /// Notes payments for bookings not committed (yet), in one statement; the reconciler
 /// refunds those that never get one.
 async fn keep_unmatched(conn: &mut AnyConnection, paid: &[(String, i64)]) -> anyhow::Result<()> {
-    for chunk in paid.chunks(300) {
+    for chunk in paid.chunks(rows_per_statement(3)) {
         let values = values(chunk.len(), 3);
         let sql = format!(
             "INSERT INTO unmatched_payments (book_id, payment_id, seen_at) VALUES {values} \

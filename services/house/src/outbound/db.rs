@@ -12,7 +12,7 @@ use events::{EventKey, HouseRegistered, HouseRentCanceled, HouseRentRejected, Ho
 use std::collections::HashSet;
 
 use platform::consumer::claim_all;
-use platform::db::{now_text, placeholders, values, Db};
+use platform::db::{now_text, placeholders, rows_per_statement, values, Db};
 use platform::outbox::Outbox;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -102,7 +102,7 @@ impl SqlHouses {
         tx: &mut Transaction<'static, Any>,
         pending: &mut Pending,
     ) -> anyhow::Result<()> {
-        for chunk in pending.rentals.chunks(200) {
+        for chunk in pending.rentals.chunks(rows_per_statement(7)) {
             let values = values(chunk.len(), 7);
             let sql = format!(
                 "INSERT INTO rentals (book_id, house_id, check_in, check_out, status, reason, updated_at) VALUES {values}"
@@ -204,7 +204,7 @@ impl Known {
     }
 }
 
-/// `{select} (…keys…)`: the keys found, in one query per 500.
+/// `{select} (…keys…)`: the keys found, in one query per [`rows_per_statement`].
 async fn in_set<T>(
     tx: &mut Transaction<'static, Any>,
     select: &str,
@@ -216,7 +216,7 @@ where
     (T,): for<'r> sqlx::FromRow<'r, AnyRow>,
 {
     let mut found = HashSet::new();
-    for chunk in keys.chunks(500) {
+    for chunk in keys.chunks(rows_per_statement(1)) {
         let sql = format!("{select} ({})", placeholders(1, chunk.len()));
         let mut q = sqlx::query_scalar::<_, T>(&sql);
         for k in chunk {
