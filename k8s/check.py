@@ -19,7 +19,8 @@ autoscaling/v2 HPA on CPU, and a PodDisruptionBudget selecting its pods; a conta
 port named grpc is behind a Service port (appProtocol grpc), checked by a gRPC probe, and
 let in by a NetworkPolicy. Traces go to an OTLP endpoint that a NetworkPolicy lets them
 reach. The namespace
-has a default-deny NetworkPolicy; Kafka topics have at least 3 partitions; the settings
+has a default-deny NetworkPolicy; the Kafka topics the services use are declared (one per
+producing context, and the dead-letter topic), each with at least 3 partitions; the settings
 ./dev sets for the local broker only (fetch wait, rejoin) are not set: a cluster keeps
 Kafka's defaults.
 """
@@ -35,6 +36,9 @@ DEV_SECRET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "overlays/
 
 
 LOCAL_BROKER_ONLY = ("HOUSEBOOK_KAFKA__FETCH_WAIT_MS", "HOUSEBOOK_KAFKA__REJOIN_UNASSIGNED_MS")
+# The topics the services publish on and read (crates/events: Context::topic) and the
+# dead-letter topic (platform: KafkaSettings::dead_letter_topic).
+TOPICS = ("housebook.booking.events", "housebook.payment.events", "housebook.house.events", "housebook.events.dlq")
 
 
 def find(docs, kind, name=None):
@@ -131,7 +135,9 @@ def check(docs):
     for key in LOCAL_BROKER_ONLY:
         need(key not in envs, f"{key} is left at Kafka's default (a local-broker setting)")
     topics = find(docs, "KafkaTopic")
-    need(bool(topics), "Kafka topics are declared")
+    declared = {t["metadata"]["name"] for t in topics}
+    for name in TOPICS:
+        need(name in declared, f"topic {name} is declared")
     for t in topics:
         need(t["spec"].get("partitions", 0) >= 3, f"topic {t['metadata']['name']} has at least 3 partitions")
     return tally.passed, tally.failures
@@ -216,6 +222,8 @@ def self_test(path, production_path):
         "rejoin workaround in a container": lambda ds: first_service(ds)["spec"]["template"]["spec"]["containers"][0]
             .setdefault("env", []).append({"name": "HOUSEBOOK_KAFKA__REJOIN_UNASSIGNED_MS", "value": "12000"}),
         "one partition": lambda ds: next(d for d in ds if d.get("kind") == "KafkaTopic")["spec"].update(partitions=1),
+        "a context's topic missing": lambda ds: ds.remove(next(d for d in ds if d.get("kind") == "KafkaTopic"
+                                                               and d["metadata"]["name"] == "housebook.payment.events")),
     }
     missed = [name for name, edit in cases.items() if not broken(edit)]
 

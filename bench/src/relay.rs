@@ -28,7 +28,7 @@ pub async fn run(backend: Backend, brokers: &str, n: usize) -> anyhow::Result<f6
         &[],
     )
     .await?;
-    let outbox = Outbox::new(kafka.events_topic());
+    let outbox = Outbox::new(&kafka);
     for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
         let mut tx = db.begin().await?;
         for i in chunk {

@@ -487,14 +487,14 @@ impl Fleet {
         format!("{}{service}", self.prefix)
     }
 
-    /// Every topic the fleet's services publish their events on.
-    pub fn topics(&self) -> Vec<String> {
-        vec![self.events_topic()]
+    /// The fleet's topic names (its services' prefix).
+    pub fn topic_names(&self) -> testkit::Topics {
+        testkit::Topics::new(&self.prefix)
     }
 
-    /// The fleet's events topic.
-    pub fn events_topic(&self) -> String {
-        format!("{}housebook.events", self.prefix)
+    /// Every topic the fleet's services publish their events on, one per context.
+    pub fn topics(&self) -> Vec<String> {
+        self.topic_names().events()
     }
 
     /// Sends SIGTERM and waits for the process to exit; asserts it exited cleanly.

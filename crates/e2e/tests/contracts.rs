@@ -339,7 +339,7 @@ async fn every_event_the_fleet_emits_matches_its_schema() {
     let admin = fleet.token("admin").await;
     let alice = fleet.token("alice").await;
     let bob = fleet.token("bob").await;
-    let mut probe = EventProbe::on(fleet.brokers(), &fleet.events_topic());
+    let mut probe = EventProbe::on(fleet.brokers(), &fleet.topics());
 
     // Confirmed, then cancelled (HouseRegistered, Booked, Paid, HouseRented,
     // BookConfirmed, BookCanceled, PaymentCanceled, HouseRentCanceled) ...

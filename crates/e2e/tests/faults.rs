@@ -276,8 +276,8 @@ async fn i4_every_event_delivered_twice_is_applied_once() {
     bookings_flow(&load, 0, 20, "bookings").await;
     let (_, before) = settle(&scene, load, "before the replay").await;
 
-    let topic = scene.fleet.events_topic();
-    let mut probe = testkit::EventProbe::on(scene.fleet.brokers(), &topic);
+    let topics = scene.fleet.topic_names();
+    let mut probe = testkit::EventProbe::on(scene.fleet.brokers(), &topics.events());
     let events = probe.settle(3).await;
     assert!(events.len() > 40, "saw {} events", events.len());
     let dups_before = scene
@@ -291,7 +291,7 @@ async fn i4_every_event_delivered_twice_is_applied_once() {
     for e in &events {
         testkit::inject_to(
             scene.fleet.brokers(),
-            &topic,
+            &topics.of(&e.event_type),
             &e.correlation_id,
             &e.to_vec().unwrap(),
         )

@@ -509,7 +509,7 @@ async fn one_booking_is_one_trace_from_the_gateway_to_every_service() {
 
     // Every event of the booking — Paid, Booked, HouseRented, BookConfirmed, each caused
     // by the one before — carries the trace, in its header and in its envelope.
-    let mut probe = testkit::EventProbe::on(fleet.brokers(), &fleet.events_topic());
+    let mut probe = testkit::EventProbe::on(fleet.brokers(), &fleet.topics());
     let want = ["BookConfirmed", "Booked", "HouseRented", "Paid"]; // sorted
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {

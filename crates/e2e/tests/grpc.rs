@@ -175,7 +175,7 @@ async fn the_seed_booking_and_cancel_over_grpc() {
         format!("00-{trace}-b7ad6b7169203331-01").parse().unwrap(),
     );
     let t = grpc.create_booking(traced).await.unwrap().into_inner();
-    let mut probe = testkit::EventProbe::on(fleet.brokers(), &fleet.events_topic());
+    let mut probe = testkit::EventProbe::on(fleet.brokers(), &fleet.topics());
     let booked = probe
         .wait_until(30, "the traced booking's Booked", |seen| {
             seen.iter()

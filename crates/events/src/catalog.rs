@@ -7,13 +7,15 @@ use chrono::{DateTime, NaiveDate, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{DecodeError, Event};
+use crate::{Context, DecodeError, Event};
 
-/// Declares the payload structs' `Event` impls and the `DomainEvent` enum over them.
+/// Declares the payload structs' `Event` impls, the `DomainEvent` enum over them, and the
+/// context that publishes each.
 macro_rules! catalog {
-    ($($name:ident => |$p:ident| $key:expr;)+) => {
+    ($($name:ident in $context:ident => |$p:ident| $key:expr;)+) => {
         $(impl Event for $name {
             const TYPE: &'static str = stringify!($name);
+            const CONTEXT: Context = Context::$context;
             fn correlation_id(&self) -> String {
                 let $p = self;
                 $key
@@ -44,6 +46,16 @@ macro_rules! catalog {
             }
         }
 
+        impl Context {
+            /// The context that publishes an event type; `None` for a type not in the catalog.
+            pub fn of(event_type: &str) -> Option<Self> {
+                match event_type {
+                    $(stringify!($name) => Some(Context::$context),)+
+                    _ => None,
+                }
+            }
+        }
+
         /// The JSON Schema of every payload, by event type name.
         pub fn payload_schemas() -> Vec<(&'static str, schemars::schema::RootSchema)> {
             vec![$((stringify!($name), schemars::schema_for!($name))),+]
@@ -52,16 +64,16 @@ macro_rules! catalog {
 }
 
 catalog! {
-    HouseRegistered => |e| format!("house-{}", e.house_id);
-    Booked => |e| e.book_id.clone();
-    BookConfirmed => |e| e.book_id.clone();
-    BookRejected => |e| e.book_id.clone();
-    BookCanceled => |e| e.book_id.clone();
-    Paid => |e| e.book_id.clone();
-    PaymentCanceled => |e| e.book_id.clone();
-    HouseRented => |e| e.book_id.clone();
-    HouseRentRejected => |e| e.book_id.clone();
-    HouseRentCanceled => |e| e.book_id.clone();
+    HouseRegistered in House => |e| format!("house-{}", e.house_id);
+    Booked in Booking => |e| e.book_id.clone();
+    BookConfirmed in Booking => |e| e.book_id.clone();
+    BookRejected in Booking => |e| e.book_id.clone();
+    BookCanceled in Booking => |e| e.book_id.clone();
+    Paid in Payment => |e| e.book_id.clone();
+    PaymentCanceled in Payment => |e| e.book_id.clone();
+    HouseRented in House => |e| e.book_id.clone();
+    HouseRentRejected in House => |e| e.book_id.clone();
+    HouseRentCanceled in House => |e| e.book_id.clone();
 }
 
 /// An admin registered a house (F1).

@@ -2,8 +2,12 @@
 //!
 //! Every event travels in one [`Envelope`]: a unique `eventId` for deduplication, the
 //! `eventType`, a schema `version`, `occurredAt`, and a `correlationId` — the booking id for
-//! every event of a booking — which is also the Kafka message key, so all events of one
-//! booking stay in order on one partition. The payloads are the structs of [`catalog`].
+//! every event of a booking — which is also the Kafka message key. Each producing
+//! [`Context`] publishes on a topic of its own, so a consumer reads only the contexts it
+//! listens to, and one context's events of a booking stay in order on one partition of its
+//! topic. Events of different contexts have no order between them (they never had one
+//! that a consumer could rely on: two services publish them independently). The payloads
+//! are the structs of [`catalog`].
 //!
 //! Producers build envelopes with [`Envelope::new`]; consumers read the envelope first
 //! (cheap, and it never fails on an event type they do not know) and decode the payload
@@ -46,10 +50,47 @@ use uuid::Uuid;
 /// The current schema version of every payload in the catalog.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// A payload of the catalog: knows its `eventType` and its correlation key.
+/// The bounded context that publishes an event, and so the topic it travels on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Context {
+    /// `book`: `Booked`, `BookConfirmed`, `BookRejected`, `BookCanceled`.
+    Booking,
+    /// `payment`: `Paid`, `PaymentCanceled`.
+    Payment,
+    /// `house`: `HouseRegistered`, `HouseRented`, `HouseRentRejected`, `HouseRentCanceled`.
+    House,
+}
+
+impl Context {
+    /// Every context, in topic order.
+    pub const ALL: [Context; 3] = [Context::Booking, Context::Payment, Context::House];
+
+    /// The topic its events travel on (a deployment may put a prefix in front).
+    pub const fn topic(self) -> &'static str {
+        match self {
+            Context::Booking => "housebook.booking.events",
+            Context::Payment => "housebook.payment.events",
+            Context::House => "housebook.house.events",
+        }
+    }
+
+    /// The contexts that publish `event_types`, each once, in topic order; types not in
+    /// the catalog are left out.
+    pub fn publishing(event_types: &[&str]) -> Vec<Context> {
+        let mut contexts: Vec<Context> =
+            event_types.iter().filter_map(|t| Context::of(t)).collect();
+        contexts.sort();
+        contexts.dedup();
+        contexts
+    }
+}
+
+/// A payload of the catalog: knows its `eventType`, who publishes it and its correlation key.
 pub trait Event: Serialize + for<'de> Deserialize<'de> + JsonSchema {
     /// The `eventType` written into the envelope.
     const TYPE: &'static str;
+    /// The context that publishes it.
+    const CONTEXT: Context;
     /// The correlation id (and Kafka key): the booking id for booking events.
     fn correlation_id(&self) -> String;
 }
@@ -144,6 +185,44 @@ impl Envelope {
 mod tests {
     use super::*;
     use chrono::NaiveDate;
+
+    #[test]
+    fn every_event_type_has_the_topic_of_the_context_that_publishes_it() {
+        for t in EVENT_TYPES {
+            assert!(Context::of(t).is_some(), "{t} has no context");
+        }
+        assert_eq!(Context::of(Paid::TYPE), Some(Paid::CONTEXT));
+        assert_eq!(Paid::CONTEXT.topic(), "housebook.payment.events");
+        assert_eq!(Context::of("Booked"), Some(Context::Booking));
+        assert_eq!(Context::of("HouseRentCanceled"), Some(Context::House));
+        assert_eq!(Context::of("Refunded"), None);
+        // What book reads: the payment's and the house's topics, never its own.
+        assert_eq!(
+            Context::publishing(&["Paid", "HouseRented", "HouseRegistered", "Nope"]),
+            vec![Context::Payment, Context::House]
+        );
+        let topics: std::collections::HashSet<_> = Context::ALL.iter().map(|c| c.topic()).collect();
+        assert_eq!(topics.len(), 3, "one topic per context");
+    }
+
+    #[test]
+    fn the_cluster_declares_every_contexts_topic() {
+        let read = |path: &str| {
+            std::fs::read_to_string(format!("{}/../../{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+        };
+        let (manifest, policy) = (read("k8s/base/kafka.yaml"), read("k8s/check.py"));
+        for c in Context::ALL {
+            let name = c.topic();
+            assert!(
+                manifest.contains(&format!("  name: {name}\n")),
+                "KafkaTopic {name}"
+            );
+            assert!(
+                policy.contains(&format!("\"{name}\"")),
+                "check.py requires {name}"
+            );
+        }
+    }
 
     fn paid() -> Paid {
         Paid {

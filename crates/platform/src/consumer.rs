@@ -1,6 +1,7 @@
 //! The idempotent consumer loop.
 //!
-//! One consumer group per service. For each message: read the envelope; skip types the
+//! One consumer group per service, subscribed to the topics of the contexts whose events it
+//! handles ([`KafkaSettings::topics_for`]). For each message: read the envelope; skip types the
 //! service does not handle; otherwise call the handler, which applies its change and
 //! [`claim`]s the `eventId` in the inbox in one transaction (a duplicate is skipped). The
 //! messages that have already arrived are taken together, and a handler that can apply a
@@ -247,10 +248,12 @@ impl ConsumerLoop {
                 metrics: self.metrics.clone(),
                 assigned: assigned.clone(),
             })?;
-            let topic = self.settings.events_topic();
-            consumer.subscribe(&[&topic])?;
+            // Only the topics of the contexts whose events it handles.
+            let topics = self.settings.topics_for(self.handler.handles());
+            let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+            consumer.subscribe(&names)?;
             self.health.set_consumer_running(true);
-            tracing::info!(%topic, group = %self.settings.group_id, "consumer started");
+            tracing::info!(topics = %names.join(","), group = %self.settings.group_id, "consumer started");
             let ended = self.consume(&consumer, &assigned, &stop).await;
             if let Ended::Rejoin = ended {
                 tracing::warn!(
@@ -526,16 +529,15 @@ impl ConsumerLoop {
     }
 }
 
-/// Replays a topic from its beginning up to its current end through `handler`, with a
-/// throwaway consumer group (nothing is committed). Used to rebuild a read model from
-/// scratch; the handler's inbox keeps events it already applied from being applied twice.
+/// Replays the topics that carry what `handler` handles, from their beginnings up to their
+/// current ends, through it, with a throwaway consumer group (nothing is committed). Used
+/// to rebuild a read model from scratch; the handler's inbox keeps events it already applied from being applied twice.
 /// Returns how many events were applied.
 pub async fn replay(
     settings: &KafkaSettings,
     handler: Arc<dyn EventHandler>,
 ) -> anyhow::Result<u64> {
     use rdkafka::{Offset, TopicPartitionList};
-    let topic = settings.events_topic();
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", &settings.brokers)
         .set(
@@ -549,19 +551,21 @@ pub async fn replay(
         .set("enable.auto.commit", "false")
         .create()?;
     let timeout = Duration::from_secs(10);
-    let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
     let mut ends = std::collections::HashMap::new();
     let mut assignment = TopicPartitionList::new();
-    for p in partitions {
-        let (low, high) = consumer.fetch_watermarks(&topic, p, timeout)?;
-        if high > low {
-            ends.insert(p, high);
-            assignment.add_partition_offset(&topic, p, Offset::Offset(low))?;
+    for topic in settings.topics_for(handler.handles()) {
+        let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        for p in partitions {
+            let (low, high) = consumer.fetch_watermarks(&topic, p, timeout)?;
+            if high > low {
+                assignment.add_partition_offset(&topic, p, Offset::Offset(low))?;
+                ends.insert((topic.clone(), p), high);
+            }
         }
     }
     consumer.assign(&assignment)?;
@@ -572,9 +576,10 @@ pub async fn replay(
             .map_err(|_| {
                 anyhow::anyhow!("replay stalled with {} partitions unfinished", ends.len())
             })??;
-        if let Some(end) = ends.get(&m.partition()).copied() {
+        let at = (m.topic().to_owned(), m.partition());
+        if let Some(&end) = ends.get(&at) {
             if m.offset() + 1 >= end {
-                ends.remove(&m.partition());
+                ends.remove(&at);
             }
         }
         let Some(envelope) = m.payload().and_then(|b| Envelope::from_slice(b).ok()) else {

@@ -28,12 +28,14 @@ pub fn producer(settings: &KafkaSettings) -> anyhow::Result<FutureProducer> {
         .create()?)
 }
 
-/// Creates the events topic and its dead-letter topic if missing.
+/// Creates every context's events topic and the dead-letter topic if missing (a consumer
+/// subscribes to topics it may read before their producer ever started).
 pub async fn ensure_topics(settings: &KafkaSettings) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", &settings.brokers)
         .create()?;
-    let names = [settings.events_topic(), settings.dead_letter_topic()];
+    let mut names = settings.event_topics();
+    names.push(settings.dead_letter_topic());
     let topics: Vec<NewTopic<'_>> = names
         .iter()
         .map(|n| {

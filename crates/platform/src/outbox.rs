@@ -25,17 +25,19 @@ use crate::settings::KafkaSettings;
 /// Writes events into the outbox and wakes the relay.
 #[derive(Clone, Debug)]
 pub struct Outbox {
-    topic: String,
+    /// Put in front of each context's topic name (tests give each run its own).
+    topic_prefix: String,
     wake: Arc<Notify>,
 }
 
 const BATCH: i64 = 256;
 
 impl Outbox {
-    /// An outbox that publishes to `topic`.
-    pub fn new(topic: String) -> Self {
+    /// An outbox that publishes each event on the topic of the context that produces it
+    /// ([`KafkaSettings::topic_of`]).
+    pub fn new(settings: &KafkaSettings) -> Self {
         Self {
-            topic,
+            topic_prefix: settings.topic_prefix.clone(),
             wake: Arc::new(Notify::new()),
         }
     }
@@ -75,10 +77,13 @@ impl Outbox {
             let now = now_text();
             for env in chunk {
                 let payload = String::from_utf8(env.to_vec()?)?;
+                let context = events::Context::of(&env.event_type).ok_or_else(|| {
+                    anyhow::anyhow!("{} is not an event of the catalog", env.event_type)
+                })?;
                 q = q
                     .bind(env.event_id.to_string())
                     .bind(env.event_type.clone())
-                    .bind(self.topic.clone())
+                    .bind(format!("{}{}", self.topic_prefix, context.topic()))
                     .bind(env.correlation_id.clone())
                     .bind(payload)
                     .bind(now.clone());
@@ -265,10 +270,18 @@ async fn publish_batch(
     });
     let results = join_all(sends).await;
     let mut published = Vec::with_capacity(rows.len());
+    // How many went to each topic (a batch holds few: one per context at most).
+    let mut per_topic: Vec<(&str, u64)> = Vec::new();
     let mut failure = None;
     for (row, result) in rows.iter().zip(results) {
         match result {
-            Ok(_) => published.push(row.id),
+            Ok(_) => {
+                published.push(row.id);
+                match per_topic.iter_mut().find(|(t, _)| *t == row.topic) {
+                    Some((_, n)) => *n += 1,
+                    None => per_topic.push((&row.topic, 1)),
+                }
+            }
             Err((e, _)) => failure = Some(e),
         }
     }
@@ -283,8 +296,8 @@ async fn publish_batch(
             Some(tx) => q.execute(&mut **tx).await?,
             None => q.execute(db.pool()).await?,
         };
-        if let Some(topic) = rows.first().map(|r| r.topic.as_str()) {
-            metrics.outbox_published(topic, published.len() as u64);
+        for (topic, n) in per_topic {
+            metrics.outbox_published(topic, n);
         }
     }
     if let Some(tx) = tx {

@@ -52,7 +52,7 @@ impl Runtime {
         let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port)).await?;
         Ok(Self {
             health: Health::new(Some(db.clone())),
-            outbox: Outbox::new(settings.kafka.events_topic()),
+            outbox: Outbox::new(&settings.kafka),
             settings: settings.clone(),
             db,
             metrics,

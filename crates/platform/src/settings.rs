@@ -148,9 +148,27 @@ impl Default for KafkaSettings {
 }
 
 impl KafkaSettings {
-    /// The topic every domain event travels on.
-    pub fn events_topic(&self) -> String {
-        format!("{}housebook.events", self.topic_prefix)
+    /// The topic a context's events travel on.
+    pub fn topic(&self, context: events::Context) -> String {
+        format!("{}{}", self.topic_prefix, context.topic())
+    }
+
+    /// The topic an event type travels on; `None` for a type not in the catalog.
+    pub fn topic_of(&self, event_type: &str) -> Option<String> {
+        events::Context::of(event_type).map(|c| self.topic(c))
+    }
+
+    /// The topics that carry `event_types`: what a consumer of them subscribes to.
+    pub fn topics_for(&self, event_types: &[&str]) -> Vec<String> {
+        events::Context::publishing(event_types)
+            .into_iter()
+            .map(|c| self.topic(c))
+            .collect()
+    }
+
+    /// Every events topic, one per context.
+    pub fn event_topics(&self) -> Vec<String> {
+        self.topics_for(events::EVENT_TYPES)
     }
 
     /// Where events that could not be handled are parked, with the reason.
@@ -285,6 +303,13 @@ mod tests {
             !shown.contains("payment.db"),
             "database url leaked: {shown}"
         );
-        assert_eq!(s.common.kafka.events_topic(), "housebook.events");
+        assert_eq!(
+            s.common.kafka.event_topics(),
+            [
+                "housebook.booking.events",
+                "housebook.payment.events",
+                "housebook.house.events"
+            ]
+        );
     }
 }

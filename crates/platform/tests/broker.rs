@@ -20,7 +20,7 @@ async fn one_partition(name: &str) -> (String, rdkafka::producer::FutureProducer
     };
     platform::kafka::ensure_topics(&settings).await.unwrap();
     let producer = platform::kafka::producer(&settings).unwrap();
-    (settings.events_topic(), producer)
+    (settings.topic(events::Context::Booking), producer)
 }
 
 /// Sends one record and waits for the broker's acknowledgement.

@@ -14,7 +14,7 @@ use platform::metrics::{EventOutcome, Metrics};
 use platform::outbox::{relay, Outbox};
 use platform::settings::KafkaSettings;
 use platform::shutdown::CancellationToken;
-use testkit::{inject_event, on_both_backends, Backend, EventProbe, World};
+use testkit::{inject, on_both_backends, Backend, EventProbe, World};
 
 fn registered(id: i64) -> HouseRegistered {
     HouseRegistered {
@@ -38,7 +38,7 @@ async fn the_outbox_publishes_what_commits_and_nothing_that_rolled_back(backend:
         .await
         .unwrap();
     let db = Db::connect(&settings.database, &[]).await.unwrap();
-    let outbox = Outbox::new(world.events_topic());
+    let outbox = Outbox::new(&settings.kafka);
 
     let mut tx = db.pool().begin().await.unwrap();
     outbox.enqueue(&mut tx, &registered(1)).await.unwrap();
@@ -65,12 +65,23 @@ async fn the_outbox_publishes_what_commits_and_nothing_that_rolled_back(backend:
     ));
     let mut tx = db.pool().begin().await.unwrap();
     outbox.enqueue(&mut tx, &registered(3)).await.unwrap();
+    // An event of another context in the same transaction travels on that context's topic.
+    outbox
+        .enqueue(
+            &mut tx,
+            &events::BookConfirmed {
+                book_id: "b-4".into(),
+                house_id: 3,
+            },
+        )
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     outbox.notify();
 
-    let mut probe = EventProbe::new(&world.events_topic());
+    let mut probe = world.probe();
     probe
-        .wait_until(20, "houses 2 and 3", |e| e.len() >= 2)
+        .wait_until(20, "houses 2 and 3, booking 4", |e| e.len() >= 3)
         .await;
     let seen = probe.settle(2).await;
     // Different keys land on different partitions: only the set is guaranteed, not the order.
@@ -78,8 +89,19 @@ async fn the_outbox_publishes_what_commits_and_nothing_that_rolled_back(backend:
     ids.sort_unstable();
     assert_eq!(
         ids,
-        vec!["house-2", "house-3"],
+        vec!["b-4", "house-2", "house-3"],
         "each committed event once, never the rolled-back one"
+    );
+    for m in probe.raw() {
+        let event_type = m.header("eventType").unwrap();
+        assert_eq!(m.topic, world.topic_of(event_type), "{event_type}");
+    }
+    assert_eq!(
+        probe.raw()[..]
+            .iter()
+            .filter(|m| m.topic.ends_with("housebook.booking.events"))
+            .count(),
+        1
     );
     testkit::eventually(10, "rows marked published", || async {
         (unpublished(&db).await == 0).then_some(())
@@ -148,7 +170,6 @@ async fn transient_failures_are_retried_then_parked_and_offsets_survive_a_restar
     platform::kafka::ensure_topics(&world.settings("x").await.kafka)
         .await
         .unwrap();
-    let topic = world.events_topic();
     let metrics = Metrics::new("consumer").unwrap();
 
     // Fails twice, then succeeds: applied once, nothing parked.
@@ -157,7 +178,7 @@ async fn transient_failures_are_retried_then_parked_and_offsets_survive_a_restar
         calls: AtomicU32::new(0),
     });
     let (stop, task) = run_loop(&world, handler.clone(), &db, &metrics).await;
-    inject_event(&topic, &Envelope::new(&registered(1)).unwrap()).await;
+    world.publish(&Envelope::new(&registered(1)).unwrap()).await;
     testkit::eventually(30, "applied after retries", || async {
         (metrics.event_count("HouseRegistered", EventOutcome::Applied) == 1).then_some(())
     })
@@ -172,8 +193,8 @@ async fn transient_failures_are_retried_then_parked_and_offsets_survive_a_restar
         calls: AtomicU32::new(0),
     });
     let (stop, task) = run_loop(&world, always.clone(), &db, &metrics).await;
-    let mut dlq = EventProbe::new(&world.dead_letter_topic());
-    inject_event(&topic, &Envelope::new(&registered(2)).unwrap()).await;
+    let mut dlq = EventProbe::new(&[world.dead_letter_topic()]);
+    world.publish(&Envelope::new(&registered(2)).unwrap()).await;
     let parked = dlq.wait_raw(30, 1).await;
     assert_eq!(
         always.calls.load(Ordering::SeqCst),
@@ -191,6 +212,21 @@ async fn transient_failures_are_retried_then_parked_and_offsets_survive_a_restar
         metrics.event_count("HouseRegistered", EventOutcome::DeadLettered),
         1
     );
+
+    // It reads only the topics of the contexts whose events it handles: an unreadable
+    // message on the booking topic never reaches it, one on the house topic is parked.
+    let (booking, house) = (world.topic_of("Booked"), world.topic_of("HouseRegistered"));
+    inject(&booking, "k", b"not for this consumer").await;
+    inject(&house, "k", b"unreadable").await;
+    dlq.wait_raw(30, 2).await;
+    let parked = dlq.settle(3).await;
+    assert!(parked.len() <= 1, "only the first one is an envelope");
+    let sources: Vec<_> = dlq
+        .raw()
+        .iter()
+        .map(|m| m.header("dlq-source-topic"))
+        .collect();
+    assert_eq!(sources, [Some(house.as_str()), Some(house.as_str())]);
     stop.cancel();
     task.await.unwrap().unwrap();
     db.close().await;
@@ -251,7 +287,7 @@ async fn two_relays_on_one_outbox_keep_each_bookings_events_in_order() {
         .await
         .unwrap();
     let db = Db::connect(&settings.database, &[]).await.unwrap();
-    let outbox = Outbox::new(world.events_topic());
+    let outbox = Outbox::new(&settings.kafka);
     let stop = CancellationToken::new();
     let relays: Vec<_> = (0..2)
         .map(|_| {
@@ -282,7 +318,7 @@ async fn two_relays_on_one_outbox_keep_each_bookings_events_in_order() {
             outbox.notify();
         }
     }
-    let mut probe = EventProbe::new(&world.events_topic());
+    let mut probe = world.probe();
     let seen = probe
         .wait_until(60, "every event", |e| e.len() >= (BOOKINGS * EACH) as usize)
         .await;

@@ -129,14 +129,60 @@ impl World {
         s
     }
 
-    /// The events topic.
-    pub fn events_topic(&self) -> String {
-        format!("{}housebook.events", self.topic_prefix)
+    /// The topic an event type travels on (its producing context's).
+    pub fn topic_of(&self, event_type: &str) -> String {
+        Topics::new(&self.topic_prefix).of(event_type)
+    }
+
+    /// Every events topic, one per context.
+    pub fn event_topics(&self) -> Vec<String> {
+        Topics::new(&self.topic_prefix).events()
     }
 
     /// The dead-letter topic.
     pub fn dead_letter_topic(&self) -> String {
-        format!("{}housebook.events.dlq", self.topic_prefix)
+        Topics::new(&self.topic_prefix).dead_letter()
+    }
+
+    /// Publishes an envelope on its context's topic, as its producer would (the same
+    /// envelope twice delivers the same `eventId` twice).
+    pub async fn publish(&self, env: &Envelope) {
+        inject_event(&self.topic_of(&env.event_type), env).await;
+    }
+
+    /// A probe on every events topic of this world.
+    pub fn probe(&self) -> EventProbe {
+        EventProbe::new(&self.event_topics())
+    }
+}
+
+/// Topic names under a prefix, by the services' own rules ([`platform::settings::KafkaSettings`]).
+pub struct Topics(platform::settings::KafkaSettings);
+
+impl Topics {
+    /// The names under `prefix`.
+    pub fn new(prefix: &str) -> Self {
+        Self(platform::settings::KafkaSettings {
+            topic_prefix: prefix.to_owned(),
+            ..Default::default()
+        })
+    }
+
+    /// The topic an event type travels on; panics for a type not in the catalog.
+    pub fn of(&self, event_type: &str) -> String {
+        self.0
+            .topic_of(event_type)
+            .unwrap_or_else(|| panic!("{event_type} is not an event of the catalog"))
+    }
+
+    /// Every events topic, one per context.
+    pub fn events(&self) -> Vec<String> {
+        self.0.event_topics()
+    }
+
+    /// The dead-letter topic.
+    pub fn dead_letter(&self) -> String {
+        self.0.dead_letter_topic()
     }
 }
 
@@ -163,6 +209,8 @@ pub fn http() -> reqwest::Client {
 /// A message as read off a topic.
 #[derive(Debug, Clone)]
 pub struct RawMessage {
+    /// The topic it was read from.
+    pub topic: String,
     /// Its key, as text (the correlation id for the fleet's events).
     pub key: Option<String>,
     /// Its bytes.
@@ -181,7 +229,7 @@ impl RawMessage {
     }
 }
 
-/// Reads a topic from the beginning with its own group, collecting envelopes.
+/// Reads topics from their beginnings with a group of its own, collecting envelopes.
 pub struct EventProbe {
     consumer: StreamConsumer,
     seen: Vec<Envelope>,
@@ -189,13 +237,13 @@ pub struct EventProbe {
 }
 
 impl EventProbe {
-    /// A probe on `topic` of the shared test broker.
-    pub fn new(topic: &str) -> Self {
-        Self::on(&brokers(), topic)
+    /// A probe on `topics` of the shared test broker.
+    pub fn new(topics: &[impl AsRef<str>]) -> Self {
+        Self::on(&brokers(), topics)
     }
 
-    /// A probe on `topic` of the given brokers.
-    pub fn on(brokers: &str, topic: &str) -> Self {
+    /// A probe on `topics` of the given brokers.
+    pub fn on(brokers: &str, topics: &[impl AsRef<str>]) -> Self {
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("group.id", unique("probe-"))
@@ -203,7 +251,8 @@ impl EventProbe {
             .set("auto.offset.reset", "earliest")
             .create()
             .unwrap();
-        consumer.subscribe(&[topic]).unwrap();
+        let topics: Vec<&str> = topics.iter().map(AsRef::as_ref).collect();
+        consumer.subscribe(&topics).unwrap();
         Self {
             consumer,
             seen: Vec::new(),
@@ -235,6 +284,7 @@ impl EventProbe {
             self.seen.push(env);
         }
         self.raw.push(RawMessage {
+            topic: m.topic().to_owned(),
             key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
             payload: bytes,
             headers,

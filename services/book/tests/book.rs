@@ -638,7 +638,7 @@ async fn a_late_booking_and_the_reconciler_cannot_both_win(backend: Backend) {
         .unwrap();
     let repo = book::outbound::db::SqlBookings::new(
         db,
-        platform::outbox::Outbox::new("unused.events".into()),
+        platform::outbox::Outbox::new(&Default::default()),
     );
     let booking = |id: &str| Booking {
         id: id.to_owned(),

@@ -15,9 +15,7 @@ use platform::auth::Role;
 use platform::settings::CommonSettings;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use testkit::{
-    eventually, inject, inject_event, on_both_backends, token, Backend, EventProbe, TestApp, World,
-};
+use testkit::{eventually, inject, on_both_backends, token, Backend, EventProbe, TestApp, World};
 
 async fn spawn(common: &CommonSettings) -> TestApp {
     TestApp::spawn::<Application>(Settings {
@@ -82,7 +80,7 @@ async fn event_count(app: &TestApp, ty: &str, outcome: &str) -> u64 {
 async fn registering_a_house_is_for_admins_and_validated(backend: Backend) {
     let world = World::new(backend);
     let app = spawn(&world.settings("house").await).await;
-    let mut probe = EventProbe::new(&world.events_topic());
+    let mut probe = world.probe();
 
     // The seed's command as written: client-sent id and status are ignored, price as text.
     let (s, h) = app
@@ -171,9 +169,8 @@ async fn registering_a_house_is_for_admins_and_validated(backend: Backend) {
 async fn paid_reserves_the_nights_and_an_overlap_is_rejected(backend: Backend) {
     let world = World::new(backend);
     let app = spawn(&world.settings("house").await).await;
-    let mut probe = EventProbe::new(&world.events_topic());
+    let mut probe = world.probe();
     let house = register(&app, "Seoul loft", 100).await;
-    let topic = world.events_topic();
     let (b1, b2, b3, b4) = (
         "b1-".to_owned() + &testkit::unique(""),
         testkit::unique("b2-"),
@@ -181,15 +178,23 @@ async fn paid_reserves_the_nights_and_an_overlap_is_rejected(backend: Backend) {
         testkit::unique("b4-"),
     );
 
-    inject_event(&topic, &paid(&b1, house, "2030-01-10", "2030-01-12")).await;
+    world
+        .publish(&paid(&b1, house, "2030-01-10", "2030-01-12"))
+        .await;
     probe
         .wait_until(20, "HouseRented b1", |e| {
             !of(e, "HouseRented", &b1).is_empty()
         })
         .await;
-    inject_event(&topic, &paid(&b2, house, "2030-01-11", "2030-01-13")).await;
-    inject_event(&topic, &paid(&b3, house, "2030-01-12", "2030-01-14")).await;
-    inject_event(&topic, &paid(&b4, 999_999, "2030-01-12", "2030-01-14")).await;
+    world
+        .publish(&paid(&b2, house, "2030-01-11", "2030-01-13"))
+        .await;
+    world
+        .publish(&paid(&b3, house, "2030-01-12", "2030-01-14"))
+        .await;
+    world
+        .publish(&paid(&b4, 999_999, "2030-01-12", "2030-01-14"))
+        .await;
     let seen = probe
         .wait_until(20, "decisions for b2, b3, b4", |e| {
             !of(e, "HouseRentRejected", &b2).is_empty()
@@ -244,18 +249,16 @@ async fn paid_reserves_the_nights_and_an_overlap_is_rejected(backend: Backend) {
 async fn a_duplicated_event_is_applied_once(backend: Backend) {
     let world = World::new(backend);
     let app = spawn(&world.settings("house").await).await;
-    let mut probe = EventProbe::new(&world.events_topic());
+    let mut probe = world.probe();
     let house = register(&app, "Busan flat", 100).await;
     let book = testkit::unique("b-");
     let env = paid(&book, house, "2030-03-01", "2030-03-04");
-    inject_event(&world.events_topic(), &env).await;
-    inject_event(&world.events_topic(), &env).await;
+    world.publish(&env).await;
+    world.publish(&env).await;
     // Another Paid for the same booking (a new eventId): the booking was decided already.
-    inject_event(
-        &world.events_topic(),
-        &paid(&book, house, "2030-03-01", "2030-03-04"),
-    )
-    .await;
+    world
+        .publish(&paid(&book, house, "2030-03-01", "2030-03-04"))
+        .await;
     eventually(20, "three Paid events handled", || async {
         let n = event_count(&app, "Paid", "applied").await
             + event_count(&app, "Paid", "duplicate").await;
@@ -283,11 +286,12 @@ async fn a_duplicated_event_is_applied_once(backend: Backend) {
 async fn cancelling_releases_once_and_a_late_paid_reserves_nothing(backend: Backend) {
     let world = World::new(backend);
     let app = spawn(&world.settings("house").await).await;
-    let mut probe = EventProbe::new(&world.events_topic());
-    let topic = world.events_topic();
+    let mut probe = world.probe();
     let house = register(&app, "Gangneung cabin", 100).await;
     let book = testkit::unique("b-");
-    inject_event(&topic, &paid(&book, house, "2030-05-01", "2030-05-03")).await;
+    world
+        .publish(&paid(&book, house, "2030-05-01", "2030-05-03"))
+        .await;
     probe
         .wait_until(20, "HouseRented", |e| {
             !of(e, "HouseRented", &book).is_empty()
@@ -301,13 +305,13 @@ async fn cancelling_releases_once_and_a_late_paid_reserves_nothing(backend: Back
         house_price: 100,
         payment_cancel_date: chrono::Utc::now(),
     };
-    inject_event(&topic, &Envelope::new(&refund).unwrap()).await;
+    world.publish(&Envelope::new(&refund).unwrap()).await;
     let cancel = BookCanceled {
         book_id: book.clone(),
         house_id: house,
         book_cancel_date: chrono::Utc::now(),
     };
-    inject_event(&topic, &Envelope::new(&cancel).unwrap()).await;
+    world.publish(&Envelope::new(&cancel).unwrap()).await;
     let seen = probe
         .wait_until(20, "HouseRentCanceled", |e| {
             !of(e, "HouseRentCanceled", &book).is_empty()
@@ -338,12 +342,14 @@ async fn cancelling_releases_once_and_a_late_paid_reserves_nothing(backend: Back
         house_id: house,
         book_cancel_date: chrono::Utc::now(),
     };
-    inject_event(&topic, &Envelope::new(&cancel).unwrap()).await;
+    world.publish(&Envelope::new(&cancel).unwrap()).await;
     eventually(20, "early cancel handled", || async {
         (event_count(&app, "BookCanceled", "applied").await == 2).then_some(())
     })
     .await;
-    inject_event(&topic, &paid(&late, house, "2030-05-01", "2030-05-02")).await;
+    world
+        .publish(&paid(&late, house, "2030-05-01", "2030-05-02"))
+        .await;
     eventually(20, "late Paid handled", || async {
         (event_count(&app, "Paid", "applied").await == 2).then_some(())
     })
@@ -368,18 +374,19 @@ async fn cancelling_releases_once_and_a_late_paid_reserves_nothing(backend: Back
 async fn poison_messages_are_parked_and_the_partition_moves_on(backend: Backend) {
     let world = World::new(backend);
     let app = spawn(&world.settings("house").await).await;
-    let mut probe = EventProbe::new(&world.events_topic());
-    let mut dlq = EventProbe::new(&world.dead_letter_topic());
-    let topic = world.events_topic();
+    let mut probe = world.probe();
+    let mut dlq = EventProbe::new(&[world.dead_letter_topic()]);
+    // Where payment's events travel, which house reads.
+    let topic = world.topic_of("Paid");
     let house = register(&app, "Jeonju hanok", 100).await;
     let key = "same-key-same-partition";
 
     inject(&topic, key, b"{ this is not json").await;
     let mut bad = paid(key, house, "2030-07-01", "2030-07-02");
     bad.payload = json!({"bookId": key, "houseId": "not a number"});
-    inject_event(&topic, &bad).await;
+    world.publish(&bad).await;
     let good = paid(key, house, "2030-07-01", "2030-07-02");
-    inject_event(&topic, &good).await;
+    world.publish(&good).await;
 
     probe
         .wait_until(30, "the good event after the poison", |e| {
@@ -408,8 +415,7 @@ async fn a_restarted_consumer_resumes_with_nothing_lost_or_doubled(backend: Back
     let world = World::new(backend);
     let settings = world.settings("house").await;
     let app = spawn(&settings).await;
-    let mut probe = EventProbe::new(&world.events_topic());
-    let topic = world.events_topic();
+    let mut probe = world.probe();
     let house = register(&app, "Sokcho house", 100).await;
 
     let before: Vec<String> = (0..3)
@@ -417,16 +423,14 @@ async fn a_restarted_consumer_resumes_with_nothing_lost_or_doubled(backend: Back
         .collect();
     for (i, b) in before.iter().enumerate() {
         let day = 10 + i;
-        inject_event(
-            &topic,
-            &paid(
+        world
+            .publish(&paid(
                 b,
                 house,
                 &format!("2030-09-{day}"),
                 &format!("2030-09-{}", day + 1),
-            ),
-        )
-        .await;
+            ))
+            .await;
     }
     probe
         .wait_until(30, "three rentals", |e| {
@@ -441,16 +445,14 @@ async fn a_restarted_consumer_resumes_with_nothing_lost_or_doubled(backend: Back
         .collect();
     for (i, b) in during.iter().enumerate() {
         let day = 20 + i;
-        inject_event(
-            &topic,
-            &paid(
+        world
+            .publish(&paid(
                 b,
                 house,
                 &format!("2030-09-{day}"),
                 &format!("2030-09-{}", day + 1),
-            ),
-        )
-        .await;
+            ))
+            .await;
     }
     let app = spawn(&settings).await;
     probe
@@ -483,7 +485,7 @@ async fn concurrent_overlapping_reservations_have_exactly_one_winner(backend: Ba
         .unwrap();
     let repo = Arc::new(SqlHouses::new(
         db.clone(),
-        platform::outbox::Outbox::new(world.events_topic()),
+        platform::outbox::Outbox::new(&settings.kafka),
     ));
     let h = repo
         .register(&house::domain::models::NewHouse::new("Race house", 10, None).unwrap())
@@ -538,10 +540,7 @@ async fn a_batch_is_applied_in_order_each_event_once(backend: Backend) {
     let db = platform::db::Db::connect(&settings.database, house::MIGRATIONS)
         .await
         .unwrap();
-    let repo = SqlHouses::new(
-        db.clone(),
-        platform::outbox::Outbox::new(world.events_topic()),
-    );
+    let repo = SqlHouses::new(db.clone(), platform::outbox::Outbox::new(&settings.kafka));
     let h = repo
         .register(&house::domain::models::NewHouse::new("Batch house", 10, None).unwrap())
         .await

@@ -1,7 +1,7 @@
 //! The read side (SPEC §1, CQRS): one row per booking, owned by its customer and updated
 //! in place by every event of that booking, plus per-house availability by night — built
 //! only from events, never from another service's database. [`rebuild`] rebuilds it from
-//! scratch by replaying the topic.
+//! scratch by replaying the event topics.
 
 pub mod domain;
 pub mod inbound;
@@ -81,7 +81,7 @@ impl Service for Application {
     }
 }
 
-/// Empties the view and replays the whole topic into it. Run it with the service stopped;
+/// Empties the view and replays the event topics into it. Run it with the service stopped;
 /// events after the replay's end are applied when the service starts (those it already
 /// has are skipped by the inbox). Returns how many events were applied.
 pub async fn rebuild(settings: &Settings) -> anyhow::Result<u64> {

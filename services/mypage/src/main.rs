@@ -1,5 +1,5 @@
 //! The `mypage` service binary. `mypage rebuild` rebuilds the view from scratch by
-//! replaying the topic (stop the service first; `./dev rebuild-mypage` does it all).
+//! replaying the event topics (stop the service first; `./dev rebuild-mypage` does it all).
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

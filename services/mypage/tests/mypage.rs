@@ -12,7 +12,7 @@ use platform::auth::Role;
 use platform::settings::CommonSettings;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use testkit::{eventually, inject_event, on_both_backends, token, Backend, TestApp, World};
+use testkit::{eventually, on_both_backends, token, Backend, TestApp, World};
 
 fn d(s: &str) -> NaiveDate {
     events::parse_date(s).unwrap()
@@ -33,7 +33,8 @@ async fn spawn(common: &CommonSettings) -> TestApp {
     .await
 }
 
-/// The life of one confirmed booking, in the order the topic may well deliver it.
+/// The life of one confirmed booking, in an order the topics may well deliver it (each
+/// context's events in order, the contexts interleaved).
 fn story(book: &str, house: i64) -> Vec<Envelope> {
     vec![
         env(&HouseRegistered {
@@ -93,11 +94,10 @@ async fn wait_applied(app: &TestApp, n: u64) {
 async fn the_view_follows_every_event_of_a_booking_once(backend: Backend) {
     let world = World::new(backend);
     let app = spawn(&world.settings("mypage").await).await;
-    let topic = world.events_topic();
     let book = testkit::unique("b-");
     let events = story(&book, 1);
     for e in &events {
-        inject_event(&topic, e).await;
+        world.publish(e).await;
     }
     wait_applied(&app, 5).await;
     let alice = token("alice", &[Role::Customer]);
@@ -125,7 +125,7 @@ async fn the_view_follows_every_event_of_a_booking_once(backend: Backend) {
 
     // Delivered again (the same eventIds): nothing changes.
     for e in &events {
-        inject_event(&topic, e).await;
+        world.publish(e).await;
     }
     eventually(30, "duplicates skipped", || async {
         let dups: u64 = app
@@ -144,36 +144,30 @@ async fn the_view_follows_every_event_of_a_booking_once(backend: Backend) {
     assert_eq!(again, row, "a duplicate changes nothing");
 
     // Cancelled: the row follows, the nights come free.
-    inject_event(
-        &topic,
-        &env(&PaymentCanceled {
+    world
+        .publish(&env(&PaymentCanceled {
             payment_id: 7,
             book_id: book.clone(),
             house_id: 1,
             house_price: 200,
             payment_cancel_date: Utc::now(),
-        }),
-    )
-    .await;
-    inject_event(
-        &topic,
-        &env(&BookCanceled {
+        }))
+        .await;
+    world
+        .publish(&env(&BookCanceled {
             book_id: book.clone(),
             house_id: 1,
             book_cancel_date: Utc::now(),
-        }),
-    )
-    .await;
-    inject_event(
-        &topic,
-        &env(&HouseRentCanceled {
+        }))
+        .await;
+    world
+        .publish(&env(&HouseRentCanceled {
             house_id: 1,
             book_id: book.clone(),
             check_in: d("2030-06-01"),
             check_out: d("2030-06-03"),
-        }),
-    )
-    .await;
+        }))
+        .await;
     wait_applied(&app, 8).await;
     let (_, row) = app.get(&format!("/mypages/{book}"), &alice).await;
     assert_eq!(
@@ -199,7 +193,7 @@ async fn customers_see_only_their_rows_and_queries_are_validated(backend: Backen
     let app = spawn(&world.settings("mypage").await).await;
     let book = testkit::unique("b-");
     for e in story(&book, 1) {
-        inject_event(&world.events_topic(), &e).await;
+        world.publish(&e).await;
     }
     wait_applied(&app, 5).await;
     let bob = token("bob", &[Role::Customer]);
@@ -240,14 +234,14 @@ async fn customers_see_only_their_rows_and_queries_are_validated(backend: Backen
     app.stop().await;
 }
 
-async fn the_view_can_be_rebuilt_from_the_topic(backend: Backend) {
+async fn the_view_can_be_rebuilt_from_the_topics(backend: Backend) {
     let world = World::new(backend);
     let settings = world.settings("mypage").await;
     let app = spawn(&settings).await;
     let books: Vec<String> = (0..3).map(|i| testkit::unique(&format!("b{i}-"))).collect();
     for (i, b) in books.iter().enumerate() {
         for e in story(b, 10 + i as i64) {
-            inject_event(&world.events_topic(), &e).await;
+            world.publish(&e).await;
         }
     }
     wait_applied(&app, 15).await;
@@ -283,7 +277,7 @@ async fn the_view_can_be_rebuilt_from_the_topic(backend: Backend) {
 on_both_backends!(
     the_view_follows_every_event_of_a_booking_once,
     customers_see_only_their_rows_and_queries_are_validated,
-    the_view_can_be_rebuilt_from_the_topic,
+    the_view_can_be_rebuilt_from_the_topics,
 );
 
 async fn the_openapi_document_matches_the_routes(backend: Backend) {

@@ -1,8 +1,8 @@
 //! Notifications (issue 12, the seed's "open architecture"): each customer is told what
 //! happened to their bookings and payments — paid, confirmed, rejected, cancelled,
 //! refunded — from the events alone, in a store of its own. It was added without changing
-//! book, payment, house or mypage or their databases: it joins the topic with a consumer
-//! group of its own, which starts from the topic's beginning, so on its first deployment
+//! book, payment, house or mypage or their databases: it joins the topics with a consumer
+//! group of its own, which starts from their beginnings, so on its first deployment
 //! it catches up on the whole history.
 
 pub mod domain;

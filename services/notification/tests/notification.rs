@@ -11,7 +11,7 @@ use notification::{Application, Settings};
 use platform::auth::Role;
 use reqwest::StatusCode;
 use serde_json::Value;
-use testkit::{eventually, inject_event, on_both_backends, token, Backend, TestApp, World};
+use testkit::{eventually, on_both_backends, token, Backend, TestApp, World};
 
 fn d(s: &str) -> NaiveDate {
     events::parse_date(s).unwrap()
@@ -66,9 +66,8 @@ async fn each_customer_is_told_about_their_own_bookings_once(backend: Backend) {
     platform::kafka::ensure_topics(&settings.kafka)
         .await
         .unwrap();
-    let topic = world.events_topic();
     let (a, b) = (testkit::unique("b-"), testkit::unique("b-"));
-    // History from before the service ever ran: it starts from the topic's beginning.
+    // History from before the service ever ran: it starts from the topics' beginnings.
     let (paid_a, booked_a) = (env(&paid(&a, "alice")), env(&booked(&a, "alice")));
     let rented = env(&HouseRented {
         house_id: 1,
@@ -87,7 +86,7 @@ async fn each_customer_is_told_about_their_own_bookings_once(backend: Backend) {
         confirmed.clone(),
         confirmed.clone(), // delivered twice: told once
     ] {
-        inject_event(&topic, &e).await;
+        world.publish(&e).await;
     }
     let app = TestApp::spawn::<Application>(Settings { common: settings }).await;
     let alice = eventually(30, "alice's history", || async {
@@ -119,7 +118,7 @@ async fn each_customer_is_told_about_their_own_bookings_once(backend: Backend) {
             payment_cancel_date: Utc::now(),
         }),
     ] {
-        inject_event(&topic, &e).await;
+        world.publish(&e).await;
     }
     let bob = eventually(30, "bob's messages", || async {
         let list = messages(&app, "bob", &[Role::Customer]).await;
@@ -151,7 +150,7 @@ async fn each_customer_is_told_about_their_own_bookings_once(backend: Backend) {
             payment_cancel_date: Utc::now(),
         }),
     ] {
-        inject_event(&topic, &e).await;
+        world.publish(&e).await;
     }
     eventually(30, "the cancel told", || async {
         let list = messages(&app, "alice", &[Role::Customer]).await;

@@ -6,7 +6,7 @@ use payment::{Application, Settings};
 use platform::auth::Role;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use testkit::{on_both_backends, token, Backend, EventProbe, TestApp, World};
+use testkit::{on_both_backends, token, Backend, TestApp, World};
 
 /// A payment service with fault injection enabled (as `./dev` and the test fleets run it).
 async fn spawn(world: &World) -> TestApp {
@@ -42,7 +42,7 @@ fn count(events: &[events::Envelope], ty: &str, book: &str) -> usize {
 async fn paying_twice_charges_once_and_publishes_one_paid(backend: Backend) {
     let world = World::new(backend);
     let app = spawn(&world).await;
-    let mut probe = EventProbe::new(&world.events_topic());
+    let mut probe = world.probe();
     let book = testkit::unique("b-");
 
     let (s, first) = app
@@ -108,7 +108,7 @@ async fn racing_identical_payments_charge_once(backend: Backend) {
 async fn cancelling_refunds_once_and_only_valid_transitions_exist(backend: Backend) {
     let world = World::new(backend);
     let app = spawn(&world).await;
-    let mut probe = EventProbe::new(&world.events_topic());
+    let mut probe = world.probe();
     let book = testkit::unique("b-");
     let (_, p) = app
         .post("/payments", &service(), payment_body(&book, 300))
@@ -169,7 +169,7 @@ async fn cancelling_refunds_once_and_only_valid_transitions_exist(backend: Backe
 async fn bad_requests_get_json_4xx_and_store_nothing(backend: Backend) {
     let world = World::new(backend);
     let app = spawn(&world).await;
-    let mut probe = EventProbe::new(&world.events_topic());
+    let mut probe = world.probe();
     let svc = service();
     let client = testkit::http();
 
@@ -546,7 +546,7 @@ async fn sigterm_drains_in_flight_work_and_exits_cleanly() {
         (r.status() == StatusCode::OK).then_some(())
     })
     .await;
-    let mut probe = EventProbe::new(&world.events_topic());
+    let mut probe = world.probe();
 
     let book = testkit::unique("b-");
     let post = {
