@@ -18,7 +18,8 @@ maxUnavailable 0, a preStop drain shorter than its grace period, a Service, an
 autoscaling/v2 HPA on CPU, and a PodDisruptionBudget selecting its pods; a container
 port named grpc is behind a Service port (appProtocol grpc), checked by a gRPC probe, and
 let in by a NetworkPolicy. Traces go to an OTLP endpoint that a NetworkPolicy lets them
-reach. The namespace
+reach. The Ingress routes to the gateway's public port only, and the public gateway
+Service does not expose its internal (fleet token) port. The namespace
 has a default-deny NetworkPolicy; the Kafka topics the services use are declared (one per
 producing context, and the dead-letter topic), each with at least 3 partitions; the settings
 ./dev sets for the local broker only (fetch wait, rejoin) are not set: a cluster keeps
@@ -134,6 +135,17 @@ def check(docs):
             envs.update({e["name"]: e.get("value") for e in c.get("env", [])})
     for key in LOCAL_BROKER_ONLY:
         need(key not in envs, f"{key} is left at Kafka's default (a local-broker setting)")
+    # The Ingress reaches the gateway's public port only: never the internal one, where
+    # the fleet's client-credentials tokens are issued.
+    for ing in find(docs, "Ingress"):
+        for rule in ing["spec"].get("rules", []):
+            for path in rule.get("http", {}).get("paths", []):
+                svc = path["backend"]["service"]
+                need(svc["name"] == "gateway" and svc["port"].get("name") == "http",
+                     f"Ingress {ing['metadata']['name']} routes to the gateway's public port only")
+    for svc in find(docs, "Service", "gateway"):
+        need(all(str(p.get("targetPort")) not in ("internal", "8089") for p in svc["spec"]["ports"]),
+             "the public gateway Service does not expose the internal token port")
     topics = find(docs, "KafkaTopic")
     declared = {t["metadata"]["name"] for t in topics}
     for name in TOPICS:
@@ -222,6 +234,10 @@ def self_test(path, production_path):
         "rejoin workaround in a container": lambda ds: first_service(ds)["spec"]["template"]["spec"]["containers"][0]
             .setdefault("env", []).append({"name": "HOUSEBOOK_KAFKA__REJOIN_UNASSIGNED_MS", "value": "12000"}),
         "one partition": lambda ds: next(d for d in ds if d.get("kind") == "KafkaTopic")["spec"].update(partitions=1),
+        "Ingress to the internal token port": lambda ds: next(d for d in ds if d.get("kind") == "Ingress")
+            ["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"].update(name="gateway-internal", port={"name": "internal"}),
+        "internal token port on the public Service": lambda ds: next(d for d in ds if d.get("kind") == "Service" and d["metadata"]["name"] == "gateway")
+            ["spec"]["ports"].append({"name": "internal", "port": 8089, "targetPort": "internal"}),
         "a context's topic missing": lambda ds: ds.remove(next(d for d in ds if d.get("kind") == "KafkaTopic"
                                                                and d["metadata"]["name"] == "housebook.payment.events")),
     }

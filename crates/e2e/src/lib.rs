@@ -288,8 +288,10 @@ impl Fleet {
                 .collect::<Vec<_>>()
                 .join(",")
         };
-        // The gateway serves its metrics on an admin port, never its public one.
+        // The gateway serves its metrics on an admin port, and the fleet's tokens on an
+        // internal port, never on its public one.
         let admin_port = free_port();
+        let internal_port = free_port();
         // Book serves gRPC beside REST, as ./dev runs it.
         let grpc_ports: HashMap<String, u16> = replicas["book"]
             .iter()
@@ -324,7 +326,7 @@ impl Fleet {
                     kv("HOUSEBOOK_PAYMENT__HEALTH_INTERVAL_MS", "100"),
                     kv(
                         "HOUSEBOOK_PAYMENT__TOKEN_URL",
-                        format!("{}/oauth/token", urls("gateway")),
+                        format!("http://127.0.0.1:{internal_port}/oauth/token"),
                     ),
                     kv("HOUSEBOOK_PAYMENT__BREAKER_MIN_CALLS", "3"),
                     kv("HOUSEBOOK_PAYMENT__BREAKER_OPEN_MS", "1000"),
@@ -335,6 +337,7 @@ impl Fleet {
                 "payment" => e.push(kv("HOUSEBOOK_FAULTS__ENABLED", "true")),
                 "gateway" => e.extend([
                     kv("HOUSEBOOK_HTTP__ADMIN_PORT", admin_port.to_string()),
+                    kv("HOUSEBOOK_INTERNAL__PORT", internal_port.to_string()),
                     kv("HOUSEBOOK_UPSTREAMS__BOOK", urls("book")),
                     kv("HOUSEBOOK_UPSTREAMS__PAYMENT", urls("payment")),
                     kv("HOUSEBOOK_UPSTREAMS__HOUSE", urls("house")),

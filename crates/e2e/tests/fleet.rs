@@ -113,6 +113,53 @@ async fn the_seed_story(backend: Backend) {
         )
         .await;
     assert_eq!(a["available"], true);
+
+    // Issue 18: a refund made straight at payment (the seed's PATCH, by an admin) cannot
+    // leave a booking standing: book cancels it, house frees the nights, the view follows.
+    let body = json!({"houseId": house_id, "checkIn": "2031-06-01", "checkOut": "2031-06-03"});
+    let (s, b) = fleet.post("/books", &alice, body).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let id = b["id"].as_str().unwrap().to_owned();
+    wait_booking(&fleet, &alice, &id, "CONFIRMED").await;
+    let (_, payments) = fleet.get(&format!("/payments?bookId={id}"), &alice).await;
+    let payment = payments[0]["id"].as_i64().unwrap();
+    let (s, p, _) = fleet
+        .call(
+            Method::PATCH,
+            &format!("/payments/{payment}"),
+            Some(&admin),
+            Some(json!({"status": "PAYMENT_CANCELED"})),
+        )
+        .await;
+    assert_eq!(
+        (s, p["status"].as_str()),
+        (StatusCode::OK, Some("PAYMENT_CANCELED")),
+        "{p}"
+    );
+    wait_booking(&fleet, &alice, &id, "BOOK_CANCELED").await;
+    eventually(30, "the refunded booking's nights released", || async {
+        let (_, h) = fleet
+            .get(&format!("/houses/{house_id}?date=2031-06-01"), &alice)
+            .await;
+        (h["status"] == "AVAILABLE" && h["reservedNights"] == json!([])).then_some(())
+    })
+    .await;
+    wait_view(&fleet, &alice, &id, |r| {
+        r["status"] == "BOOK_CANCELED" && r["refunded"] == true
+    })
+    .await;
+    // And the fleet's identity is not issued at the public port.
+    let r = testkit::http()
+        .post(format!("{}/oauth/token", fleet.gateway()))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "book"),
+            ("client_secret", "book-dev-secret"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     fleet.shutdown().await;
 }
 

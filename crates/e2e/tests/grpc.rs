@@ -482,6 +482,37 @@ async fn bad_grpc_calls_get_the_right_status_and_store_nothing() {
         .unwrap()
         .into_inner();
     assert!(bobs.bookings.is_empty(), "bob sees only his own: {bobs:?}");
+    // A service identity is not an admin: it neither lists, reads nor cancels anyone's
+    // bookings (issue 18: a leaked client secret is not a takeover).
+    let theirs = grpc
+        .list_bookings(with_token(ListBookingsRequest::default(), &service_token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        theirs.bookings.is_empty(),
+        "a service sees none: {theirs:?}"
+    );
+    let e = grpc
+        .get_booking(with_token(
+            GetBookingRequest {
+                id: mine.id.clone(),
+            },
+            &service_token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    let e = grpc
+        .cancel_booking(with_token(
+            CancelBookingRequest {
+                id: mine.id.clone(),
+            },
+            &service_token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
 
     // Payment down: UNAVAILABLE with when to retry, and nothing booked.
     fleet.stop("payment").await;

@@ -72,9 +72,11 @@ impl Caller {
         }
     }
 
-    /// Whether the caller sees every resource (an admin or another service).
+    /// Whether the caller sees every resource: an admin. A service identity does not: it
+    /// is given only the operations it needs (e.g. book's calls to payment), never
+    /// everyone's bookings.
     pub fn sees_all(&self) -> bool {
-        self.has(Role::Admin) || self.has(Role::Service)
+        self.has(Role::Admin)
     }
 }
 

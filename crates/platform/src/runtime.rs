@@ -13,6 +13,7 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
+use futures::FutureExt as _;
 use rdkafka::producer::{FutureProducer, Producer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -182,6 +183,21 @@ pub async fn serve_http(
     health: Health,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    serve_http_with_internal(listener, api, None, http, metrics, health, shutdown).await
+}
+
+/// [`serve_http`], and `internal`'s router (with the same bounds, metrics and request ids)
+/// on a listener of its own that a deployment keeps from the public edge; it stops with
+/// the others.
+pub async fn serve_http_with_internal(
+    listener: TcpListener,
+    api: Router,
+    internal: Option<(TcpListener, Router)>,
+    http: &HttpSettings,
+    metrics: Metrics,
+    health: Health,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let probes = Router::new()
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready).with_state(health.clone()));
@@ -238,23 +254,41 @@ pub async fn serve_http(
         tokio::time::sleep(drain).await;
         drained.cancel();
     });
-    let public = crate::server::serve(
+    let mut servers = vec![crate::server::serve(
         listener,
         finish(app),
         http,
         stop_accepting.clone().cancelled_owned(),
-    );
-    match (admin, ops) {
-        (Some(admin), Some(ops)) => {
-            let admin = crate::server::serve(
+    )
+    .boxed()];
+    if let (Some(admin), Some(ops)) = (admin, ops) {
+        servers.push(
+            crate::server::serve(
                 admin,
                 finish(ops),
                 http,
                 stop_accepting.clone().cancelled_owned(),
-            );
-            let (public, admin) = tokio::join!(public, admin);
-            public.and(admin)
-        }
-        _ => public.await,
+            )
+            .boxed(),
+        );
     }
+    if let Some((listener, router)) = internal {
+        let router = router.route_layer(axum::middleware::from_fn_with_state(
+            crate::server::Bounds::new(http),
+            crate::server::bound,
+        ));
+        servers.push(
+            crate::server::serve(
+                listener,
+                finish(router),
+                http,
+                stop_accepting.clone().cancelled_owned(),
+            )
+            .boxed(),
+        );
+    }
+    futures::future::join_all(servers)
+        .await
+        .into_iter()
+        .collect()
 }

@@ -673,3 +673,119 @@ async fn a_late_booking_and_the_reconciler_cannot_both_win(backend: Backend) {
 }
 
 on_both_backends!(a_late_booking_and_the_reconciler_cannot_both_win);
+
+/// Issue 18: a refund cannot leave a booking standing, whoever made it (an operator's
+/// `PATCH /payments/{id}` included). A refunded payment under a `BOOKED` or `CONFIRMED`
+/// booking cancels it (`BookCanceled`: house releases the nights); book's own refunds —
+/// of cancelled and rejected bookings — change nothing; a redelivery is applied once.
+async fn a_refunded_payment_cancels_the_booking_that_stood_on_it(backend: Backend) {
+    use book::domain::models::{BookStatus, Booking};
+    use book::domain::ports::{Applied, BookRepository, Consumed, HouseDecision};
+    let settings = platform::settings::DatabaseSettings {
+        url: SecretString::from(testkit::fresh_database(backend).await),
+        ..Default::default()
+    };
+    let db = platform::db::Db::connect(&settings, book::MIGRATIONS)
+        .await
+        .unwrap();
+    let repo = book::outbound::db::SqlBookings::new(
+        db.clone(),
+        platform::outbox::Outbox::new(&Default::default()),
+    );
+    let booking = |id: &str| Booking {
+        id: id.to_owned(),
+        customer_id: "alice".into(),
+        house_id: 7,
+        house_name: "Refund house".into(),
+        price: 100,
+        stay: events::Stay::new(
+            chrono::NaiveDate::from_ymd_opt(2030, 1, 1).unwrap(),
+            chrono::NaiveDate::from_ymd_opt(2030, 1, 2).unwrap(),
+        )
+        .unwrap(),
+        status: BookStatus::Booked,
+        payment_id: 1,
+        created_at: chrono::Utc::now(),
+        book_cancel_date: None,
+    };
+    let key = |n: &str| events::EventKey {
+        event_id: format!("evt-{n}"),
+        event_type: "PaymentCanceled".into(),
+    };
+    let refunded = |id: &str| Consumed::Refunded {
+        book_id: id.to_owned(),
+    };
+    for id in ["booked", "confirmed", "cancelled", "rejected"] {
+        repo.insert_booked(&booking(id)).await.unwrap();
+    }
+    let decide = |id: &str, d: HouseDecision| {
+        (
+            events::EventKey {
+                event_id: format!("decision-{id}"),
+                event_type: "HouseRented".into(),
+            },
+            Consumed::Decision {
+                book_id: id.to_owned(),
+                decision: d,
+            },
+        )
+    };
+    repo.apply_events(&[
+        decide("confirmed", HouseDecision::Rented),
+        decide("rejected", HouseDecision::Rejected("taken".into())),
+    ])
+    .await
+    .unwrap();
+    repo.cancel("cancelled", chrono::Utc::now()).await.unwrap();
+
+    let done = repo
+        .apply_events(&[
+            (key("1"), refunded("booked")),
+            (key("2"), refunded("confirmed")),
+            (key("3"), refunded("cancelled")),
+            (key("4"), refunded("rejected")),
+            (key("5"), refunded("never-booked")),
+        ])
+        .await
+        .unwrap();
+    assert!(done.iter().all(|a| *a == Applied::Now(())), "{done:?}");
+    let status = |id: &'static str| {
+        let repo = &repo;
+        async move { repo.get(id).await.unwrap().unwrap().status }
+    };
+    assert_eq!(status("booked").await, BookStatus::BookCanceled);
+    assert_eq!(status("confirmed").await, BookStatus::BookCanceled);
+    assert_eq!(status("cancelled").await, BookStatus::BookCanceled);
+    assert_eq!(status("rejected").await, BookStatus::Rejected);
+    assert!(repo.get("never-booked").await.unwrap().is_none());
+    // Nothing left to refund for the two it cancelled (their payment is refunded already).
+    let mut due = repo.refunds_due().await.unwrap();
+    due.sort();
+    assert_eq!(due, ["cancelled", "rejected"], "book's own refunds only");
+    let canceled_events = |id: &'static str| {
+        let db = db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM outbox WHERE event_type = 'BookCanceled' AND msg_key = $1",
+            )
+            .bind(id)
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(canceled_events("booked").await, 1);
+    assert_eq!(canceled_events("confirmed").await, 1);
+    assert_eq!(canceled_events("cancelled").await, 1, "its own cancel's");
+    assert_eq!(canceled_events("rejected").await, 0);
+
+    // Delivered again: a duplicate, nothing new.
+    let again = repo
+        .apply_events(&[(key("2"), refunded("confirmed"))])
+        .await
+        .unwrap();
+    assert_eq!(again, [Applied::Duplicate]);
+    assert_eq!(canceled_events("confirmed").await, 1);
+}
+
+on_both_backends!(a_refunded_payment_cancels_the_booking_that_stood_on_it);

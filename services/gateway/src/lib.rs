@@ -33,11 +33,21 @@ pub struct Application {
     settings: Settings,
     router: Router,
     listener: TcpListener,
+    /// Client-credentials tokens for the fleet, apart from the public port.
+    internal: (TcpListener, Router),
     metrics: Metrics,
     shutdown: CancellationToken,
 }
 
-/// The gateway's routes.
+/// The internal port's routes: the fleet's tokens and the key set.
+pub fn internal_router(issuance: oauth::Issuance) -> Router {
+    Router::new()
+        .route("/oauth/token", post(oauth::token))
+        .route("/.well-known/jwks.json", get(oauth::jwks))
+        .with_state(issuance)
+}
+
+/// The gateway's public routes.
 pub fn router(issuance: oauth::Issuance, proxy: proxy::Proxy) -> Router {
     let api = Router::new()
         .route("/houses", any(proxy::forward))
@@ -60,6 +70,13 @@ pub fn router(issuance: oauth::Issuance, proxy: proxy::Proxy) -> Router {
         .merge(platform::http::openapi_route(include_str!(
             "../openapi.json"
         )))
+}
+
+impl Application {
+    /// The internal port (client-credentials tokens for the fleet).
+    pub fn internal_port(&self) -> u16 {
+        self.internal.0.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
 }
 
 #[async_trait::async_trait]
@@ -88,20 +105,31 @@ impl Service for Application {
         verifier
             .verify(&issuer.issue("startup-check", &[platform::auth::Role::Service], 60)?)
             .map_err(|_| anyhow::anyhow!("the signing key does not match auth.public_key_pem"))?;
-        let slots = passwords::Slots::new(settings.passwords);
-        let issuance = oauth::Issuance {
-            issuer,
-            ttl_secs: settings.tokens.ttl_secs,
-            users: passwords::Checker::new(settings.users.clone(), slots.clone())?,
-            clients: passwords::Checker::new(settings.clients.clone(), slots)?,
-            jwks: Arc::new(oauth::jwks_of(
-                &settings.auth.public_key_pem,
-                &settings.auth.key_id,
-            )?),
-            limiter: limit::Limiter::new(settings.rate_limit.token),
-            address_limiter: limit::Limiter::new(settings.rate_limit.token_address),
-            forwarded: settings.forwarded,
+        // Each port checks secrets with slots and limits of its own: a flood of sign-ins
+        // on the public port cannot starve the fleet's token refreshes.
+        let issuance = |grant, forwarded| -> anyhow::Result<oauth::Issuance> {
+            let slots = passwords::Slots::new(settings.passwords);
+            Ok(oauth::Issuance {
+                grant,
+                issuer: issuer.clone(),
+                ttl_secs: settings.tokens.ttl_secs,
+                users: passwords::Checker::new(settings.users.clone(), slots.clone())?,
+                clients: passwords::Checker::new(settings.clients.clone(), slots)?,
+                jwks: Arc::new(oauth::jwks_of(
+                    &settings.auth.public_key_pem,
+                    &settings.auth.key_id,
+                )?),
+                limiter: limit::Limiter::new(settings.rate_limit.token),
+                address_limiter: limit::Limiter::new(settings.rate_limit.token_address),
+                forwarded,
+            })
         };
+        let public = issuance(oauth::Grant::Password, settings.forwarded)?;
+        // Nothing in front of the internal port: the peer address is the client's.
+        let fleet = issuance(
+            oauth::Grant::ClientCredentials,
+            client::ForwardedSettings::default(),
+        )?;
         let proxy = proxy::Proxy::new(
             &settings.upstreams,
             verifier,
@@ -115,8 +143,11 @@ impl Service for Application {
             &shutdown,
         );
         let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port)).await?;
+        let internal =
+            TcpListener::bind((settings.internal.host.as_str(), settings.internal.port)).await?;
         Ok(Self {
-            router: router(issuance, proxy),
+            router: router(public, proxy),
+            internal: (internal, internal_router(fleet)),
             listener,
             metrics,
             shutdown,
@@ -130,9 +161,10 @@ impl Service for Application {
 
     async fn run(self) -> anyhow::Result<()> {
         let health = Health::new(None);
-        platform::runtime::serve_http(
+        platform::runtime::serve_http_with_internal(
             self.listener,
             self.router,
+            Some(self.internal),
             &self.settings.http,
             self.metrics,
             health,

@@ -1,5 +1,10 @@
 //! `POST /oauth/token` (OAuth2 password grant for users, client-credentials for services)
 //! and `GET /.well-known/jwks.json`.
+//!
+//! Users get tokens on the public port; the fleet's own clients only on the internal port,
+//! which no Ingress routes and only the fleet's pods reach (`k8s/base/network-policy.yaml`).
+//! Each port has its own rate limits and password-check slots, so a flood on the public
+//! port cannot starve the fleet's token refreshes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,9 +24,37 @@ use crate::client::{self, ForwardedSettings};
 use crate::limit::Limiter;
 use crate::passwords::Checker;
 
+/// Which grant a token endpoint serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// The public port: users, with the password grant.
+    Password,
+    /// The internal port: the fleet's services, with client credentials.
+    ClientCredentials,
+}
+
+impl Grant {
+    fn refused(self) -> ApiError {
+        match self {
+            Grant::Password => oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                "client credentials are issued only on the gateway's internal port, to the fleet",
+            ),
+            Grant::ClientCredentials => oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "this port issues client-credentials tokens only",
+            ),
+        }
+    }
+}
+
 /// What the token endpoint needs.
 #[derive(Clone)]
 pub struct Issuance {
+    /// The grant it serves; the other is refused.
+    pub grant: Grant,
     /// Signs tokens.
     pub issuer: TokenIssuer,
     /// Token lifetime.
@@ -94,6 +127,10 @@ pub async fn token(
         req.client_secret.get_or_insert(secret);
     }
     let (sub, roles) = match req.grant_type.as_deref() {
+        Some("password") if state.grant != Grant::Password => return Err(state.grant.refused()),
+        Some("client_credentials") if state.grant != Grant::ClientCredentials => {
+            return Err(state.grant.refused())
+        }
         Some("password") => {
             let (Some(user), Some(password)) = (req.username, req.password) else {
                 return Err(oauth_error(

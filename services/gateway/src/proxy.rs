@@ -210,6 +210,13 @@ pub async fn forward(
             return Err(refused);
         }
     };
+    // The fleet's identities act only inside it: a service token (leaked, or minted with
+    // a leaked client secret) buys nothing at the public edge.
+    if caller.has(platform::auth::Role::Service) {
+        return Err(ApiError::forbidden(
+            "service identities are not accepted at the public edge",
+        ));
+    }
     proxy.limiter.admit(&caller.id)?;
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();

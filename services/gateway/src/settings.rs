@@ -35,6 +35,28 @@ pub struct Settings {
     pub passwords: PasswordSettings,
     /// Proxies of the deployment's own in front of the gateway.
     pub forwarded: ForwardedSettings,
+    /// The internal listener: client-credentials tokens for the fleet's services.
+    pub internal: InternalSettings,
+}
+
+/// The internal listener, where the fleet's services get their tokens. Never routed by
+/// the Ingress; in a cluster a NetworkPolicy lets only the fleet's pods reach it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct InternalSettings {
+    /// Interface to bind.
+    pub host: String,
+    /// Port; `0` picks a free one.
+    pub port: u16,
+}
+
+impl Default for InternalSettings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8089,
+        }
+    }
 }
 
 /// Rate limits at the edge. The defaults suit one laptop, where a load test sends
@@ -174,6 +196,7 @@ impl Default for Settings {
             rate_limit: RateLimits::default(),
             passwords: PasswordSettings::default(),
             forwarded: ForwardedSettings::default(),
+            internal: InternalSettings::default(),
         }
     }
 }

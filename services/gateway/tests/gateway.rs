@@ -12,6 +12,8 @@ use testkit::{Backend, TestApp, World};
 struct Edge {
     gateway: TestApp,
     house: TestApp,
+    /// The gateway's internal port: the fleet's client-credentials tokens.
+    internal: String,
 }
 
 /// A closed port: nothing listens there.
@@ -51,8 +53,14 @@ async fn start_with(tweak: impl FnOnce(&mut Settings)) -> Edge {
     tweak(&mut settings);
     settings.upstreams.house = settings.upstreams.house.replace("{house}", &house.base);
     settings.http.port = 0;
+    settings.internal.port = closed_port();
+    let internal = format!("http://127.0.0.1:{}", settings.internal.port);
     let gateway = TestApp::spawn::<Application>(settings).await;
-    Edge { gateway, house }
+    Edge {
+        gateway,
+        house,
+        internal,
+    }
 }
 
 /// A password-grant token (the local users' passwords are their names).
@@ -71,12 +79,16 @@ async fn token(edge: &Edge, user: &str) -> String {
 }
 
 async fn token_request(edge: &Edge, form: &[(&str, &str)]) -> (StatusCode, Value) {
-    let r = testkit::http()
-        .post(edge.gateway.url("/oauth/token"))
-        .form(form)
-        .send()
-        .await
-        .unwrap();
+    token_request_at(&edge.gateway.url("/oauth/token"), form).await
+}
+
+/// The same on the internal port, where the fleet's services get their tokens.
+async fn fleet_token_request(edge: &Edge, form: &[(&str, &str)]) -> (StatusCode, Value) {
+    token_request_at(&format!("{}/oauth/token", edge.internal), form).await
+}
+
+async fn token_request_at(url: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+    let r = testkit::http().post(url).form(form).send().await.unwrap();
     let s = r.status();
     (s, r.json().await.unwrap())
 }
@@ -123,29 +135,56 @@ async fn tokens_are_issued_for_users_and_clients_and_refused_otherwise() {
         vec![Role::Admin]
     );
 
-    let (s, t) = token_request(
-        &edge,
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", "book"),
-            ("client_secret", "book-dev-secret"),
-        ],
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK);
+    // The fleet's identity is issued on the internal port only; the public port refuses
+    // that grant even with the right secret, and the internal one refuses users.
+    let book = [
+        ("grant_type", "client_credentials"),
+        ("client_id", "book"),
+        ("client_secret", "book-dev-secret"),
+    ];
+    let (s, e) = token_request(&edge, &book).await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unauthorized_client")),
+        "{e}"
+    );
+    assert!(e.get("access_token").is_none());
+    let (s, t) = fleet_token_request(&edge, &book).await;
+    assert_eq!(s, StatusCode::OK, "{t}");
     assert_eq!(
         verify(t["access_token"].as_str().unwrap()).roles,
         vec![Role::Service]
     );
+    let (s, e) = fleet_token_request(
+        &edge,
+        &[
+            ("grant_type", "password"),
+            ("username", "admin"),
+            ("password", "admin"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unsupported_grant_type")),
+        "{e}"
+    );
     // HTTP Basic client authentication, and a JSON body.
-    let r = testkit::http()
-        .post(edge.gateway.url("/oauth/token"))
-        .basic_auth("book", Some("book-dev-secret"))
-        .json(&json!({"grant_type": "client_credentials"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    for base in [edge.gateway.url(""), edge.internal.clone()] {
+        let r = testkit::http()
+            .post(format!("{base}/oauth/token"))
+            .basic_auth("book", Some("book-dev-secret"))
+            .json(&json!({"grant_type": "client_credentials"}))
+            .send()
+            .await
+            .unwrap();
+        let want = if base == edge.internal {
+            StatusCode::OK
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        assert_eq!(r.status(), want, "{base}");
+    }
 
     for (form, want, code) in [
         (
@@ -172,24 +211,6 @@ async fn tokens_are_issued_for_users_and_clients_and_refused_otherwise() {
             "invalid_request",
         ),
         (
-            vec![
-                ("grant_type", "client_credentials"),
-                ("client_id", "book"),
-                ("client_secret", "nope"),
-            ],
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-        ),
-        (
-            vec![
-                ("grant_type", "client_credentials"),
-                ("client_id", "alice"),
-                ("client_secret", "alice"),
-            ],
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-        ),
-        (
             vec![("grant_type", "implicit")],
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
@@ -200,6 +221,26 @@ async fn tokens_are_issued_for_users_and_clients_and_refused_otherwise() {
         assert_eq!(
             (s, e["error"].as_str()),
             (want, Some(code)),
+            "{form:?} → {e}"
+        );
+    }
+
+    for form in [
+        [
+            ("grant_type", "client_credentials"),
+            ("client_id", "book"),
+            ("client_secret", "nope"),
+        ],
+        [
+            ("grant_type", "client_credentials"),
+            ("client_id", "alice"),
+            ("client_secret", "alice"),
+        ],
+    ] {
+        let (s, e) = fleet_token_request(&edge, &form).await;
+        assert_eq!(
+            (s, e["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_client")),
             "{form:?} → {e}"
         );
     }
@@ -278,6 +319,45 @@ async fn requests_are_checked_at_the_edge_and_routed() {
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "unauthorized");
     let (s, _) = edge.gateway.get("/houses", "forged.token.value").await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // A genuine service token (leaked, or minted with a leaked client secret) buys
+    // nothing at the public edge: refused before anything is forwarded.
+    let (_, t) = fleet_token_request(
+        &edge,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "book"),
+            ("client_secret", "book-dev-secret"),
+        ],
+    )
+    .await;
+    let service = t["access_token"].as_str().unwrap().to_owned();
+    let houses_before = edge.house.get("/houses", &admin).await.1;
+    for (method, path) in [
+        (reqwest::Method::GET, "/houses"),
+        (reqwest::Method::POST, "/houses"),
+        (reqwest::Method::GET, "/payments?limit=1000"),
+        (reqwest::Method::POST, "/payments/1/cancel"),
+        (reqwest::Method::POST, "/payments"),
+        (reqwest::Method::GET, "/books"),
+        (reqwest::Method::GET, "/mypages"),
+    ] {
+        let r = testkit::http()
+            .request(method.clone(), edge.gateway.url(path))
+            .bearer_auth(&service)
+            .json(&json!({"houseName": "By a service", "housePrice": 5}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{method} {path}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"], "forbidden", "{method} {path}: {e}");
+    }
+    assert_eq!(
+        edge.house.get("/houses", &admin).await.1,
+        houses_before,
+        "nothing forwarded"
+    );
 
     // A service that is down: JSON 503 with Retry-After, nothing internal.
     let r = testkit::http()

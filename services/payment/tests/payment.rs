@@ -505,7 +505,72 @@ async fn honours_the_contract_book_relies_on(backend: Backend) {
     app.stop().await;
 }
 
+/// Issue 18: payment's money operations answer only the identity that needs them — book —
+/// and admins; another service's identity (house, or a made-up client) and customers are
+/// refused, and nothing is stored or refunded.
+async fn only_book_and_admins_move_money(backend: Backend) {
+    let world = World::new(backend);
+    let app = spawn(&world).await;
+    let book = testkit::unique("b-");
+    let (s, paid) = app
+        .post("/payments", &service(), payment_body(&book, 100))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{paid}");
+    let id = paid["id"].as_i64().unwrap();
+    let other = testkit::unique("b-");
+    for caller in [
+        token("house", &[Role::Service]),
+        token("mallory", &[Role::Service]),
+        token("bob", &[Role::Customer]),
+    ] {
+        let (s, e) = app
+            .post("/payments", &caller, payment_body(&other, 100))
+            .await;
+        assert_eq!(
+            (s, e["error"].as_str()),
+            (StatusCode::FORBIDDEN, Some("forbidden")),
+            "{e}"
+        );
+        for path in [
+            format!("/payments/{id}/cancel"),
+            format!("/payments/by-book/{book}/cancel"),
+        ] {
+            let (s, e) = app.post(&path, &caller, json!({})).await;
+            assert_eq!(s, StatusCode::FORBIDDEN, "{path}: {e}");
+        }
+        let (s, _) = app
+            .send(
+                reqwest::Method::PATCH,
+                &format!("/payments/{id}"),
+                &caller,
+                Some(json!({"status": "PAYMENT_CANCELED"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        // Nor does another service see everyone's payments.
+        let (s, list) = app.get("/payments?limit=1000", &caller).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(
+            list.as_array().unwrap().iter().all(|p| p["bookId"] != book),
+            "{list}"
+        );
+    }
+    let (_, still) = app.get(&format!("/payments/{id}"), &admin()).await;
+    assert_eq!(still["status"], "PAID", "nothing refunded");
+    let (_, none) = app
+        .get(&format!("/payments?bookId={other}"), &admin())
+        .await;
+    assert_eq!(none, json!([]), "nothing stored");
+    // Book and an admin may.
+    let (s, _) = app
+        .post(&format!("/payments/{id}/cancel"), &admin(), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    app.stop().await;
+}
+
 on_both_backends!(
+    only_book_and_admins_move_money,
     honours_the_contract_book_relies_on,
     paying_twice_charges_once_and_publishes_one_paid,
     racing_identical_payments_charge_once,

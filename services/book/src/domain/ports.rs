@@ -46,6 +46,11 @@ pub enum Consumed {
         /// The payment.
         payment_id: i64,
     },
+    /// `PaymentCanceled`: the booking's payment was refunded.
+    Refunded {
+        /// The booking.
+        book_id: String,
+    },
 }
 
 /// Why a cancel could not be stored.
@@ -95,7 +100,10 @@ pub trait BookRepository: Send + Sync + 'static {
     /// a listing (`HouseRegistered`) is stored or updated; a house decision moves a
     /// `BOOKED` booking to `CONFIRMED` (`BookConfirmed`) or `REJECTED` (`BookRejected`,
     /// with a refund due), or is kept for a booking not committed yet; a `Paid` whose
-    /// booking is not known (yet) is recorded for the reconciler.
+    /// booking is not known (yet) is recorded for the reconciler; a refund (`PaymentCanceled`)
+    /// under a booking that still stands (`BOOKED`, `CONFIRMED`) cancels it
+    /// (`BookCanceled`, nothing left to refund): a booking never stands on a refunded
+    /// payment, whoever refunded it.
     async fn apply_events(
         &self,
         events: &[(EventKey, Consumed)],

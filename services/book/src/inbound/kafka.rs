@@ -1,5 +1,5 @@
-//! The booking's event adapter: listings, the house's answers, and payments to match; a
-//! batch of them is applied in one transaction.
+//! The booking's event adapter: listings, the house's answers, payments to match and
+//! refunds to follow; a batch of them is applied in one transaction.
 
 use async_trait::async_trait;
 use events::{DomainEvent, Envelope, EventKey};
@@ -38,6 +38,7 @@ impl BatchHandler for BookEvents {
             "HouseRented",
             "HouseRentRejected",
             "Paid",
+            "PaymentCanceled",
         ]
     }
 
@@ -74,6 +75,7 @@ fn consumed(envelope: &Envelope) -> Result<(EventKey, Consumed), HandleError> {
             book_id: p.book_id,
             payment_id: p.payment_id,
         },
+        DomainEvent::PaymentCanceled(p) => Consumed::Refunded { book_id: p.book_id },
         other => {
             return Err(HandleError::Permanent(format!(
                 "not handled here: {other:?}"

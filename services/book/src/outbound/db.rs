@@ -165,6 +165,41 @@ async fn decide_all(
     Ok(events)
 }
 
+/// Cancels the bookings (still `BOOKED` or `CONFIRMED`) whose payment was refunded, in one
+/// statement per chunk, with nothing left to refund; their `BookCanceled` events.
+async fn cancel_refunded(
+    conn: &mut AnyConnection,
+    refunded: &[(String, i64)],
+) -> anyhow::Result<Vec<Envelope>> {
+    let at = Utc::now();
+    let mut moved = HashSet::new();
+    for chunk in refunded.chunks(rows_per_statement(1)) {
+        let sql = format!(
+            "UPDATE bookings SET status = $1, book_cancel_date = $2, refund_pending = 0 \
+             WHERE status IN ('BOOKED', 'CONFIRMED') AND id IN ({}) RETURNING id",
+            placeholders(3, chunk.len())
+        );
+        let mut q = sqlx::query_scalar::<_, String>(&sql)
+            .bind(BookStatus::BookCanceled.as_str())
+            .bind(time_text(at));
+        for (id, _) in chunk {
+            q = q.bind(id.clone());
+        }
+        moved.extend(q.fetch_all(&mut *conn).await?);
+    }
+    refunded
+        .iter()
+        .filter(|(id, _)| moved.remove(id))
+        .map(|(book_id, house_id)| {
+            Outbox::envelope(&BookCanceled {
+                book_id: book_id.clone(),
+                house_id: *house_id,
+                book_cancel_date: at,
+            })
+        })
+        .collect()
+}
+
 /// Keeps the house's decisions for bookings not committed yet, in one statement.
 async fn keep_early(
     conn: &mut AnyConnection,
@@ -367,9 +402,9 @@ impl BookRepository for SqlBookings {
         let named: Vec<&str> = events
             .iter()
             .filter_map(|(_, e)| match e {
-                Consumed::Paid { book_id, .. } | Consumed::Decision { book_id, .. } => {
-                    Some(book_id.as_str())
-                }
+                Consumed::Paid { book_id, .. }
+                | Consumed::Decision { book_id, .. }
+                | Consumed::Refunded { book_id } => Some(book_id.as_str()),
                 Consumed::Listing(_) => None,
             })
             .collect();
@@ -388,7 +423,7 @@ impl BookRepository for SqlBookings {
             .collect();
         let mut claimed = claim_all(&mut tx, &keys).await?.into_iter();
         let mut out = Vec::with_capacity(events.len());
-        let mut decided = Vec::new();
+        let (mut decided, mut refunded) = (Vec::new(), Vec::new());
         let (mut early, mut unmatched) = (Vec::new(), Vec::new());
         for ((_, event), needs) in events.iter().zip(needs_claim) {
             if !needs {
@@ -430,10 +465,24 @@ impl BookRepository for SqlBookings {
                     book_id,
                     payment_id,
                 } => unmatched.push((book_id.clone(), *payment_id)),
+                // Refunded under a booking that stands: the booking falls with its payment.
+                // Already cancelled or rejected (book's own refunds): nothing to do. Not
+                // committed (yet): the reconciler's claim keeps a booking whose payment it
+                // refunded from committing; a refund made elsewhere in that instant is not
+                // covered (docs/guarantees.md).
+                Consumed::Refunded { book_id } => {
+                    if let Some((status, house_id)) = known.get_mut(book_id) {
+                        if let Ok(next) = status.cancel() {
+                            *status = next;
+                            refunded.push((book_id.clone(), *house_id));
+                        }
+                    }
+                }
             }
             out.push(Applied::Now(()));
         }
-        let envelopes = decide_all(&mut tx, &decided).await?;
+        let mut envelopes = decide_all(&mut tx, &decided).await?;
+        envelopes.extend(cancel_refunded(&mut tx, &refunded).await?);
         self.outbox.insert(&mut tx, &envelopes).await?;
         keep_early(&mut tx, &early).await?;
         keep_unmatched(&mut tx, &unmatched).await?;

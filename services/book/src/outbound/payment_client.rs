@@ -48,7 +48,8 @@ pub struct PaymentClientSettings {
     pub breaker_failure_rate: f64,
     /// How long the circuit stays open before a probe call, in milliseconds.
     pub breaker_open_ms: u64,
-    /// The gateway's token endpoint (client-credentials grant). This and the three
+    /// The gateway's internal token endpoint (client-credentials grant; the public port
+    /// refuses that grant). This and the three
     /// settings below are book's service identity, used towards house as well.
     pub token_url: String,
     /// This service's client id.
@@ -70,7 +71,7 @@ impl Default for PaymentClientSettings {
             breaker_min_calls: 10,
             breaker_failure_rate: 0.5,
             breaker_open_ms: 3000,
-            token_url: "http://127.0.0.1:8088/oauth/token".into(),
+            token_url: "http://127.0.0.1:8089/oauth/token".into(),
             client_id: "book".into(),
             client_secret: SecretString::from("book-dev-secret"),
             static_token: None,
