@@ -8,12 +8,18 @@
 //! from one check to the next (so the gateway's memory is its base plus
 //! `max_concurrent × m`, whatever the flood); at most `max_waiting` more wait, each at most
 //! `queue_wait_ms`; the rest are refused at once with `503` + `Retry-After`.
+//!
+//! A name nobody has costs no check at all: its answer comes after as long as real checks
+//! have lately taken (queue included), so it still tells nothing about which names exist,
+//! and a flood of made-up names — from however many addresses — takes no slot from the
+//! users who exist. (Only the very first, before any real check, is a real check of a
+//! dummy hash, which sets the estimate.)
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::{Output, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -147,10 +153,13 @@ impl Slots {
 #[derive(Clone)]
 pub struct Checker {
     principals: Arc<Vec<Principal>>,
-    /// Verified for unknown names: same parameters as the list's first hash, so an unknown
-    /// name's answer takes as long as a wrong password's.
+    /// Verified for an unknown name only while no real check has been timed: same
+    /// parameters as the list's first hash.
     dummy: Arc<str>,
     slots: Slots,
+    /// How long a check has lately taken from arrival to answer, in microseconds (a
+    /// moving average; `0` until the first): what an unknown name waits instead.
+    typical_micros: Arc<AtomicU64>,
 }
 
 impl Checker {
@@ -179,7 +188,22 @@ impl Checker {
             principals: Arc::new(principals),
             dummy: Arc::from(dummy),
             slots,
+            typical_micros: Arc::default(),
         })
+    }
+
+    /// Folds one check's time into the moving average (weight 1/8).
+    fn timed(&self, took: Duration) {
+        let took = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let _ = self
+            .typical_micros
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(if old == 0 {
+                    took
+                } else {
+                    old - old / 8 + took / 8
+                })
+            });
     }
 
     /// Whether a principal of this list has this name.
@@ -197,15 +221,22 @@ impl Checker {
         secret: &str,
     ) -> Result<Option<Vec<platform::auth::Role>>, ApiError> {
         let found = self.principals.iter().position(|p| p.name == name);
+        let typical = self.typical_micros.load(Ordering::Relaxed);
         let hash = match found {
             Some(i) => self.principals[i].secret_hash.expose_secret().to_owned(),
+            None if typical > 0 => {
+                tokio::time::sleep(Duration::from_micros(typical)).await;
+                return Ok(None);
+            }
             None => self.dummy.to_string(),
         };
         let secret = secret.to_owned();
+        let started = Instant::now();
         let ok = self
             .slots
             .run(from, move |memory| verify(&hash, secret.as_bytes(), memory))
             .await?;
+        self.timed(started.elapsed());
         Ok(found
             .filter(|_| ok)
             .map(|i| self.principals[i].roles.clone()))
@@ -375,7 +406,7 @@ mod tests {
         let tries: Vec<_> = (0..12)
             .map(|_| {
                 let c = c.clone();
-                tokio::spawn(async move { c.check(HERE, "nobody", "x").await })
+                tokio::spawn(async move { c.check(HERE, "alice", "x").await })
             })
             .collect();
         // Nine are refused without waiting (1 running + 2 waiting is the bound) ...
@@ -409,6 +440,52 @@ mod tests {
             1,
             "one slot, one memory"
         );
+    }
+
+    /// Issue 18: a made-up name costs no check once a real one has been timed — a flood
+    /// of them takes no slot from existing users — and is answered after about as long
+    /// as a real check takes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unknown_names_cost_no_check_and_take_as_long() {
+        let c = checker(1, 0); // one check at a time, one waiting
+                               // The first unknown name, before anything was timed, is a real (dummy) check.
+        let started = Instant::now();
+        assert_eq!(c.check(HERE, "nobody-0", "x").await.unwrap(), None);
+        let first = started.elapsed();
+        let started = Instant::now();
+        assert_eq!(c.check(HERE, "alice", "wrong").await.unwrap(), None);
+        let known = started.elapsed();
+        // The one slot is now held, and alice waits for it; no one else may wait: a name
+        // that needs a check is refused at once, a made-up one is still answered.
+        let held = c.slots.permits.clone().acquire_owned().await.unwrap();
+        let alice = {
+            let c = c.clone();
+            tokio::spawn(async move { c.check(HERE, "alice", "alice").await })
+        };
+        while c.slots.waiting.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let e = c.check(HERE, "bob", "bob").await.unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        let started = Instant::now();
+        let tries: Vec<_> = (0..50)
+            .map(|i| {
+                let c = c.clone();
+                tokio::spawn(async move { c.check(HERE, &format!("nobody-{i}"), "x").await })
+            })
+            .collect();
+        for t in tries {
+            assert_eq!(t.await.unwrap().unwrap(), None);
+        }
+        let unknown = started.elapsed();
+        assert!(!alice.is_finished(), "the slot was never free meanwhile");
+        drop(held);
+        assert!(alice.await.unwrap().unwrap().is_some());
+        println!(
+            "[passwords] dummy check {first:?}, wrong password {known:?}, 50 made-up names at once {unknown:?} (typical {} µs)",
+            c.typical_micros.load(Ordering::Relaxed)
+        );
+        assert!(c.typical_micros.load(Ordering::Relaxed) > 0);
     }
 
     #[tokio::test]
