@@ -86,6 +86,7 @@ pub struct TokenVerifier {
     key: Arc<DecodingKey>,
     key_id: Arc<str>,
     validation: Arc<Validation>,
+    max_lifetime_secs: i64,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -117,6 +118,7 @@ impl TokenVerifier {
             key: Arc::new(key),
             key_id: Arc::from(settings.key_id.as_str()),
             validation: Arc::new(validation),
+            max_lifetime_secs: settings.max_token_lifetime_secs,
         })
     }
 
@@ -131,9 +133,21 @@ impl TokenVerifier {
         if header.kid.is_some_and(|kid| *kid != *self.key_id) {
             return Err(ApiError::unauthorized("invalid token: unknown key"));
         }
-        jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map(|d| d.claims)
-            .map_err(|e| ApiError::unauthorized(format!("invalid token: {}", describe(&e))))
+            .map_err(|e| ApiError::unauthorized(format!("invalid token: {}", describe(&e))))?;
+        let now = chrono::Utc::now().timestamp();
+        if claims.iat > now + CLOCK_LEEWAY_SECS {
+            return Err(ApiError::unauthorized(
+                "invalid token: issued in the future",
+            ));
+        }
+        if claims.exp.saturating_sub(claims.iat) > self.max_lifetime_secs {
+            return Err(ApiError::unauthorized(
+                "invalid token: lifetime over the issuer's maximum",
+            ));
+        }
+        Ok(claims)
     }
 }
 
@@ -142,6 +156,9 @@ pub fn same_pem(a: &str, b: &str) -> bool {
     let bare = |s: &str| s.split_whitespace().collect::<String>();
     bare(a) == bare(b)
 }
+
+/// How far a token's `iat` may be ahead of this clock (clocks of two pods differ a little).
+const CLOCK_LEEWAY_SECS: i64 = 60;
 
 /// Longer tokens are refused before any decoding (ours are about 400 bytes).
 const MAX_TOKEN_BYTES: usize = 4096;
@@ -293,6 +310,36 @@ mod tests {
         let mut c = i.claims("alice", &[Role::Customer], 60);
         c.aud = "other".into();
         assert!(v.verify(&i.sign(&c).unwrap()).is_err());
+    }
+
+    /// Issue 18: a ten-year token and one issued 31 years ahead were accepted.
+    #[test]
+    fn lifetimes_over_the_maximum_and_future_issue_times_are_refused() {
+        let (i, v) = pair();
+        let max = AuthSettings::default().max_token_lifetime_secs;
+        assert!(v
+            .verify(&i.issue("alice", &[Role::Customer], max).unwrap())
+            .is_ok());
+        let e = v
+            .verify(&i.issue("alice", &[Role::Customer], max + 1).unwrap())
+            .unwrap_err();
+        assert_eq!(
+            e.message,
+            "invalid token: lifetime over the issuer's maximum"
+        );
+        let ten_years = i
+            .issue("alice", &[Role::Customer], 10 * 365 * 86_400)
+            .unwrap();
+        assert!(v.verify(&ten_years).is_err());
+        let mut c = i.claims("alice", &[Role::Customer], 60);
+        let ahead = 31 * 365 * 86_400;
+        (c.iat, c.exp) = (c.iat + ahead, c.exp + ahead);
+        let e = v.verify(&i.sign(&c).unwrap()).unwrap_err();
+        assert_eq!(e.message, "invalid token: issued in the future");
+        // A pod's clock a little behind the issuer's is not a future issue time.
+        let mut c = i.claims("alice", &[Role::Customer], 60);
+        c.iat += 30;
+        assert!(v.verify(&i.sign(&c).unwrap()).is_ok());
     }
 
     #[test]

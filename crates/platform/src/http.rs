@@ -163,6 +163,25 @@ pub async fn method_not_allowed(req: Request) -> ApiError {
     )
 }
 
+/// The longest request id taken from a client.
+pub const MAX_REQUEST_ID: usize = 128;
+
+/// Drops a client's `X-Request-Id` that is longer than [`MAX_REQUEST_ID`] or has anything
+/// but printable ASCII (control characters, spaces, bytes ≥ 0x80), so that a fresh one is
+/// minted in its place: the id is echoed, logged on every line of the request and passed
+/// on to every upstream, and a client must not choose what that costs or writes.
+pub async fn bound_request_id(mut req: Request, next: Next) -> Response {
+    let bad = req.headers().get_all(&REQUEST_ID).iter().count() > 1
+        || req.headers().get(&REQUEST_ID).is_some_and(|v| {
+            let b = v.as_bytes();
+            b.is_empty() || b.len() > MAX_REQUEST_ID || !b.iter().all(u8::is_ascii_graphic)
+        });
+    if bad {
+        req.headers_mut().remove(&REQUEST_ID);
+    }
+    next.run(req).await
+}
+
 /// Per-request span with the request id, route metrics, one log line per request, and the
 /// one place where the cause of a 5xx is logged.
 pub async fn observe(State(metrics): State<Metrics>, req: Request, next: Next) -> Response {

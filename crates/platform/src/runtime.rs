@@ -235,6 +235,7 @@ pub async fn serve_http_with_internal(
             ))
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(axum::middleware::from_fn(crate::http::bound_request_id))
     };
     tracing::info!(
         port = listener.local_addr().map(|a| a.port()).unwrap_or(0),

@@ -193,6 +193,10 @@ pub struct AuthSettings {
     /// Refuse to start with the local development key, users or client secrets (set in
     /// every cluster overlay but the local one: the development private key is public).
     pub forbid_dev_credentials: bool,
+    /// The longest lifetime (`exp − iat`) a token may claim, in seconds: the issuer's
+    /// maximum. A token that claims more was not issued by our gateway's rules (a key
+    /// misused, a forged lifetime) and is refused, as is one issued in the future.
+    pub max_token_lifetime_secs: i64,
 }
 
 /// The local development verifying key: NOT a secret, see `dev-keys/README.md`.
@@ -208,6 +212,7 @@ impl Default for AuthSettings {
             audience: "housebook".into(),
             key_id: "housebook-dev".into(),
             forbid_dev_credentials: false,
+            max_token_lifetime_secs: 24 * 3600,
         }
     }
 }

@@ -100,6 +100,11 @@ impl Service for Application {
             &settings.auth.audience,
         )?
         .with_key_id(&settings.auth.key_id);
+        anyhow::ensure!(
+            (1..=settings.auth.max_token_lifetime_secs).contains(&settings.tokens.ttl_secs),
+            "tokens.ttl_secs must be 1 to auth.max_token_lifetime_secs ({}): every service refuses longer tokens",
+            settings.auth.max_token_lifetime_secs
+        );
         let verifier = TokenVerifier::new(&settings.auth)?;
         // The signing key and the published public key must be a pair.
         verifier

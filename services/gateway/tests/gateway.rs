@@ -307,6 +307,45 @@ async fn requests_are_checked_at_the_edge_and_routed() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["x-request-id"], "trace-me-1");
+    // A request id the client should not choose (issue 18: 16 KiB ids were echoed and
+    // logged twice per line; the whole head is bounded at 16 KiB, so 4 KiB here) is
+    // replaced by a fresh one, echoed and passed on instead.
+    let tab = reqwest::header::HeaderValue::from_bytes(b"id\twith-a-tab").unwrap();
+    let high = reqwest::header::HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap();
+    let long = reqwest::header::HeaderValue::from_str(&"x".repeat(4 * 1024)).unwrap();
+    for bad in [
+        tab,
+        high,
+        long,
+        reqwest::header::HeaderValue::from_static("a b"),
+    ] {
+        let r = testkit::http()
+            .get(edge.gateway.url("/houses"))
+            .bearer_auth(&alice)
+            .header("x-request-id", bad.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let echoed = r.headers()["x-request-id"].to_str().unwrap();
+        assert_ne!(echoed.as_bytes(), bad.as_bytes());
+        assert!(
+            echoed.len() == 36 && echoed.chars().all(|c| c.is_ascii_hexdigit() || c == '-'),
+            "a fresh UUID: {echoed}"
+        );
+    }
+    let longest = testkit::http()
+        .get(edge.gateway.url("/houses"))
+        .bearer_auth(&alice)
+        .header("x-request-id", "y".repeat(128))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        longest.headers()["x-request-id"],
+        "y".repeat(128).as_str(),
+        "128 is kept"
+    );
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["date"], "2030-01-01", "the query string is passed on");
 

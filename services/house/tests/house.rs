@@ -113,6 +113,16 @@ async fn registering_a_house_is_for_admins_and_validated(backend: Backend) {
             json!({"houseName": "a\u{0000}b", "housePrice": 5}),
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
+        // Issue 18: a bidi override displays this as "exe.png"; zero-width characters
+        // make two names that look the same.
+        (
+            json!({"houseName": "\u{202e}gnp.exe", "housePrice": 5}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"houseName": "Jeju\u{200b}", "housePrice": 5, "houseDescription": "x"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
         (
             json!({"houseName": "a", "housePrice": 0}),
             StatusCode::UNPROCESSABLE_ENTITY,

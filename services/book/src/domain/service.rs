@@ -64,7 +64,7 @@ pub enum CancelBookingError {
 pub struct Actor {
     /// The caller's id.
     pub id: String,
-    /// Whether the caller may act on every booking (admin or service).
+    /// Whether the caller may act on every booking (an admin).
     pub sees_all: bool,
 }
 

@@ -3,7 +3,18 @@
 use chrono::NaiveDate;
 pub use events::{Money, Stay};
 
-/// A house's display name: 1–100 characters after trimming, no control characters.
+/// Characters that change how text around them is shown without showing themselves:
+/// bidirectional overrides, embeddings and isolates (`"\u{202e}gnp.exe"` displays as
+/// `exe.png`), directional marks, and zero-width spaces and joiners. Refused in every text
+/// a house shows to others.
+pub fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
+/// A house's display name: 1–100 characters after trimming, no control characters and no
+/// invisible formatting ([`is_invisible_format`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HouseName(String);
 
@@ -25,6 +36,9 @@ impl HouseName {
         if name.chars().any(char::is_control) {
             return Err(HouseInvalid::ControlCharacters);
         }
+        if name.chars().any(is_invisible_format) {
+            return Err(HouseInvalid::InvisibleFormatting);
+        }
         Ok(Self(name.to_owned()))
     }
     /// The name.
@@ -45,6 +59,9 @@ pub enum HouseInvalid {
     /// Control characters in a text.
     #[error("text must not contain control characters")]
     ControlCharacters,
+    /// Bidirectional overrides or zero-width characters in a text.
+    #[error("text must not contain bidirectional overrides or zero-width characters")]
+    InvisibleFormatting,
     /// Over-long description.
     #[error("houseDescription is at most {MAX_DESCRIPTION_CHARS} characters")]
     DescriptionTooLong,
@@ -73,6 +90,9 @@ impl NewHouse {
         }
         if description.chars().any(|c| c.is_control() && c != '\n') {
             return Err(HouseInvalid::ControlCharacters);
+        }
+        if description.chars().any(is_invisible_format) {
+            return Err(HouseInvalid::InvisibleFormatting);
         }
         Ok(Self {
             name: HouseName::new(name)?,
@@ -162,6 +182,33 @@ pub enum ReleaseOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 18: `"\u{202e}gnp.exe"` was registered (201) and displayed as `exe.png`.
+    #[test]
+    fn names_and_descriptions_refuse_bidi_overrides_and_zero_width_characters() {
+        for bad in [
+            "\u{202e}gnp.exe",
+            "Se\u{200b}oul",
+            "\u{2066}x\u{2069}",
+            "a\u{feff}",
+            "\u{200f}b",
+        ] {
+            assert_eq!(
+                HouseName::new(bad),
+                Err(HouseInvalid::InvisibleFormatting),
+                "{bad:?}"
+            );
+            assert_eq!(
+                NewHouse::new("Ok", 1, Some(bad)),
+                Err(HouseInvalid::InvisibleFormatting),
+                "{bad:?}"
+            );
+        }
+        // Scripts, accents and emoji are names like any other.
+        for good in ["서울 한옥", "Café Zürich", "بيت", "🏠 loft"] {
+            assert!(HouseName::new(good).is_ok(), "{good:?}");
+        }
+    }
 
     #[test]
     fn names_are_trimmed_bounded_and_printable() {
