@@ -72,13 +72,6 @@ pub fn router(issuance: oauth::Issuance, proxy: proxy::Proxy) -> Router {
         )))
 }
 
-impl Application {
-    /// The internal port (client-credentials tokens for the fleet).
-    pub fn internal_port(&self) -> u16 {
-        self.internal.0.local_addr().map(|a| a.port()).unwrap_or(0)
-    }
-}
-
 #[async_trait::async_trait]
 impl Service for Application {
     type Settings = Settings;
