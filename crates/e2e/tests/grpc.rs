@@ -61,7 +61,10 @@ async fn house(fleet: &Fleet, admin: &str, name: &str, price: i64) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_booking_and_cancel_over_grpc() {
-    let fleet = Fleet::start(Backend::Sqlite).await;
+    // Reflection enabled, as ./dev runs book.
+    let mut options = e2e::Options::new(Backend::Sqlite);
+    options.env = vec![("book", "HOUSEBOOK_GRPC__REFLECTION".into(), "true".into())];
+    let fleet = Fleet::start_with(options).await;
     let admin = fleet.token("admin").await;
     let alice = fleet.token("alice").await;
     let house_id = house(&fleet, &admin, "Jeju stone house", 200_000).await;
@@ -532,5 +535,18 @@ async fn bad_grpc_calls_get_the_right_status_and_store_nothing() {
     assert_eq!(stored(&fleet, &admin).await, before);
     let (_, b) = fleet.get(&format!("/books/{}", mine.id), &alice).await;
     assert_ne!(b["status"], "BOOK_CANCELED");
+
+    // Issue 18: reflection answered anyone; off unless enabled (as in a cluster).
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    let ask = tonic_reflection::pb::v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let refused = ServerReflectionClient::new(channel(&fleet).await)
+        .server_reflection_info(futures::stream::iter([ask]))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unimplemented, "{refused:?}");
     fleet.shutdown().await;
 }

@@ -4,8 +4,9 @@
 //! Tokens come as `authorization: Bearer …` metadata and are checked as for REST. The
 //! fleet's errors map to gRPC codes ([`status`]); a `503` becomes `UNAVAILABLE` with a
 //! `google.rpc.RetryInfo` detail. Beside the service: the standard health service (whose
-//! overall status follows `/readyz`, within a quarter of a second) and server reflection (v1 and v1alpha), so standard
-//! clients such as grpcurl need no `.proto` file.
+//! overall status follows `/readyz`, within a quarter of a second) and, where enabled
+//! (`grpc.reflection`: `./dev` yes, a cluster no), server reflection (v1 and v1alpha), so
+//! standard clients such as grpcurl need no `.proto` file.
 
 use std::time::Duration;
 
@@ -52,6 +53,10 @@ pub struct GrpcSettings {
     /// Calls at once on one connection; more wait (HTTP/2 flow control), and a connection
     /// over the limit is shed with `UNAVAILABLE`.
     pub max_concurrent_streams: u32,
+    /// Serve server reflection (what `grpcurl` asks to list and describe the API). Off
+    /// unless enabled: `./dev` enables it; a cluster leaves it off (issue 18: it answered
+    /// anyone).
+    pub reflection: bool,
 }
 
 impl Default for GrpcSettings {
@@ -60,6 +65,7 @@ impl Default for GrpcSettings {
             port: None,
             max_message_bytes: 64 * 1024,
             max_concurrent_streams: 128,
+            reflection: false,
         }
     }
 }
@@ -203,7 +209,7 @@ impl Bookings for BookingsApi {
     }
 }
 
-/// Serves `Bookings`, health and reflection on `listener` until `shutdown`; then the
+/// Serves `Bookings`, health and (if enabled) reflection on `listener` until `shutdown`; then the
 /// health service says `NOT_SERVING` at once, calls keep being served for the HTTP side's
 /// `drain_secs`, and in-flight calls finish.
 pub async fn serve(
@@ -220,8 +226,14 @@ pub async fn serve(
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
-    let reflection_v1 = reflection().build_v1()?;
-    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let (reflection_v1, reflection_v1alpha) = if settings.reflection {
+        (
+            Some(reflection().build_v1()?),
+            Some(reflection().build_v1alpha()?),
+        )
+    } else {
+        (None, None)
+    };
     let follow = tokio::spawn(follow_readiness(health, reporter, shutdown.clone()));
 
     let stop = CancellationToken::new();
@@ -260,8 +272,8 @@ pub async fn serve(
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
+        .add_optional_service(reflection_v1)
+        .add_optional_service(reflection_v1alpha)
         .add_service(BookingsServer::new(api).max_decoding_message_size(settings.max_message_bytes))
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener),
