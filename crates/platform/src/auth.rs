@@ -80,11 +80,13 @@ impl Caller {
     }
 }
 
-/// Checks tokens against the issuer's public key.
+/// Checks tokens against the issuer's public key (and, during a rotation, the other one).
 #[derive(Clone)]
 pub struct TokenVerifier {
     key: Arc<DecodingKey>,
     key_id: Arc<str>,
+    /// The other key of a rotation, by its id.
+    other: Option<(Arc<str>, Arc<DecodingKey>)>,
     validation: Arc<Validation>,
     max_lifetime_secs: i64,
 }
@@ -105,6 +107,24 @@ impl TokenVerifier {
              published; set the deployment's own key (auth.forbid_dev_credentials is on)"
         );
         let key = DecodingKey::from_ed_pem(settings.public_key_pem.as_bytes())?;
+        let other = match (&settings.other_public_key_pem, &settings.other_key_id) {
+            (None, None) => None,
+            (Some(pem), Some(kid)) => {
+                anyhow::ensure!(
+                    kid != &settings.key_id,
+                    "auth.other_key_id must differ from auth.key_id"
+                );
+                anyhow::ensure!(
+                    !(settings.forbid_dev_credentials && same_pem(pem, DEV_VERIFYING_KEY_PEM)),
+                    "auth.other_public_key_pem is the local development key (auth.forbid_dev_credentials is on)"
+                );
+                Some((
+                    Arc::from(kid.as_str()),
+                    Arc::new(DecodingKey::from_ed_pem(pem.as_bytes())?),
+                ))
+            }
+            _ => anyhow::bail!("auth.other_public_key_pem and auth.other_key_id go together"),
+        };
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[&settings.issuer]);
         validation.set_audience(&[&settings.audience]);
@@ -117,23 +137,30 @@ impl TokenVerifier {
         Ok(Self {
             key: Arc::new(key),
             key_id: Arc::from(settings.key_id.as_str()),
+            other,
             validation: Arc::new(validation),
             max_lifetime_secs: settings.max_token_lifetime_secs,
         })
     }
 
-    /// Verifies a bearer token. A `kid` header, when present, must name the configured key
-    /// (it is compared, never looked up: no key is fetched or chosen by what a caller says).
+    /// Verifies a bearer token. A `kid` header, when present, must name one of the configured
+    /// keys (compared with the configured ids, never used to fetch anything); without one,
+    /// the current key decides.
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(ApiError::unauthorized("invalid token: too long"));
         }
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| ApiError::unauthorized(format!("invalid token: {}", describe(&e))))?;
-        if header.kid.is_some_and(|kid| *kid != *self.key_id) {
-            return Err(ApiError::unauthorized("invalid token: unknown key"));
-        }
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+        let key = match header.kid.as_deref() {
+            None => &self.key,
+            Some(kid) if kid == &*self.key_id => &self.key,
+            Some(kid) => match &self.other {
+                Some((id, key)) if kid == &**id => key,
+                _ => return Err(ApiError::unauthorized("invalid token: unknown key")),
+            },
+        };
+        let claims = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
             .map(|d| d.claims)
             .map_err(|e| ApiError::unauthorized(format!("invalid token: {}", describe(&e))))?;
         let now = chrono::Utc::now().timestamp();
@@ -310,6 +337,101 @@ mod tests {
         let mut c = i.claims("alice", &[Role::Customer], 60);
         c.aud = "other".into();
         assert!(v.verify(&i.sign(&c).unwrap()).is_err());
+    }
+
+    /// A fresh Ed25519 key pair as (PKCS#8 private PEM, SPKI public PEM).
+    fn fresh_pair() -> (String, String) {
+        use base64::Engine as _;
+        use ring::signature::KeyPair as _;
+        let rng = ring::rand::SystemRandom::new();
+        let doc = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let pair = ring::signature::Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap();
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let mut spki = vec![
+            0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+        ];
+        spki.extend_from_slice(pair.public_key().as_ref());
+        (
+            format!(
+                "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+                b64(doc.as_ref())
+            ),
+            format!(
+                "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+                b64(&spki)
+            ),
+        )
+    }
+
+    /// Issue 18: one verifying key only, so a rotation had no overlap. The documented
+    /// rotation (README): add the next key as the other one, switch the gateway to it (the
+    /// old one becomes the other), drop the old one once its last token has expired.
+    #[test]
+    fn a_key_rotation_keeps_every_valid_token_valid() {
+        let s = AuthSettings::default();
+        let old = TokenIssuer::from_pem(DEV_SIGNING_KEY_PEM, &s.issuer, &s.audience)
+            .unwrap()
+            .with_key_id("housebook-dev");
+        let (next_private, next_public) = fresh_pair();
+        let next = TokenIssuer::from_pem(&next_private, &s.issuer, &s.audience)
+            .unwrap()
+            .with_key_id("k2");
+        let by_old = old.issue("alice", &[Role::Customer], 60).unwrap();
+        let by_next = next.issue("alice", &[Role::Customer], 60).unwrap();
+        let verify =
+            |settings: &AuthSettings, t: &str| TokenVerifier::new(settings).unwrap().verify(t);
+
+        // 1. The next key is added beside the current one: both verify.
+        let added = AuthSettings {
+            other_public_key_pem: Some(next_public.clone()),
+            other_key_id: Some("k2".into()),
+            ..s.clone()
+        };
+        assert!(verify(&added, &by_old).is_ok());
+        assert!(verify(&added, &by_next).is_ok());
+        // 2. The gateway signs with the next key; the old one is the other: both verify.
+        let switched = AuthSettings {
+            public_key_pem: next_public.clone(),
+            key_id: "k2".into(),
+            other_public_key_pem: Some(s.public_key_pem.clone()),
+            other_key_id: Some("housebook-dev".into()),
+            ..s.clone()
+        };
+        assert!(verify(&switched, &by_old).is_ok());
+        assert!(verify(&switched, &by_next).is_ok());
+        // 3. The old key dropped: its tokens are refused, the new ones verify.
+        let done = AuthSettings {
+            public_key_pem: next_public,
+            key_id: "k2".into(),
+            ..s.clone()
+        };
+        assert_eq!(
+            verify(&done, &by_old).unwrap_err().message,
+            "invalid token: unknown key"
+        );
+        assert!(verify(&done, &by_next).is_ok());
+        // A kid names a key, it does not vouch for one: the old key's id on a token the
+        // next key signed is a bad signature.
+        let lying = TokenIssuer::from_pem(&next_private, &s.issuer, &s.audience)
+            .unwrap()
+            .with_key_id("housebook-dev")
+            .issue("alice", &[Role::Customer], 60)
+            .unwrap();
+        assert_eq!(
+            verify(&switched, &lying).unwrap_err().message,
+            "invalid token: bad signature"
+        );
+        // Half a rotation, or the same id twice, is refused at start.
+        let half = AuthSettings {
+            other_key_id: Some("k2".into()),
+            ..s.clone()
+        };
+        assert!(TokenVerifier::new(&half).is_err());
+        let same_id = AuthSettings {
+            other_key_id: Some("housebook-dev".into()),
+            ..added
+        };
+        assert!(TokenVerifier::new(&same_id).is_err());
     }
 
     /// Issue 18: a ten-year token and one issued 31 years ahead were accepted.

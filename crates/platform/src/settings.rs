@@ -193,6 +193,13 @@ pub struct AuthSettings {
     /// Refuse to start with the local development key, users or client secrets (set in
     /// every cluster overlay but the local one: the development private key is public).
     pub forbid_dev_credentials: bool,
+    /// The other key of a rotation (PEM), accepted beside `public_key_pem` under
+    /// `other_key_id` and published in the gateway's JWKS: the next key before the
+    /// gateway switches to signing with it, the previous one after, until the last token
+    /// it signed has expired (docs: README "Rotating the token key").
+    pub other_public_key_pem: Option<String>,
+    /// The `kid` of `other_public_key_pem`.
+    pub other_key_id: Option<String>,
     /// The longest lifetime (`exp − iat`) a token may claim, in seconds: the issuer's
     /// maximum. A token that claims more was not issued by our gateway's rules (a key
     /// misused, a forged lifetime) and is refused, as is one issued in the future.
@@ -212,6 +219,8 @@ impl Default for AuthSettings {
             audience: "housebook".into(),
             key_id: "housebook-dev".into(),
             forbid_dev_credentials: false,
+            other_public_key_pem: None,
+            other_key_id: None,
             max_token_lifetime_secs: 24 * 3600,
         }
     }

@@ -113,10 +113,7 @@ impl Service for Application {
                 ttl_secs: settings.tokens.ttl_secs,
                 users: passwords::Checker::new(settings.users.clone(), slots.clone())?,
                 clients: passwords::Checker::new(settings.clients.clone(), slots)?,
-                jwks: Arc::new(oauth::jwks_of(
-                    &settings.auth.public_key_pem,
-                    &settings.auth.key_id,
-                )?),
+                jwks: Arc::new(oauth::jwks_of(&settings.auth)?),
                 limiter: limit::Limiter::new(settings.rate_limit.token),
                 address_limiter: limit::Limiter::new(settings.rate_limit.token_address),
                 forwarded,

@@ -236,8 +236,17 @@ pub async fn jwks(State(state): State<Issuance>) -> impl IntoResponse {
     )
 }
 
-/// The JWKS of an Ed25519 public key in SPKI PEM: one OKP key.
-pub fn jwks_of(public_pem: &str, kid: &str) -> anyhow::Result<serde_json::Value> {
+/// The JWKS of the fleet's Ed25519 public keys (SPKI PEM): the current one and, during a
+/// rotation, the other (`auth.other_public_key_pem`), one OKP key each.
+pub fn jwks_of(auth: &platform::settings::AuthSettings) -> anyhow::Result<serde_json::Value> {
+    let mut keys = vec![okp(&auth.public_key_pem, &auth.key_id)?];
+    if let (Some(pem), Some(kid)) = (&auth.other_public_key_pem, &auth.other_key_id) {
+        keys.push(okp(pem, kid)?);
+    }
+    Ok(json!({ "keys": keys }))
+}
+
+fn okp(public_pem: &str, kid: &str) -> anyhow::Result<serde_json::Value> {
     let b64: String = public_pem
         .lines()
         .filter(|l| !l.starts_with("-----"))
@@ -246,7 +255,28 @@ pub fn jwks_of(public_pem: &str, kid: &str) -> anyhow::Result<serde_json::Value>
     // SPKI for Ed25519 is a fixed 12-byte prefix and the 32-byte key.
     anyhow::ensure!(der.len() == 44, "not an Ed25519 public key");
     let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&der[12..]);
-    Ok(
-        json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": kid, "x": x}]}),
-    )
+    Ok(json!({"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": kid, "x": x}))
+}
+
+#[cfg(test)]
+mod jwks_tests {
+    use super::*;
+
+    /// During a rotation the key set publishes both keys, each under its own id.
+    #[test]
+    fn the_key_set_publishes_the_other_key_of_a_rotation() {
+        let mut auth = platform::settings::AuthSettings::default();
+        let one = jwks_of(&auth).unwrap();
+        assert_eq!(one["keys"].as_array().unwrap().len(), 1);
+        auth.other_public_key_pem = Some(auth.public_key_pem.clone());
+        auth.other_key_id = Some("k2".into());
+        let two = jwks_of(&auth).unwrap();
+        let kids: Vec<&str> = two["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect();
+        assert_eq!(kids, ["housebook-dev", "k2"]);
+    }
 }
