@@ -323,8 +323,22 @@ async fn customers_see_only_their_own_payments(backend: Backend) {
     assert_eq!(mine[0]["customerId"], "alice");
     let (s, _) = app.get(&format!("/payments/{}", p["id"]), &alice).await;
     assert_eq!(s, StatusCode::OK);
+    // Another's payment answers as a missing one does, word for word (no existence oracle).
     let (s, e) = app.get(&format!("/payments/{}", p["id"]), &bob).await;
-    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
+    let missing = p["id"].as_i64().unwrap() + 1_000_000;
+    let (_, none) = app.get(&format!("/payments/{missing}"), &bob).await;
+    assert_eq!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .replace(&p["id"].to_string(), "N"),
+        none["message"]
+            .as_str()
+            .unwrap()
+            .replace(&missing.to_string(), "N")
+    );
+    assert_eq!(e["error"], none["error"]);
     let (_, all) = app.get("/payments", &admin()).await;
     assert_eq!(all.as_array().unwrap().len(), 2);
     app.stop().await;

@@ -277,8 +277,10 @@ async fn get_one(
         .get(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no payment {id}")))?;
+    // Someone else's payment is answered as a missing one: a 403 would tell a caller which
+    // ids exist (issue 18: an existence oracle).
     if !caller.sees_all() && p.customer_id != caller.id {
-        return Err(ApiError::forbidden("this payment belongs to someone else"));
+        return Err(ApiError::not_found(format!("no payment {id}")));
     }
     Ok(AppJson(p.into()))
 }
