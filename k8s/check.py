@@ -18,8 +18,9 @@ maxUnavailable 0, a preStop drain shorter than its grace period, a Service, an
 autoscaling/v2 HPA on CPU, and a PodDisruptionBudget selecting its pods; a container
 port named grpc is behind a Service port (appProtocol grpc), checked by a gRPC probe, and
 let in by a NetworkPolicy. Traces go to an OTLP endpoint that a NetworkPolicy lets them
-reach. The Ingress routes to the gateway's public port only, and the public gateway
-Service does not expose its internal (fleet token) port. The namespace
+reach. The Ingress routes to the gateway's public port only, only the ingress controller
+(or the load balancer's subnets) may reach that port, and the public gateway Service does
+not expose its internal (fleet token) port. The namespace
 has a default-deny NetworkPolicy; the Kafka topics the services use are declared (one per
 producing context, and the dead-letter topic), each with at least 3 partitions; the settings
 ./dev sets for the local broker only (fetch wait, rejoin) are not set: a cluster keeps
@@ -143,6 +144,13 @@ def check(docs):
                 svc = path["backend"]["service"]
                 need(svc["name"] == "gateway" and svc["port"].get("name") == "http",
                      f"Ingress {ing['metadata']['name']} routes to the gateway's public port only")
+    # ... and only the ingress controller (or the load balancer's subnets) reaches that
+    # port: X-Forwarded-For is believed one hop, so no pod may pose as the proxy.
+    for pol in find(docs, "NetworkPolicy", "gateway"):
+        public = [r for r in pol["spec"].get("ingress", [])
+                  if any(p.get("port") == 8080 for p in r.get("ports", []))]
+        need(bool(public) and all(r.get("from") for r in public),
+             "the gateway's public port admits the ingress controller only, not every pod")
     for svc in find(docs, "Service", "gateway"):
         need(all(str(p.get("targetPort")) not in ("internal", "8089") for p in svc["spec"]["ports"]),
              "the public gateway Service does not expose the internal token port")
@@ -234,6 +242,8 @@ def self_test(path, production_path):
         "rejoin workaround in a container": lambda ds: first_service(ds)["spec"]["template"]["spec"]["containers"][0]
             .setdefault("env", []).append({"name": "HOUSEBOOK_KAFKA__REJOIN_UNASSIGNED_MS", "value": "12000"}),
         "one partition": lambda ds: next(d for d in ds if d.get("kind") == "KafkaTopic")["spec"].update(partitions=1),
+        "any pod to the gateway's public port": lambda ds: next(d for d in ds if d.get("kind") == "NetworkPolicy" and d["metadata"]["name"] == "gateway")
+            ["spec"]["ingress"][0].pop("from"),
         "Ingress to the internal token port": lambda ds: next(d for d in ds if d.get("kind") == "Ingress")
             ["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"].update(name="gateway-internal", port={"name": "internal"}),
         "internal token port on the public Service": lambda ds: next(d for d in ds if d.get("kind") == "Service" and d["metadata"]["name"] == "gateway")
