@@ -19,6 +19,21 @@ async fn wait_booking(fleet: &Fleet, token: &str, id: &str, want: &str) {
     .await;
 }
 
+/// Waits until the house shows `date` available and no night reserved at all.
+async fn wait_house_free(fleet: &Fleet, token: &str, house_id: i64, date: &str) {
+    eventually(
+        30,
+        &format!("house {house_id}'s nights released"),
+        || async {
+            let (_, h) = fleet
+                .get(&format!("/houses/{house_id}?date={date}"), token)
+                .await;
+            (h["status"] == "AVAILABLE" && h["reservedNights"] == json!([])).then_some(())
+        },
+    )
+    .await;
+}
+
 async fn wait_view(fleet: &Fleet, token: &str, id: &str, pred: impl Fn(&Value) -> bool) -> Value {
     eventually(30, &format!("mypage row of {id}"), || async {
         let (s, row) = fleet.get(&format!("/mypages/{id}"), token).await;
@@ -93,13 +108,7 @@ async fn the_seed_story(backend: Backend) {
         .post(&format!("/books/{id}/cancel"), &alice, json!({}))
         .await;
     assert_eq!(s, StatusCode::CONFLICT, "cancelling twice");
-    eventually(30, "the nights released", || async {
-        let (_, h) = fleet
-            .get(&format!("/houses/{house_id}?date=2031-05-01"), &alice)
-            .await;
-        (h["status"] == "AVAILABLE" && h["reservedNights"] == json!([])).then_some(())
-    })
-    .await;
+    wait_house_free(&fleet, &alice, house_id, "2031-05-01").await;
     // F8: the view follows.
     let row = wait_view(&fleet, &alice, &id, |r| {
         r["status"] == "BOOK_CANCELED" && r["houseStatus"] == "RELEASED"
@@ -137,13 +146,7 @@ async fn the_seed_story(backend: Backend) {
         "{p}"
     );
     wait_booking(&fleet, &alice, &id, "BOOK_CANCELED").await;
-    eventually(30, "the refunded booking's nights released", || async {
-        let (_, h) = fleet
-            .get(&format!("/houses/{house_id}?date=2031-06-01"), &alice)
-            .await;
-        (h["status"] == "AVAILABLE" && h["reservedNights"] == json!([])).then_some(())
-    })
-    .await;
+    wait_house_free(&fleet, &alice, house_id, "2031-06-01").await;
     wait_view(&fleet, &alice, &id, |r| {
         r["status"] == "BOOK_CANCELED" && r["refunded"] == true
     })

@@ -15,7 +15,6 @@ macro_rules! catalog {
     ($($name:ident in $context:ident => |$p:ident| $key:expr;)+) => {
         $(impl Event for $name {
             const TYPE: &'static str = stringify!($name);
-            const CONTEXT: Context = Context::$context;
             fn correlation_id(&self) -> String {
                 let $p = self;
                 $key

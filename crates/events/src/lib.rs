@@ -85,12 +85,11 @@ impl Context {
     }
 }
 
-/// A payload of the catalog: knows its `eventType`, who publishes it and its correlation key.
+/// A payload of the catalog: knows its `eventType` and its correlation key (who publishes
+/// it: [`Context::of`]).
 pub trait Event: Serialize + for<'de> Deserialize<'de> + JsonSchema {
     /// The `eventType` written into the envelope.
     const TYPE: &'static str;
-    /// The context that publishes it.
-    const CONTEXT: Context;
     /// The correlation id (and Kafka key): the booking id for booking events.
     fn correlation_id(&self) -> String;
 }
@@ -191,8 +190,8 @@ mod tests {
         for t in EVENT_TYPES {
             assert!(Context::of(t).is_some(), "{t} has no context");
         }
-        assert_eq!(Context::of(Paid::TYPE), Some(Paid::CONTEXT));
-        assert_eq!(Paid::CONTEXT.topic(), "housebook.payment.events");
+        assert_eq!(Context::of(Paid::TYPE), Some(Context::Payment));
+        assert_eq!(Context::Payment.topic(), "housebook.payment.events");
         assert_eq!(Context::of("Booked"), Some(Context::Booking));
         assert_eq!(Context::of("HouseRentCanceled"), Some(Context::House));
         assert_eq!(Context::of("Refunded"), None);

@@ -1,8 +1,8 @@
 //! The idempotent consumer loop.
 //!
-//! One consumer group per service, subscribed to the topics of the contexts whose events it
-//! handles ([`KafkaSettings::topics_for`]). For each message: read the envelope; skip types the
-//! service does not handle; otherwise call the handler, which applies its change and
+//! One consumer group per service, subscribed to the topics of the contexts whose events
+//! it handles ([`KafkaSettings::topics_for`]). For each message: read the envelope; skip
+//! types the service does not handle; otherwise call the handler, which applies its change and
 //! [`claim`]s the `eventId` in the inbox in one transaction (a duplicate is skipped). The
 //! messages that have already arrived are taken together, and a handler that can apply a
 //! batch in one transaction does ([`EventHandler::handle_batch`]). Only then are the
@@ -531,7 +531,8 @@ impl ConsumerLoop {
 
 /// Replays the topics that carry what `handler` handles, from their beginnings up to their
 /// current ends, through it, with a throwaway consumer group (nothing is committed). Used
-/// to rebuild a read model from scratch; the handler's inbox keeps events it already applied from being applied twice.
+/// to rebuild a read model from scratch; the handler's inbox keeps events it already
+/// applied from being applied twice.
 /// Returns how many events were applied.
 pub async fn replay(
     settings: &KafkaSettings,

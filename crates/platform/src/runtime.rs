@@ -13,7 +13,6 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
-use futures::FutureExt as _;
 use rdkafka::producer::{FutureProducer, Producer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -205,10 +204,13 @@ pub async fn serve_http_with_internal(
         "/metrics",
         get(metrics::handler).with_state(metrics.clone()),
     );
-    let api = api.route_layer(axum::middleware::from_fn_with_state(
-        crate::server::Bounds::new(http),
-        crate::server::bound,
-    ));
+    let bounded = |router: Router| {
+        router.route_layer(axum::middleware::from_fn_with_state(
+            crate::server::Bounds::new(http),
+            crate::server::bound,
+        ))
+    };
+    let api = bounded(api);
     let admin = match http.admin_port {
         Some(port) => Some(TcpListener::bind((http.host.as_str(), port)).await?),
         None => None,
@@ -245,7 +247,7 @@ pub async fn serve_http_with_internal(
             .map(|a| a.port()),
         "listening"
     );
-    // Stops both listeners together, after the drain.
+    // Stops every listener together, after the drain.
     let stop_accepting = CancellationToken::new();
     let drain = Duration::from_secs(http.drain_secs);
     let drained = stop_accepting.clone();
@@ -255,39 +257,22 @@ pub async fn serve_http_with_internal(
         tokio::time::sleep(drain).await;
         drained.cancel();
     });
-    let mut servers = vec![crate::server::serve(
-        listener,
-        finish(app),
-        http,
-        stop_accepting.clone().cancelled_owned(),
-    )
-    .boxed()];
+    // Every listener is served alike and stops with the others.
+    let mut listeners = vec![(listener, app)];
     if let (Some(admin), Some(ops)) = (admin, ops) {
-        servers.push(
-            crate::server::serve(
-                admin,
-                finish(ops),
-                http,
-                stop_accepting.clone().cancelled_owned(),
-            )
-            .boxed(),
-        );
+        listeners.push((admin, ops));
     }
     if let Some((listener, router)) = internal {
-        let router = router.route_layer(axum::middleware::from_fn_with_state(
-            crate::server::Bounds::new(http),
-            crate::server::bound,
-        ));
-        servers.push(
-            crate::server::serve(
-                listener,
-                finish(router),
-                http,
-                stop_accepting.clone().cancelled_owned(),
-            )
-            .boxed(),
-        );
+        listeners.push((listener, bounded(router)));
     }
+    let servers = listeners.into_iter().map(|(listener, router)| {
+        crate::server::serve(
+            listener,
+            finish(router),
+            http,
+            stop_accepting.clone().cancelled_owned(),
+        )
+    });
     futures::future::join_all(servers)
         .await
         .into_iter()

@@ -623,12 +623,8 @@ async fn the_openapi_document_matches_the_routes(backend: Backend) {
 
 on_both_backends!(the_openapi_document_matches_the_routes);
 
-/// I2 at the edge: a booking that commits later than the reconciler's grace must not stand
-/// over a refunded payment. The reconciler and the booking contend for the booking id;
-/// whichever claims it first wins, the other backs off.
-async fn a_late_booking_and_the_reconciler_cannot_both_win(backend: Backend) {
-    use book::domain::models::{BookStatus, Booking};
-    use book::domain::ports::{Abandoned, BookRepository};
+/// Book's repository on a fresh database of `backend` (and the database, to look inside).
+async fn repository(backend: Backend) -> (platform::db::Db, book::outbound::db::SqlBookings) {
     let settings = platform::settings::DatabaseSettings {
         url: SecretString::from(testkit::fresh_database(backend).await),
         ..Default::default()
@@ -637,25 +633,39 @@ async fn a_late_booking_and_the_reconciler_cannot_both_win(backend: Backend) {
         .await
         .unwrap();
     let repo = book::outbound::db::SqlBookings::new(
-        db,
+        db.clone(),
         platform::outbox::Outbox::new(&Default::default()),
     );
-    let booking = |id: &str| Booking {
+    (db, repo)
+}
+
+/// A paid booking of house `house_id` for one night, as book commits it.
+fn paid_booking(id: &str, house_id: i64) -> book::domain::models::Booking {
+    book::domain::models::Booking {
         id: id.to_owned(),
         customer_id: "alice".into(),
-        house_id: 1,
-        house_name: "Late house".into(),
+        house_id,
+        house_name: "Repository house".into(),
         price: 100,
         stay: events::Stay::new(
             chrono::NaiveDate::from_ymd_opt(2030, 1, 1).unwrap(),
             chrono::NaiveDate::from_ymd_opt(2030, 1, 2).unwrap(),
         )
         .unwrap(),
-        status: BookStatus::Booked,
+        status: book::domain::models::BookStatus::Booked,
         payment_id: 1,
         created_at: chrono::Utc::now(),
         book_cancel_date: None,
-    };
+    }
+}
+
+/// I2 at the edge: a booking that commits later than the reconciler's grace must not stand
+/// over a refunded payment. The reconciler and the booking contend for the booking id;
+/// whichever claims it first wins, the other backs off.
+async fn a_late_booking_and_the_reconciler_cannot_both_win(backend: Backend) {
+    use book::domain::ports::{Abandoned, BookRepository};
+    let (_, repo) = repository(backend).await;
+    let booking = |id: &str| paid_booking(id, 1);
     // The reconciler first: the late booking is refused, and nothing of it is stored.
     assert!(repo.abandon("late").await.unwrap());
     let refused = repo.insert_booked(&booking("late")).await.unwrap_err();
@@ -679,35 +689,10 @@ on_both_backends!(a_late_booking_and_the_reconciler_cannot_both_win);
 /// booking cancels it (`BookCanceled`: house releases the nights); book's own refunds —
 /// of cancelled and rejected bookings — change nothing; a redelivery is applied once.
 async fn a_refunded_payment_cancels_the_booking_that_stood_on_it(backend: Backend) {
-    use book::domain::models::{BookStatus, Booking};
+    use book::domain::models::BookStatus;
     use book::domain::ports::{Applied, BookRepository, Consumed, HouseDecision};
-    let settings = platform::settings::DatabaseSettings {
-        url: SecretString::from(testkit::fresh_database(backend).await),
-        ..Default::default()
-    };
-    let db = platform::db::Db::connect(&settings, book::MIGRATIONS)
-        .await
-        .unwrap();
-    let repo = book::outbound::db::SqlBookings::new(
-        db.clone(),
-        platform::outbox::Outbox::new(&Default::default()),
-    );
-    let booking = |id: &str| Booking {
-        id: id.to_owned(),
-        customer_id: "alice".into(),
-        house_id: 7,
-        house_name: "Refund house".into(),
-        price: 100,
-        stay: events::Stay::new(
-            chrono::NaiveDate::from_ymd_opt(2030, 1, 1).unwrap(),
-            chrono::NaiveDate::from_ymd_opt(2030, 1, 2).unwrap(),
-        )
-        .unwrap(),
-        status: BookStatus::Booked,
-        payment_id: 1,
-        created_at: chrono::Utc::now(),
-        book_cancel_date: None,
-    };
+    let (db, repo) = repository(backend).await;
+    let booking = |id: &str| paid_booking(id, 7);
     let key = |n: &str| events::EventKey {
         event_id: format!("evt-{n}"),
         event_type: "PaymentCanceled".into(),

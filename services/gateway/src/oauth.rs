@@ -2,7 +2,7 @@
 //! and `GET /.well-known/jwks.json`.
 //!
 //! Users get tokens on the public port; the fleet's own clients only on the internal port,
-//! which no Ingress routes and only the fleet's pods reach (`k8s/base/network-policy.yaml`).
+//! which no Ingress routes and only the fleet's pods reach (`k8s/base/network-policies.yaml`).
 //! Each port has its own rate limits and password-check slots, so a flood on the public
 //! port cannot starve the fleet's token refreshes.
 

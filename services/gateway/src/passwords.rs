@@ -447,8 +447,9 @@ mod tests {
     /// as a real check takes.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn unknown_names_cost_no_check_and_take_as_long() {
-        let c = checker(1, 0); // one check at a time, one waiting
-                               // The first unknown name, before anything was timed, is a real (dummy) check.
+        // One check at a time, one waiting.
+        let c = checker(1, 0);
+        // The first unknown name, before anything was timed, is a real (dummy) check.
         let started = Instant::now();
         assert_eq!(c.check(HERE, "nobody-0", "x").await.unwrap(), None);
         let first = started.elapsed();

@@ -82,6 +82,13 @@ async fn token_request(edge: &Edge, form: &[(&str, &str)]) -> (StatusCode, Value
     token_request_at(&edge.gateway.url("/oauth/token"), form).await
 }
 
+/// Book's client-credentials request (the local development secret).
+const BOOK_CLIENT: [(&str, &str); 3] = [
+    ("grant_type", "client_credentials"),
+    ("client_id", "book"),
+    ("client_secret", "book-dev-secret"),
+];
+
 /// The same on the internal port, where the fleet's services get their tokens.
 async fn fleet_token_request(edge: &Edge, form: &[(&str, &str)]) -> (StatusCode, Value) {
     token_request_at(&format!("{}/oauth/token", edge.internal), form).await
@@ -137,19 +144,14 @@ async fn tokens_are_issued_for_users_and_clients_and_refused_otherwise() {
 
     // The fleet's identity is issued on the internal port only; the public port refuses
     // that grant even with the right secret, and the internal one refuses users.
-    let book = [
-        ("grant_type", "client_credentials"),
-        ("client_id", "book"),
-        ("client_secret", "book-dev-secret"),
-    ];
-    let (s, e) = token_request(&edge, &book).await;
+    let (s, e) = token_request(&edge, &BOOK_CLIENT).await;
     assert_eq!(
         (s, e["error"].as_str()),
         (StatusCode::BAD_REQUEST, Some("unauthorized_client")),
         "{e}"
     );
     assert!(e.get("access_token").is_none());
-    let (s, t) = fleet_token_request(&edge, &book).await;
+    let (s, t) = fleet_token_request(&edge, &BOOK_CLIENT).await;
     assert_eq!(s, StatusCode::OK, "{t}");
     assert_eq!(
         verify(t["access_token"].as_str().unwrap()).roles,
@@ -361,15 +363,7 @@ async fn requests_are_checked_at_the_edge_and_routed() {
 
     // A genuine service token (leaked, or minted with a leaked client secret) buys
     // nothing at the public edge: refused before anything is forwarded.
-    let (_, t) = fleet_token_request(
-        &edge,
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", "book"),
-            ("client_secret", "book-dev-secret"),
-        ],
-    )
-    .await;
+    let (_, t) = fleet_token_request(&edge, &BOOK_CLIENT).await;
     let service = t["access_token"].as_str().unwrap().to_owned();
     let houses_before = edge.house.get("/houses", &admin).await.1;
     for (method, path) in [
