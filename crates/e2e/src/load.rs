@@ -83,11 +83,11 @@ impl Tally {
         )
     }
 
-    fn saw(&mut self, status: u16, body: &str) {
+    fn saw(&mut self, what: &str, status: u16, body: &str) {
         let seen = self.statuses.entry(status).or_default();
         *seen += 1;
         if !(200..300).contains(&status) && *seen <= 5 {
-            self.failures.push(format!("{status}: {body}"));
+            self.failures.push(format!("{what} {status}: {body}"));
         }
     }
 }
@@ -175,7 +175,7 @@ impl Load {
     }
 }
 
-async fn send(req: reqwest::RequestBuilder, tally: &Mutex<Tally>) -> Option<Value> {
+async fn send(what: &str, req: reqwest::RequestBuilder, tally: &Mutex<Tally>) -> Option<Value> {
     let (status, body) = match req.send().await {
         Ok(r) => {
             let s = r.status().as_u16();
@@ -183,7 +183,7 @@ async fn send(req: reqwest::RequestBuilder, tally: &Mutex<Tally>) -> Option<Valu
         }
         Err(e) => (0, e.to_string()),
     };
-    tally.lock().unwrap().saw(status, &body);
+    tally.lock().unwrap().saw(what, status, &body);
     if (200..300).contains(&status) {
         serde_json::from_str(&body).ok()
     } else {
@@ -207,7 +207,7 @@ async fn one_round(
         .post(format!("{gateway}/books"))
         .bearer_auth(token)
         .json(&body);
-    let Some(b) = send(req, tally).await else {
+    let Some(b) = send("POST /books", req, tally).await else {
         return;
     };
     let (Some(id), Some(price)) = (b["id"].as_str(), b["housePrice"].as_i64()) else {
@@ -217,11 +217,12 @@ async fn one_round(
         id: id.to_owned(),
         price,
     });
-    if rng.below(100) < plan.cancel_percent {
-        let req = http
-            .post(format!("{gateway}/books/{id}/cancel"))
-            .bearer_auth(token);
-        if send(req, tally).await.is_some() {
+    // A booking whose house decided before it committed is answered decided: one
+    // answered REJECTED is over, and a client does not cancel it.
+    if rng.below(100) < plan.cancel_percent && b["status"] != "REJECTED" {
+        let path = format!("/books/{id}/cancel");
+        let req = http.post(format!("{gateway}{path}")).bearer_auth(token);
+        if send(&format!("POST {path}"), req, tally).await.is_some() {
             tally.lock().unwrap().cancelled.push(id.to_owned());
         }
     }

@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use events::{BookCanceled, BookConfirmed, BookRejected, Booked, Envelope, EventKey, Stay};
 use platform::consumer::claim_all;
-use platform::db::{now_text, parse_time, placeholders, rows_per_statement, time_text, values, Db};
+use platform::db::{
+    now_text, parse_time, placeholders, rows_per_statement, time_text, values, Backend, Db,
+};
 use platform::outbox::Outbox;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -85,6 +87,36 @@ async fn find(conn: &mut AnyConnection, id: &str) -> anyhow::Result<Option<Booki
 }
 
 /// The status and house of each named booking that exists, in one query.
+/// On PostgreSQL, takes a transaction-long lock on each booking id, in order (two holders
+/// never wait on each other in a circle). The commit of a booking takes its id's lock
+/// first, and so does an event that finds its booking not committed: one then sees what
+/// the other wrote (READ COMMITTED reads afresh at each statement). Without it, a house
+/// decision (or a `Paid`) read "no booking yet" while the booking's commit read "no early
+/// decision yet", both committed, and the booking stayed BOOKED for good (found by the
+/// rolling restart of two book replicas). SQLite runs one writer at a time: nothing to take.
+async fn lock_booking_ids(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    ids: &[&str],
+) -> anyhow::Result<()> {
+    if backend != Backend::Postgres {
+        return Ok(());
+    }
+    let mut unique = ids.to_vec();
+    unique.sort_unstable();
+    unique.dedup();
+    for id in unique {
+        // pg_advisory_xact_lock returns void, which the Any driver cannot read: count it.
+        sqlx::query(
+            "SELECT count(*) AS n FROM (SELECT pg_advisory_xact_lock(hashtextextended($1, 0))) AS held",
+        )
+        .bind(id.to_owned())
+        .fetch_one(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
 async fn statuses(
     conn: &mut AnyConnection,
     ids: &[&str],
@@ -282,6 +314,7 @@ impl BookRepository for SqlBookings {
 
     async fn insert_booked(&self, b: &Booking) -> anyhow::Result<Booking> {
         let mut tx = self.db.begin().await?;
+        lock_booking_ids(&mut tx, self.db.backend(), &[b.id.as_str()]).await?;
         if !claim_booking_id(&mut tx, &b.id, "BOOKED").await? {
             return Err(Abandoned.into());
         }
@@ -409,6 +442,16 @@ impl BookRepository for SqlBookings {
             })
             .collect();
         let mut known = statuses(&mut tx, &named).await?;
+        // Bookings not committed (yet): wait for a commit in progress, then look again.
+        let unknown: Vec<&str> = named
+            .iter()
+            .copied()
+            .filter(|id| !known.contains_key(*id))
+            .collect();
+        if !unknown.is_empty() && self.db.backend() == Backend::Postgres {
+            lock_booking_ids(&mut tx, self.db.backend(), &unknown).await?;
+            known.extend(statuses(&mut tx, &unknown).await?);
+        }
         // Usually a booking committed before its Paid arrives: then there is nothing to
         // note, now or on any redelivery, and no inbox row is needed.
         let needs_claim: Vec<bool> = events
