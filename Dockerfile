@@ -5,8 +5,10 @@
 FROM rust:1.95-slim-bookworm AS build
 ARG SERVICE
 RUN test -n "$SERVICE" || (echo "--build-arg SERVICE=<book|payment|house|mypage|gateway> is required" && false)
-# librdkafka is compiled from source (C compiler, make, perl for its configure).
-RUN apt-get update && apt-get install -y --no-install-recommends build-essential perl pkg-config \
+# librdkafka is compiled from source (C compiler, make, perl for its configure); TLS to
+# PostgreSQL, Kafka and the OTLP collector links the system's OpenSSL (libssl-dev here,
+# libssl3 in the runtime image).
+RUN apt-get update && apt-get install -y --no-install-recommends build-essential perl pkg-config libssl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -15,7 +17,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked -p "$SERVICE" --bin "$SERVICE" \
     && install -D "target/release/$SERVICE" /out/service
 
-# glibc and libgcc only; zlib and librdkafka are linked statically. No shell, no package
+# glibc, libgcc and OpenSSL (libssl3, part of distroless base) only; zlib and librdkafka
+# are linked statically. No shell, no package
 # manager, no build tools; runs as the distroless nonroot user (uid 65532).
 FROM gcr.io/distroless/cc-debian12:nonroot
 ARG SERVICE

@@ -41,6 +41,18 @@ LOCAL_BROKER_ONLY = ("HOUSEBOOK_KAFKA__FETCH_WAIT_MS", "HOUSEBOOK_KAFKA__REJOIN_
 # The topics the services publish on and read (crates/events: Context::topic) and the
 # dead-letter topic (platform: KafkaSettings::dead_letter_topic).
 TOPICS = ("housebook.booking.events", "housebook.payment.events", "housebook.house.events", "housebook.events.dlq")
+DLQ = "housebook.events.dlq"
+# What each service writes (its context's topic) and reads (the contexts of the events
+# its consumer handles: each service's inbound/kafka.rs `handles`), as README's topic
+# table says. A service absent from READS consumes nothing (and parks nothing).
+WRITES = {"book": "housebook.booking.events", "payment": "housebook.payment.events", "house": "housebook.house.events"}
+READS = {
+    "book": {"housebook.payment.events", "housebook.house.events"},
+    "house": {"housebook.booking.events", "housebook.payment.events"},
+    "notification": {"housebook.booking.events", "housebook.payment.events"},
+    "mypage": {"housebook.booking.events", "housebook.payment.events", "housebook.house.events"},
+}
+KAFKA_CLIENTS = ("book", "payment", "house", "mypage", "notification")
 
 
 def find(docs, kind, name=None):
@@ -154,6 +166,19 @@ def check(docs):
     for svc in find(docs, "Service", "gateway"):
         need(all(str(p.get("targetPort")) not in ("internal", "8089") for p in svc["spec"]["ports"]),
              "the public gateway Service does not expose the internal token port")
+    # The gateway faces the internet: it does not continue a client's trace; the services
+    # behind it do continue the gateway's (so nothing else turns trust off).
+    for d in find(docs, "Deployment"):
+        for c in d["spec"]["template"]["spec"].get("containers", []):
+            trust = {e["name"]: e.get("value") for e in c.get("env", [])}.get("HOUSEBOOK_HTTP__TRUST_TRACE_CONTEXT")
+            if d["metadata"]["name"] == "gateway":
+                need(trust == "false", "the gateway starts its own traces (HTTP__TRUST_TRACE_CONTEXT=false)")
+            else:
+                need(trust in (None, "true"), f"{d['metadata']['name']} continues the gateway's trace")
+    need(config.get("HOUSEBOOK_HTTP__TRUST_TRACE_CONTEXT", "true") == "true",
+         "trace trust is set per edge, not for the whole fleet")
+    need(envs.get("HOUSEBOOK_GRPC__REFLECTION", "false") != "true", "gRPC reflection is off in the cluster")
+    check_kafka_access(docs, config, need)
     topics = find(docs, "KafkaTopic")
     declared = {t["metadata"]["name"] for t in topics}
     for name in TOPICS:
@@ -200,6 +225,21 @@ def check_production(docs):
         config.update(c.get("data") or {})
     need(config.get("HOUSEBOOK_AUTH__FORBID_DEV_CREDENTIALS") == "true", "development credentials are refused")
     need(config.get("HOUSEBOOK_FAULTS__ENABLED", "false") != "true", "fault injection is not enabled")
+    # The internet reaches the gateway over TLS only: HTTPS at the load balancer, HTTP
+    # redirected, HSTS from the gateway.
+    for ing in find(docs, "Ingress"):
+        notes = ing["metadata"].get("annotations") or {}
+        tls = bool(ing["spec"].get("tls")) or (
+            "HTTPS" in notes.get("alb.ingress.kubernetes.io/listen-ports", "")
+            and notes.get("alb.ingress.kubernetes.io/certificate-arn", "").startswith("arn:aws:acm:"))
+        need(tls, f"Ingress {ing['metadata']['name']} terminates TLS with a certificate")
+        need(notes.get("alb.ingress.kubernetes.io/ssl-redirect") == "443"
+             or notes.get("nginx.ingress.kubernetes.io/force-ssl-redirect") == "true",
+             f"Ingress {ing['metadata']['name']} redirects HTTP to HTTPS")
+    gateway_env = {e["name"]: e.get("value") for d in find(docs, "Deployment", "gateway")
+                   for c in d["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])}
+    need(int(gateway_env.get("HOUSEBOOK_HSTS_MAX_AGE_SECS") or 0) >= 15_552_000,
+         "the gateway sends HSTS (at least 180 days)")
     admin = config.get("HOUSEBOOK_HTTP__ADMIN_PORT")
     need(admin is not None, "/metrics is on an admin port")
     for svc in find(docs, "Service"):
@@ -207,6 +247,55 @@ def check_production(docs):
             need(str(port.get("targetPort")) not in (str(admin), "admin") and str(port.get("port")) != str(admin),
                  f"Service {svc['metadata']['name']} does not expose the admin port")
     return tally.passed, tally.failures
+
+
+def check_kafka_access(docs, config, need):
+    """Kafka over TLS, a user per service, and ACLs that let each write only its own events
+    and read only with its own group."""
+    for k in find(docs, "Kafka"):
+        listeners = k["spec"]["kafka"].get("listeners", [])
+        need(bool(listeners) and all(l.get("tls") is True and (l.get("authentication") or {}).get("type") == "tls"
+                                     for l in listeners),
+             "every Kafka listener is TLS with client certificates")
+        need((k["spec"]["kafka"].get("authorization") or {}).get("type") == "simple", "Kafka enforces ACLs")
+        need("userOperator" in (k["spec"].get("entityOperator") or {}), "Strimzi's user operator issues the users")
+    need(config.get("HOUSEBOOK_KAFKA__SECURITY__PROTOCOL") == "ssl", "the services speak TLS to Kafka")
+    need(config.get("HOUSEBOOK_KAFKA__CREATE_TOPICS") == "false", "the services create no topics")
+    users = {u["metadata"]["name"]: u for u in find(docs, "KafkaUser")}
+    for svc in KAFKA_CLIENTS:
+        user = users.get(svc)
+        need(user is not None, f"{svc} has a KafkaUser")
+        if user is None:
+            continue
+        need((user["spec"].get("authentication") or {}).get("type") == "tls", f"{svc} authenticates by TLS certificate")
+        for d in find(docs, "Deployment", svc):
+            secrets = {(v.get("secret") or {}).get("secretName") for v in d["spec"]["template"]["spec"].get("volumes", [])}
+            need(svc in secrets, f"{svc} mounts its own Kafka identity")
+            need(not (secrets & (set(KAFKA_CLIENTS) - {svc})), f"{svc} mounts no other service's Kafka identity")
+        acls = (user["spec"].get("authorization") or {}).get("acls", [])
+        written, read, groups = set(), set(), []
+        for acl in acls:
+            r = acl["resource"]
+            ops = set(acl.get("operations") or [acl.get("operation")])
+            need(r.get("name") not in (None, "*") and r.get("type") in ("topic", "group"),
+                 f"{svc}'s ACLs name their topics and groups ({r})")
+            need(not ops & {"All", "Create", "Delete", "Alter", "AlterConfigs"}, f"{svc} may not create or change anything ({r})")
+            if r.get("type") == "topic":
+                need(r.get("patternType", "literal") == "literal", f"{svc}'s topic ACLs are literal ({r['name']})")
+                if "Write" in ops:
+                    written.add(r["name"])
+                if "Read" in ops:
+                    read.add(r["name"])
+            elif r.get("type") == "group":
+                groups.append((r["name"], r.get("patternType", "literal")))
+        own = {WRITES[svc]} if svc in WRITES else set()
+        if svc in READS:
+            own.add(DLQ)
+        need(written == own, f"{svc} writes only its own events{' and the DLQ' if svc in READS else ''} ({sorted(written)})")
+        need(read == READS.get(svc, set()), f"{svc} reads the topics its consumer handles ({sorted(read)})")
+        need(all((n == svc and p == "literal") or (n.startswith(f"{svc}-") and p == "prefix") for n, p in groups),
+             f"{svc} reads with its own groups only ({groups})")
+        need(bool(groups) == (svc in READS), f"{svc} has a consumer group iff it consumes")
 
 
 def self_test(path, production_path):
@@ -248,6 +337,28 @@ def self_test(path, production_path):
             ["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"].update(name="gateway-internal", port={"name": "internal"}),
         "internal token port on the public Service": lambda ds: next(d for d in ds if d.get("kind") == "Service" and d["metadata"]["name"] == "gateway")
             ["spec"]["ports"].append({"name": "internal", "port": 8089, "targetPort": "internal"}),
+        "the gateway continues clients' traces": lambda ds: next(d for d in ds if d.get("kind") == "Deployment" and d["metadata"]["name"] == "gateway")
+            ["spec"]["template"]["spec"]["containers"][0].update(env=[e for e in next(
+                d for d in ds if d.get("kind") == "Deployment" and d["metadata"]["name"] == "gateway")
+                ["spec"]["template"]["spec"]["containers"][0]["env"] if e["name"] != "HOUSEBOOK_HTTP__TRUST_TRACE_CONTEXT"]),
+        "gRPC reflection on": lambda ds: first_service(ds)["spec"]["template"]["spec"]["containers"][0]
+            .setdefault("env", []).append({"name": "HOUSEBOOK_GRPC__REFLECTION", "value": "true"}),
+        "payment may write book's events": lambda ds: next(d for d in ds if d.get("kind") == "KafkaUser" and d["metadata"]["name"] == "payment")
+            ["spec"]["authorization"]["acls"].append({"resource": {"type": "topic", "name": "housebook.booking.events", "patternType": "literal"},
+                                                       "operations": ["Write"]}),
+        "book reads with mypage's group": lambda ds: next(d for d in ds if d.get("kind") == "KafkaUser" and d["metadata"]["name"] == "book")
+            ["spec"]["authorization"]["acls"].append({"resource": {"type": "group", "name": "mypage", "patternType": "literal"},
+                                                       "operations": ["Read"]}),
+        "a wildcard topic": lambda ds: next(d for d in ds if d.get("kind") == "KafkaUser" and d["metadata"]["name"] == "house")
+            ["spec"]["authorization"]["acls"].append({"resource": {"type": "topic", "name": "housebook.", "patternType": "prefix"},
+                                                       "operations": ["Read"]}),
+        "no Kafka authorization": lambda ds: next(d for d in ds if d.get("kind") == "Kafka")["spec"]["kafka"].pop("authorization"),
+        "a plaintext listener": lambda ds: next(d for d in ds if d.get("kind") == "Kafka")["spec"]["kafka"]["listeners"].append(
+            {"name": "plain", "port": 9092, "type": "internal", "tls": False}),
+        "no KafkaUser for notification": lambda ds: ds.remove(next(d for d in ds if d.get("kind") == "KafkaUser"
+                                                                   and d["metadata"]["name"] == "notification")),
+        "services may create topics": lambda ds: next(d for d in ds if d.get("kind") == "ConfigMap" and d["metadata"]["name"] == "housebook-config")
+            ["data"].update(HOUSEBOOK_KAFKA__CREATE_TOPICS="true"),
         "a context's topic missing": lambda ds: ds.remove(next(d for d in ds if d.get("kind") == "KafkaTopic"
                                                                and d["metadata"]["name"] == "housebook.payment.events")),
     }
@@ -272,6 +383,14 @@ def self_test(path, production_path):
             .setdefault("env", []).append({"name": "HOUSEBOOK_PAYMENT__CLIENT_SECRET", "value": "book-dev-secret"}),
         "dev credentials allowed": lambda ds: config(ds).update(HOUSEBOOK_AUTH__FORBID_DEV_CREDENTIALS="false"),
         "faults enabled": lambda ds: config(ds).update(HOUSEBOOK_FAULTS__ENABLED="true"),
+        "no certificate on the ALB": lambda ds: next(d for d in ds if d.get("kind") == "Ingress")["metadata"]["annotations"]
+            .pop("alb.ingress.kubernetes.io/certificate-arn"),
+        "HTTP not redirected": lambda ds: next(d for d in ds if d.get("kind") == "Ingress")["metadata"]["annotations"]
+            .pop("alb.ingress.kubernetes.io/ssl-redirect"),
+        "no HSTS": lambda ds: next(d for d in ds if d.get("kind") == "Deployment" and d["metadata"]["name"] == "gateway")
+            ["spec"]["template"]["spec"]["containers"][0].update(env=[e for e in next(
+                d for d in ds if d.get("kind") == "Deployment" and d["metadata"]["name"] == "gateway")
+                ["spec"]["template"]["spec"]["containers"][0]["env"] if e["name"] != "HOUSEBOOK_HSTS_MAX_AGE_SECS"]),
         "admin port behind a Service": lambda ds: next(d for d in ds if d.get("kind") == "Service" and d["metadata"]["name"] == "gateway")
             ["spec"]["ports"].append({"name": "admin", "port": 9090, "targetPort": "admin"}),
     }

@@ -7,7 +7,7 @@ read -r -a HOUSES <<<"$(register_houses 10)"
 booking_urls "$WORK/urls" "${HOUSES[@]}"
 for h in "${HOUSES[@]}"; do
     echo "$URL/houses/$h" >>"$WORK/urls"
-    echo "$URL/availability?houseId=$h&checkIn=2031-03-01&checkOut=2031-03-05" >>"$WORK/urls"
+    echo "$URL/availability?houseId=$h&checkIn=$(date -d "+30 days" +%F)&checkOut=$(date -d "+34 days" +%F)" >>"$WORK/urls"
     echo "$URL/mypages?limit=20" >>"$WORK/urls"
 done
 if command -v kubectl >/dev/null && kubectl -n housebook get hpa >/dev/null 2>&1; then

@@ -25,7 +25,7 @@ ADMIN=$(token "${HOUSEBOOK_ADMIN_USER:-admin}" "${HOUSEBOOK_ADMIN_PASSWORD:-admi
 CUSTOMER=$(token "${HOUSEBOOK_CUSTOMER_USER:-alice}" "${HOUSEBOOK_CUSTOMER_PASSWORD:-alice}")
 
 # Registers N houses and waits until book knows them (it learns them from events); one
-# booking per house on 2099-12-31 shows it.
+# booking per house on the last night bookings are open (two years ahead) shows it.
 register_houses() {
     local n="$1" ids=()
     for i in $(seq 1 "$n"); do
@@ -33,10 +33,10 @@ register_houses() {
             -d "{\"houseName\": \"Siege house $i\", \"housePrice\": 100000}" | jq -r .id)")
     done
     # Each house's event may sit on another partition: wait until book knows every one.
-    local id deadline=$((SECONDS + 60))
+    local id deadline=$((SECONDS + 60)) last; last=$(date -d '+729 days' +%F)
     for id in "${ids[@]}"; do
         until curl -fs -o /dev/null "$URL/books" -H "Authorization: Bearer $CUSTOMER" -H 'content-type: application/json' \
-                -d "{\"houseId\": $id, \"bookDate\": \"2099-12-31\"}"; do
+                -d "{\"houseId\": $id, \"bookDate\": \"$last\"}"; do
             ((SECONDS < deadline)) || { echo "book never learned house $id" >&2; exit 1; }
             sleep 0.5
         done
@@ -45,15 +45,16 @@ register_houses() {
 }
 
 # A siege URL file of one-night bookings, one line per (house, night) and 20000 of them,
-# so that few of siege's random picks book the same night twice.
+# so that few of siege's random picks book the same night twice; the nights run from
+# tomorrow over 700 days (bookings open two years ahead), then start again.
 booking_urls() {
     local file="$1"; shift
     python3 - "$URL" "$@" >"$file" <<'PY'
 import datetime, sys
 url, houses = sys.argv[1], sys.argv[2:]
-start = datetime.date(2031, 1, 1)
+start = datetime.date.today() + datetime.timedelta(days=1)
 for i in range(20000):
-    night = start + datetime.timedelta(days=i // len(houses))
+    night = start + datetime.timedelta(days=(i // len(houses)) % 700)
     print(f'{url}/books POST {{"houseId": {houses[i % len(houses)]}, "bookDate": "{night}"}}')
 PY
 }

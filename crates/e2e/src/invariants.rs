@@ -93,26 +93,47 @@ async fn get_all(
     }
 }
 
+/// Reserved nights in one answer of house's calendar at most (house:
+/// `CALENDAR_MAX_NIGHTS`).
+const CALENDAR_PAGE: usize = 366;
+
 impl Sources {
     /// Reads everything through the gateway with an admin token.
     pub async fn fetch(gateway: &str, admin: &str, houses: &[i64]) -> Result<Self, String> {
         let http = testkit::http();
         let mut calendars = HashMap::new();
         for h in houses {
-            let r = http
-                .get(format!("{gateway}/houses/{h}?date=2000-01-01"))
-                .bearer_auth(admin)
-                .send()
-                .await
-                .map_err(|e| format!("GET /houses/{h}: {e}"))?;
-            let v: Value = r
-                .json()
-                .await
-                .map_err(|e| format!("GET /houses/{h}: {e}"))?;
-            let nights = v["reservedNights"]
-                .as_array()
-                .cloned()
-                .ok_or_else(|| format!("house {h}: no calendar in {v}"))?;
+            // One answer holds at most a year's worth of nights: page on from the day
+            // after the last one.
+            let mut nights = Vec::new();
+            let mut from = "2000-01-01".to_owned();
+            loop {
+                let r = http
+                    .get(format!("{gateway}/houses/{h}?date={from}"))
+                    .bearer_auth(admin)
+                    .send()
+                    .await
+                    .map_err(|e| format!("GET /houses/{h}: {e}"))?;
+                let v: Value = r
+                    .json()
+                    .await
+                    .map_err(|e| format!("GET /houses/{h}: {e}"))?;
+                let page = v["reservedNights"]
+                    .as_array()
+                    .cloned()
+                    .ok_or_else(|| format!("house {h}: no calendar in {v}"))?;
+                let next = page
+                    .last()
+                    .and_then(|n| n["night"].as_str())
+                    .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                    .and_then(|d| d.succ_opt());
+                let full = page.len() >= CALENDAR_PAGE;
+                nights.extend(page);
+                match next {
+                    Some(d) if full => from = d.to_string(),
+                    _ => break,
+                }
+            }
             calendars.insert(*h, nights);
         }
         Ok(Self {

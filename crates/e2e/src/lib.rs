@@ -332,6 +332,10 @@ impl Fleet {
                     kv("HOUSEBOOK_PAYMENT__BREAKER_OPEN_MS", "1000"),
                     kv("HOUSEBOOK_RECONCILE__INTERVAL_MS", "300"),
                     kv("HOUSEBOOK_RECONCILE__GRACE_MS", "2000"),
+                    kv(
+                        "HOUSEBOOK_BOOKING__HORIZON_DAYS",
+                        testkit::FIXTURE_HORIZON_DAYS.to_string(),
+                    ),
                 ]),
                 // As ./dev runs them: the demo's fault knobs, the gateway's admin port.
                 "payment" => e.push(kv("HOUSEBOOK_FAULTS__ENABLED", "true")),

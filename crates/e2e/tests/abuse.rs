@@ -997,10 +997,38 @@ async fn slow_and_oversized_requests_are_cut_and_others_served() {
             "HOUSEBOOK_HTTP__REQUEST_TIMEOUT_MS".into(),
             "3000".into(),
         ),
+        (
+            "gateway",
+            "HOUSEBOOK_HTTP__WRITE_TIMEOUT_MS".into(),
+            "2000".into(),
+        ),
     ];
     let fleet = Fleet::start_with(options).await;
     let base = fleet.gateway();
     let addr = base.trim_start_matches("http://").to_owned();
+
+    // Issue 18: a client that pipelines requests and never reads an answer. Once the
+    // socket buffers are full the gateway's answer waits; after the write timeout it
+    // closes the connection, and the client's own writes fail. Without the timeout both
+    // sides wait for ever (and the test's 60 s bound fails it).
+    let hog = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (_never_read, mut wr) = hog.into_split();
+    let started = std::time::Instant::now();
+    let request = b"GET /.well-known/jwks.json HTTP/1.1\r\nHost: x\r\n\r\n".repeat(100);
+    let pipelined = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut sent = 0usize;
+        while wr.write_all(&request).await.is_ok() {
+            sent += request.len();
+        }
+        sent
+    })
+    .await;
+    let sent = pipelined.expect("the gateway kept a connection whose client never reads");
+    eprintln!(
+        "a pipelining non-reader was cut after {:?}, having sent {} KiB",
+        started.elapsed(),
+        sent / 1024
+    );
     let slow: Vec<_> = (0..300)
         .map(|_| {
             let addr = addr.clone();

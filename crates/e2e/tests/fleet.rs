@@ -505,13 +505,21 @@ fn unhex(s: &str) -> Vec<u8> {
 }
 
 /// SPEC §8: one booking is one trace, from the gateway through book and payment over
-/// HTTP, and through house, book again, mypage and notification over Kafka. The client
-/// starts the trace (`traceparent`); every service logs lines carrying its id, and exports
-/// spans of it to the configured OTLP endpoint.
+/// HTTP, and through house, book again, mypage and notification over Kafka; every service
+/// logs lines carrying its id, and exports spans of it to the configured OTLP endpoint.
+/// The gateway runs as in a cluster (issue 18: `HTTP__TRUST_TRACE_CONTEXT=false`): the
+/// client's `traceparent` does not choose the fleet's trace id — the gateway starts a new
+/// trace, linked to the client's (the link is exported), and no service logs the client's
+/// id; its `tracestate` and `baggage` reach no service.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_booking_is_one_trace_from_the_gateway_to_every_service() {
     let (collector, exported) = otlp_collector().await;
     let mut options = e2e::Options::new(Backend::Sqlite);
+    options.env.push((
+        "gateway",
+        "HOUSEBOOK_HTTP__TRUST_TRACE_CONTEXT".into(),
+        "false".into(),
+    ));
     for s in e2e::SERVICES {
         options.env.push((
             s,
@@ -535,9 +543,9 @@ async fn one_booking_is_one_trace_from_the_gateway_to_every_service() {
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{h}");
-    let trace = uuid::Uuid::new_v4().simple().to_string();
+    let client_trace = uuid::Uuid::new_v4().simple().to_string();
     let parent = format!(
-        "00-{trace}-{}-01",
+        "00-{client_trace}-{}-01",
         &uuid::Uuid::new_v4().simple().to_string()[..16]
     );
     let http = testkit::http();
@@ -545,6 +553,8 @@ async fn one_booking_is_one_trace_from_the_gateway_to_every_service() {
         .post(format!("{}/books", fleet.gateway()))
         .bearer_auth(&alice)
         .header("traceparent", &parent)
+        .header("tracestate", "mallory=owned")
+        .header("baggage", "userId=admin")
         .json(&json!({"houseId": h["id"], "checkIn": "2035-07-01", "checkOut": "2035-07-02"}))
         .send()
         .await
@@ -558,11 +568,12 @@ async fn one_booking_is_one_trace_from_the_gateway_to_every_service() {
     wait_view(&fleet, &alice, &id, |r| r["status"] == "CONFIRMED").await;
 
     // Every event of the booking — Paid, Booked, HouseRented, BookConfirmed, each caused
-    // by the one before — carries the trace, in its header and in its envelope.
+    // by the one before — carries one trace, the gateway's, in its header and in its
+    // envelope.
     let mut probe = testkit::EventProbe::on(fleet.brokers(), &fleet.topics());
     let want = ["BookConfirmed", "Booked", "HouseRented", "Paid"]; // sorted
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
+    let trace = loop {
         probe.settle(1).await;
         let mine: Vec<(String, Option<String>, Option<String>)> = probe
             .raw()
@@ -581,6 +592,14 @@ async fn one_booking_is_one_trace_from_the_gateway_to_every_service() {
         let mut types: Vec<&str> = mine.iter().map(|(t, _, _)| t.as_str()).collect();
         types.sort();
         if types == want {
+            let trace = mine[0]
+                .1
+                .as_deref()
+                .and_then(platform::trace::trace_id)
+                .unwrap_or_default()
+                .to_owned();
+            assert_eq!(trace.len(), 32, "{mine:?}");
+            assert_ne!(trace, client_trace, "the client chose the fleet's trace id");
             for (t, envelope, header) in &mine {
                 let in_trace = |tp: &Option<String>| {
                     tp.as_deref()
@@ -590,13 +609,13 @@ async fn one_booking_is_one_trace_from_the_gateway_to_every_service() {
                 assert!(in_trace(envelope), "{t}: envelope {envelope:?}");
                 assert_eq!(header, envelope, "{t}: the header says the same");
             }
-            break;
+            break trace;
         }
         assert!(
             std::time::Instant::now() < deadline,
             "events seen: {types:?}"
         );
-    }
+    };
 
     // Every service logged lines of this trace: the gateway and book and payment serving
     // the request, house reserving on Paid, book confirming on HouseRented, mypage and
@@ -611,23 +630,34 @@ async fn one_booking_is_one_trace_from_the_gateway_to_every_service() {
         })
         .await;
     }
+    // No line anywhere carries the client's trace id, nor its tracestate or baggage.
+    for s in e2e::SERVICES {
+        let text = std::fs::read_to_string(fleet.logs().join(format!("{s}.log"))).unwrap();
+        for leaked in [client_trace.as_str(), "mallory=owned", "userId=admin"] {
+            assert!(!text.contains(leaked), "{s} logged {leaked}");
+        }
+    }
     // And every service exported spans of it (OTLP/HTTP protobuf: the service's name and
-    // the trace id's 16 bytes in one export).
+    // the trace id's 16 bytes in one export); the gateway's export names the client's
+    // trace too, as its span's link.
     let raw = unhex(&trace);
+    let linked = unhex(&client_trace);
     let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
     eventually(
         30,
         "every service's spans of the trace exported",
         || async {
             let bodies = exported.lock().unwrap().clone();
-            e2e::SERVICES
+            let link_exported = bodies
                 .iter()
-                .all(|s| {
+                .any(|b| contains(b, b"gateway") && contains(b, &raw) && contains(b, &linked));
+            (link_exported
+                && e2e::SERVICES.iter().all(|s| {
                     bodies
                         .iter()
                         .any(|b| contains(b, s.as_bytes()) && contains(b, &raw))
-                })
-                .then_some(())
+                }))
+            .then_some(())
         },
     )
     .await;

@@ -526,3 +526,117 @@ async fn bad_grpc_calls_get_the_right_status_and_store_nothing() {
     assert_eq!(refused.code(), Code::Unimplemented, "{refused:?}");
     fleet.shutdown().await;
 }
+
+/// Issue 18: book's gRPC port is bounded as the gateway is. Connections beyond the cap
+/// wait, and one that never starts its handshake is closed, so a handful of silent
+/// sockets cannot keep the port; calls are limited per token subject (another caller is
+/// served meanwhile) and refused calls per address (a forged-token flood turns to
+/// `RESOURCE_EXHAUSTED`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_connections_and_calls_are_bounded() {
+    use tokio::io::AsyncReadExt;
+
+    let mut options = e2e::Options::new(Backend::Sqlite);
+    let book = |k: &str, v: &str| ("book", k.to_owned(), v.to_owned());
+    options.env = vec![
+        book("HOUSEBOOK_GRPC__MAX_CONNECTIONS", "4"),
+        book("HOUSEBOOK_HTTP__HEADER_READ_TIMEOUT_MS", "1000"),
+        // One call per 10 s after the burst: no refill lands during the test.
+        book("HOUSEBOOK_GRPC__RATE_LIMIT__PER_SECOND", "0.1"),
+        book("HOUSEBOOK_GRPC__RATE_LIMIT__BURST", "5"),
+        book("HOUSEBOOK_GRPC__UNAUTHENTICATED__PER_SECOND", "0.1"),
+        book("HOUSEBOOK_GRPC__UNAUTHENTICATED__BURST", "5"),
+    ];
+    let fleet = Fleet::start_with(options).await;
+    let addr = fleet
+        .grpc_url("book")
+        .trim_start_matches("http://")
+        .to_owned();
+
+    // Four sockets that never send a byte hold every place; a real client waits in the
+    // backlog until they are closed (the handshake timeout), then is served.
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let alice = testkit::token("alice", &[Role::Customer]);
+    let list = || ListBookingsRequest {
+        status: String::new(),
+        limit: 1,
+        offset: 0,
+    };
+    let started = std::time::Instant::now();
+    let mut grpc = client(&fleet).await;
+    grpc.list_bookings(with_token(list(), &alice))
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    eprintln!("a client behind 4 silent sockets was served after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(800),
+        "served after {waited:?}: the cap did not hold"
+    );
+    // The server's HTTP/2 preface (its SETTINGS) may come first; then the end.
+    for mut s in silent {
+        let mut buf = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+        assert!(
+            matches!(closed, Ok(Ok(_)) | Ok(Err(_))),
+            "a silent socket still open after 10 s: {closed:?}"
+        );
+    }
+
+    // Per subject: alice's burst (5, one of them spent above), then RESOURCE_EXHAUSTED
+    // with when to retry; bob is served all the while.
+    let bob = testkit::token("bob", &[Role::Customer]);
+    let mut codes = Vec::new();
+    for _ in 0..10 {
+        let r = grpc.list_bookings(with_token(list(), &alice)).await;
+        codes.push(r.err().map(|e| {
+            if e.code() == Code::ResourceExhausted {
+                let retry = e
+                    .get_error_details()
+                    .retry_info()
+                    .and_then(|r| r.retry_delay);
+                assert!(retry.is_some_and(|d| d > Duration::ZERO), "{e:?}");
+            }
+            e.code()
+        }));
+    }
+    assert!(
+        codes[..4].iter().all(Option::is_none),
+        "alice's calls: {codes:?}"
+    );
+    assert!(
+        codes[4..]
+            .iter()
+            .all(|c| *c == Some(Code::ResourceExhausted)),
+        "alice's calls: {codes:?}"
+    );
+    grpc.list_bookings(with_token(list(), &bob))
+        .await
+        .expect("another subject is served");
+
+    // Per address, for refused calls: a forged-token flood gets UNAUTHENTICATED, then
+    // RESOURCE_EXHAUSTED; a valid caller from the same address is still served.
+    let forged = format!("{}x", testkit::token("mallory", &[Role::Admin]));
+    let mut refused = Vec::new();
+    for _ in 0..12 {
+        let e = grpc
+            .list_bookings(with_token(list(), &forged))
+            .await
+            .unwrap_err();
+        refused.push(e.code());
+    }
+    assert!(
+        refused[..5].iter().all(|c| *c == Code::Unauthenticated),
+        "{refused:?}"
+    );
+    assert!(
+        refused[5..].iter().all(|c| *c == Code::ResourceExhausted),
+        "{refused:?}"
+    );
+    let bob_again = grpc.list_bookings(with_token(list(), &bob)).await;
+    assert!(bob_again.is_ok(), "{bob_again:?}");
+    fleet.shutdown().await;
+}

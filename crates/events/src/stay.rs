@@ -82,12 +82,23 @@ impl Stay {
     }
 }
 
-/// Reads `2026-12-01` or the seed's `20261201`.
+/// Reads `2026-12-01` or the seed's `20261201`: a four-digit year, always (chrono alone
+/// would also read `+10000-01-01`, which no answer could then write back as `YYYY-MM-DD`).
 pub fn parse_date(text: &str) -> Result<NaiveDate, StayError> {
     let t = text.trim();
-    NaiveDate::parse_from_str(t, "%Y-%m-%d")
-        .or_else(|_| NaiveDate::parse_from_str(t, "%Y%m%d"))
-        .map_err(|_| StayError::BadDate(t.chars().take(40).collect()))
+    let digit_or_dash = |(i, b): (usize, &u8)| match (t.len(), i) {
+        (10, 4 | 7) => *b == b'-',
+        _ => b.is_ascii_digit(),
+    };
+    let shaped = matches!(t.len(), 8 | 10) && t.as_bytes().iter().enumerate().all(digit_or_dash);
+    let parsed = match t.len() {
+        10 => NaiveDate::parse_from_str(t, "%Y-%m-%d"),
+        _ => NaiveDate::parse_from_str(t, "%Y%m%d"),
+    };
+    match parsed {
+        Ok(d) if shaped => Ok(d),
+        _ => Err(StayError::BadDate(t.chars().take(40).collect())),
+    }
 }
 
 #[cfg(test)]
@@ -139,5 +150,28 @@ mod tests {
         assert!(parse_date("2026-13-01").is_err());
         assert!(parse_date("' OR 1=1 --").is_err());
         assert!(Stay::one_night(NaiveDate::MAX).is_err());
+    }
+
+    #[test]
+    fn only_a_four_digit_year_is_a_date() {
+        for bad in [
+            "+10000-01-01",
+            "+2026-01-01",
+            "-2026-01-01",
+            "2026-1-1",
+            "2026-01-1 ",
+            "20260101 1",
+            "2026/01/01",
+            "٢٠٢٦-٠١-٠١",
+            "202601011",
+        ] {
+            assert!(parse_date(bad).is_err(), "{bad:?} read as a date");
+        }
+        assert_eq!(
+            d(" 2026-01-01 "),
+            d("20260101"),
+            "spaces around are trimmed"
+        );
+        assert_eq!(d("0001-01-01").to_string(), "0001-01-01");
     }
 }

@@ -26,7 +26,7 @@ use rdkafka::consumer::{
 use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
-use rdkafka::{ClientConfig, ClientContext, Message};
+use rdkafka::{ClientContext, Message};
 use sqlx::AnyConnection;
 use tokio_util::sync::CancellationToken;
 
@@ -230,9 +230,8 @@ impl ConsumerLoop {
     pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
         loop {
             let assigned = Arc::new(AtomicBool::new(false));
-            let mut config = ClientConfig::new();
+            let mut config = crate::kafka::client_config(&self.settings)?;
             config
-                .set("bootstrap.servers", &self.settings.brokers)
                 .set("group.id", &self.settings.group_id)
                 .set("enable.auto.commit", "true")
                 .set("auto.commit.interval.ms", "500")
@@ -539,8 +538,7 @@ pub async fn replay(
     handler: Arc<dyn EventHandler>,
 ) -> anyhow::Result<u64> {
     use rdkafka::{Offset, TopicPartitionList};
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &settings.brokers)
+    let consumer: StreamConsumer = crate::kafka::client_config(settings)?
         .set(
             "group.id",
             format!(

@@ -182,9 +182,26 @@ pub async fn bound_request_id(mut req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// What [`observe`] needs: the metrics, and whether a client's trace context is continued.
+#[derive(Clone)]
+pub struct Observer {
+    /// Where requests are counted.
+    pub metrics: Metrics,
+    /// Continue the client's `traceparent` (behind the fleet's own edge, and locally), or
+    /// start a new trace linked to it and drop `tracestate` and `baggage` (the internet).
+    pub trust_trace_context: bool,
+}
+
 /// Per-request span with the request id, route metrics, one log line per request, and the
 /// one place where the cause of a 5xx is logged.
-pub async fn observe(State(metrics): State<Metrics>, req: Request, next: Next) -> Response {
+pub async fn observe(
+    State(Observer {
+        metrics,
+        trust_trace_context,
+    }): State<Observer>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     // Bounded like the metrics' label: the method is the client's to choose.
     let method = crate::metrics::method_label(req.method().as_str());
@@ -209,8 +226,14 @@ pub async fn observe(State(metrics): State<Metrics>, req: Request, next: Next) -
     let parent = req
         .headers()
         .get(crate::trace::TRACEPARENT)
-        .and_then(|v| v.to_str().ok());
-    crate::trace::adopt(&span, parent);
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    crate::trace::continue_or_link(&span, parent.as_deref(), trust_trace_context);
+    if !trust_trace_context {
+        for name in crate::trace::CLIENT_CONTEXT {
+            req.headers_mut().remove(name);
+        }
+    }
     let res = next.run(req).instrument(span.clone()).await;
     let status = res.status();
     let elapsed = started.elapsed();

@@ -11,6 +11,7 @@ pub mod error;
 pub mod health;
 pub mod http;
 pub mod kafka;
+pub mod limit;
 pub mod metrics;
 pub mod outbox;
 pub mod runtime;

@@ -1,13 +1,15 @@
-//! Rate limits at the edge (SPEC §7): a token bucket per key — the token's subject for API
-//! calls, the user or client name for token requests — refilled continuously. A caller
-//! over its limit gets `429` with `Retry-After` and nothing is forwarded.
+//! Rate limits at the edges (SPEC §7) — the gateway and book's gRPC port: a token bucket
+//! per key — the token's subject for API calls, the user or client name for token
+//! requests, the client's address for refused calls — refilled continuously. A caller over
+//! its limit gets `429` (gRPC: `RESOURCE_EXHAUSTED`) with `Retry-After` and nothing is
+//! done.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::ApiError;
 use axum::http::StatusCode;
-use platform::ApiError;
 use serde::Deserialize;
 
 /// One limit: a sustained rate and a burst.

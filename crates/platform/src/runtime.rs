@@ -47,7 +47,9 @@ impl Runtime {
     ) -> anyhow::Result<Self> {
         let metrics = Metrics::new(service)?;
         let db = Db::connect(&settings.database, migrations).await?;
-        crate::kafka::ensure_topics(&settings.kafka).await?;
+        if settings.kafka.create_topics {
+            crate::kafka::ensure_topics(&settings.kafka).await?;
+        }
         let producer = crate::kafka::producer(&settings.kafka)?;
         let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port)).await?;
         Ok(Self {
@@ -226,7 +228,10 @@ pub async fn serve_http_with_internal(
         router
             .method_not_allowed_fallback(crate::http::method_not_allowed)
             .route_layer(axum::middleware::from_fn_with_state(
-                metrics.clone(),
+                crate::http::Observer {
+                    metrics: metrics.clone(),
+                    trust_trace_context: http.trust_trace_context,
+                },
                 crate::http::observe,
             ))
             .fallback(crate::http::not_found)

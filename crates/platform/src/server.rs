@@ -5,6 +5,9 @@
 //!   kernel's listen backlog (nothing is allocated for them);
 //! - **slow clients**: a request's head must arrive within `header_read_timeout_ms`
 //!   (slowloris), and an idle keep-alive connection is closed after the same time;
+//! - **clients that do not read**: an answer not taken within `write_timeout_ms` closes
+//!   the connection ([`Guarded`]), so pipelining requests and never reading the answers
+//!   holds nothing for long;
 //! - **headers**: at most `max_headers` of them and `max_header_bytes` in all (`431`);
 //! - **work in progress**: at most `max_in_flight` API requests at once; beyond, `503` +
 //!   `Retry-After` at once (load shedding), so a flood costs a refusal, not a queue;
@@ -17,8 +20,11 @@
 //! does underneath) because `axum::serve` sets none of these bounds.
 
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -29,8 +35,10 @@ use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Sleep;
 use tower::ServiceExt as _;
 
 use crate::error::ApiError;
@@ -58,31 +66,16 @@ pub async fn serve(
         .header_read_timeout(Duration::from_millis(http.header_read_timeout_ms.max(1)))
         .max_headers(http.max_headers.max(1))
         .max_header_size(http.max_header_bytes.max(1024));
+    let limits = ConnectionLimits::of(http);
     tokio::pin!(stop);
     loop {
-        let permit = tokio::select! {
-            permit = connections.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            () = &mut stop => break,
-        };
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(s) => s,
-                Err(e) => {
-                    // Out of file descriptors or a connection reset before accept: not
-                    // fatal; wait a moment rather than spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
+            accepted = accept(&listener, &connections, limits) => match accepted {
+                Some(s) => s,
+                None => break,
             },
             () = &mut stop => break,
         };
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY not set");
-        }
         let service = app.clone().map_request(move |mut req: Request<_>| {
             req.extensions_mut().insert(ConnectInfo(peer));
             req
@@ -92,11 +85,11 @@ pub async fn serve(
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             // Errors here are the client's doing (reset, timeout, malformed head, which
-            // hyper has already answered where it could): nothing for an operator.
+            // hyper has already answered where it could): nothing for an operator. The
+            // connection's place is given back when it ends (the stream holds it).
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
-            drop(permit);
         });
     }
     drop(listener);
@@ -108,6 +101,178 @@ pub async fn serve(
         tracing::warn!("connections still open after the request timeout; closing them");
     }
     Ok(())
+}
+
+/// The time bounds of one connection's socket.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// The client's first bytes must arrive within this.
+    pub first_read: Duration,
+    /// An answer the client does not take within this ends the connection.
+    pub write: Duration,
+}
+
+impl ConnectionLimits {
+    /// The bounds `http` sets: its header read timeout for the first bytes, its write
+    /// timeout for answers.
+    pub fn of(http: &HttpSettings) -> Self {
+        Self {
+            first_read: Duration::from_millis(http.header_read_timeout_ms.max(1)),
+            write: Duration::from_millis(http.write_timeout_ms.max(1)),
+        }
+    }
+}
+
+/// Waits for a place among the open connections (`connections`), then accepts the next
+/// connection, [`Guarded`] by `limits`; `None` once the semaphore is closed. Accept errors
+/// (out of file descriptors, a connection reset before accept) are not fatal: it waits a
+/// moment rather than spin, and accepts again.
+pub async fn accept(
+    listener: &TcpListener,
+    connections: &Arc<Semaphore>,
+    limits: ConnectionLimits,
+) -> Option<(Guarded<TcpStream>, SocketAddr)> {
+    let permit = connections.clone().acquire_owned().await.ok()?;
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::debug!(error = %e, "TCP_NODELAY not set");
+                }
+                return Some((Guarded::new(stream, limits, permit), peer));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// A connection's socket with its time bounds: its first bytes must arrive within
+/// [`ConnectionLimits::first_read`] (a client that connects and sends nothing, or never
+/// starts an HTTP/2 handshake), and a write the client does not take within
+/// [`ConnectionLimits::write`] fails with `TimedOut`, which ends the connection. Holds the
+/// connection's place among the open ones until dropped.
+pub struct Guarded<S> {
+    inner: S,
+    first_read: Option<Pin<Box<Sleep>>>,
+    write_timeout: Duration,
+    write_stall: Option<Pin<Box<Sleep>>>,
+    _place: OwnedSemaphorePermit,
+}
+
+impl<S> Guarded<S> {
+    /// `inner` bounded by `limits`, holding `place`.
+    pub fn new(inner: S, limits: ConnectionLimits, place: OwnedSemaphorePermit) -> Self {
+        Self {
+            inner,
+            first_read: Some(Box::pin(tokio::time::sleep(limits.first_read))),
+            write_timeout: limits.write,
+            write_stall: None,
+            _place: place,
+        }
+    }
+
+    /// The socket.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// A write's outcome, or `TimedOut` once writes have been pending for the write
+    /// timeout without a byte taken.
+    fn within_write_timeout<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            self.write_stall = None;
+            return polled;
+        }
+        let timeout = self.write_timeout;
+        let stall = self
+            .write_stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match stall.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client took nothing of its answer within the write timeout",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                if buf.filled().len() > before {
+                    this.first_read = None;
+                }
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                let expired = this
+                    .first_read
+                    .as_mut()
+                    .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready());
+                if expired {
+                    Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client sent nothing within the header read timeout",
+                    )))
+                } else {
+                    Poll::Pending
+                }
+            }
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.within_write_timeout(cx, polled)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.within_write_timeout(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_flush(cx);
+        this.within_write_timeout(cx, polled)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.within_write_timeout(cx, polled)
+    }
 }
 
 /// The in-flight bound and the request timeout, as one middleware.
@@ -156,4 +321,86 @@ pub fn peer(req_extensions: &axum::http::Extensions) -> Option<SocketAddr> {
     req_extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(a)| *a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn guarded(
+        first_read_ms: u64,
+        write_ms: u64,
+    ) -> (Guarded<tokio::io::DuplexStream>, tokio::io::DuplexStream) {
+        let (ours, theirs) = tokio::io::duplex(1024);
+        let place = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        let limits = ConnectionLimits {
+            first_read: Duration::from_millis(first_read_ms),
+            write: Duration::from_millis(write_ms),
+        };
+        (Guarded::new(ours, limits, place), theirs)
+    }
+
+    #[tokio::test]
+    async fn a_client_that_never_reads_times_the_writes_out() {
+        let (mut server, mut client) = guarded(10_000, 300);
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let mut head = [0; 18];
+        server.read_exact(&mut head).await.unwrap();
+        // 1 KiB of buffer, then nothing is taken: the write waits, then fails.
+        let started = std::time::Instant::now();
+        let err = server.write_all(&[b'x'; 64 * 1024]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= Duration::from_millis(300));
+    }
+
+    #[tokio::test]
+    async fn a_client_that_reads_slowly_but_steadily_is_served() {
+        let (mut server, mut client) = guarded(10_000, 500);
+        let reader = tokio::spawn(async move {
+            let mut got = 0;
+            let mut buf = [0; 512];
+            while got < 16 * 1024 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                got += client.read(&mut buf).await.unwrap();
+            }
+            got
+        });
+        server.write_all(&[b'x'; 16 * 1024]).await.unwrap();
+        assert_eq!(reader.await.unwrap(), 16 * 1024, "each stall is short");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_sends_nothing_is_dropped_and_one_that_sent_may_idle() {
+        let (mut silent, _client) = guarded(100, 5_000);
+        let mut buf = [0; 8];
+        let err = silent.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+
+        let (mut server, mut client) = guarded(100, 5_000);
+        client.write_all(b"PRI").await.unwrap();
+        assert_eq!(server.read(&mut buf).await.unwrap(), 3);
+        // After its first bytes, a connection may wait as long as its protocol allows.
+        let waited = tokio::time::timeout(Duration::from_millis(500), server.read(&mut buf)).await;
+        assert!(waited.is_err(), "still waiting: {waited:?}");
+    }
+
+    #[test]
+    fn a_connection_holds_its_place_until_dropped() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let _in_runtime = rt.enter();
+        let places = Arc::new(Semaphore::new(1));
+        let (ours, _theirs) = tokio::io::duplex(8);
+        let limits = ConnectionLimits {
+            first_read: Duration::from_secs(1),
+            write: Duration::from_secs(1),
+        };
+        let g = Guarded::new(ours, limits, places.clone().try_acquire_owned().unwrap());
+        assert_eq!(places.available_permits(), 0);
+        drop(g);
+        assert_eq!(places.available_permits(), 1);
+    }
 }

@@ -58,6 +58,14 @@ pub struct HttpSettings {
     pub max_header_bytes: usize,
     /// A request (reading its body included) must be answered within this (`408`).
     pub request_timeout_ms: u64,
+    /// An answer the client does not read within this closes the connection (a client
+    /// that pipelines requests and never reads would otherwise hold it, and the answers
+    /// queued for it, for ever).
+    pub write_timeout_ms: u64,
+    /// Whether a request's `traceparent` is continued (the default: behind the fleet's
+    /// edge, and locally) or a new trace is started, linked to it, with `tracestate` and
+    /// `baggage` dropped (the gateway in a cluster, where requests come from the internet).
+    pub trust_trace_context: bool,
 }
 
 impl Default for HttpSettings {
@@ -74,6 +82,8 @@ impl Default for HttpSettings {
             max_headers: 64,
             max_header_bytes: 16 * 1024,
             request_timeout_ms: 30_000,
+            write_timeout_ms: 10_000,
+            trust_trace_context: true,
         }
     }
 }
@@ -128,6 +138,40 @@ pub struct KafkaSettings {
     /// floor under every event hop: `./dev` and the test fleets set 40 ms
     /// (docs/broker.md).
     pub fetch_wait_ms: Option<u64>,
+    /// How the clients reach the brokers: plaintext (locally), or TLS with the service's
+    /// own client certificate (a cluster: Strimzi's `tls` users, whose ACLs say what each
+    /// service may write and read).
+    pub security: KafkaSecurity,
+    /// Create the topics at start-up when missing (the local broker creates none on
+    /// demand). A cluster declares them (Strimzi `KafkaTopic`) and gives no service the
+    /// right to create any: `false` there.
+    pub create_topics: bool,
+}
+
+/// `security.protocol` and its TLS files (`HOUSEBOOK_KAFKA__SECURITY__*`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct KafkaSecurity {
+    /// `plaintext` (the default) or `ssl`.
+    pub protocol: KafkaProtocol,
+    /// The CA certificate(s) the brokers' certificates must chain to (PEM file); none:
+    /// the system's roots.
+    pub ca_location: Option<String>,
+    /// The client's certificate (PEM file), for brokers that authenticate clients by TLS.
+    pub certificate_location: Option<String>,
+    /// The client certificate's private key (PEM file).
+    pub key_location: Option<String>,
+}
+
+/// How the Kafka clients talk to the brokers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KafkaProtocol {
+    /// No TLS (the local broker).
+    #[default]
+    Plaintext,
+    /// TLS, verifying the brokers' certificates and names.
+    Ssl,
 }
 
 impl Default for KafkaSettings {
@@ -143,6 +187,8 @@ impl Default for KafkaSettings {
             retry_backoff_ms: 100,
             relay_poll_ms: 500,
             fetch_wait_ms: None,
+            security: KafkaSecurity::default(),
+            create_topics: true,
         }
     }
 }

@@ -56,6 +56,36 @@ pub fn adopt(span: &tracing::Span, traceparent: Option<&str>) {
     }
 }
 
+/// The trace-context headers a client may send besides `traceparent`; an edge that does
+/// not trust the client's context drops them too, so they reach no service.
+pub const CLIENT_CONTEXT: [&str; 3] = [TRACEPARENT, "tracestate", "baggage"];
+
+/// Starts `span` as a new trace linked to the client's context (when `traceparent` names
+/// one), rather than in it: a client then cannot choose the fleet's trace ids nor join
+/// its requests to another's trace, and its context is kept for whoever follows the link.
+/// Records the new trace id in the span's `trace_id` field.
+pub fn link(span: &tracing::Span, traceparent: Option<&str>) {
+    if let Some(tp) = traceparent {
+        let carrier = HashMap::from([(TRACEPARENT.to_owned(), tp.to_owned())]);
+        let cx = TraceContextPropagator::new().extract(&carrier);
+        let linked = cx.span().span_context().clone();
+        if linked.is_valid() {
+            span.add_link(linked);
+        }
+    }
+    adopt(span, None);
+}
+
+/// Continues the client's trace ([`adopt`]) when `trusted`, else starts a new one linked
+/// to it ([`link`]).
+pub fn continue_or_link(span: &tracing::Span, traceparent: Option<&str>, trusted: bool) {
+    if trusted {
+        adopt(span, traceparent);
+    } else {
+        link(span, traceparent);
+    }
+}
+
 /// The trace id in a `traceparent` (`00-<trace id>-<span id>-<flags>`).
 pub fn trace_id(traceparent: &str) -> Option<&str> {
     traceparent.split('-').nth(1).filter(|t| t.len() == 32)

@@ -341,3 +341,46 @@ on_both_backends!(
     the_outbox_publishes_what_commits_and_nothing_that_rolled_back,
     transient_failures_are_retried_then_parked_and_offsets_survive_a_restart,
 );
+
+/// Issue 18: a service reaches a managed PostgreSQL over TLS when its URL asks
+/// (`sslmode=require`, or `verify-full` with `sslrootcert`). The test server either
+/// speaks TLS — then the session is encrypted — or it does not, and then the client
+/// refuses to go on in the clear; a build without TLS would fail either way.
+#[tokio::test]
+async fn the_database_is_reached_over_tls_when_the_url_asks() {
+    use secrecy::SecretString;
+    let url = testkit::fresh_database(Backend::Postgres).await;
+    let plain = platform::settings::DatabaseSettings {
+        url: SecretString::from(url.clone()),
+        max_connections: Some(1),
+    };
+    let db = Db::connect(&plain, &[]).await.unwrap();
+    let server_tls: String = sqlx::query_scalar("SHOW ssl")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    db.close().await;
+    let tls = platform::settings::DatabaseSettings {
+        url: SecretString::from(format!("{url}?sslmode=require")),
+        max_connections: Some(1),
+    };
+    match (server_tls.as_str(), Db::connect(&tls, &[]).await) {
+        ("on", Ok(db)) => {
+            let encrypted: bool =
+                sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                    .fetch_one(db.pool())
+                    .await
+                    .unwrap();
+            assert!(
+                encrypted,
+                "sslmode=require, yet the session is in the clear"
+            );
+            db.close().await;
+        }
+        ("off", Err(e)) => {
+            let e = format!("{e:#}").to_lowercase();
+            assert!(e.contains("tls") || e.contains("ssl"), "{e}");
+        }
+        (server, other) => panic!("server ssl={server}: {:?}", other.map(|_| "connected")),
+    }
+}

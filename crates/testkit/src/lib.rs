@@ -43,6 +43,11 @@ macro_rules! on_both_backends {
 
 pub use platform::db::Backend;
 
+/// The booking horizon test fleets run with: the fixtures book fixed dates up to 2099, and
+/// the horizon is the one rule those dates would trip. The horizon's own tests run at the
+/// default (`book`'s `bookings_open_two_years_ahead…`).
+pub const FIXTURE_HORIZON_DAYS: u32 = 36_500;
+
 /// `fetch.wait.max.ms` for the local broker, as `./dev` sets it (`LOCAL_BROKER_ENV`): nisshi
 /// looks at its storage again only after sleeping half of what is left of a fetch's wait,
 /// so the wait is a floor under every event hop there (docs/broker.md).

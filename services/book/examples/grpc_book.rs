@@ -2,7 +2,7 @@
 //!
 //! ```sh
 //! ALICE=$(curl -s localhost:8088/oauth/token -d grant_type=password -d username=alice -d password=alice | jq -r .access_token)
-//! TOKEN=$ALICE cargo run -p book --example grpc_book -- 1 2030-03-01 2030-03-03
+//! TOKEN=$ALICE cargo run -p book --example grpc_book -- 1 $(date -d '+30 days' +%F) $(date -d '+32 days' +%F)
 //! ```
 //!
 //! Arguments: house id, check-in, check-out. `BOOK_GRPC` is where book serves gRPC

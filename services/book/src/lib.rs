@@ -73,6 +73,29 @@ pub struct Settings {
     /// The gRPC adapter's listener.
     #[serde(default)]
     pub grpc: GrpcSettings,
+    /// What a booking may ask.
+    #[serde(default)]
+    pub booking: BookingSettings,
+}
+
+/// What a booking may ask (`HOUSEBOOK_BOOKING__*`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct BookingSettings {
+    /// How many days ahead bookings open: a check-in after today + this is refused (422).
+    #[serde(default = "default_horizon_days")]
+    pub horizon_days: u32,
+}
+
+fn default_horizon_days() -> u32 {
+    domain::models::Horizon::DEFAULT_DAYS
+}
+
+impl Default for BookingSettings {
+    fn default() -> Self {
+        Self {
+            horizon_days: default_horizon_days(),
+        }
+    }
 }
 
 /// A built, not yet running, booking service.
@@ -123,14 +146,19 @@ impl Service for Application {
         payments.watch(runtime.shutdown());
         let houses = HttpHouses::new(settings.house.clone(), token)?;
         houses.watch(runtime.shutdown());
-        let service = BookService::new(Arc::new(repo), payments, Arc::new(houses));
+        let service = BookService::new(Arc::new(repo), payments, Arc::new(houses))
+            .with_horizon(domain::models::Horizon::days(settings.booking.horizon_days));
         let verifier = platform::auth::TokenVerifier::new(&settings.common.auth)?;
         let handler = Arc::new(inbound::kafka::BookEvents::new(service.clone()));
         let grpc = match settings.grpc.port {
             Some(port) => Some(Grpc {
                 listener: tokio::net::TcpListener::bind((settings.common.http.host.as_str(), port))
                     .await?,
-                api: inbound::grpc::BookingsApi::new(service.clone(), verifier.clone()),
+                api: inbound::grpc::BookingsApi::new(
+                    service.clone(),
+                    verifier.clone(),
+                    &settings.grpc,
+                ),
                 settings: settings.grpc.clone(),
             }),
             None => None,

@@ -3,7 +3,7 @@
 //! `/mypages`, `/availability` and `/notifications` to their services over pooled keep-alive connections.
 
 pub mod client;
-pub mod limit;
+pub use platform::limit;
 pub mod oauth;
 pub mod passwords;
 pub mod proxy;
@@ -12,6 +12,7 @@ pub mod settings;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::HeaderValue;
 use axum::routing::{any, get, post};
 use axum::Router;
 use platform::auth::{TokenIssuer, TokenVerifier};
@@ -140,8 +141,25 @@ impl Service for Application {
         let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port)).await?;
         let internal =
             TcpListener::bind((settings.internal.host.as_str(), settings.internal.port)).await?;
+        let mut public_router = router(public, proxy);
+        if settings.hsts_max_age_secs > 0 {
+            let hsts = HeaderValue::try_from(format!(
+                "max-age={}; includeSubDomains",
+                settings.hsts_max_age_secs
+            ))?;
+            public_router = public_router.layer(axum::middleware::map_response(
+                move |mut res: axum::response::Response| {
+                    let hsts = hsts.clone();
+                    async move {
+                        res.headers_mut()
+                            .insert(axum::http::header::STRICT_TRANSPORT_SECURITY, hsts);
+                        res
+                    }
+                },
+            ));
+        }
         Ok(Self {
-            router: router(public, proxy),
+            router: public_router,
             internal: (internal, internal_router(fleet)),
             listener,
             metrics,

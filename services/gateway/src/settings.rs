@@ -37,6 +37,10 @@ pub struct Settings {
     pub forwarded: ForwardedSettings,
     /// The internal listener: client-credentials tokens for the fleet's services.
     pub internal: InternalSettings,
+    /// `Strict-Transport-Security: max-age=…; includeSubDomains` on every public answer;
+    /// `0` (the default) sends none. Set where the load balancer in front terminates TLS
+    /// and redirects HTTP (the EKS overlay): browsers then never try plain HTTP again.
+    pub hsts_max_age_secs: u64,
 }
 
 /// The internal listener, where the fleet's services get their tokens. Never routed by
@@ -197,6 +201,7 @@ impl Default for Settings {
             passwords: PasswordSettings::default(),
             forwarded: ForwardedSettings::default(),
             internal: InternalSettings::default(),
+            hsts_max_age_secs: 0,
         }
     }
 }

@@ -516,3 +516,38 @@ async fn the_openapi_document_matches_the_routes() {
     edge.gateway.stop().await;
     edge.house.stop().await;
 }
+
+/// Issue 18: where TLS ends at the load balancer (the EKS overlay), every public answer —
+/// an error included — tells browsers to use HTTPS only; by default none does (a local
+/// gateway on plain HTTP must not pin `localhost` to HTTPS).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hsts_is_sent_where_it_is_set_and_only_there() {
+    let hsts = |r: &reqwest::Response| {
+        r.headers()
+            .get("strict-transport-security")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let edge = start_with(|s| s.hsts_max_age_secs = 31_536_000).await;
+    let http = testkit::http();
+    for path in ["/.well-known/jwks.json", "/books", "/houses"] {
+        let r = http.get(edge.gateway.url(path)).send().await.unwrap();
+        assert_eq!(
+            hsts(&r).as_deref(),
+            Some("max-age=31536000; includeSubDomains"),
+            "{path} answered {}",
+            r.status()
+        );
+    }
+    edge.gateway.stop().await;
+    edge.house.stop().await;
+    let edge = start().await;
+    let r = http
+        .get(edge.gateway.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(hsts(&r), None);
+    edge.gateway.stop().await;
+    edge.house.stop().await;
+}

@@ -253,6 +253,59 @@ async fn paid_reserves_the_nights_and_an_overlap_is_rejected(backend: Backend) {
     );
     let (_, list) = app.get("/houses?date=2030-01-13", &admin()).await;
     assert_eq!(list[0]["status"], "RENTED");
+    // Issue 18: one answer holds at most 366 reserved nights, whatever date is asked;
+    // a client pages on from the day after the last. Two stays of a year each, beside
+    // the four nights above: 734 nights in three answers.
+    let (b5, b6) = (testkit::unique("b5-"), testkit::unique("b6-"));
+    world
+        .publish(&paid(&b5, house, "2031-01-01", "2032-01-01"))
+        .await;
+    world
+        .publish(&paid(&b6, house, "2032-01-01", "2032-12-31"))
+        .await;
+    probe
+        .wait_until(20, "HouseRented b5 and b6", |e| {
+            !of(e, "HouseRented", &b5).is_empty() && !of(e, "HouseRented", &b6).is_empty()
+        })
+        .await;
+    let nights_from = |date: String| {
+        let app = &app;
+        async move {
+            let (s, h) = app
+                .get(&format!("/houses/{house}?date={date}"), &admin())
+                .await;
+            assert_eq!(s, StatusCode::OK, "{date}: {h}");
+            h["reservedNights"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["night"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    let first = nights_from("0001-01-01".into()).await;
+    assert_eq!(first.len(), 366, "from the year 1: one bounded answer");
+    assert_eq!(first[0], "2030-01-10");
+    let mut all = Vec::new();
+    let mut from = "2000-01-01".to_owned();
+    loop {
+        let page = nights_from(from.clone()).await;
+        assert!(page.len() <= 366);
+        let Some(last) = page.last() else { break };
+        from = (events::parse_date(last).unwrap() + chrono::Days::new(1)).to_string();
+        let full = page.len() == 366;
+        all.extend(page);
+        if !full {
+            break;
+        }
+    }
+    let distinct: std::collections::BTreeSet<_> = all.iter().cloned().collect();
+    assert_eq!((all.len(), distinct.len()), (734, 734), "every night once");
+    assert_eq!(all.last().map(String::as_str), Some("2032-12-30"));
+    let (s, _) = app
+        .get(&format!("/houses/{house}?date=%2B10000-01-01"), &admin())
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "a five-digit year");
     app.stop().await;
 }
 
@@ -536,7 +589,10 @@ async fn concurrent_overlapping_reservations_have_exactly_one_winner(backend: Ba
         }
     }
     assert_eq!((rented, taken), (1, 23));
-    let nights = repo.reserved_nights(h.id, d("2030-10-01")).await.unwrap();
+    let nights = repo
+        .reserved_nights(h.id, d("2030-10-01"), 366)
+        .await
+        .unwrap();
     let holders: std::collections::HashSet<_> = nights.iter().map(|n| n.book_id.clone()).collect();
     assert_eq!(holders.len(), 1, "all held nights belong to the one winner");
     db.close().await;
@@ -594,7 +650,7 @@ async fn a_batch_is_applied_in_order_each_event_once(backend: Backend) {
         ]
     );
     let nights: Vec<_> = repo
-        .reserved_nights(h.id, d("2030-11-01"))
+        .reserved_nights(h.id, d("2030-11-01"), 366)
         .await
         .unwrap()
         .into_iter()

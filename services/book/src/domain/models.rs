@@ -120,6 +120,14 @@ pub enum BookingInvalid {
     /// Check-in before today.
     #[error("checkIn must not be in the past")]
     InThePast,
+    /// Check-in further ahead than bookings open.
+    #[error("checkIn must be on or before {last}: bookings open {days} days ahead")]
+    BeyondHorizon {
+        /// The last check-in date accepted today.
+        last: NaiveDate,
+        /// The horizon, in days.
+        days: u32,
+    },
     /// No such house.
     #[error("no house {0}")]
     UnknownHouse(i64),
@@ -128,14 +136,57 @@ pub enum BookingInvalid {
     Price(#[from] events::MoneyError),
 }
 
+/// How far ahead bookings open: a check-in at most this many days after today. A house's
+/// calendar, prices and plans are not known for ever; the bound also keeps every date the
+/// fleet stores a `YYYY-MM-DD` of this era.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Horizon {
+    days: u32,
+}
+
+impl Horizon {
+    /// Two years ahead.
+    pub const DEFAULT_DAYS: u32 = 730;
+
+    /// A horizon of `days` days.
+    pub fn days(days: u32) -> Self {
+        Self { days }
+    }
+
+    /// The last check-in date accepted on `today`.
+    pub fn last_check_in(self, today: NaiveDate) -> NaiveDate {
+        today
+            .checked_add_days(chrono::Days::new(u64::from(self.days)))
+            .unwrap_or(NaiveDate::MAX)
+    }
+}
+
+impl Default for Horizon {
+    fn default() -> Self {
+        Self::days(Self::DEFAULT_DAYS)
+    }
+}
+
 impl BookingRequest {
-    /// Checks a request against today's date.
-    pub fn new(house_id: i64, stay: Stay, today: NaiveDate) -> Result<Self, BookingInvalid> {
+    /// Checks a request against today's date: check-in from today to the horizon.
+    pub fn new(
+        house_id: i64,
+        stay: Stay,
+        today: NaiveDate,
+        horizon: Horizon,
+    ) -> Result<Self, BookingInvalid> {
         if house_id <= 0 {
             return Err(BookingInvalid::HouseId);
         }
         if stay.check_in() < today {
             return Err(BookingInvalid::InThePast);
+        }
+        let last = horizon.last_check_in(today);
+        if stay.check_in() > last {
+            return Err(BookingInvalid::BeyondHorizon {
+                last,
+                days: horizon.days,
+            });
         }
         Ok(Self { house_id, stay })
     }
@@ -208,10 +259,12 @@ mod tests {
     #[test]
     fn the_price_is_nights_times_the_listing() {
         let today = d("2030-01-01");
+        let h = Horizon::default();
         let r = BookingRequest::new(
             1,
             Stay::new(d("2030-01-10"), d("2030-01-13")).unwrap(),
             today,
+            h,
         )
         .unwrap();
         let l = Listing {
@@ -222,16 +275,47 @@ mod tests {
         assert_eq!(r.price(&l).unwrap().get(), 600_000);
         let past = Stay::new(d("2029-12-31"), d("2030-01-02")).unwrap();
         assert_eq!(
-            BookingRequest::new(1, past, today),
+            BookingRequest::new(1, past, today, h),
             Err(BookingInvalid::InThePast)
         );
         assert!(
-            BookingRequest::new(1, Stay::one_night(today).unwrap(), today).is_ok(),
+            BookingRequest::new(1, Stay::one_night(today).unwrap(), today, h).is_ok(),
             "tonight is fine"
         );
         assert_eq!(
-            BookingRequest::new(0, Stay::one_night(today).unwrap(), today),
+            BookingRequest::new(0, Stay::one_night(today).unwrap(), today, h),
             Err(BookingInvalid::HouseId)
+        );
+    }
+
+    #[test]
+    fn bookings_open_up_to_the_horizon_and_not_a_day_more() {
+        let today = d("2026-12-01");
+        let night = |s: &str| Stay::one_night(d(s)).unwrap();
+        let h = Horizon::default();
+        // 730 days from 2026-12-01, over 29 February 2028.
+        assert!(BookingRequest::new(1, night("2028-11-30"), today, h).is_ok());
+        assert_eq!(
+            BookingRequest::new(1, night("2028-12-01"), today, h),
+            Err(BookingInvalid::BeyondHorizon {
+                last: d("2028-11-30"),
+                days: 730
+            })
+        );
+        assert_eq!(
+            BookingRequest::new(1, night("9999-01-01"), today, Horizon::days(30))
+                .unwrap_err()
+                .to_string(),
+            "checkIn must be on or before 2026-12-31: bookings open 30 days ahead"
+        );
+        assert!(
+            BookingRequest::new(1, night("2026-12-01"), today, Horizon::days(0)).is_ok(),
+            "a zero horizon still takes tonight"
+        );
+        assert_eq!(
+            Horizon::days(u32::MAX).last_check_in(NaiveDate::MAX),
+            NaiveDate::MAX,
+            "no overflow"
         );
     }
 }

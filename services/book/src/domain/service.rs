@@ -7,7 +7,7 @@ use chrono::Utc;
 use events::EventKey;
 
 use super::models::{
-    BookStatus, Booking, BookingInvalid, BookingRequest, InvalidTransition, Listing,
+    BookStatus, Booking, BookingInvalid, BookingRequest, Horizon, InvalidTransition, Listing,
 };
 use super::ports::{
     Abandoned, Applied, BookRepository, BookingFilter, CancelError, Consumed, HouseLookupError,
@@ -74,6 +74,7 @@ pub struct BookService {
     repo: Arc<dyn BookRepository>,
     payments: Arc<dyn Payments>,
     houses: Arc<dyn Houses>,
+    horizon: Horizon,
 }
 
 impl BookService {
@@ -87,7 +88,18 @@ impl BookService {
             repo,
             payments,
             houses,
+            horizon: Horizon::default(),
         }
+    }
+
+    /// The same service with bookings open `horizon` ahead.
+    pub fn with_horizon(self, horizon: Horizon) -> Self {
+        Self { horizon, ..self }
+    }
+
+    /// How far ahead bookings open.
+    pub fn horizon(&self) -> Horizon {
+        self.horizon
     }
 
     /// The listing of a house: book's own copy, else house's answer (kept).

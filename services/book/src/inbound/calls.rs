@@ -8,7 +8,7 @@ use platform::auth::{Caller, Role};
 use platform::http::Page;
 use platform::ApiError;
 
-use crate::domain::models::{BookStatus, Booking, BookingInvalid, BookingRequest};
+use crate::domain::models::{BookStatus, Booking, BookingInvalid, BookingRequest, Horizon};
 use crate::domain::service::{Actor, BookError, BookService, CancelBookingError, GetError};
 
 /// What a client sent to book a stay: `checkIn` + `checkOut`, or the seed's one-night
@@ -26,7 +26,7 @@ pub struct StayAsked {
 }
 
 impl StayAsked {
-    fn request(self) -> Result<BookingRequest, BookingInvalid> {
+    fn request(self, horizon: Horizon) -> Result<BookingRequest, BookingInvalid> {
         let stay = match (self.check_in, self.check_out, self.book_date) {
             (Some(i), Some(o), _) => {
                 events::Stay::new(events::parse_date(&i)?, events::parse_date(&o)?)?
@@ -34,7 +34,7 @@ impl StayAsked {
             (None, None, Some(d)) => events::Stay::one_night(events::parse_date(&d)?)?,
             _ => return Err(BookingInvalid::NoStay),
         };
-        BookingRequest::new(self.house_id, stay, Utc::now().date_naive())
+        BookingRequest::new(self.house_id, stay, Utc::now().date_naive(), horizon)
     }
 }
 
@@ -53,7 +53,7 @@ pub async fn book(
 ) -> Result<Booking, ApiError> {
     caller.require_any(&[Role::Customer, Role::Admin])?;
     let request = asked
-        .request()
+        .request(service.horizon())
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     service
         .book(&caller.id, request)

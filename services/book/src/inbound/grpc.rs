@@ -7,16 +7,29 @@
 //! overall status follows `/readyz`, within a quarter of a second) and, where enabled
 //! (`grpc.reflection`: `./dev` yes, a cluster no), server reflection (v1 and v1alpha), so
 //! standard clients such as grpcurl need no `.proto` file.
+//!
+//! Bounded as the gateway is (issue 18): calls per token subject and refused calls per
+//! client address are rate limited (`RESOURCE_EXHAUSTED` + `RetryInfo` beyond), at most
+//! `max_connections` connections are open (more wait in the listen backlog), a connection
+//! must start its HTTP/2 handshake within the header read timeout, an answer the client
+//! does not read within the write timeout ends the connection, and a peer that stops
+//! answering keep-alive pings is dropped.
 
 use std::time::Duration;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use platform::auth::{Caller, TokenVerifier};
 use platform::health::Health;
 use platform::http::Page;
+use platform::limit::{Limiter, Rate};
+use platform::server::{ConnectionLimits, Guarded};
 use platform::settings::HttpSettings;
 use platform::ApiError;
 use serde::Deserialize;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status};
 use tonic_health::server::HealthReporter;
@@ -57,6 +70,12 @@ pub struct GrpcSettings {
     /// unless enabled: `./dev` enables it; a cluster leaves it off (issue 18: it answered
     /// anyone).
     pub reflection: bool,
+    /// Connections open at most; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Calls per token subject (as the gateway's API limit).
+    pub rate_limit: Rate,
+    /// Refused (unauthenticated) calls per client address; beyond, `RESOURCE_EXHAUSTED`.
+    pub unauthenticated: Rate,
 }
 
 impl Default for GrpcSettings {
@@ -66,6 +85,15 @@ impl Default for GrpcSettings {
             max_message_bytes: 64 * 1024,
             max_concurrent_streams: 128,
             reflection: false,
+            max_connections: 256,
+            rate_limit: Rate {
+                per_second: 1000.0,
+                burst: 2000.0,
+            },
+            unauthenticated: Rate {
+                per_second: 50.0,
+                burst: 100.0,
+            },
         }
     }
 }
@@ -75,21 +103,106 @@ impl Default for GrpcSettings {
 pub struct BookingsApi {
     service: BookService,
     verifier: TokenVerifier,
+    per_subject: Limiter,
+    refused_per_address: Limiter,
 }
 
 impl BookingsApi {
-    /// An adapter over the domain service, checking tokens with `verifier`.
-    pub fn new(service: BookService, verifier: TokenVerifier) -> Self {
-        Self { service, verifier }
+    /// An adapter over the domain service, checking tokens with `verifier` and limiting
+    /// calls as `settings` say.
+    pub fn new(service: BookService, verifier: TokenVerifier, settings: &GrpcSettings) -> Self {
+        Self {
+            service,
+            verifier,
+            per_subject: Limiter::new(settings.rate_limit),
+            refused_per_address: Limiter::new(settings.unauthenticated),
+        }
     }
 
+    /// The caller a call's token names, within its rate limit. A refused token counts
+    /// against the client's address: a refusal is cheap, not free (a signature check).
     fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
         let value = request
             .metadata()
             .get("authorization")
             .map(|v| v.to_str().unwrap_or(""));
-        self.verifier.caller(value).map_err(status)
+        match self.verifier.caller(value) {
+            Ok(caller) => {
+                self.per_subject.admit(&caller.id).map_err(status)?;
+                Ok(caller)
+            }
+            Err(refused) => {
+                let from = request
+                    .remote_addr()
+                    .map(|a| a.ip().to_string())
+                    .unwrap_or_default();
+                self.refused_per_address.admit(&from).map_err(status)?;
+                Err(status(refused))
+            }
+        }
     }
+}
+
+/// A gRPC connection: the socket with the server's bounds ([`Guarded`]), and its peer.
+struct Connection(Guarded<TcpStream>, SocketAddr);
+
+impl tonic::transport::server::Connected for Connection {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        tonic::transport::server::TcpConnectInfo {
+            local_addr: self.0.get_ref().local_addr().ok(),
+            remote_addr: Some(self.1),
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for Connection {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Connection {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// The connections `listener` accepts, at most `max_connections` open at once, each
+/// bounded as the HTTP server's are.
+fn incoming(
+    listener: TcpListener,
+    max_connections: usize,
+    limits: ConnectionLimits,
+) -> impl futures::Stream<Item = std::io::Result<Connection>> {
+    let places = Arc::new(Semaphore::new(max_connections.max(1)));
+    futures::stream::unfold((listener, places), move |(listener, places)| async move {
+        let (stream, peer) = platform::server::accept(&listener, &places, limits).await?;
+        Some((Ok(Connection(stream, peer)), (listener, places)))
+    })
 }
 
 /// The fleet's error as a gRPC status: the same message, never an internal one.
@@ -249,9 +362,10 @@ pub async fn serve(
         port = listener.local_addr().map(|a| a.port()).unwrap_or(0),
         "grpc listening"
     );
+    let trust_trace_context = http.trust_trace_context;
     let served = tonic::transport::Server::builder()
         // Each call in a span of the caller's trace (`traceparent` metadata), as for REST.
-        .trace_fn(|request| {
+        .trace_fn(move |request| {
             let span = tracing::info_span!(
                 "grpc",
                 path = %request.uri().path(),
@@ -261,7 +375,7 @@ pub async fn serve(
                 .headers()
                 .get(platform::trace::TRACEPARENT)
                 .and_then(|v| v.to_str().ok());
-            platform::trace::adopt(&span, parent);
+            platform::trace::continue_or_link(&span, parent, trust_trace_context);
             span
         })
         .timeout(Duration::from_millis(http.request_timeout_ms))
@@ -276,7 +390,11 @@ pub async fn serve(
         .add_optional_service(reflection_v1alpha)
         .add_service(BookingsServer::new(api).max_decoding_message_size(settings.max_message_bytes))
         .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener),
+            incoming(
+                listener,
+                settings.max_connections,
+                ConnectionLimits::of(http),
+            ),
             stop.cancelled_owned(),
         )
         .await;

@@ -30,11 +30,12 @@ pub trait HouseRepository: Send + Sync + 'static {
         limit: i64,
         offset: i64,
     ) -> anyhow::Result<Vec<(House, bool)>>;
-    /// A house's reserved nights from `from` on.
+    /// A house's first `limit` reserved nights from `from` on, in order.
     async fn reserved_nights(
         &self,
         house_id: i64,
         from: NaiveDate,
+        limit: i64,
     ) -> anyhow::Result<Vec<ReservedNight>>;
     /// Carries out commands in order, each with its inbox row and its event, all in one
     /// transaction (all or none). A reservation holds a booking's nights, all or none,

@@ -8,6 +8,10 @@ use events::EventKey;
 use super::models::{House, NewHouse, ReservedNight};
 use super::ports::{Applied, Command, Decided, HouseRepository};
 
+/// Reserved nights in one calendar answer at most (a year's worth), whatever date is
+/// asked: the answer and the work behind it stay bounded.
+pub const CALENDAR_MAX_NIGHTS: i64 = 366;
+
 /// A house with its calendar as of one date.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HouseCalendar {
@@ -37,7 +41,8 @@ impl HouseService {
         self.repo.register(&new).await
     }
 
-    /// A house and its calendar from `date` on.
+    /// A house and its calendar: its first [`CALENDAR_MAX_NIGHTS`] reserved nights from
+    /// `date` on (a client pages on by asking from the day after the last one).
     pub async fn calendar(
         &self,
         id: i64,
@@ -46,7 +51,10 @@ impl HouseService {
         let Some(house) = self.repo.get(id).await? else {
             return Ok(None);
         };
-        let reserved = self.repo.reserved_nights(id, date).await?;
+        let reserved = self
+            .repo
+            .reserved_nights(id, date, CALENDAR_MAX_NIGHTS)
+            .await?;
         let rented_on_date = reserved.first().is_some_and(|n| n.night == date);
         Ok(Some(HouseCalendar {
             house,

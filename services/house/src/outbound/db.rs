@@ -342,12 +342,14 @@ impl HouseRepository for SqlHouses {
         &self,
         house_id: i64,
         from: NaiveDate,
+        limit: i64,
     ) -> anyhow::Result<Vec<ReservedNight>> {
         let rows = sqlx::query(
-            "SELECT night, book_id FROM reserved_nights WHERE house_id = $1 AND night >= $2 ORDER BY night",
+            "SELECT night, book_id FROM reserved_nights WHERE house_id = $1 AND night >= $2 ORDER BY night LIMIT $3",
         )
         .bind(house_id)
         .bind(from.to_string())
+        .bind(limit)
         .fetch_all(self.db.pool())
         .await?;
         rows.iter()
