@@ -52,9 +52,25 @@ pub struct Tally {
     pub cancelled: Vec<String>,
     /// Count of answers by status (`0`: no answer at all).
     pub statuses: BTreeMap<u16, usize>,
-    /// `STATUS: BODY` of the first few answers of each status that was not `2xx`
-    /// (`0`: no answer; the body is the client's error).
-    pub failures: Vec<String>,
+    /// The first few answers of each status that was not `2xx`.
+    pub failures: Vec<Failure>,
+}
+
+/// An answer that was not `2xx`.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// What was asked (`POST /books/ID/cancel`).
+    pub request: String,
+    /// Its status; `0`: no answer at all.
+    pub status: u16,
+    /// The body, or the client's error when there was no answer.
+    pub body: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.request, self.status, self.body)
+    }
 }
 
 impl Tally {
@@ -87,7 +103,11 @@ impl Tally {
         let seen = self.statuses.entry(status).or_default();
         *seen += 1;
         if !(200..300).contains(&status) && *seen <= 5 {
-            self.failures.push(format!("{what} {status}: {body}"));
+            self.failures.push(Failure {
+                request: what.to_owned(),
+                status,
+                body: body.to_owned(),
+            });
         }
     }
 }

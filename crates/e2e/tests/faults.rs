@@ -86,7 +86,11 @@ fn assert_no_failures(tally: &Tally, why: &str) {
         0,
         "{why}: {}: {:?}",
         tally.summary(),
-        tally.failures
+        tally
+            .failures
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
     );
 }
 
@@ -105,10 +109,9 @@ async fn settle(scene: &Scene, load: Load, name: &str) -> (Tally, Report) {
     .await;
     println!("[{name}] load: {}", tally.summary());
     // Refusals under failure are JSON errors that say nothing of the inside.
-    for f in tally.failures.iter().filter(|f| !f.starts_with("0:")) {
-        let body = f.split_once(": ").map_or("", |(_, b)| b);
+    for f in tally.failures.iter().filter(|f| f.status != 0) {
         let e: serde_json::Value =
-            serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {f}"));
+            serde_json::from_str(&f.body).unwrap_or_else(|_| panic!("not JSON: {f}"));
         let message = e["message"]
             .as_str()
             .unwrap_or_else(|| panic!("no message: {f}"));

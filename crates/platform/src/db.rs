@@ -79,6 +79,21 @@ pub fn values(rows: usize, cols: usize) -> String {
         .join(", ")
 }
 
+/// A PostgreSQL URL with TLS only where it asks for it (`sslmode=require`, `verify-ca`,
+/// `verify-full`, or `prefer`): without an `sslmode`, `disable`. sqlx's own default is
+/// `prefer`, which (now that the build speaks TLS) would quietly encrypt every local
+/// connection — a TLS handshake per pooled connection and the cost on every query —
+/// while verifying nothing; a deployment that wants TLS says so, and then gets it checked.
+fn postgres_url(url: &str) -> String {
+    if url.contains("sslmode=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&sslmode=disable")
+    } else {
+        format!("{url}?sslmode=disable")
+    }
+}
+
 impl Db {
     /// Connects and runs the platform migration followed by the service's.
     pub async fn connect(
@@ -96,7 +111,7 @@ impl Db {
         };
         let url = match backend {
             Backend::Sqlite => sqlite_url(url)?,
-            Backend::Postgres => url.to_owned(),
+            Backend::Postgres => postgres_url(url),
         };
         let options: AnyConnectOptions = url.parse()?;
         let max = settings.max_connections.unwrap_or(match backend {

@@ -343,7 +343,7 @@ on_both_backends!(
 );
 
 /// Issue 18: a service reaches a managed PostgreSQL over TLS when its URL asks
-/// (`sslmode=require`, or `verify-full` with `sslrootcert`). The test server either
+/// (`sslmode=require`, or `verify-full` with `sslrootcert`), and only then. The test server either
 /// speaks TLS — then the session is encrypted — or it does not, and then the client
 /// refuses to go on in the clear; a build without TLS would fail either way.
 #[tokio::test]
@@ -359,6 +359,13 @@ async fn the_database_is_reached_over_tls_when_the_url_asks() {
         .fetch_one(db.pool())
         .await
         .unwrap();
+    // Without an sslmode, no TLS (sqlx alone would try it: `prefer`).
+    let encrypted: bool =
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert!(!encrypted, "a URL without sslmode was encrypted");
     db.close().await;
     let tls = platform::settings::DatabaseSettings {
         url: SecretString::from(format!("{url}?sslmode=require")),
