@@ -91,7 +91,7 @@ pub trait BookRepository: Send + Sync + 'static {
     async fn remember_listing(&self, listing: &Listing) -> anyhow::Result<()>;
     /// Commits a paid booking as `BOOKED` with `Booked`; applies a house decision that
     /// arrived before it; clears it from the unmatched payments.
-    async fn insert_booked(&self, booking: &Booking) -> anyhow::Result<Booking>;
+    async fn insert_booked(&self, booking: &Booking) -> Result<Booking, InsertBookedError>;
     /// One booking.
     async fn get(&self, id: &str) -> anyhow::Result<Option<Booking>>;
     /// Bookings, oldest first.
@@ -185,8 +185,14 @@ pub trait Houses: Send + Sync + 'static {
     async fn listing(&self, house_id: i64) -> Result<Option<Listing>, HouseLookupError>;
 }
 
-/// A booking that came too late: the reconciler had given up on its id and refunds its
-/// payment (from [`BookRepository::insert_booked`]).
+/// Why [`BookRepository::insert_booked`] stored nothing.
 #[derive(Debug, thiserror::Error)]
-#[error("the reconciler gave up on this booking before it committed")]
-pub struct Abandoned;
+pub enum InsertBookedError {
+    /// The booking came too late: the reconciler had given up on its id and refunds its
+    /// payment.
+    #[error("the reconciler gave up on this booking before it committed")]
+    Abandoned,
+    /// The store failed.
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}

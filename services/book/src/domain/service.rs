@@ -10,8 +10,8 @@ use super::models::{
     BookStatus, Booking, BookingInvalid, BookingRequest, Horizon, InvalidTransition, Listing,
 };
 use super::ports::{
-    Abandoned, Applied, BookRepository, BookingFilter, CancelError, Consumed, HouseLookupError,
-    Houses, PaymentError, PaymentRequest, Payments,
+    Applied, BookRepository, BookingFilter, CancelError, Consumed, HouseLookupError, Houses,
+    InsertBookedError, PaymentError, PaymentRequest, Payments,
 };
 
 /// Why a booking could not be made.
@@ -168,12 +168,12 @@ impl BookService {
         match self.repo.insert_booked(&booking).await {
             Ok(b) => Ok(b),
             // Committing took longer than the reconciler's grace: it refunds the payment.
-            Err(e) if e.is::<Abandoned>() => Err(BookError::PaymentUnavailable {
+            Err(InsertBookedError::Abandoned) => Err(BookError::PaymentUnavailable {
                 reason: "the booking could not be confirmed in time; its payment is refunded"
                     .into(),
                 retry_after: Duration::from_secs(1),
             }),
-            Err(e) => Err(e.into()),
+            Err(InsertBookedError::Unknown(e)) => Err(e.into()),
         }
     }
 

@@ -15,7 +15,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::domain::models::{BookStatus, Booking, InvalidTransition, Listing};
-use crate::domain::ports::Abandoned;
+use crate::domain::ports::InsertBookedError;
 use crate::domain::ports::{
     Applied, BookRepository, BookingFilter, CancelError, Consumed, HouseDecision,
 };
@@ -35,6 +35,79 @@ impl SqlBookings {
     /// A repository over a database and its outbox.
     pub fn new(db: Db, outbox: Outbox) -> Self {
         Self { db, outbox }
+    }
+
+    /// [`BookRepository::insert_booked`]'s transaction; `None`: the reconciler had
+    /// claimed the id (abandoned), nothing stored.
+    async fn commit_booked(&self, b: &Booking) -> anyhow::Result<Option<Booking>> {
+        let mut tx = self.db.begin().await?;
+        lock_booking_ids(&mut tx, self.db.backend(), &[b.id.as_str()]).await?;
+        if !claim_booking_id(&mut tx, &b.id, "BOOKED").await? {
+            return Ok(None);
+        }
+        sqlx::query(
+            "INSERT INTO bookings (id, customer_id, house_id, house_name, house_price, check_in, check_out, \
+             status, payment_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'BOOKED', $8, $9)",
+        )
+        .bind(b.id.clone())
+        .bind(b.customer_id.clone())
+        .bind(b.house_id)
+        .bind(b.house_name.clone())
+        .bind(b.price)
+        .bind(b.stay.check_in().to_string())
+        .bind(b.stay.check_out().to_string())
+        .bind(b.payment_id)
+        .bind(time_text(b.created_at))
+        .execute(&mut *tx)
+        .await?;
+        let booked = Booked {
+            book_id: b.id.clone(),
+            customer_id: b.customer_id.clone(),
+            house_id: b.house_id,
+            house_name: b.house_name.clone(),
+            house_price: b.price,
+            check_in: b.stay.check_in(),
+            check_out: b.stay.check_out(),
+            payment_id: b.payment_id,
+        };
+        self.outbox.enqueue(&mut tx, &booked).await?;
+        sqlx::query("DELETE FROM unmatched_payments WHERE book_id = $1")
+            .bind(b.id.clone())
+            .execute(&mut *tx)
+            .await?;
+        let mut stored = b.clone();
+        let early = sqlx::query("SELECT outcome, reason FROM early_decisions WHERE book_id = $1")
+            .bind(b.id.clone())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(row) = early {
+            let outcome: String = row.try_get("outcome")?;
+            let decision = if outcome == "RENTED" {
+                HouseDecision::Rented
+            } else {
+                HouseDecision::Rejected(
+                    row.try_get::<Option<String>, _>("reason")?
+                        .unwrap_or_default(),
+                )
+            };
+            // The booking was inserted above, so it is BOOKED and the decision moves it.
+            let next = match decision {
+                HouseDecision::Rented => BookStatus::Confirmed,
+                HouseDecision::Rejected(_) => BookStatus::Rejected,
+            };
+            let events = decide_all(&mut tx, &[(b.id.clone(), b.house_id, decision)]).await?;
+            if !events.is_empty() {
+                stored.status = next;
+            }
+            self.outbox.insert(&mut tx, &events).await?;
+            sqlx::query("DELETE FROM early_decisions WHERE book_id = $1")
+                .bind(b.id.clone())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.outbox.notify();
+        Ok(Some(stored))
     }
 }
 
@@ -312,75 +385,10 @@ impl BookRepository for SqlBookings {
         .transpose()
     }
 
-    async fn insert_booked(&self, b: &Booking) -> anyhow::Result<Booking> {
-        let mut tx = self.db.begin().await?;
-        lock_booking_ids(&mut tx, self.db.backend(), &[b.id.as_str()]).await?;
-        if !claim_booking_id(&mut tx, &b.id, "BOOKED").await? {
-            return Err(Abandoned.into());
-        }
-        sqlx::query(
-            "INSERT INTO bookings (id, customer_id, house_id, house_name, house_price, check_in, check_out, \
-             status, payment_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'BOOKED', $8, $9)",
-        )
-        .bind(b.id.clone())
-        .bind(b.customer_id.clone())
-        .bind(b.house_id)
-        .bind(b.house_name.clone())
-        .bind(b.price)
-        .bind(b.stay.check_in().to_string())
-        .bind(b.stay.check_out().to_string())
-        .bind(b.payment_id)
-        .bind(time_text(b.created_at))
-        .execute(&mut *tx)
-        .await?;
-        let booked = Booked {
-            book_id: b.id.clone(),
-            customer_id: b.customer_id.clone(),
-            house_id: b.house_id,
-            house_name: b.house_name.clone(),
-            house_price: b.price,
-            check_in: b.stay.check_in(),
-            check_out: b.stay.check_out(),
-            payment_id: b.payment_id,
-        };
-        self.outbox.enqueue(&mut tx, &booked).await?;
-        sqlx::query("DELETE FROM unmatched_payments WHERE book_id = $1")
-            .bind(b.id.clone())
-            .execute(&mut *tx)
-            .await?;
-        let mut stored = b.clone();
-        let early = sqlx::query("SELECT outcome, reason FROM early_decisions WHERE book_id = $1")
-            .bind(b.id.clone())
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(row) = early {
-            let outcome: String = row.try_get("outcome")?;
-            let decision = if outcome == "RENTED" {
-                HouseDecision::Rented
-            } else {
-                HouseDecision::Rejected(
-                    row.try_get::<Option<String>, _>("reason")?
-                        .unwrap_or_default(),
-                )
-            };
-            // The booking was inserted above, so it is BOOKED and the decision moves it.
-            let next = match decision {
-                HouseDecision::Rented => BookStatus::Confirmed,
-                HouseDecision::Rejected(_) => BookStatus::Rejected,
-            };
-            let events = decide_all(&mut tx, &[(b.id.clone(), b.house_id, decision)]).await?;
-            if !events.is_empty() {
-                stored.status = next;
-            }
-            self.outbox.insert(&mut tx, &events).await?;
-            sqlx::query("DELETE FROM early_decisions WHERE book_id = $1")
-                .bind(b.id.clone())
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        self.outbox.notify();
-        Ok(stored)
+    async fn insert_booked(&self, b: &Booking) -> Result<Booking, InsertBookedError> {
+        self.commit_booked(b)
+            .await?
+            .ok_or(InsertBookedError::Abandoned)
     }
 
     async fn get(&self, id: &str) -> anyhow::Result<Option<Booking>> {

@@ -281,7 +281,7 @@ impl HttpPayments {
     async fn with_retries(
         &self,
         request: impl Fn(&str) -> reqwest::RequestBuilder,
-    ) -> Result<serde_json::Value, PaymentError> {
+    ) -> Result<Option<serde_json::Value>, PaymentError> {
         let mut attempt = 0;
         loop {
             match self.call(&request).await {
@@ -296,13 +296,14 @@ impl HttpPayments {
         }
     }
 
-    /// One call through the breaker, to a ready replica of `payment`; a replica that
+    /// One call through the breaker, to a ready replica of `payment`: its body, or `None`
+    /// when payment answered `404` (no such payment); a replica that
     /// refuses the connection (stopped, restarting) is skipped for the next one, since
     /// nothing reached it.
     async fn call(
         &self,
         request: impl Fn(&str) -> reqwest::RequestBuilder,
-    ) -> Result<serde_json::Value, PaymentError> {
+    ) -> Result<Option<serde_json::Value>, PaymentError> {
         let timeout = Duration::from_millis(self.settings.timeout_ms);
         let pool = &self.pool;
         let fut = async move {
@@ -318,10 +319,12 @@ impl HttpPayments {
             };
             if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
                 Err(CallError::Unavailable(format!("answered {status}")))
+            } else if status == reqwest::StatusCode::NOT_FOUND {
+                Ok(None)
             } else if status.is_client_error() {
                 Err(CallError::Refused(format!("answered {status}: {body}")))
             } else {
-                Ok(body)
+                Ok(Some(body))
             }
         };
         let counts = |e: &CallError| matches!(e, CallError::Unavailable(_));
@@ -352,7 +355,8 @@ impl Payments for HttpPayments {
                     .bearer_auth(&token)
                     .json(&body)
             })
-            .await?;
+            .await?
+            .ok_or_else(|| PaymentError::Refused("answered 404 Not Found".into()))?;
         serde_json::from_value::<PaymentBody>(v)
             .map(|p| p.id)
             .map_err(|e| PaymentError::Refused(format!("unexpected answer: {e}")))
@@ -360,19 +364,14 @@ impl Payments for HttpPayments {
 
     async fn refund(&self, book_id: &str) -> Result<(), PaymentError> {
         let token = self.token().await?;
-        match self
-            .with_retries(|base| {
-                self.http
-                    .post(format!("{base}/payments/by-book/{book_id}/cancel"))
-                    .bearer_auth(&token)
-            })
-            .await
-        {
-            Ok(_) => Ok(()),
-            // No payment for this booking: nothing to refund.
-            Err(PaymentError::Refused(r)) if r.starts_with("answered 404") => Ok(()),
-            Err(e) => Err(e),
-        }
+        // Refunded, or no payment for this booking (404): nothing to refund either way.
+        self.with_retries(|base| {
+            self.http
+                .post(format!("{base}/payments/by-book/{book_id}/cancel"))
+                .bearer_auth(&token)
+        })
+        .await
+        .map(|_| ())
     }
 }
 
