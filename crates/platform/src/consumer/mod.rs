@@ -11,14 +11,25 @@
 //! durable. A failing event is retried with backoff a bounded number of times and then
 //! parked on the dead-letter topic with the reason; an unreadable one is parked at once.
 //! Nothing here panics, and no message can stall its partition forever.
+//!
+//! Parts: the handler traits (`handler.rs`), the inbox claim (`inbox.rs`), this loop with its
+//! retries and dead-letter topic (here), and the replay that rebuilds a read model
+//! (`replay.rs`).
+
+mod handler;
+mod inbox;
+mod replay;
+
+pub use handler::{BatchHandler, EventHandler, HandleError, Handled, MAX_BATCH};
+pub use inbox::{claim, claim_all};
+pub use replay::replay;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use events::{Envelope, EventKey};
+use events::Envelope;
 use futures::FutureExt as _;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
@@ -27,145 +38,11 @@ use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Message};
-use sqlx::AnyConnection;
 use tokio_util::sync::CancellationToken;
 
-use crate::db::now_text;
 use crate::health::Health;
 use crate::metrics::{EventOutcome, Metrics};
 use crate::settings::KafkaSettings;
-
-/// What a handler did with an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Handled {
-    /// Its change committed.
-    Applied,
-    /// Its `eventId` was already in the inbox; nothing changed.
-    Duplicate,
-}
-
-/// Why a handler failed.
-#[derive(Debug, thiserror::Error)]
-pub enum HandleError {
-    /// Retrying cannot help (the payload does not fit the contract): park it now.
-    #[error("permanent: {0}")]
-    Permanent(String),
-    /// Retrying may help (the database was unavailable).
-    #[error("transient: {0:#}")]
-    Transient(#[from] anyhow::Error),
-}
-
-/// A service's inbound event adapter.
-#[async_trait]
-pub trait EventHandler: Send + Sync + 'static {
-    /// The event types it consumes; every other type is skipped.
-    fn handles(&self) -> &'static [&'static str];
-    /// Applies one event effectively once.
-    async fn handle(&self, envelope: &Envelope) -> Result<Handled, HandleError>;
-    /// Applies several events (all of a type it handles) in order, effectively once each,
-    /// all or none — one transaction instead of one each. `None`: this adapter applies one
-    /// event at a time. On an error nothing of the batch may have been applied; the loop
-    /// then handles its events one by one, with the usual retries and dead-lettering.
-    async fn handle_batch(
-        &self,
-        _envelopes: &[Envelope],
-    ) -> Option<Result<Vec<Handled>, HandleError>> {
-        None
-    }
-}
-
-/// An inbound event adapter whose store applies a batch of events in one transaction: it
-/// reads each envelope into what its domain consumes, and applies a slice of those, all
-/// or none. Every `BatchHandler` is an [`EventHandler`] (one event is a batch of one).
-#[async_trait]
-pub trait BatchHandler: Send + Sync + 'static {
-    /// What one event means to the domain.
-    type Item: Send + Sync + 'static;
-    /// The event types it consumes; every other type is skipped.
-    fn handles(&self) -> &'static [&'static str];
-    /// Reads one envelope; an event that does not fit the contract is [`HandleError::Permanent`].
-    fn read(&self, envelope: &Envelope) -> Result<Self::Item, HandleError>;
-    /// Applies items in order, effectively once each, in one transaction; one outcome each.
-    async fn apply(&self, items: &[Self::Item]) -> anyhow::Result<Vec<Handled>>;
-}
-
-#[async_trait]
-impl<B: BatchHandler> EventHandler for B {
-    fn handles(&self) -> &'static [&'static str] {
-        BatchHandler::handles(self)
-    }
-
-    async fn handle(&self, envelope: &Envelope) -> Result<Handled, HandleError> {
-        let one = [self.read(envelope)?];
-        self.apply(&one)
-            .await?
-            .pop()
-            .ok_or_else(|| HandleError::Transient(anyhow::anyhow!("the store applied nothing")))
-    }
-
-    async fn handle_batch(
-        &self,
-        envelopes: &[Envelope],
-    ) -> Option<Result<Vec<Handled>, HandleError>> {
-        let items: Result<Vec<_>, _> = envelopes.iter().map(|e| self.read(e)).collect();
-        Some(match items {
-            Ok(items) => self.apply(&items).await.map_err(HandleError::Transient),
-            Err(e) => Err(e),
-        })
-    }
-}
-
-/// The most messages handed to [`EventHandler::handle_batch`] at once: what has already
-/// arrived, never waiting for more.
-pub const MAX_BATCH: usize = 256;
-
-/// Records `eventId` in the inbox inside the handler's transaction. Returns `false` if it
-/// was already there: the caller must then roll back and report [`Handled::Duplicate`].
-pub async fn claim(conn: &mut AnyConnection, key: &EventKey) -> Result<bool, sqlx::Error> {
-    Ok(claim_all(conn, &[key])
-        .await?
-        .first()
-        .copied()
-        .unwrap_or(false))
-}
-
-/// [`claim`] for many events in one statement: records each `eventId` not yet in the inbox
-/// and returns, for each key in order, whether it was claimed now. A key that occurs twice
-/// is claimed at most once (its first occurrence).
-pub async fn claim_all(
-    conn: &mut AnyConnection,
-    keys: &[&EventKey],
-) -> Result<Vec<bool>, sqlx::Error> {
-    let mut first = std::collections::HashSet::new();
-    let fresh: Vec<&EventKey> = keys
-        .iter()
-        .copied()
-        .filter(|k| first.insert(k.event_id.as_str()))
-        .collect();
-    let mut claimed = std::collections::HashSet::new();
-    let now = now_text();
-    for chunk in fresh.chunks(crate::db::rows_per_statement(3)) {
-        let values = crate::db::values(chunk.len(), 3);
-        let sql = format!(
-            "INSERT INTO inbox (event_id, event_type, handled_at) VALUES {values} \
-             ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
-        );
-        let mut q = sqlx::query_scalar::<_, String>(&sql);
-        for k in chunk {
-            q = q
-                .bind(k.event_id.clone())
-                .bind(k.event_type.clone())
-                .bind(now.clone());
-        }
-        claimed.extend(q.fetch_all(&mut *conn).await?);
-    }
-    // The first occurrence of a claimed id takes the claim; removing it leaves the rest
-    // duplicates.
-    Ok(keys
-        .iter()
-        .map(|k| claimed.remove(k.event_id.as_str()))
-        .collect())
-}
 
 /// Feeds consumer lag from librdkafka's statistics into the metrics, and notes when the
 /// group first gives this member partitions.
@@ -526,92 +403,6 @@ impl ConsumerLoop {
             }
         }
     }
-}
-
-/// Replays the topics that carry what `handler` handles, from their beginnings up to their
-/// current ends, through it, with a throwaway consumer group (nothing is committed). Used
-/// to rebuild a read model from scratch; the handler's inbox keeps events it already
-/// applied from being applied twice.
-/// Returns how many events were applied.
-pub async fn replay(
-    settings: &KafkaSettings,
-    handler: Arc<dyn EventHandler>,
-) -> anyhow::Result<u64> {
-    use rdkafka::{Offset, TopicPartitionList};
-    let consumer: StreamConsumer = crate::kafka::client_config(settings)?
-        .set(
-            "group.id",
-            format!(
-                "{}-replay-{}",
-                settings.group_id,
-                uuid::Uuid::new_v4().simple()
-            ),
-        )
-        .set("enable.auto.commit", "false")
-        .create()?;
-    let timeout = Duration::from_secs(10);
-    let mut ends = std::collections::HashMap::new();
-    let mut assignment = TopicPartitionList::new();
-    for topic in settings.topics_for(handler.handles()) {
-        let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
-        for p in partitions {
-            let (low, high) = consumer.fetch_watermarks(&topic, p, timeout)?;
-            if high > low {
-                assignment.add_partition_offset(&topic, p, Offset::Offset(low))?;
-                ends.insert((topic.clone(), p), high);
-            }
-        }
-    }
-    consumer.assign(&assignment)?;
-    let mut applied = 0;
-    while !ends.is_empty() {
-        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
-            .await
-            .map_err(|_| {
-                anyhow::anyhow!("replay stalled with {} partitions unfinished", ends.len())
-            })??;
-        let at = (m.topic().to_owned(), m.partition());
-        if let Some(&end) = ends.get(&at) {
-            if m.offset() + 1 >= end {
-                ends.remove(&at);
-            }
-        }
-        let Some(envelope) = m.payload().and_then(|b| Envelope::from_slice(b).ok()) else {
-            continue;
-        };
-        if !handler.handles().contains(&envelope.event_type.as_str()) {
-            continue;
-        }
-        let mut attempt = 0;
-        loop {
-            match handler.handle(&envelope).await {
-                Ok(Handled::Applied) => {
-                    applied += 1;
-                    break;
-                }
-                Ok(Handled::Duplicate) => break,
-                Err(HandleError::Permanent(reason)) => {
-                    tracing::warn!(event_id = %envelope.event_id, reason, "replay: skipping an event the handler refuses");
-                    break;
-                }
-                Err(HandleError::Transient(e)) if attempt < settings.max_attempts => {
-                    attempt += 1;
-                    tracing::warn!(error = format!("{e:#}"), attempt, "replay: retrying");
-                    tokio::time::sleep(Duration::from_millis(
-                        settings.retry_backoff_ms << attempt.min(10),
-                    ))
-                    .await;
-                }
-                Err(HandleError::Transient(e)) => return Err(e.context("replay gave up")),
-            }
-        }
-    }
-    Ok(applied)
 }
 
 /// The trace context a message carries: its `traceparent` header, else its envelope's.
