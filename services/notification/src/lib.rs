@@ -59,9 +59,10 @@ impl Service for Application {
     async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let runtime = Runtime::build(NAME, &settings.common, MIGRATIONS, shutdown).await?;
         let store = Arc::new(outbound::db::SqlNotifications::new(runtime.db().clone()));
+        let service = domain::service::NotificationService::new(store);
         let verifier = platform::auth::TokenVerifier::new(&settings.common.auth)?;
-        let handler = Arc::new(inbound::kafka::NotificationEvents::new(store.clone()));
-        let router = inbound::http::router(inbound::http::AppState { store, verifier });
+        let handler = Arc::new(inbound::kafka::NotificationEvents::new(service.clone()));
+        let router = inbound::http::router(inbound::http::AppState { service, verifier });
         Ok(Self {
             runtime,
             router,

@@ -1,7 +1,5 @@
 //! `GET /notifications`: the caller's messages (an admin's: all), oldest first.
 
-use std::sync::Arc;
-
 use axum::extract::{FromRef, State};
 use axum::routing::get;
 use axum::Router;
@@ -10,14 +8,14 @@ use platform::http::Page;
 use platform::{ApiError, AppJson, AppQuery};
 use serde::Serialize;
 
+use crate::domain::service::{NotificationService, Reader};
 use crate::domain::Notification;
-use crate::outbound::db::SqlNotifications;
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
-    /// The store.
-    pub store: Arc<SqlNotifications>,
+    /// The use cases.
+    pub service: NotificationService,
     /// Token checking.
     pub verifier: TokenVerifier,
 }
@@ -69,7 +67,10 @@ async fn list(
     AppQuery(page): AppQuery<Page>,
 ) -> Result<AppJson<Vec<NotificationView>>, ApiError> {
     let (limit, offset) = page.bounds()?;
-    let mine = (!caller.sees_all()).then_some(caller.id.as_str());
-    let list = state.store.list(mine, limit, offset).await?;
+    let reader = Reader {
+        sees_all: caller.sees_all(),
+        id: caller.id,
+    };
+    let list = state.service.list(&reader, limit, offset).await?;
     Ok(AppJson(list.into_iter().map(Into::into).collect()))
 }

@@ -1,23 +1,22 @@
 //! Reads the events it needs and applies a batch of them in one transaction.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use events::{Envelope, EventKey};
 use platform::consumer::{BatchHandler, HandleError, Handled};
 
+use crate::domain::ports::Item;
+use crate::domain::service::NotificationService;
 use crate::domain::CONSUMES;
-use crate::outbound::db::{Item, SqlNotifications};
 
 /// The event adapter.
 pub struct NotificationEvents {
-    store: Arc<SqlNotifications>,
+    service: NotificationService,
 }
 
 impl NotificationEvents {
-    /// An adapter over the store.
-    pub fn new(store: Arc<SqlNotifications>) -> Self {
-        Self { store }
+    /// An adapter over the service.
+    pub fn new(service: NotificationService) -> Self {
+        Self { service }
     }
 }
 
@@ -37,6 +36,6 @@ impl BatchHandler for NotificationEvents {
     }
 
     async fn apply(&self, items: &[Self::Item]) -> anyhow::Result<Vec<Handled>> {
-        self.store.apply_all(items).await
+        self.service.apply(items).await
     }
 }

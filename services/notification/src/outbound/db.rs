@@ -1,11 +1,12 @@
 //! Messages and booking owners on SQLite or PostgreSQL. A batch of events commits in one
 //! transaction, each event with its inbox row.
 
-use events::{DomainEvent, EventKey};
+use async_trait::async_trait;
 use platform::consumer::{claim, Handled};
 use platform::db::{time_text, Db};
 use sqlx::Row;
 
+use crate::domain::ports::{Item, NotificationStore};
 use crate::domain::{self, Notification};
 
 /// The service's own database.
@@ -14,17 +15,16 @@ pub struct SqlNotifications {
     db: Db,
 }
 
-/// One event to apply: its key, when it happened, what it says.
-pub type Item = (EventKey, chrono::DateTime<chrono::Utc>, DomainEvent);
-
 impl SqlNotifications {
     /// A store over a database.
     pub fn new(db: Db) -> Self {
         Self { db }
     }
+}
 
-    /// Applies events in order, all or none, each effectively once.
-    pub async fn apply_all(&self, items: &[Item]) -> anyhow::Result<Vec<Handled>> {
+#[async_trait]
+impl NotificationStore for SqlNotifications {
+    async fn apply_all(&self, items: &[Item]) -> anyhow::Result<Vec<Handled>> {
         let mut tx = self.db.begin().await?;
         let mut done = Vec::with_capacity(items.len());
         for (key, at, event) in items {
@@ -69,8 +69,7 @@ impl SqlNotifications {
         Ok(done)
     }
 
-    /// Messages, of one customer or all, oldest first.
-    pub async fn list(
+    async fn list(
         &self,
         customer: Option<&str>,
         limit: i64,
