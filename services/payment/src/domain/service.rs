@@ -8,6 +8,15 @@ use super::ports::{
     CancelPaymentError, CreatePaymentError, Outcome, PaymentFilter, PaymentRepository,
 };
 
+/// Who reads payments: a customer their own, an admin everyone's.
+#[derive(Debug, Clone)]
+pub struct Reader {
+    /// The token's subject.
+    pub id: String,
+    /// An admin.
+    pub sees_all: bool,
+}
+
 /// Takes, refunds and reads payments.
 #[derive(Clone)]
 pub struct PaymentService {
@@ -45,13 +54,117 @@ impl PaymentService {
         self.repo.cancel_by_book(book_id).await
     }
 
-    /// One payment.
-    pub async fn get(&self, id: i64) -> anyhow::Result<Option<Payment>> {
-        self.repo.get(id).await
+    /// One payment, if `reader` may see it. Someone else's is `None`, exactly like a
+    /// missing one: telling them apart would tell a caller which ids exist (issue 18).
+    pub async fn get(&self, reader: &Reader, id: i64) -> anyhow::Result<Option<Payment>> {
+        Ok(self
+            .repo
+            .get(id)
+            .await?
+            .filter(|p| reader.sees_all || p.customer_id == reader.id))
     }
 
-    /// Payments matching a filter.
-    pub async fn list(&self, filter: &PaymentFilter) -> anyhow::Result<Vec<Payment>> {
-        self.repo.list(filter).await
+    /// The payments `reader` may see (of one booking, when `book_id` says), oldest first.
+    pub async fn list(
+        &self,
+        reader: &Reader,
+        book_id: Option<String>,
+        limit: i64,
+        offset: i64,
+    ) -> anyhow::Result<Vec<Payment>> {
+        let filter = PaymentFilter {
+            customer_id: (!reader.sees_all).then(|| reader.id.clone()),
+            book_id,
+            limit,
+            offset,
+        };
+        self.repo.list(&filter).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use chrono::Utc;
+
+    use super::*;
+    use crate::domain::models::PaymentStatus;
+    use events::Stay;
+
+    /// One stored payment, alice's; remembers the filters it was asked for.
+    #[derive(Default)]
+    struct OnePayment(Mutex<Vec<Option<String>>>);
+
+    fn alices() -> Payment {
+        let night = events::parse_date("2030-01-01").unwrap();
+        Payment {
+            id: 1,
+            book_id: "b1".into(),
+            house_id: 1,
+            customer_id: "alice".into(),
+            amount: 100,
+            stay: Stay::one_night(night).unwrap(),
+            status: PaymentStatus::Paid,
+            payment_date: Utc::now(),
+            payment_cancel_date: None,
+        }
+    }
+
+    #[async_trait]
+    impl PaymentRepository for OnePayment {
+        async fn create(&self, _: &NewPayment) -> Result<(Payment, Outcome), CreatePaymentError> {
+            Err(anyhow::anyhow!("not used here").into())
+        }
+        async fn cancel(&self, _: i64) -> Result<(Payment, Outcome), CancelPaymentError> {
+            Err(anyhow::anyhow!("not used here").into())
+        }
+        async fn cancel_by_book(&self, _: &str) -> Result<(Payment, Outcome), CancelPaymentError> {
+            Err(anyhow::anyhow!("not used here").into())
+        }
+        async fn get(&self, id: i64) -> anyhow::Result<Option<Payment>> {
+            Ok((id == 1).then(alices))
+        }
+        async fn list(&self, filter: &PaymentFilter) -> anyhow::Result<Vec<Payment>> {
+            self.0.lock().unwrap().push(filter.customer_id.clone());
+            Ok(Vec::new())
+        }
+    }
+
+    fn reader(id: &str, sees_all: bool) -> Reader {
+        Reader {
+            id: id.into(),
+            sees_all,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_customer_sees_their_own_payments_and_anothers_is_missing() {
+        let repo = Arc::new(OnePayment::default());
+        let service = PaymentService::new(repo.clone());
+        let got = |who: &'static str, all: bool, id: i64| {
+            let service = service.clone();
+            async move { service.get(&reader(who, all), id).await.unwrap() }
+        };
+        assert_eq!(got("alice", false, 1).await.map(|p| p.id), Some(1));
+        assert_eq!(got("admin", true, 1).await.map(|p| p.id), Some(1));
+        assert!(
+            got("bob", false, 1).await.is_none(),
+            "bob's answer for alice's"
+        );
+        assert!(
+            got("bob", false, 2).await.is_none(),
+            "and for none: the same"
+        );
+        service
+            .list(&reader("bob", false), None, 10, 0)
+            .await
+            .unwrap();
+        service
+            .list(&reader("admin", true), None, 10, 0)
+            .await
+            .unwrap();
+        assert_eq!(*repo.0.lock().unwrap(), vec![Some("bob".to_owned()), None]);
     }
 }

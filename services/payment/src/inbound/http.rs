@@ -15,8 +15,8 @@ use tracing::Instrument as _;
 
 use super::faults::{FaultSettings, Faults};
 use crate::domain::models::{BookId, Money, NewPayment, Payment, PaymentInvalid, PaymentStatus};
-use crate::domain::ports::{CancelPaymentError, CreatePaymentError, Outcome, PaymentFilter};
-use crate::domain::service::PaymentService;
+use crate::domain::ports::{CancelPaymentError, CreatePaymentError, Outcome};
+use crate::domain::service::{PaymentService, Reader};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -149,6 +149,14 @@ impl CreateBody {
 /// `PaymentCanceled`).
 const MONEY_CALLER: &str = "book";
 
+/// The caller as a reader of payments.
+fn reader(caller: Caller) -> Reader {
+    Reader {
+        sees_all: caller.sees_all(),
+        id: caller.id,
+    }
+}
+
 fn moves_money(caller: &Caller) -> Result<(), ApiError> {
     if caller.has(Role::Admin) || (caller.has(Role::Service) && caller.id == MONEY_CALLER) {
         Ok(())
@@ -272,16 +280,12 @@ async fn get_one(
     caller: Caller,
     AppPath(id): AppPath<i64>,
 ) -> Result<AppJson<PaymentView>, ApiError> {
+    // Someone else's payment is answered as a missing one (the service's rule).
     let p = state
         .service
-        .get(id)
+        .get(&reader(caller), id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no payment {id}")))?;
-    // Someone else's payment is answered as a missing one: a 403 would tell a caller which
-    // ids exist (issue 18: an existence oracle).
-    if !caller.sees_all() && p.customer_id != caller.id {
-        return Err(ApiError::not_found(format!("no payment {id}")));
-    }
     Ok(AppJson(p.into()))
 }
 
@@ -298,17 +302,15 @@ async fn list(
     AppQuery(page): AppQuery<Page>,
 ) -> Result<AppJson<Vec<PaymentView>>, ApiError> {
     let (limit, offset) = page.bounds()?;
-    let filter = PaymentFilter {
-        customer_id: (!caller.sees_all()).then(|| caller.id.clone()),
-        book_id: q
-            .book_id
-            .map(|b| BookId::new(&b).map(|id| id.as_str().to_owned()))
-            .transpose()
-            .map_err(|e| ApiError::unprocessable(e.to_string()))?,
-        limit,
-        offset,
-    };
-    let list = state.service.list(&filter).await?;
+    let book_id = q
+        .book_id
+        .map(|b| BookId::new(&b).map(|id| id.as_str().to_owned()))
+        .transpose()
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let list = state
+        .service
+        .list(&reader(caller), book_id, limit, offset)
+        .await?;
     Ok(AppJson(list.into_iter().map(Into::into).collect()))
 }
 
