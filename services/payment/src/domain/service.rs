@@ -1,5 +1,6 @@
 //! The payment service: the operations the inbound adapters (HTTP today, gRPC tomorrow)
-//! call. The rules live in the models; this orders the calls and adds the metrics.
+//! call. The rules of a payment live in the models, who may read which payment here
+//! ([`Reader`]); the service orders the calls.
 
 use std::sync::Arc;
 
