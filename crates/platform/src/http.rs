@@ -226,9 +226,8 @@ pub async fn observe(
     let parent = req
         .headers()
         .get(crate::trace::TRACEPARENT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    crate::trace::continue_or_link(&span, parent.as_deref(), trust_trace_context);
+        .and_then(|v| v.to_str().ok());
+    crate::trace::continue_or_link(&span, parent, trust_trace_context);
     if !trust_trace_context {
         for name in crate::trace::CLIENT_CONTEXT {
             req.headers_mut().remove(name);

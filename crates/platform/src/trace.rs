@@ -42,13 +42,9 @@ pub fn current() -> Option<String> {
 /// Makes `span` a child of the context a `traceparent` names (ignored when malformed) and
 /// records the trace id in its `trace_id` field, if it has one.
 pub fn adopt(span: &tracing::Span, traceparent: Option<&str>) {
-    if let Some(tp) = traceparent {
-        let carrier = HashMap::from([(TRACEPARENT.to_owned(), tp.to_owned())]);
-        let cx = TraceContextPropagator::new().extract(&carrier);
-        if cx.span().span_context().is_valid() {
-            // Only fails when the span is disabled; then there is nothing to adopt.
-            let _ = span.set_parent(cx);
-        }
+    if let Some(cx) = traceparent.and_then(context_of) {
+        // Only fails when the span is disabled; then there is nothing to adopt.
+        let _ = span.set_parent(cx);
     }
     let id = span.context().span().span_context().trace_id();
     if id != opentelemetry::trace::TraceId::INVALID {
@@ -65,15 +61,17 @@ pub const CLIENT_CONTEXT: [&str; 3] = [TRACEPARENT, "tracestate", "baggage"];
 /// its requests to another's trace, and its context is kept for whoever follows the link.
 /// Records the new trace id in the span's `trace_id` field.
 pub fn link(span: &tracing::Span, traceparent: Option<&str>) {
-    if let Some(tp) = traceparent {
-        let carrier = HashMap::from([(TRACEPARENT.to_owned(), tp.to_owned())]);
-        let cx = TraceContextPropagator::new().extract(&carrier);
-        let linked = cx.span().span_context().clone();
-        if linked.is_valid() {
-            span.add_link(linked);
-        }
+    if let Some(cx) = traceparent.and_then(context_of) {
+        span.add_link(cx.span().span_context().clone());
     }
     adopt(span, None);
+}
+
+/// The context a `traceparent` names; `None` when it is malformed.
+fn context_of(traceparent: &str) -> Option<opentelemetry::Context> {
+    let carrier = HashMap::from([(TRACEPARENT.to_owned(), traceparent.to_owned())]);
+    let cx = TraceContextPropagator::new().extract(&carrier);
+    cx.span().span_context().is_valid().then_some(cx)
 }
 
 /// Continues the client's trace ([`adopt`]) when `trusted`, else starts a new one linked
