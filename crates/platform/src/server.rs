@@ -66,7 +66,7 @@ pub async fn serve(
         .header_read_timeout(Duration::from_millis(http.header_read_timeout_ms.max(1)))
         .max_headers(http.max_headers.max(1))
         .max_header_size(http.max_header_bytes.max(1024));
-    let limits = ConnectionLimits::of(http);
+    let limits = ConnectionLimits::http1(http);
     tokio::pin!(stop);
     loop {
         let (stream, peer) = tokio::select! {
@@ -106,19 +106,29 @@ pub async fn serve(
 /// The time bounds of one connection's socket.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
-    /// The client's first bytes must arrive within this.
-    pub first_read: Duration,
+    /// The client's first bytes must arrive within this; `None`: the protocol's server
+    /// bounds that itself.
+    pub first_read: Option<Duration>,
     /// An answer the client does not take within this ends the connection.
     pub write: Duration,
 }
 
 impl ConnectionLimits {
-    /// The bounds `http` sets: its header read timeout for the first bytes, its write
-    /// timeout for answers.
-    pub fn of(http: &HttpSettings) -> Self {
+    /// For HTTP/1.1: hyper's header read timeout already closes a connection whose first
+    /// request head does not come, so only writes are timed here.
+    pub fn http1(http: &HttpSettings) -> Self {
         Self {
-            first_read: Duration::from_millis(http.header_read_timeout_ms.max(1)),
+            first_read: None,
             write: Duration::from_millis(http.write_timeout_ms.max(1)),
+        }
+    }
+
+    /// For HTTP/2 (gRPC), whose server has no such timeout: the client's preface must
+    /// come within the header read timeout too.
+    pub fn http2(http: &HttpSettings) -> Self {
+        Self {
+            first_read: Some(Duration::from_millis(http.header_read_timeout_ms.max(1))),
+            ..Self::http1(http)
         }
     }
 }
@@ -150,8 +160,8 @@ pub async fn accept(
 }
 
 /// A connection's socket with its time bounds: its first bytes must arrive within
-/// [`ConnectionLimits::first_read`] (a client that connects and sends nothing, or never
-/// starts an HTTP/2 handshake), and a write the client does not take within
+/// [`ConnectionLimits::first_read`] where set (a client that never starts an HTTP/2
+/// handshake), and a write the client does not take within
 /// [`ConnectionLimits::write`] fails with `TimedOut`, which ends the connection. Holds the
 /// connection's place among the open ones until dropped.
 pub struct Guarded<S> {
@@ -167,7 +177,7 @@ impl<S> Guarded<S> {
     pub fn new(inner: S, limits: ConnectionLimits, place: OwnedSemaphorePermit) -> Self {
         Self {
             inner,
-            first_read: Some(Box::pin(tokio::time::sleep(limits.first_read))),
+            first_read: limits.first_read.map(|d| Box::pin(tokio::time::sleep(d))),
             write_timeout: limits.write,
             write_stall: None,
             _place: place,
@@ -335,7 +345,7 @@ mod tests {
         let (ours, theirs) = tokio::io::duplex(1024);
         let place = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
         let limits = ConnectionLimits {
-            first_read: Duration::from_millis(first_read_ms),
+            first_read: Some(Duration::from_millis(first_read_ms)),
             write: Duration::from_millis(write_ms),
         };
         (Guarded::new(ours, limits, place), theirs)
@@ -385,6 +395,24 @@ mod tests {
         assert!(waited.is_err(), "still waiting: {waited:?}");
     }
 
+    #[tokio::test]
+    async fn http1_leaves_the_first_bytes_to_hyper() {
+        let (ours, _client) = tokio::io::duplex(8);
+        let http = HttpSettings {
+            header_read_timeout_ms: 50,
+            ..HttpSettings::default()
+        };
+        let place = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        let mut server = Guarded::new(ours, ConnectionLimits::http1(&http), place);
+        let mut buf = [0; 8];
+        let waited = tokio::time::timeout(Duration::from_millis(300), server.read(&mut buf)).await;
+        assert!(waited.is_err(), "no timer of its own: {waited:?}");
+        assert_eq!(
+            ConnectionLimits::http2(&http).first_read,
+            Some(Duration::from_millis(50))
+        );
+    }
+
     #[test]
     fn a_connection_holds_its_place_until_dropped() {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -395,7 +423,7 @@ mod tests {
         let places = Arc::new(Semaphore::new(1));
         let (ours, _theirs) = tokio::io::duplex(8);
         let limits = ConnectionLimits {
-            first_read: Duration::from_secs(1),
+            first_read: Some(Duration::from_secs(1)),
             write: Duration::from_secs(1),
         };
         let g = Guarded::new(ours, limits, places.clone().try_acquire_owned().unwrap());

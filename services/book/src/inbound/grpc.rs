@@ -393,7 +393,7 @@ pub async fn serve(
             incoming(
                 listener,
                 settings.max_connections,
-                ConnectionLimits::of(http),
+                ConnectionLimits::http2(http),
             ),
             stop.cancelled_owned(),
         )
