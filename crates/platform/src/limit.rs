@@ -21,6 +21,19 @@ pub struct Rate {
     pub burst: f64,
 }
 
+impl Rate {
+    /// Calls per token subject at an edge (the gateway's API, book's gRPC port).
+    pub const PER_SUBJECT: Self = Self {
+        per_second: 1000.0,
+        burst: 2000.0,
+    };
+    /// Refused (unauthenticated) calls per client address at an edge.
+    pub const REFUSED_PER_ADDRESS: Self = Self {
+        per_second: 50.0,
+        burst: 100.0,
+    };
+}
+
 /// Once this many keys are held, buckets that are full again are dropped (a full bucket
 /// and no bucket are the same thing), and again each time the map doubles, so a flood of
 /// one-off keys costs an amortised constant per request.

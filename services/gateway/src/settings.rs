@@ -82,10 +82,7 @@ pub struct RateLimits {
 impl Default for RateLimits {
     fn default() -> Self {
         Self {
-            api: Rate {
-                per_second: 1000.0,
-                burst: 2000.0,
-            },
+            api: Rate::PER_SUBJECT,
             // One address alone cannot drain a name's bucket (its rate and burst are
             // below the name's), so a flood from one place never locks a user out.
             token: Rate {
@@ -96,10 +93,7 @@ impl Default for RateLimits {
                 per_second: 5.0,
                 burst: 20.0,
             },
-            unauthenticated: Rate {
-                per_second: 50.0,
-                burst: 100.0,
-            },
+            unauthenticated: Rate::REFUSED_PER_ADDRESS,
         }
     }
 }

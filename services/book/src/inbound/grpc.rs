@@ -86,14 +86,8 @@ impl Default for GrpcSettings {
             max_concurrent_streams: 128,
             reflection: false,
             max_connections: 256,
-            rate_limit: Rate {
-                per_second: 1000.0,
-                burst: 2000.0,
-            },
-            unauthenticated: Rate {
-                per_second: 50.0,
-                burst: 100.0,
-            },
+            rate_limit: Rate::PER_SUBJECT,
+            unauthenticated: Rate::REFUSED_PER_ADDRESS,
         }
     }
 }
