@@ -78,6 +78,37 @@ impl Caller {
     pub fn sees_all(&self) -> bool {
         self.has(Role::Admin)
     }
+
+    /// The caller as the domains see who asks.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            id: self.id.clone(),
+            sees_all: self.sees_all(),
+        }
+    }
+}
+
+/// Who asks, as a domain sees it (no roles, no token): an id, and whether everyone's
+/// resources are theirs to see (an admin). Each context's service decides with it what a
+/// reader may see; the adapters only make it from the [`Caller`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The caller's id.
+    pub id: String,
+    /// Whether the caller may see and act on everyone's (an admin).
+    pub sees_all: bool,
+}
+
+impl Actor {
+    /// Whether a resource of `owner` is the actor's to see.
+    pub fn may_see(&self, owner: &str) -> bool {
+        self.sees_all || self.id == owner
+    }
+
+    /// The owner a listing is limited to: the actor's own id, or none for an admin.
+    pub fn only_own(&self) -> Option<&str> {
+        (!self.sees_all).then_some(self.id.as_str())
+    }
 }
 
 /// Checks tokens against the issuer's public key (and, during a rotation, the other one).
@@ -302,6 +333,21 @@ impl TokenIssuer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_actor_sees_their_own_and_an_admin_everyones() {
+        let alice = Actor {
+            id: "alice".into(),
+            sees_all: false,
+        };
+        let admin = Actor {
+            id: "admin".into(),
+            sees_all: true,
+        };
+        assert!(alice.may_see("alice") && !alice.may_see("bob"));
+        assert!(admin.may_see("bob"));
+        assert_eq!((alice.only_own(), admin.only_own()), (Some("alice"), None));
+    }
     use crate::settings::DEV_SIGNING_KEY_PEM;
 
     fn pair() -> (TokenIssuer, TokenVerifier) {

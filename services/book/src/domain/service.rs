@@ -59,14 +59,7 @@ pub enum CancelBookingError {
     Unknown(#[from] anyhow::Error),
 }
 
-/// Who is asking, as the domain sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor {
-    /// The caller's id.
-    pub id: String,
-    /// Whether the caller may act on every booking (an admin).
-    pub sees_all: bool,
-}
+pub use platform::auth::Actor;
 
 /// Books, cancels and follows the house's answers.
 #[derive(Clone)]
@@ -219,7 +212,7 @@ impl BookService {
     /// One booking, if the actor may see it.
     pub async fn get(&self, actor: &Actor, id: &str) -> Result<Booking, GetError> {
         let b = self.repo.get(id).await?.ok_or(GetError::NotFound)?;
-        if !actor.sees_all && b.customer_id != actor.id {
+        if !actor.may_see(&b.customer_id) {
             return Err(GetError::NotYours);
         }
         Ok(b)
@@ -234,7 +227,7 @@ impl BookService {
         offset: i64,
     ) -> anyhow::Result<Vec<Booking>> {
         let filter = BookingFilter {
-            customer_id: (!actor.sees_all).then(|| actor.id.clone()),
+            customer_id: actor.only_own().map(str::to_owned),
             status,
             limit,
             offset,

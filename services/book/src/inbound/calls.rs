@@ -9,7 +9,7 @@ use platform::http::Page;
 use platform::ApiError;
 
 use crate::domain::models::{BookStatus, Booking, BookingInvalid, BookingRequest, Horizon};
-use crate::domain::service::{Actor, BookError, BookService, CancelBookingError, GetError};
+use crate::domain::service::{BookError, BookService, CancelBookingError, GetError};
 
 /// What a client sent to book a stay: `checkIn` + `checkOut`, or the seed's one-night
 /// `bookDate`.
@@ -35,13 +35,6 @@ impl StayAsked {
             _ => return Err(BookingInvalid::NoStay),
         };
         BookingRequest::new(self.house_id, stay, Utc::now().date_naive(), horizon)
-    }
-}
-
-fn actor(c: &Caller) -> Actor {
-    Actor {
-        id: c.id.clone(),
-        sees_all: c.sees_all(),
     }
 }
 
@@ -75,7 +68,7 @@ pub async fn book(
 /// Cancels a booking: the caller's own, or any for an admin.
 pub async fn cancel(service: &BookService, caller: &Caller, id: &str) -> Result<Booking, ApiError> {
     service
-        .cancel(&actor(caller), id)
+        .cancel(&caller.actor(), id)
         .await
         .map_err(|e| match e {
             CancelBookingError::NotFound(id) => ApiError::not_found(format!("no booking {id}")),
@@ -89,7 +82,7 @@ pub async fn cancel(service: &BookService, caller: &Caller, id: &str) -> Result<
 
 /// One booking: the caller's own, or any for an admin.
 pub async fn get(service: &BookService, caller: &Caller, id: &str) -> Result<Booking, ApiError> {
-    service.get(&actor(caller), id).await.map_err(|e| match e {
+    service.get(&caller.actor(), id).await.map_err(|e| match e {
         GetError::NotFound => ApiError::not_found(format!("no booking {id}")),
         GetError::NotYours => ApiError::forbidden("this booking belongs to someone else"),
         GetError::Unknown(e) => ApiError::internal(e),
@@ -114,7 +107,7 @@ pub async fn list(
             })
         })
         .transpose()?;
-    Ok(service.list(&actor(caller), status, limit, offset).await?)
+    Ok(service.list(&caller.actor(), status, limit, offset).await?)
 }
 
 /// The seed's `PATCH /books/{id} status=BOOK_CANCELED`: a client can only cancel.

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use events::{DomainEvent, EventKey, Stay};
+use platform::auth::Actor;
 
 use super::models::{Availability, BookingView};
 use super::ports::{Applied, ViewRepository};
@@ -41,31 +42,24 @@ impl ViewService {
         self.repo.apply_all(events).await
     }
 
-    /// One row, if `caller` owns it or `sees_all`.
-    pub async fn get(
-        &self,
-        caller: &str,
-        sees_all: bool,
-        book_id: &str,
-    ) -> Result<BookingView, ViewError> {
+    /// One row, if `actor` may see it (a row whose owner is not known yet: admins only).
+    pub async fn get(&self, actor: &Actor, book_id: &str) -> Result<BookingView, ViewError> {
         let row = self.repo.get(book_id).await?.ok_or(ViewError::NotFound)?;
-        if !sees_all && row.customer_id.as_deref() != Some(caller) {
+        let owner = row.customer_id.as_deref();
+        if !owner.map_or(actor.sees_all, |o| actor.may_see(o)) {
             return Err(ViewError::NotYours);
         }
         Ok(row)
     }
 
-    /// The caller's rows (every row for an admin).
+    /// The actor's rows (every row for an admin).
     pub async fn list(
         &self,
-        caller: &str,
-        sees_all: bool,
+        actor: &Actor,
         limit: i64,
         offset: i64,
     ) -> anyhow::Result<Vec<BookingView>> {
-        self.repo
-            .list((!sees_all).then_some(caller), limit, offset)
-            .await
+        self.repo.list(actor.only_own(), limit, offset).await
     }
 
     /// F7: whether a house is free for a stay.

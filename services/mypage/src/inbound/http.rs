@@ -94,10 +94,7 @@ async fn list(
     AppQuery(page): AppQuery<Page>,
 ) -> Result<AppJson<Vec<MypageView>>, ApiError> {
     let (limit, offset) = page.bounds()?;
-    let rows = state
-        .service
-        .list(&caller.id, caller.sees_all(), limit, offset)
-        .await?;
+    let rows = state.service.list(&caller.actor(), limit, offset).await?;
     Ok(AppJson(rows.into_iter().map(Into::into).collect()))
 }
 
@@ -106,7 +103,7 @@ async fn get_one(
     caller: Caller,
     AppPath(id): AppPath<String>,
 ) -> Result<AppJson<MypageView>, ApiError> {
-    match state.service.get(&caller.id, caller.sees_all(), &id).await {
+    match state.service.get(&caller.actor(), &id).await {
         Ok(v) => Ok(AppJson(v.into())),
         Err(ViewError::NotFound) => Err(ApiError::not_found(format!("no booking {id}"))),
         Err(ViewError::NotYours) => {

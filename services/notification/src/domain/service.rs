@@ -2,19 +2,11 @@
 
 use std::sync::Arc;
 
+use platform::auth::Actor;
 use platform::consumer::Handled;
 
 use super::models::Notification;
 use super::ports::{Item, NotificationStore};
-
-/// Who reads: a customer sees their own messages, an admin everyone's.
-#[derive(Debug, Clone)]
-pub struct Reader {
-    /// The token's subject.
-    pub id: String,
-    /// An admin.
-    pub sees_all: bool,
-}
 
 /// Notifications over a store.
 #[derive(Clone)]
@@ -36,12 +28,11 @@ impl NotificationService {
     /// The messages `reader` may see, oldest first: their own, or all for an admin.
     pub async fn list(
         &self,
-        reader: &Reader,
+        reader: &Actor,
         limit: i64,
         offset: i64,
     ) -> anyhow::Result<Vec<Notification>> {
-        let mine = (!reader.sees_all).then_some(reader.id.as_str());
-        self.store.list(mine, limit, offset).await
+        self.store.list(reader.only_own(), limit, offset).await
     }
 }
 
@@ -77,7 +68,7 @@ mod tests {
     async fn a_customer_reads_their_own_messages_and_an_admin_everyones() {
         let store = Arc::new(Asked::default());
         let service = NotificationService::new(store.clone());
-        let reader = |id: &str, sees_all| Reader {
+        let reader = |id: &str, sees_all| Actor {
             id: id.to_owned(),
             sees_all,
         };

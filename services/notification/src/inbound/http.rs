@@ -8,7 +8,7 @@ use platform::http::Page;
 use platform::{ApiError, AppJson, AppQuery};
 use serde::Serialize;
 
-use crate::domain::service::{NotificationService, Reader};
+use crate::domain::service::NotificationService;
 use crate::domain::Notification;
 
 /// What the handlers share.
@@ -67,10 +67,6 @@ async fn list(
     AppQuery(page): AppQuery<Page>,
 ) -> Result<AppJson<Vec<NotificationView>>, ApiError> {
     let (limit, offset) = page.bounds()?;
-    let reader = Reader {
-        sees_all: caller.sees_all(),
-        id: caller.id,
-    };
-    let list = state.service.list(&reader, limit, offset).await?;
+    let list = state.service.list(&caller.actor(), limit, offset).await?;
     Ok(AppJson(list.into_iter().map(Into::into).collect()))
 }

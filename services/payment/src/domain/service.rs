@@ -1,22 +1,15 @@
 //! The payment service: the operations the inbound adapters (HTTP today, gRPC tomorrow)
 //! call. The rules of a payment live in the models, who may read which payment here
-//! ([`Reader`]); the service orders the calls.
+//! ([`Actor`]); the service orders the calls.
 
 use std::sync::Arc;
+
+use platform::auth::Actor;
 
 use super::models::{NewPayment, Payment};
 use super::ports::{
     CancelPaymentError, CreatePaymentError, Outcome, PaymentFilter, PaymentRepository,
 };
-
-/// Who reads payments: a customer their own, an admin everyone's.
-#[derive(Debug, Clone)]
-pub struct Reader {
-    /// The token's subject.
-    pub id: String,
-    /// An admin.
-    pub sees_all: bool,
-}
 
 /// Takes, refunds and reads payments.
 #[derive(Clone)]
@@ -57,24 +50,24 @@ impl PaymentService {
 
     /// One payment, if `reader` may see it. Someone else's is `None`, exactly like a
     /// missing one: telling them apart would tell a caller which ids exist (issue 18).
-    pub async fn get(&self, reader: &Reader, id: i64) -> anyhow::Result<Option<Payment>> {
+    pub async fn get(&self, reader: &Actor, id: i64) -> anyhow::Result<Option<Payment>> {
         Ok(self
             .repo
             .get(id)
             .await?
-            .filter(|p| reader.sees_all || p.customer_id == reader.id))
+            .filter(|p| reader.may_see(&p.customer_id)))
     }
 
     /// The payments `reader` may see (of one booking, when `book_id` says), oldest first.
     pub async fn list(
         &self,
-        reader: &Reader,
+        reader: &Actor,
         book_id: Option<String>,
         limit: i64,
         offset: i64,
     ) -> anyhow::Result<Vec<Payment>> {
         let filter = PaymentFilter {
-            customer_id: (!reader.sees_all).then(|| reader.id.clone()),
+            customer_id: reader.only_own().map(str::to_owned),
             book_id,
             limit,
             offset,
@@ -133,8 +126,8 @@ mod tests {
         }
     }
 
-    fn reader(id: &str, sees_all: bool) -> Reader {
-        Reader {
+    fn reader(id: &str, sees_all: bool) -> Actor {
+        Actor {
             id: id.into(),
             sees_all,
         }

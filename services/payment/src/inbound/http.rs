@@ -16,7 +16,7 @@ use tracing::Instrument as _;
 use super::faults::{FaultSettings, Faults};
 use crate::domain::models::{BookId, Money, NewPayment, Payment, PaymentInvalid, PaymentStatus};
 use crate::domain::ports::{CancelPaymentError, CreatePaymentError, Outcome};
-use crate::domain::service::{PaymentService, Reader};
+use crate::domain::service::PaymentService;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -149,14 +149,6 @@ impl CreateBody {
 /// `PaymentCanceled`).
 const MONEY_CALLER: &str = "book";
 
-/// The caller as a reader of payments.
-fn reader(caller: Caller) -> Reader {
-    Reader {
-        sees_all: caller.sees_all(),
-        id: caller.id,
-    }
-}
-
 fn moves_money(caller: &Caller) -> Result<(), ApiError> {
     if caller.has(Role::Admin) || (caller.has(Role::Service) && caller.id == MONEY_CALLER) {
         Ok(())
@@ -283,7 +275,7 @@ async fn get_one(
     // Someone else's payment is answered as a missing one (the service's rule).
     let p = state
         .service
-        .get(&reader(caller), id)
+        .get(&caller.actor(), id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no payment {id}")))?;
     Ok(AppJson(p.into()))
@@ -309,7 +301,7 @@ async fn list(
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     let list = state
         .service
-        .list(&reader(caller), book_id, limit, offset)
+        .list(&caller.actor(), book_id, limit, offset)
         .await?;
     Ok(AppJson(list.into_iter().map(Into::into).collect()))
 }
