@@ -166,14 +166,15 @@ async fn find(conn: &mut AnyConnection, id: &str) -> anyhow::Result<Option<Booki
 /// the other wrote (READ COMMITTED reads afresh at each statement). Without it, a house
 /// decision (or a `Paid`) read "no booking yet" while the booking's commit read "no early
 /// decision yet", both committed, and the booking stayed BOOKED for good (found by the
-/// rolling restart of two book replicas). SQLite runs one writer at a time: nothing to take.
+/// rolling restart of two book replicas). SQLite runs one writer at a time: nothing to
+/// take. Returns whether it took any (then what was read before may have changed).
 async fn lock_booking_ids(
     conn: &mut AnyConnection,
     backend: Backend,
     ids: &[&str],
-) -> anyhow::Result<()> {
-    if backend != Backend::Postgres {
-        return Ok(());
+) -> anyhow::Result<bool> {
+    if backend != Backend::Postgres || ids.is_empty() {
+        return Ok(false);
     }
     let mut unique = ids.to_vec();
     unique.sort_unstable();
@@ -187,7 +188,7 @@ async fn lock_booking_ids(
         .fetch_one(&mut *conn)
         .await?;
     }
-    Ok(())
+    Ok(true)
 }
 
 async fn statuses(
@@ -456,8 +457,7 @@ impl BookRepository for SqlBookings {
             .copied()
             .filter(|id| !known.contains_key(*id))
             .collect();
-        if !unknown.is_empty() && self.db.backend() == Backend::Postgres {
-            lock_booking_ids(&mut tx, self.db.backend(), &unknown).await?;
+        if lock_booking_ids(&mut tx, self.db.backend(), &unknown).await? {
             known.extend(statuses(&mut tx, &unknown).await?);
         }
         // Usually a booking committed before its Paid arrives: then there is nothing to
