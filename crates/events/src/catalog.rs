@@ -34,6 +34,13 @@ macro_rules! catalog {
         pub const EVENT_TYPES: &[&str] = &[$(stringify!($name)),+];
 
         impl DomainEvent {
+            /// The event in a new envelope.
+            pub fn envelope(&self) -> Result<crate::Envelope, serde_json::Error> {
+                match self {
+                    $(DomainEvent::$name(e) => crate::Envelope::new(e),)+
+                }
+            }
+
             /// Decodes a payload given its `eventType`.
             pub fn from_parts(event_type: &str, payload: serde_json::Value) -> Result<Self, DecodeError> {
                 match event_type {

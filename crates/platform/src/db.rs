@@ -275,8 +275,8 @@ fn sqlite_url(url: &str) -> anyhow::Result<String> {
 /// Now, to the microsecond the tables store (so what a write returns equals what a read
 /// returns later).
 pub fn now() -> chrono::DateTime<chrono::Utc> {
-    use chrono::SubsecRound as _;
-    chrono::Utc::now().trunc_subsecs(6)
+    use crate::clock::Clock as _;
+    crate::clock::SystemClock.now()
 }
 
 /// A time as the RFC 3339 text the tables store.

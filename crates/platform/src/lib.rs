@@ -5,6 +5,7 @@
 //! outbox relay, the idempotent consumer loop, health, metrics and graceful shutdown.
 
 pub mod auth;
+pub mod clock;
 pub mod consumer;
 pub mod db;
 pub mod error;

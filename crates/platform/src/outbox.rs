@@ -56,9 +56,17 @@ impl Outbox {
     /// An event's envelope, in the trace of the event being applied (if any): what
     /// [`Outbox::insert`] writes.
     pub fn envelope<E: Event>(event: &E) -> anyhow::Result<Envelope> {
-        let mut env = Envelope::new(event)?;
+        Ok(Self::traced(Envelope::new(event)?))
+    }
+
+    /// [`Self::envelope`] of any event of the catalog.
+    pub fn envelope_of(event: &events::DomainEvent) -> anyhow::Result<Envelope> {
+        Ok(Self::traced(event.envelope()?))
+    }
+
+    fn traced(mut env: Envelope) -> Envelope {
         env.traceparent = crate::trace::for_event(&env.correlation_id);
-        Ok(env)
+        env
     }
 
     /// Adds events in the caller's transaction, in order, with one statement (a batch of

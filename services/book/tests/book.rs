@@ -679,8 +679,16 @@ async fn the_openapi_document_matches_the_routes(backend: Backend) {
 
 on_both_backends!(the_openapi_document_matches_the_routes);
 
-/// Book's repository on a fresh database of `backend` (and the database, to look inside).
-async fn repository(backend: Backend) -> (platform::db::Db, book::outbound::db::SqlBookings) {
+/// Book's service over its SQL repository on a fresh database of `backend` (and the
+/// database, to look inside), with payment and house out of reach: these tests are about
+/// what the repository stores.
+async fn repository(
+    backend: Backend,
+) -> (
+    platform::db::Db,
+    book::outbound::db::SqlBookings,
+    book::domain::service::BookService,
+) {
     let settings = platform::settings::DatabaseSettings {
         url: SecretString::from(testkit::fresh_database(backend).await),
         ..Default::default()
@@ -692,7 +700,53 @@ async fn repository(backend: Backend) -> (platform::db::Db, book::outbound::db::
         db.clone(),
         platform::outbox::Outbox::new(&Default::default()),
     );
-    (db, repo)
+    let service = book::domain::service::BookService::new(
+        std::sync::Arc::new(repo.clone()),
+        std::sync::Arc::new(OutOfReach),
+        std::sync::Arc::new(OutOfReach),
+    );
+    (db, repo, service)
+}
+
+/// Payment and house, down.
+struct OutOfReach;
+
+impl OutOfReach {
+    fn reason() -> String {
+        "out of reach in this test".into()
+    }
+}
+
+#[async_trait::async_trait]
+impl book::domain::ports::Payments for OutOfReach {
+    async fn pay(
+        &self,
+        _: &book::domain::ports::PaymentRequest,
+    ) -> Result<i64, book::domain::ports::PaymentError> {
+        Err(book::domain::ports::PaymentError::Unavailable {
+            reason: Self::reason(),
+            retry_after: Duration::from_secs(1),
+        })
+    }
+    async fn refund(&self, _: &str) -> Result<(), book::domain::ports::PaymentError> {
+        Err(book::domain::ports::PaymentError::Unavailable {
+            reason: Self::reason(),
+            retry_after: Duration::from_secs(1),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl book::domain::ports::Houses for OutOfReach {
+    async fn listing(
+        &self,
+        _: i64,
+    ) -> Result<Option<book::domain::models::Listing>, book::domain::ports::HouseLookupError> {
+        Err(book::domain::ports::HouseLookupError::Unavailable {
+            reason: Self::reason(),
+            retry_after: Duration::from_secs(1),
+        })
+    }
 }
 
 /// A paid booking of house `house_id` for one night, as book commits it.
@@ -710,7 +764,7 @@ fn paid_booking(id: &str, house_id: i64) -> book::domain::models::Booking {
         .unwrap(),
         status: book::domain::models::BookStatus::Booked,
         payment_id: 1,
-        created_at: chrono::Utc::now(),
+        created_at: platform::db::now(),
         book_cancel_date: None,
     }
 }
@@ -719,29 +773,27 @@ fn paid_booking(id: &str, house_id: i64) -> book::domain::models::Booking {
 /// over a refunded payment. The reconciler and the booking contend for the booking id;
 /// whichever claims it first wins, the other backs off.
 async fn a_late_booking_and_the_reconciler_cannot_both_win(backend: Backend) {
-    use book::domain::ports::{BookRepository, InsertBookedError};
-    let (_, repo) = repository(backend).await;
+    use book::domain::ports::BookRepository;
+    let (_, repo, service) = repository(backend).await;
     let booking = |id: &str| paid_booking(id, 1);
     // The reconciler first: the late booking is refused, and nothing of it is stored.
-    assert!(repo.abandon("late").await.unwrap());
-    let refused = repo.insert_booked(&booking("late")).await.unwrap_err();
-    assert!(
-        matches!(refused, InsertBookedError::Abandoned),
-        "{refused:#}"
-    );
+    assert!(service.abandon("late").await.unwrap());
+    assert_eq!(service.commit(booking("late")).await.unwrap(), None);
     assert!(repo.get("late").await.unwrap().is_none());
     // The booking first: the reconciler backs off, and asking again changes nothing.
-    repo.insert_booked(&booking("early")).await.unwrap();
-    assert!(!repo.abandon("early").await.unwrap());
+    let stored = service.commit(booking("early")).await.unwrap().unwrap();
+    assert_eq!(stored.status, book::domain::models::BookStatus::Booked);
+    assert_eq!(
+        repo.get("early").await.unwrap(),
+        Some(stored),
+        "what it answered is what is stored"
+    );
+    assert!(!service.abandon("early").await.unwrap());
     assert!(
-        repo.abandon("late").await.unwrap(),
+        service.abandon("late").await.unwrap(),
         "given up before, still the reconciler's (a refund that failed is tried again)"
     );
-    let refused = repo.insert_booked(&booking("late")).await.unwrap_err();
-    assert!(
-        matches!(refused, InsertBookedError::Abandoned),
-        "{refused:#}"
-    );
+    assert_eq!(service.commit(booking("late")).await.unwrap(), None);
 }
 
 on_both_backends!(a_late_booking_and_the_reconciler_cannot_both_win);
@@ -750,10 +802,12 @@ on_both_backends!(a_late_booking_and_the_reconciler_cannot_both_win);
 /// `PATCH /payments/{id}` included). A refunded payment under a `BOOKED` or `CONFIRMED`
 /// booking cancels it (`BookCanceled`: house releases the nights); book's own refunds —
 /// of cancelled and rejected bookings — change nothing; a redelivery is applied once.
+/// Also: a house decision that came before its booking applies when it commits.
 async fn a_refunded_payment_cancels_the_booking_that_stood_on_it(backend: Backend) {
     use book::domain::models::BookStatus;
-    use book::domain::ports::{Applied, BookRepository, Consumed, HouseDecision};
-    let (db, repo) = repository(backend).await;
+    use book::domain::ports::{Applied, BookRepository};
+    use book::domain::saga::{Consumed, HouseDecision};
+    let (db, repo, service) = repository(backend).await;
     let booking = |id: &str| paid_booking(id, 7);
     let key = |n: &str| events::EventKey {
         event_id: format!("evt-{n}"),
@@ -762,9 +816,6 @@ async fn a_refunded_payment_cancels_the_booking_that_stood_on_it(backend: Backen
     let refunded = |id: &str| Consumed::Refunded {
         book_id: id.to_owned(),
     };
-    for id in ["booked", "confirmed", "cancelled", "rejected"] {
-        repo.insert_booked(&booking(id)).await.unwrap();
-    }
     let decide = |id: &str, d: HouseDecision| {
         (
             events::EventKey {
@@ -777,16 +828,27 @@ async fn a_refunded_payment_cancels_the_booking_that_stood_on_it(backend: Backen
             },
         )
     };
-    repo.apply_events(&[
-        decide("confirmed", HouseDecision::Rented),
-        decide("rejected", HouseDecision::Rejected("taken".into())),
-    ])
-    .await
-    .unwrap();
-    repo.cancel("cancelled", chrono::Utc::now()).await.unwrap();
+    // The rejection of "rejected" arrives before its booking commits.
+    service
+        .on_events(&[decide("rejected", HouseDecision::Rejected("taken".into()))])
+        .await
+        .unwrap();
+    for id in ["booked", "confirmed", "cancelled", "rejected"] {
+        service.commit(booking(id)).await.unwrap().unwrap();
+    }
+    service
+        .on_events(&[decide("confirmed", HouseDecision::Rented)])
+        .await
+        .unwrap();
+    let alice = platform::auth::Actor {
+        id: "alice".into(),
+        sees_all: false,
+    };
+    // Payment is out of reach: the cancel stands, its refund stays due.
+    service.cancel(&alice, "cancelled").await.unwrap();
 
-    let done = repo
-        .apply_events(&[
+    let done = service
+        .on_events(&[
             (key("1"), refunded("booked")),
             (key("2"), refunded("confirmed")),
             (key("3"), refunded("cancelled")),
@@ -809,30 +871,42 @@ async fn a_refunded_payment_cancels_the_booking_that_stood_on_it(backend: Backen
     let mut due = repo.refunds_due().await.unwrap();
     due.sort();
     assert_eq!(due, ["cancelled", "rejected"], "book's own refunds only");
-    let canceled_events = |id: &'static str| {
+    let events_of = |event_type: &'static str, id: &'static str| {
         let db = db.clone();
         async move {
             sqlx::query_scalar::<_, i64>(
-                "SELECT COUNT(*) FROM outbox WHERE event_type = 'BookCanceled' AND msg_key = $1",
+                "SELECT COUNT(*) FROM outbox WHERE event_type = $1 AND msg_key = $2",
             )
+            .bind(event_type)
             .bind(id)
             .fetch_one(db.pool())
             .await
             .unwrap()
         }
     };
-    assert_eq!(canceled_events("booked").await, 1);
-    assert_eq!(canceled_events("confirmed").await, 1);
-    assert_eq!(canceled_events("cancelled").await, 1, "its own cancel's");
-    assert_eq!(canceled_events("rejected").await, 0);
+    assert_eq!(events_of("BookCanceled", "booked").await, 1);
+    assert_eq!(events_of("BookCanceled", "confirmed").await, 1);
+    assert_eq!(
+        events_of("BookCanceled", "cancelled").await,
+        1,
+        "its own cancel's"
+    );
+    assert_eq!(events_of("BookCanceled", "rejected").await, 0);
+    assert_eq!(events_of("Booked", "rejected").await, 1);
+    assert_eq!(
+        events_of("BookRejected", "rejected").await,
+        1,
+        "the early decision, applied once"
+    );
+    assert_eq!(events_of("BookConfirmed", "confirmed").await, 1);
 
     // Delivered again: a duplicate, nothing new.
-    let again = repo
-        .apply_events(&[(key("2"), refunded("confirmed"))])
+    let again = service
+        .on_events(&[(key("2"), refunded("confirmed"))])
         .await
         .unwrap();
     assert_eq!(again, [Applied::Duplicate]);
-    assert_eq!(canceled_events("confirmed").await, 1);
+    assert_eq!(events_of("BookCanceled", "confirmed").await, 1);
 }
 
 on_both_backends!(a_refunded_payment_cancels_the_booking_that_stood_on_it);

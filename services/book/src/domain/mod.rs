@@ -2,4 +2,10 @@
 
 pub mod models;
 pub mod ports;
+pub mod saga;
 pub mod service;
+
+#[cfg(test)]
+pub mod fakes;
+#[cfg(test)]
+mod tests;

@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use events::EventKey;
 
-use super::models::{BookStatus, Booking, InvalidTransition, Listing};
+use super::models::{BookStatus, Booking, Listing};
+use super::saga::{Changes, Claim, HouseDecision, Known};
 
 /// Whether an event was applied now or had been applied before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,55 +17,6 @@ pub enum Applied<T> {
     Now(T),
     /// Its key was already in the inbox: nothing changed.
     Duplicate,
-}
-
-/// The house's answer for a booking.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HouseDecision {
-    /// Nights reserved.
-    Rented,
-    /// Refused, with the house's reason.
-    Rejected(String),
-}
-
-/// An event the booking context consumes, as the domain sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Consumed {
-    /// `HouseRegistered`: a listing to keep.
-    Listing(Listing),
-    /// `HouseRented` / `HouseRentRejected` for a booking.
-    Decision {
-        /// The booking.
-        book_id: String,
-        /// What house decided.
-        decision: HouseDecision,
-    },
-    /// `Paid` for a booking.
-    Paid {
-        /// The booking.
-        book_id: String,
-        /// The payment.
-        payment_id: i64,
-    },
-    /// `PaymentCanceled`: the booking's payment was refunded.
-    Refunded {
-        /// The booking.
-        book_id: String,
-    },
-}
-
-/// Why a cancel could not be stored.
-#[derive(Debug, thiserror::Error)]
-pub enum CancelError {
-    /// No such booking.
-    #[error("no booking {0}")]
-    NotFound(String),
-    /// Its status does not allow it (e.g. cancelled already).
-    #[error(transparent)]
-    Invalid(#[from] InvalidTransition),
-    /// Anything else.
-    #[error(transparent)]
-    Unknown(#[from] anyhow::Error),
 }
 
 /// Which bookings to list.
@@ -80,8 +32,7 @@ pub struct BookingFilter {
     pub offset: i64,
 }
 
-/// Booking storage. Each write commits the change with its events (and, for consumed
-/// events, the inbox row) in one transaction.
+/// Booking storage: reads, and units of work for every change.
 #[async_trait]
 pub trait BookRepository: Send + Sync + 'static {
     /// A listing.
@@ -89,39 +40,46 @@ pub trait BookRepository: Send + Sync + 'static {
     /// Keeps a listing house answered for directly, unless `HouseRegistered` brought one
     /// first (the event's copy is never overwritten by this).
     async fn remember_listing(&self, listing: &Listing) -> anyhow::Result<()>;
-    /// Commits a paid booking as `BOOKED` with `Booked`; applies a house decision that
-    /// arrived before it; clears it from the unmatched payments.
-    async fn insert_booked(&self, booking: &Booking) -> Result<Booking, InsertBookedError>;
     /// One booking.
     async fn get(&self, id: &str) -> anyhow::Result<Option<Booking>>;
     /// Bookings, oldest first.
     async fn list(&self, filter: &BookingFilter) -> anyhow::Result<Vec<Booking>>;
-    /// Applies consumed events in order, each effectively once, all in one transaction:
-    /// a listing (`HouseRegistered`) is stored or updated; a house decision moves a
-    /// `BOOKED` booking to `CONFIRMED` (`BookConfirmed`) or `REJECTED` (`BookRejected`,
-    /// with a refund due), or is kept for a booking not committed yet; a `Paid` whose
-    /// booking is not known (yet) is recorded for the reconciler; a refund (`PaymentCanceled`)
-    /// under a booking that still stands (`BOOKED`, `CONFIRMED`) cancels it
-    /// (`BookCanceled`, nothing left to refund): a booking never stands on a refunded
-    /// payment, whoever refunded it.
-    async fn apply_events(
-        &self,
-        events: &[(EventKey, Consumed)],
-    ) -> anyhow::Result<Vec<Applied<()>>>;
-    /// Moves a booking to `BOOK_CANCELED` with `BookCanceled`.
-    async fn cancel(&self, id: &str, at: DateTime<Utc>) -> Result<Booking, CancelError>;
     /// Booking ids of payments seen before `before` whose booking never committed.
     async fn unmatched_payments(&self, before: DateTime<Utc>) -> anyhow::Result<Vec<String>>;
-    /// Gives up on a booking id whose payment is to be refunded: `false` if its booking
-    /// committed (or is committing) first; `true` again for an id given up before (its
-    /// refund may have failed and be tried again). A booking cannot commit after this.
-    async fn abandon(&self, book_id: &str) -> anyhow::Result<bool>;
     /// Forgets an unmatched payment (refunded, or its booking turned up).
     async fn forget_payment(&self, book_id: &str) -> anyhow::Result<()>;
     /// Rejected or cancelled bookings whose refund has not gone through yet.
     async fn refunds_due(&self) -> anyhow::Result<Vec<String>>;
     /// Marks a booking's refund done.
     async fn refund_done(&self, book_id: &str) -> anyhow::Result<()>;
+    /// Opens a unit of work: one transaction, committed by [`BookUnit::commit`] and rolled
+    /// back when dropped without it.
+    async fn begin(&self) -> anyhow::Result<Box<dyn BookUnit>>;
+}
+
+/// One transaction over the booking store. It reads what the saga's rules need and stores
+/// what they decide ([`Changes`]) — state, events and inbox rows together. It decides
+/// nothing itself.
+#[async_trait]
+pub trait BookUnit: Send {
+    /// Where the named bookings stand, of those committed. A booking not found stays not
+    /// committed until this unit ends: its commit, if one is in progress, is waited for
+    /// and seen, or waits for this unit.
+    async fn standings(&mut self, ids: &[&str]) -> anyhow::Result<Known>;
+    /// One booking, as [`Self::standings`] holds it.
+    async fn booking(&mut self, id: &str) -> anyhow::Result<Option<Booking>>;
+    /// Claims consumed events by key, in order: `false` for one claimed before (a
+    /// duplicate, to skip).
+    async fn claim_events(&mut self, keys: &[&EventKey]) -> anyhow::Result<Vec<bool>>;
+    /// Claims a booking id; returns who holds it afterwards (the first claim, for good).
+    async fn claim_id(&mut self, book_id: &str, claim: Claim) -> anyhow::Result<Claim>;
+    /// The house's decision kept for a booking before it committed.
+    async fn early_decision(&mut self, book_id: &str) -> anyhow::Result<Option<HouseDecision>>;
+    /// Stores changes; returns, for each transition in order, whether it applied (the
+    /// store found its booking in a status it may leave). Only those publish their event.
+    async fn save(&mut self, changes: &Changes) -> anyhow::Result<Vec<bool>>;
+    /// Commits everything saved.
+    async fn commit(self: Box<Self>) -> anyhow::Result<()>;
 }
 
 /// What `book` sends to `payment`.
@@ -183,16 +141,4 @@ pub enum HouseLookupError {
 pub trait Houses: Send + Sync + 'static {
     /// The house's listing; `None` if house has no such house.
     async fn listing(&self, house_id: i64) -> Result<Option<Listing>, HouseLookupError>;
-}
-
-/// Why [`BookRepository::insert_booked`] stored nothing.
-#[derive(Debug, thiserror::Error)]
-pub enum InsertBookedError {
-    /// The booking came too late: the reconciler had given up on its id and refunds its
-    /// payment.
-    #[error("the reconciler gave up on this booking before it committed")]
-    Abandoned,
-    /// The store failed.
-    #[error(transparent)]
-    Unknown(#[from] anyhow::Error),
 }

@@ -3,16 +3,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::NaiveDate;
 use events::EventKey;
+use platform::clock::{Clock, SystemClock};
 
 use super::models::{
     BookStatus, Booking, BookingInvalid, BookingRequest, Horizon, InvalidTransition, Listing,
 };
 use super::ports::{
-    Applied, BookRepository, BookingFilter, CancelError, Consumed, HouseLookupError, Houses,
-    InsertBookedError, PaymentError, PaymentRequest, Payments,
+    Applied, BookRepository, BookingFilter, HouseLookupError, Houses, PaymentError, PaymentRequest,
+    Payments,
 };
+use super::saga::{self, Batch, Claim, Consumed};
 
 /// Why a booking could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +70,7 @@ pub struct BookService {
     payments: Arc<dyn Payments>,
     houses: Arc<dyn Houses>,
     horizon: Horizon,
+    clock: Arc<dyn Clock>,
 }
 
 impl BookService {
@@ -82,7 +85,18 @@ impl BookService {
             payments,
             houses,
             horizon: Horizon::default(),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same service reading the time from `clock`.
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        Self { clock, ..self }
+    }
+
+    /// Today's date, by the service's clock (what a booking's check-in is checked against).
+    pub fn today(&self) -> NaiveDate {
+        self.clock.now().date_naive()
     }
 
     /// The same service with bookings open `horizon` ahead.
@@ -155,43 +169,48 @@ impl BookService {
             stay: request.stay,
             status: BookStatus::Booked,
             payment_id,
-            created_at: platform::db::now(),
+            created_at: self.clock.now(),
             book_cancel_date: None,
         };
-        match self.repo.insert_booked(&booking).await {
-            Ok(b) => Ok(b),
+        match self.commit(booking).await? {
+            Some(b) => Ok(b),
             // Committing took longer than the reconciler's grace: it refunds the payment.
-            Err(InsertBookedError::Abandoned) => Err(BookError::PaymentUnavailable {
+            None => Err(BookError::PaymentUnavailable {
                 reason: "the booking could not be confirmed in time; its payment is refunded"
                     .into(),
                 retry_after: Duration::from_secs(1),
             }),
-            Err(InsertBookedError::Unknown(e)) => Err(e.into()),
         }
+    }
+
+    /// Commits a paid booking ([`saga::commit`]) unless the reconciler gave up on its id
+    /// first (`None`: nothing stored, its payment is refunded).
+    pub async fn commit(&self, booking: Booking) -> anyhow::Result<Option<Booking>> {
+        let mut unit = self.repo.begin().await?;
+        if unit.claim_id(&booking.id, Claim::Booked).await? != Claim::Booked {
+            return Ok(None);
+        }
+        let early = unit.early_decision(&booking.id).await?;
+        let changes = saga::commit(booking.clone(), early.as_ref());
+        let moved = unit.save(&changes).await?;
+        unit.commit().await?;
+        let stored = changes
+            .transitions
+            .iter()
+            .zip(moved)
+            .filter(|(_, moved)| *moved)
+            .fold(booking, |b, (t, _)| t.applied_to(b));
+        Ok(Some(stored))
     }
 
     /// F5: commit `BOOK_CANCELED` with its refund due, then refund; a refund that cannot be
     /// made now is made by the reconciler.
     #[tracing::instrument(skip(self, actor))]
     pub async fn cancel(&self, actor: &Actor, id: &str) -> Result<Booking, CancelBookingError> {
-        let booking = self.get(actor, id).await.map_err(|e| match e {
-            GetError::NotFound => CancelBookingError::NotFound(id.to_owned()),
-            GetError::NotYours => CancelBookingError::NotYours,
-            GetError::Unknown(e) => CancelBookingError::Unknown(e),
-        })?;
-        booking.status.cancel()?;
         // The cancellation and "refund due" commit first, together; the refund follows. A
         // crash or a payment outage in between leaves the refund due, and the reconciler
         // makes it: never a refunded payment under a booking that still stands.
-        let cancelled = self
-            .repo
-            .cancel(id, platform::db::now())
-            .await
-            .map_err(|e| match e {
-                CancelError::NotFound(id) => CancelBookingError::NotFound(id),
-                CancelError::Invalid(t) => CancelBookingError::Invalid(t),
-                CancelError::Unknown(e) => CancelBookingError::Unknown(e),
-            })?;
+        let cancelled = self.cancel_stored(actor, id).await?;
         match self.payments.refund(id).await {
             Ok(()) => {
                 if let Err(e) = self.repo.refund_done(id).await {
@@ -206,6 +225,32 @@ impl BookService {
                 tracing::warn!(error = %e, book_id = id, "refund not made now; the reconciler retries it");
             }
         }
+        Ok(cancelled)
+    }
+
+    /// [`saga::cancel`] in a unit of work, on the booking as stored now.
+    async fn cancel_stored(&self, actor: &Actor, id: &str) -> Result<Booking, CancelBookingError> {
+        let mut unit = self.repo.begin().await?;
+        let booking = unit
+            .booking(id)
+            .await?
+            .ok_or_else(|| CancelBookingError::NotFound(id.to_owned()))?;
+        if !actor.may_see(&booking.customer_id) {
+            return Err(CancelBookingError::NotYours);
+        }
+        let changes = saga::cancel(&booking, self.clock.now())?;
+        let moved = unit.save(&changes).await?;
+        let Some((t, _)) = changes.transitions.iter().zip(moved).find(|(_, m)| *m) else {
+            // Another cancel (or a refund) committed between the read and the write.
+            let done = BookStatus::BookCanceled.as_str();
+            return Err(InvalidTransition {
+                from: done,
+                to: done,
+            }
+            .into());
+        };
+        let cancelled = t.applied_to(booking);
+        unit.commit().await?;
         Ok(cancelled)
     }
 
@@ -242,7 +287,46 @@ impl BookService {
         &self,
         events: &[(EventKey, Consumed)],
     ) -> anyhow::Result<Vec<Applied<()>>> {
-        self.repo.apply_events(events).await
+        let mut unit = self.repo.begin().await?;
+        let named: Vec<&str> = events.iter().filter_map(|(_, e)| e.book_id()).collect();
+        let mut known = unit.standings(&named).await?;
+        // Only the events that can change something are claimed (and need an inbox row).
+        let matters: Vec<bool> = events
+            .iter()
+            .map(|(_, e)| Batch::matters(&known, e))
+            .collect();
+        let keys: Vec<&EventKey> = events
+            .iter()
+            .zip(&matters)
+            .filter(|(_, m)| **m)
+            .map(|((k, _), _)| k)
+            .collect();
+        let mut claimed = unit.claim_events(&keys).await?.into_iter();
+        let mut batch = Batch::new(&mut known, self.clock.now());
+        let mut out = Vec::with_capacity(events.len());
+        for ((_, event), matters) in events.iter().zip(matters) {
+            if matters && !claimed.next().unwrap_or(false) {
+                out.push(Applied::Duplicate);
+                continue;
+            }
+            if matters {
+                batch.react(event);
+            }
+            out.push(Applied::Now(()));
+        }
+        unit.save(&batch.into_changes()).await?;
+        unit.commit().await?;
+        Ok(out)
+    }
+
+    /// Gives up on a booking id whose payment is to be refunded: `false` if its booking
+    /// committed (or is committing) first; `true` again for an id given up before (its
+    /// refund may have failed and be tried again). A booking cannot commit after this.
+    pub async fn abandon(&self, book_id: &str) -> anyhow::Result<bool> {
+        let mut unit = self.repo.begin().await?;
+        let holder = unit.claim_id(book_id, Claim::Abandoned).await?;
+        unit.commit().await?;
+        Ok(holder == Claim::Abandoned)
     }
 
     /// I2 and the compensation of F4: refunds payments whose booking never committed
@@ -250,10 +334,10 @@ impl BookService {
     /// refunds went through; what fails is tried again next time.
     pub async fn reconcile(&self, grace: Duration) -> anyhow::Result<usize> {
         let mut done = 0;
-        let before = Utc::now() - chrono::Duration::from_std(grace)?;
+        let before = self.clock.now() - chrono::Duration::from_std(grace)?;
         for book_id in self.repo.unmatched_payments(before).await? {
             // Its booking committed, or wins the claim now: nothing to refund.
-            if self.repo.get(&book_id).await?.is_some() || !self.repo.abandon(&book_id).await? {
+            if self.repo.get(&book_id).await?.is_some() || !self.abandon(&book_id).await? {
                 self.repo.forget_payment(&book_id).await?;
                 continue;
             }

@@ -3,7 +3,7 @@
 //! REST and gRPC adapters are thin shells around these (the hexagonal checkpoint: a second
 //! protocol adds an adapter, never a rule).
 
-use chrono::Utc;
+use chrono::NaiveDate;
 use platform::auth::{Caller, Role};
 use platform::http::Page;
 use platform::ApiError;
@@ -26,7 +26,7 @@ pub struct StayAsked {
 }
 
 impl StayAsked {
-    fn request(self, horizon: Horizon) -> Result<BookingRequest, BookingInvalid> {
+    fn request(self, today: NaiveDate, horizon: Horizon) -> Result<BookingRequest, BookingInvalid> {
         let stay = match (self.check_in, self.check_out, self.book_date) {
             (Some(i), Some(o), _) => {
                 events::Stay::new(events::parse_date(&i)?, events::parse_date(&o)?)?
@@ -34,7 +34,7 @@ impl StayAsked {
             (None, None, Some(d)) => events::Stay::one_night(events::parse_date(&d)?)?,
             _ => return Err(BookingInvalid::NoStay),
         };
-        BookingRequest::new(self.house_id, stay, Utc::now().date_naive(), horizon)
+        BookingRequest::new(self.house_id, stay, today, horizon)
     }
 }
 
@@ -46,7 +46,7 @@ pub async fn book(
 ) -> Result<Booking, ApiError> {
     caller.require_any(&[Role::Customer, Role::Admin])?;
     let request = asked
-        .request(service.horizon())
+        .request(service.today(), service.horizon())
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     service
         .book(&caller.id, request)

@@ -6,7 +6,8 @@ use events::{DomainEvent, Envelope, EventKey};
 use platform::consumer::{BatchHandler, HandleError, Handled};
 
 use crate::domain::models::Listing;
-use crate::domain::ports::{Applied, Consumed, HouseDecision};
+use crate::domain::ports::Applied;
+use crate::domain::saga::{Consumed, HouseDecision};
 use crate::domain::service::BookService;
 
 /// Applies the events the booking context consumes.

@@ -1,24 +1,25 @@
-//! The booking repository on SQLite or PostgreSQL: each change commits with its event.
+//! The booking repository on SQLite or PostgreSQL: reads, and units of work that store
+//! what the domain decided (`domain::saga`) — state, events and inbox rows in one
+//! transaction. Nothing here decides: a transition is written only where the booking is
+//! still in a status it may leave, and that is all the adapter checks.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use events::{BookCanceled, BookConfirmed, BookRejected, Booked, Envelope, EventKey, Stay};
+use events::{EventKey, Stay};
 use platform::consumer::claim_all;
 use platform::db::{
     now_text, parse_time, placeholders, rows_per_statement, time_text, values, Backend, Db,
 };
 use platform::outbox::Outbox;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::{Any, AnyConnection, Row, Transaction};
 
-use crate::domain::models::{BookStatus, Booking, InvalidTransition, Listing};
-use crate::domain::ports::InsertBookedError;
-use crate::domain::ports::{
-    Applied, BookRepository, BookingFilter, CancelError, Consumed, HouseDecision,
-};
+use crate::domain::models::{BookStatus, Booking, Listing};
+use crate::domain::ports::{BookRepository, BookUnit, BookingFilter};
+use crate::domain::saga::{Changes, Claim, HouseDecision, Known, Standing, Transition, Unmatched};
 
 const COLUMNS: &str =
     "id, customer_id, house_id, house_name, house_price, check_in, check_out, status, \
@@ -35,79 +36,6 @@ impl SqlBookings {
     /// A repository over a database and its outbox.
     pub fn new(db: Db, outbox: Outbox) -> Self {
         Self { db, outbox }
-    }
-
-    /// [`BookRepository::insert_booked`]'s transaction; `None`: the reconciler had
-    /// claimed the id (abandoned), nothing stored.
-    async fn commit_booked(&self, b: &Booking) -> anyhow::Result<Option<Booking>> {
-        let mut tx = self.db.begin().await?;
-        lock_booking_ids(&mut tx, self.db.backend(), &[b.id.as_str()]).await?;
-        if !claim_booking_id(&mut tx, &b.id, "BOOKED").await? {
-            return Ok(None);
-        }
-        sqlx::query(
-            "INSERT INTO bookings (id, customer_id, house_id, house_name, house_price, check_in, check_out, \
-             status, payment_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'BOOKED', $8, $9)",
-        )
-        .bind(b.id.clone())
-        .bind(b.customer_id.clone())
-        .bind(b.house_id)
-        .bind(b.house_name.clone())
-        .bind(b.price)
-        .bind(b.stay.check_in().to_string())
-        .bind(b.stay.check_out().to_string())
-        .bind(b.payment_id)
-        .bind(time_text(b.created_at))
-        .execute(&mut *tx)
-        .await?;
-        let booked = Booked {
-            book_id: b.id.clone(),
-            customer_id: b.customer_id.clone(),
-            house_id: b.house_id,
-            house_name: b.house_name.clone(),
-            house_price: b.price,
-            check_in: b.stay.check_in(),
-            check_out: b.stay.check_out(),
-            payment_id: b.payment_id,
-        };
-        self.outbox.enqueue(&mut tx, &booked).await?;
-        sqlx::query("DELETE FROM unmatched_payments WHERE book_id = $1")
-            .bind(b.id.clone())
-            .execute(&mut *tx)
-            .await?;
-        let mut stored = b.clone();
-        let early = sqlx::query("SELECT outcome, reason FROM early_decisions WHERE book_id = $1")
-            .bind(b.id.clone())
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(row) = early {
-            let outcome: String = row.try_get("outcome")?;
-            let decision = if outcome == "RENTED" {
-                HouseDecision::Rented
-            } else {
-                HouseDecision::Rejected(
-                    row.try_get::<Option<String>, _>("reason")?
-                        .unwrap_or_default(),
-                )
-            };
-            // The booking was inserted above, so it is BOOKED and the decision moves it.
-            let next = match decision {
-                HouseDecision::Rented => BookStatus::Confirmed,
-                HouseDecision::Rejected(_) => BookStatus::Rejected,
-            };
-            let events = decide_all(&mut tx, &[(b.id.clone(), b.house_id, decision)]).await?;
-            if !events.is_empty() {
-                stored.status = next;
-            }
-            self.outbox.insert(&mut tx, &events).await?;
-            sqlx::query("DELETE FROM early_decisions WHERE book_id = $1")
-                .bind(b.id.clone())
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        self.outbox.notify();
-        Ok(Some(stored))
     }
 }
 
@@ -129,23 +57,6 @@ fn booking(row: &AnyRow) -> anyhow::Result<Booking> {
         created_at: parse_time(&row.try_get::<String, _>("created_at")?)?,
         book_cancel_date: cancel.as_deref().map(parse_time).transpose()?,
     })
-}
-
-/// Claims a booking id for a booking or for the reconciler; `false` if the other has it
-/// (a concurrent claim waits for the other transaction, then loses).
-async fn claim_booking_id(
-    conn: &mut AnyConnection,
-    book_id: &str,
-    claim: &str,
-) -> anyhow::Result<bool> {
-    let done = sqlx::query(
-        "INSERT INTO booking_claims (book_id, claim) VALUES ($1, $2) ON CONFLICT (book_id) DO NOTHING",
-    )
-    .bind(book_id.to_owned())
-    .bind(claim.to_owned())
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
 }
 
 async fn find(conn: &mut AnyConnection, id: &str) -> anyhow::Result<Option<Booking>> {
@@ -191,11 +102,8 @@ async fn lock_booking_ids(
     Ok(true)
 }
 
-async fn statuses(
-    conn: &mut AnyConnection,
-    ids: &[&str],
-) -> anyhow::Result<HashMap<String, (BookStatus, i64)>> {
-    let mut found = HashMap::new();
+async fn standings(conn: &mut AnyConnection, ids: &[&str]) -> anyhow::Result<Known> {
+    let mut found = Known::new();
     let mut unique: Vec<&str> = ids.to_vec();
     unique.sort_unstable();
     unique.dedup();
@@ -212,98 +120,14 @@ async fn statuses(
             let status: String = row.try_get("status")?;
             found.insert(
                 row.try_get("id")?,
-                (
-                    BookStatus::parse(&status).context("unknown status in the database")?,
-                    row.try_get("house_id")?,
-                ),
+                Standing {
+                    status: BookStatus::parse(&status).context("unknown status in the database")?,
+                    house_id: row.try_get("house_id")?,
+                },
             );
         }
     }
     Ok(found)
-}
-
-/// Applies house decisions to stored bookings, one `UPDATE` per outcome: each `BOOKED`
-/// one becomes `CONFIRMED`, or `REJECTED` with a refund due. Returns the events of the
-/// bookings it moved, in the decisions' order. One no longer `BOOKED` (on PostgreSQL a
-/// concurrent cancel can commit between the read and this update) is not moved, and gets
-/// no event.
-async fn decide_all(
-    conn: &mut AnyConnection,
-    decisions: &[(String, i64, HouseDecision)],
-) -> anyhow::Result<Vec<Envelope>> {
-    let mut moved = HashSet::new();
-    for (next, rented) in [(BookStatus::Confirmed, true), (BookStatus::Rejected, false)] {
-        let ids: Vec<&str> = decisions
-            .iter()
-            .filter(|(_, _, d)| matches!(d, HouseDecision::Rented) == rented)
-            .map(|(id, _, _)| id.as_str())
-            .collect();
-        let refund = i64::from(next == BookStatus::Rejected);
-        for chunk in ids.chunks(rows_per_statement(1)) {
-            let sql = format!(
-                "UPDATE bookings SET status = $1, refund_pending = $2 WHERE status = 'BOOKED' AND id IN ({}) RETURNING id",
-                placeholders(3, chunk.len())
-            );
-            let mut q = sqlx::query_scalar::<_, String>(&sql)
-                .bind(next.as_str())
-                .bind(refund);
-            for id in chunk {
-                q = q.bind((*id).to_owned());
-            }
-            moved.extend(q.fetch_all(&mut *conn).await?);
-        }
-    }
-    let mut events = Vec::new();
-    for (book_id, house_id, decision) in decisions {
-        if !moved.remove(book_id) {
-            continue;
-        }
-        let (book_id, house_id) = (book_id.clone(), *house_id);
-        events.push(match decision {
-            HouseDecision::Rented => Outbox::envelope(&BookConfirmed { book_id, house_id })?,
-            HouseDecision::Rejected(reason) => Outbox::envelope(&BookRejected {
-                book_id,
-                house_id,
-                reason: reason.clone(),
-            })?,
-        });
-    }
-    Ok(events)
-}
-
-/// Cancels the bookings (still `BOOKED` or `CONFIRMED`) whose payment was refunded, in one
-/// statement per chunk, with nothing left to refund; their `BookCanceled` events.
-async fn cancel_refunded(
-    conn: &mut AnyConnection,
-    refunded: &[(String, i64)],
-) -> anyhow::Result<Vec<Envelope>> {
-    let at = Utc::now();
-    let mut moved = HashSet::new();
-    for chunk in refunded.chunks(rows_per_statement(1)) {
-        let sql = format!(
-            "UPDATE bookings SET status = $1, book_cancel_date = $2, refund_pending = 0 \
-             WHERE status IN ('BOOKED', 'CONFIRMED') AND id IN ({}) RETURNING id",
-            placeholders(3, chunk.len())
-        );
-        let mut q = sqlx::query_scalar::<_, String>(&sql)
-            .bind(BookStatus::BookCanceled.as_str())
-            .bind(time_text(at));
-        for (id, _) in chunk {
-            q = q.bind(id.clone());
-        }
-        moved.extend(q.fetch_all(&mut *conn).await?);
-    }
-    refunded
-        .iter()
-        .filter(|(id, _)| moved.remove(id))
-        .map(|(book_id, house_id)| {
-            Outbox::envelope(&BookCanceled {
-                book_id: book_id.clone(),
-                house_id: *house_id,
-                book_cancel_date: at,
-            })
-        })
-        .collect()
 }
 
 /// Keeps the house's decisions for bookings not committed yet, in one statement.
@@ -337,7 +161,7 @@ async fn keep_early(
 
 /// Notes payments for bookings not committed (yet), in one statement; the reconciler
 /// refunds those that never get one.
-async fn keep_unmatched(conn: &mut AnyConnection, paid: &[(String, i64)]) -> anyhow::Result<()> {
+async fn keep_unmatched(conn: &mut AnyConnection, paid: &[Unmatched]) -> anyhow::Result<()> {
     for chunk in paid.chunks(rows_per_statement(3)) {
         let values = values(chunk.len(), 3);
         let sql = format!(
@@ -345,9 +169,11 @@ async fn keep_unmatched(conn: &mut AnyConnection, paid: &[(String, i64)]) -> any
              ON CONFLICT (book_id) DO NOTHING"
         );
         let mut q = sqlx::query(&sql);
-        let now = now_text();
-        for (book_id, payment_id) in chunk {
-            q = q.bind(book_id.clone()).bind(*payment_id).bind(now.clone());
+        for p in chunk {
+            q = q
+                .bind(p.book_id.clone())
+                .bind(p.payment_id)
+                .bind(time_text(p.seen_at));
         }
         q.execute(&mut *conn).await?;
     }
@@ -384,12 +210,6 @@ impl BookRepository for SqlBookings {
             })
         })
         .transpose()
-    }
-
-    async fn insert_booked(&self, b: &Booking) -> Result<Booking, InsertBookedError> {
-        self.commit_booked(b)
-            .await?
-            .ok_or(InsertBookedError::Abandoned)
     }
 
     async fn get(&self, id: &str) -> anyhow::Result<Option<Booking>> {
@@ -432,160 +252,6 @@ impl BookRepository for SqlBookings {
         rows.iter().map(booking).collect()
     }
 
-    /// A batch in a fixed number of round trips, whatever its size: the bookings it names
-    /// in one query, its inbox rows in one statement, the decisions as one update per
-    /// outcome, their events in one insert. (One statement per event made book's
-    /// consumer the saga's bottleneck on PostgreSQL: docs/performance.md.)
-    async fn apply_events(
-        &self,
-        events: &[(EventKey, Consumed)],
-    ) -> anyhow::Result<Vec<Applied<()>>> {
-        let mut tx = self.db.begin().await?;
-        let named: Vec<&str> = events
-            .iter()
-            .filter_map(|(_, e)| match e {
-                Consumed::Paid { book_id, .. }
-                | Consumed::Decision { book_id, .. }
-                | Consumed::Refunded { book_id } => Some(book_id.as_str()),
-                Consumed::Listing(_) => None,
-            })
-            .collect();
-        let mut known = statuses(&mut tx, &named).await?;
-        // Bookings not committed (yet): wait for a commit in progress, then look again.
-        let unknown: Vec<&str> = named
-            .iter()
-            .copied()
-            .filter(|id| !known.contains_key(*id))
-            .collect();
-        if lock_booking_ids(&mut tx, self.db.backend(), &unknown).await? {
-            known.extend(statuses(&mut tx, &unknown).await?);
-        }
-        // Usually a booking committed before its Paid arrives: then there is nothing to
-        // note, now or on any redelivery, and no inbox row is needed.
-        let needs_claim: Vec<bool> = events
-            .iter()
-            .map(|(_, e)| !matches!(e, Consumed::Paid { book_id, .. } if known.contains_key(book_id)))
-            .collect();
-        let keys: Vec<&EventKey> = events
-            .iter()
-            .zip(&needs_claim)
-            .filter(|(_, n)| **n)
-            .map(|((k, _), _)| k)
-            .collect();
-        let mut claimed = claim_all(&mut tx, &keys).await?.into_iter();
-        let mut out = Vec::with_capacity(events.len());
-        let (mut decided, mut refunded) = (Vec::new(), Vec::new());
-        let (mut early, mut unmatched) = (Vec::new(), Vec::new());
-        for ((_, event), needs) in events.iter().zip(needs_claim) {
-            if !needs {
-                out.push(Applied::Now(()));
-                continue;
-            }
-            if !claimed.next().unwrap_or(false) {
-                out.push(Applied::Duplicate);
-                continue;
-            }
-            match event {
-                Consumed::Listing(l) => {
-                    sqlx::query(
-                        "INSERT INTO listings (house_id, house_name, house_price) VALUES ($1, $2, $3) \
-                         ON CONFLICT (house_id) DO UPDATE SET house_name = excluded.house_name, house_price = excluded.house_price",
-                    )
-                    .bind(l.house_id)
-                    .bind(l.name.clone())
-                    .bind(l.price)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Consumed::Decision { book_id, decision } => match known.get_mut(book_id) {
-                    Some((status, house_id)) => {
-                        let next = match decision {
-                            HouseDecision::Rented => status.confirm(),
-                            HouseDecision::Rejected(_) => status.reject(),
-                        };
-                        // Not allowed (e.g. cancelled meanwhile: the house released, or
-                        // will release, the nights): nothing to do.
-                        if let Ok(next) = next {
-                            *status = next;
-                            decided.push((book_id.clone(), *house_id, decision.clone()));
-                        }
-                    }
-                    None => early.push((book_id.clone(), decision.clone())),
-                },
-                Consumed::Paid {
-                    book_id,
-                    payment_id,
-                } => unmatched.push((book_id.clone(), *payment_id)),
-                // Refunded under a booking that stands: the booking falls with its payment.
-                // Already cancelled or rejected (book's own refunds): nothing to do. Not
-                // committed (yet): the reconciler's claim keeps a booking whose payment it
-                // refunded from committing; a refund made elsewhere in that instant is not
-                // covered (docs/guarantees.md).
-                Consumed::Refunded { book_id } => {
-                    if let Some((status, house_id)) = known.get_mut(book_id) {
-                        if let Ok(next) = status.cancel() {
-                            *status = next;
-                            refunded.push((book_id.clone(), *house_id));
-                        }
-                    }
-                }
-            }
-            out.push(Applied::Now(()));
-        }
-        let mut envelopes = decide_all(&mut tx, &decided).await?;
-        envelopes.extend(cancel_refunded(&mut tx, &refunded).await?);
-        self.outbox.insert(&mut tx, &envelopes).await?;
-        keep_early(&mut tx, &early).await?;
-        keep_unmatched(&mut tx, &unmatched).await?;
-        tx.commit().await?;
-        if !envelopes.is_empty() {
-            self.outbox.notify();
-        }
-        Ok(out)
-    }
-
-    async fn cancel(&self, id: &str, at: DateTime<Utc>) -> Result<Booking, CancelError> {
-        let mut tx = self.db.begin().await.map_err(anyhow::Error::from)?;
-        let mut b = find(&mut tx, id)
-            .await?
-            .ok_or_else(|| CancelError::NotFound(id.to_owned()))?;
-        let next = b.status.cancel()?;
-        let changed = sqlx::query(
-            "UPDATE bookings SET status = $1, book_cancel_date = $2, refund_pending = 1 WHERE id = $3 AND status IN ('BOOKED', 'CONFIRMED')",
-        )
-        .bind(next.as_str())
-        .bind(time_text(at))
-        .bind(id.to_owned())
-        .execute(&mut *tx)
-        .await
-        .map_err(anyhow::Error::from)?
-        .rows_affected();
-        if changed == 0 {
-            // A concurrent cancel won.
-            let done = BookStatus::BookCanceled.as_str();
-            return Err(InvalidTransition {
-                from: done,
-                to: done,
-            }
-            .into());
-        }
-        self.outbox
-            .enqueue(
-                &mut tx,
-                &BookCanceled {
-                    book_id: b.id.clone(),
-                    house_id: b.house_id,
-                    book_cancel_date: at,
-                },
-            )
-            .await?;
-        tx.commit().await.map_err(anyhow::Error::from)?;
-        self.outbox.notify();
-        b.status = next;
-        b.book_cancel_date = Some(at);
-        Ok(b)
-    }
-
     async fn unmatched_payments(&self, before: DateTime<Utc>) -> anyhow::Result<Vec<String>> {
         Ok(sqlx::query_scalar(
             "SELECT book_id FROM unmatched_payments WHERE seen_at < $1 ORDER BY seen_at LIMIT 500",
@@ -593,22 +259,6 @@ impl BookRepository for SqlBookings {
         .bind(time_text(before))
         .fetch_all(self.db.pool())
         .await?)
-    }
-
-    async fn abandon(&self, book_id: &str) -> anyhow::Result<bool> {
-        let mut tx = self.db.begin().await?;
-        // Ours already when an earlier round abandoned it and its refund failed.
-        let won = claim_booking_id(&mut tx, book_id, "ABANDONED").await?
-            || sqlx::query_scalar::<_, String>(
-                "SELECT claim FROM booking_claims WHERE book_id = $1",
-            )
-            .bind(book_id.to_owned())
-            .fetch_optional(&mut *tx)
-            .await?
-            .as_deref()
-                == Some("ABANDONED");
-        tx.commit().await?;
-        Ok(won)
     }
 
     async fn forget_payment(&self, book_id: &str) -> anyhow::Result<()> {
@@ -634,4 +284,231 @@ impl BookRepository for SqlBookings {
             .await?;
         Ok(())
     }
+
+    async fn begin(&self) -> anyhow::Result<Box<dyn BookUnit>> {
+        Ok(Box::new(SqlUnit {
+            tx: self.db.begin().await?,
+            backend: self.db.backend(),
+            outbox: self.outbox.clone(),
+            published: false,
+        }))
+    }
+}
+
+/// One transaction over the booking tables.
+struct SqlUnit {
+    tx: Transaction<'static, Any>,
+    backend: Backend,
+    outbox: Outbox,
+    /// Whether it wrote events (the relay is woken after the commit).
+    published: bool,
+}
+
+#[async_trait]
+impl BookUnit for SqlUnit {
+    async fn standings(&mut self, ids: &[&str]) -> anyhow::Result<Known> {
+        let mut known = standings(&mut self.tx, ids).await?;
+        // Bookings not committed (yet): wait for a commit in progress, then look again.
+        let unknown: Vec<&str> = ids
+            .iter()
+            .copied()
+            .filter(|id| !known.contains_key(*id))
+            .collect();
+        if lock_booking_ids(&mut self.tx, self.backend, &unknown).await? {
+            known.extend(standings(&mut self.tx, &unknown).await?);
+        }
+        Ok(known)
+    }
+
+    async fn booking(&mut self, id: &str) -> anyhow::Result<Option<Booking>> {
+        find(&mut self.tx, id).await
+    }
+
+    async fn claim_events(&mut self, keys: &[&EventKey]) -> anyhow::Result<Vec<bool>> {
+        Ok(claim_all(&mut self.tx, keys).await?)
+    }
+
+    async fn claim_id(&mut self, book_id: &str, claim: Claim) -> anyhow::Result<Claim> {
+        lock_booking_ids(&mut self.tx, self.backend, &[book_id]).await?;
+        // A concurrent claim waits for the other transaction, then loses.
+        let done = sqlx::query(
+            "INSERT INTO booking_claims (book_id, claim) VALUES ($1, $2) ON CONFLICT (book_id) DO NOTHING",
+        )
+        .bind(book_id.to_owned())
+        .bind(claim.as_str())
+        .execute(&mut *self.tx)
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok(claim);
+        }
+        let held: String =
+            sqlx::query_scalar("SELECT claim FROM booking_claims WHERE book_id = $1")
+                .bind(book_id.to_owned())
+                .fetch_one(&mut *self.tx)
+                .await?;
+        Claim::parse(&held).with_context(|| format!("unknown claim {held:?} in the database"))
+    }
+
+    async fn early_decision(&mut self, book_id: &str) -> anyhow::Result<Option<HouseDecision>> {
+        // Taken: a booking commits once, and its early decision applies then.
+        let row =
+            sqlx::query("DELETE FROM early_decisions WHERE book_id = $1 RETURNING outcome, reason")
+                .bind(book_id.to_owned())
+                .fetch_optional(&mut *self.tx)
+                .await?;
+        let Some(row) = row else { return Ok(None) };
+        let outcome: String = row.try_get("outcome")?;
+        Ok(Some(match outcome.as_str() {
+            "RENTED" => HouseDecision::Rented,
+            _ => HouseDecision::Rejected(
+                row.try_get::<Option<String>, _>("reason")?
+                    .unwrap_or_default(),
+            ),
+        }))
+    }
+
+    async fn save(&mut self, changes: &Changes) -> anyhow::Result<Vec<bool>> {
+        let conn = &mut *self.tx;
+        for b in &changes.booked {
+            insert_booking(conn, b).await?;
+        }
+        for l in &changes.listings {
+            sqlx::query(
+                "INSERT INTO listings (house_id, house_name, house_price) VALUES ($1, $2, $3) \
+                 ON CONFLICT (house_id) DO UPDATE SET house_name = excluded.house_name, house_price = excluded.house_price",
+            )
+            .bind(l.house_id)
+            .bind(l.name.clone())
+            .bind(l.price)
+            .execute(&mut *conn)
+            .await?;
+        }
+        let moved = write_transitions(conn, &changes.transitions).await?;
+        let mut envelopes = changes
+            .booked_events()
+            .map(|e| Outbox::envelope_of(&e))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        for (t, moved) in changes.transitions.iter().zip(&moved) {
+            if *moved {
+                envelopes.push(Outbox::envelope_of(&t.event)?);
+            }
+        }
+        self.outbox.insert(conn, &envelopes).await?;
+        self.published |= !envelopes.is_empty();
+        keep_early(conn, &changes.early).await?;
+        keep_unmatched(conn, &changes.unmatched).await?;
+        forget_unmatched(conn, &changes.matched).await?;
+        Ok(moved)
+    }
+
+    async fn commit(self: Box<Self>) -> anyhow::Result<()> {
+        self.tx.commit().await?;
+        if self.published {
+            self.outbox.notify();
+        }
+        Ok(())
+    }
+}
+
+async fn insert_booking(conn: &mut AnyConnection, b: &Booking) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO bookings (id, customer_id, house_id, house_name, house_price, check_in, check_out, \
+         status, payment_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(b.id.clone())
+    .bind(b.customer_id.clone())
+    .bind(b.house_id)
+    .bind(b.house_name.clone())
+    .bind(b.price)
+    .bind(b.stay.check_in().to_string())
+    .bind(b.stay.check_out().to_string())
+    .bind(b.status.as_str())
+    .bind(b.payment_id)
+    .bind(time_text(b.created_at))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Writes transitions, each only where its booking is still in a status it may leave;
+/// returns, in order, whether each was. A booking's n-th transition is written in the
+/// n-th round, and each round holds one `UPDATE` per kind of change (same new status,
+/// refund flag and cancel time) for all its bookings: a batch of decisions costs one or two
+/// statements, whatever its size. (One statement per event made book's consumer the
+/// saga's bottleneck on PostgreSQL: docs/performance.md.)
+async fn write_transitions(
+    conn: &mut AnyConnection,
+    transitions: &[Transition],
+) -> anyhow::Result<Vec<bool>> {
+    let mut moved = vec![false; transitions.len()];
+    let mut round_of = Vec::with_capacity(transitions.len());
+    let mut seen = std::collections::HashMap::<&str, usize>::new();
+    for t in transitions {
+        let n = seen.entry(t.book_id.as_str()).or_insert(0);
+        round_of.push(*n);
+        *n += 1;
+    }
+    let rounds = round_of.iter().max().map_or(0, |m| m + 1);
+    for round in 0..rounds {
+        let mut kinds: Vec<&Transition> = Vec::new();
+        for (i, t) in transitions.iter().enumerate() {
+            if round_of[i] == round && !kinds.iter().any(|k| same_kind(k, t)) {
+                kinds.push(t);
+            }
+        }
+        for kind in kinds {
+            let ids: Vec<usize> = (0..transitions.len())
+                .filter(|&i| round_of[i] == round && same_kind(kind, &transitions[i]))
+                .collect();
+            let mut done = HashSet::new();
+            for chunk in ids.chunks(rows_per_statement(1)) {
+                let from = kind
+                    .from
+                    .iter()
+                    .map(|s| format!("'{}'", s.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "UPDATE bookings SET status = $1, refund_pending = $2, book_cancel_date = COALESCE($3, book_cancel_date) \
+                     WHERE status IN ({from}) AND id IN ({}) RETURNING id",
+                    placeholders(4, chunk.len())
+                );
+                let mut q = sqlx::query_scalar::<_, String>(&sql)
+                    .bind(kind.to.as_str())
+                    .bind(i64::from(kind.refund_due))
+                    .bind(kind.cancelled_at.map(time_text));
+                for &i in chunk {
+                    q = q.bind(transitions[i].book_id.clone());
+                }
+                done.extend(q.fetch_all(&mut *conn).await?);
+            }
+            for i in ids {
+                moved[i] = done.contains(&transitions[i].book_id);
+            }
+        }
+    }
+    Ok(moved)
+}
+
+fn same_kind(a: &Transition, b: &Transition) -> bool {
+    a.to == b.to
+        && a.from == b.from
+        && a.refund_due == b.refund_due
+        && a.cancelled_at == b.cancelled_at
+}
+
+/// Forgets the unmatched payments of bookings that committed.
+async fn forget_unmatched(conn: &mut AnyConnection, ids: &[String]) -> anyhow::Result<()> {
+    for chunk in ids.chunks(rows_per_statement(1)) {
+        let sql = format!(
+            "DELETE FROM unmatched_payments WHERE book_id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id.clone());
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
 }

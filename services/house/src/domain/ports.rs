@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use events::EventKey;
 
+use super::calendar::{Changes, Ledger};
 use super::models::{House, NewHouse, ReleaseOutcome, Reservation, ReserveOutcome, ReservedNight};
 
 /// Whether an event was applied now or had been applied before.
@@ -37,15 +38,31 @@ pub trait HouseRepository: Send + Sync + 'static {
         from: NaiveDate,
         limit: i64,
     ) -> anyhow::Result<Vec<ReservedNight>>;
-    /// Carries out commands in order, each with its inbox row and its event, all in one
-    /// transaction (all or none). A reservation holds a booking's nights, all or none,
-    /// with `HouseRented`, or refuses with `HouseRentRejected`; a release frees them with
-    /// `HouseRentCanceled` and remembers the booking as cancelled, so that a late `Paid`
-    /// cannot hold them again.
-    async fn apply_all(
-        &self,
-        commands: &[(EventKey, Command)],
-    ) -> anyhow::Result<Vec<Applied<Decided>>>;
+    /// Opens a unit of work: one transaction, committed by [`HouseUnit::commit`] and
+    /// rolled back when dropped without it.
+    async fn begin(&self) -> anyhow::Result<Box<dyn HouseUnit>>;
+}
+
+/// One transaction over the house store. It reads what the calendar's rules need and
+/// stores what they decide ([`Changes`]) with the inbox rows; it decides nothing itself.
+#[async_trait]
+pub trait HouseUnit: Send {
+    /// Claims consumed events by key, in order: `false` for one claimed before (a
+    /// duplicate, to skip).
+    async fn claim_events(&mut self, keys: &[&EventKey]) -> anyhow::Result<Vec<bool>>;
+    /// What a batch names ([`Ledger`]): the houses and cancelled bookings of its
+    /// reservations, the rentals of all its bookings, the nights held within its stays.
+    async fn ledger(
+        &mut self,
+        reservations: &[&Reservation],
+        releases: &[&str],
+    ) -> anyhow::Result<Ledger>;
+    /// Stores what a batch decided. Fails, storing nothing, if a night to hold was taken
+    /// since [`Self::ledger`] read it (by another replica): the batch is then tried again
+    /// on what is stored by then.
+    async fn save(&mut self, changes: &Changes) -> anyhow::Result<()>;
+    /// Commits everything saved.
+    async fn commit(self: Box<Self>) -> anyhow::Result<()>;
 }
 
 /// What an event asks of the house context.

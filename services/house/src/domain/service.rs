@@ -5,7 +5,8 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use events::EventKey;
 
-use super::models::{House, NewHouse, ReservedNight};
+use super::calendar;
+use super::models::{House, NewHouse, Reservation, ReservedNight};
 use super::ports::{Applied, Command, Decided, HouseRepository};
 
 /// Reserved nights in one calendar answer at most (a year's worth), whatever date is
@@ -74,12 +75,51 @@ impl HouseService {
     }
 
     /// Carries out what events ask — hold a paid booking's nights or refuse (F3), release
-    /// a cancelled one's (F6) — in order, all in one transaction, each effectively once.
+    /// a cancelled one's (F6) — by the calendar's rules ([`calendar::Batch`]), in order,
+    /// all in one transaction, each effectively once.
     #[tracing::instrument(skip_all, fields(commands = commands.len()))]
     pub async fn apply_all(
         &self,
         commands: &[(EventKey, Command)],
     ) -> anyhow::Result<Vec<Applied<Decided>>> {
-        self.repo.apply_all(commands).await
+        let mut unit = self.repo.begin().await?;
+        let keys: Vec<&EventKey> = commands.iter().map(|(k, _)| k).collect();
+        let claimed = unit.claim_events(&keys).await?;
+        let fresh = || {
+            commands
+                .iter()
+                .zip(&claimed)
+                .filter(|(_, c)| **c)
+                .map(|((_, command), _)| command)
+        };
+        let reservations: Vec<&Reservation> = fresh()
+            .filter_map(|c| match c {
+                Command::Reserve(r) => Some(r),
+                Command::Release(_) => None,
+            })
+            .collect();
+        let releases: Vec<&str> = fresh()
+            .filter_map(|c| match c {
+                Command::Release(id) => Some(id.as_str()),
+                Command::Reserve(_) => None,
+            })
+            .collect();
+        let mut batch = calendar::Batch::new(unit.ledger(&reservations, &releases).await?);
+        let out = commands
+            .iter()
+            .zip(&claimed)
+            .map(|((_, command), claimed)| {
+                if !claimed {
+                    return Applied::Duplicate;
+                }
+                Applied::Now(match command {
+                    Command::Reserve(r) => Decided::Reserve(batch.reserve(r)),
+                    Command::Release(id) => Decided::Release(batch.release(id)),
+                })
+            })
+            .collect();
+        unit.save(&batch.into_changes()).await?;
+        unit.commit().await?;
+        Ok(out)
     }
 }

@@ -1,26 +1,26 @@
-//! The house repository on SQLite or PostgreSQL.
+//! The house repository on SQLite or PostgreSQL: reads, registration, and units of work
+//! that store what the calendar's rules decided (`domain::calendar`) with the inbox rows.
 //!
-//! Reserving inserts one row per night under the (house, night) primary key with
-//! `ON CONFLICT DO NOTHING`; if fewer rows went in than the stay has nights, another
-//! booking holds one of them, and this booking's rows are removed before commit — all
-//! nights or none. Nights are inserted in date order, so two overlapping reservations
-//! always lock in the same order and cannot deadlock.
+//! Nights are held under the (house, night) primary key. The rules decide from the nights
+//! the unit read; if another replica held one of them since, the insert finds it taken and
+//! the unit fails, storing nothing, and the batch is tried again on fresh state.
 
+use std::collections::HashSet;
+
+use anyhow::Context as _;
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use events::{EventKey, HouseRegistered, HouseRentCanceled, HouseRentRejected, HouseRented, Stay};
-use std::collections::HashSet;
+use events::{EventKey, HouseRegistered, Stay};
 
 use platform::consumer::claim_all;
 use platform::db::{now_text, placeholders, rows_per_statement, values, Db};
 use platform::outbox::Outbox;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, AnyConnection, Row, Transaction};
 
-use crate::domain::models::{
-    House, NewHouse, RejectReason, ReleaseOutcome, Reservation, ReserveOutcome, ReservedNight,
-};
-use crate::domain::ports::{Applied, Command, Decided, HouseRepository};
+use crate::domain::calendar::{Changes, Ledger, Rental, RentalStatus};
+use crate::domain::models::{House, NewHouse, Reservation, ReservedNight};
+use crate::domain::ports::{HouseRepository, HouseUnit};
 
 /// Houses in the service's own database.
 #[derive(Clone, Debug)]
@@ -34,135 +34,6 @@ impl SqlHouses {
     pub fn new(db: Db, outbox: Outbox) -> Self {
         Self { db, outbox }
     }
-
-    async fn commit(&self, tx: Transaction<'static, Any>, wrote_event: bool) -> anyhow::Result<()> {
-        tx.commit().await?;
-        if wrote_event {
-            self.outbox.notify();
-        }
-        Ok(())
-    }
-
-    /// Holds a booking's nights or refuses, inside the caller's transaction, given what
-    /// the batch already knows ([`Known`]); the rental row and the event join `pending`.
-    /// One statement for a stay that can be held (its nights), none for one that cannot.
-    async fn reserve_in(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        known: &mut Known,
-        pending: &mut Pending,
-        r: &Reservation,
-    ) -> anyhow::Result<ReserveOutcome> {
-        if known.canceled.contains(&r.book_id) {
-            return Ok(ReserveOutcome::BookingCanceled);
-        }
-        if !known.decided.insert(r.book_id.clone()) {
-            return Ok(ReserveOutcome::AlreadyDecided);
-        }
-        let Some(stay) = r.stay else {
-            return pending.reject(r, RejectReason::InvalidStay);
-        };
-        if !known.houses.contains(&r.house_id) {
-            return pending.reject(r, RejectReason::UnknownHouse);
-        }
-        let nights: Vec<String> = stay.each_night().map(|n| n.to_string()).collect();
-        let values = (0..nights.len())
-            .map(|i| format!("($1, $2, ${})", i + 3))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "INSERT INTO reserved_nights (house_id, book_id, night) VALUES {values} \
-             ON CONFLICT (house_id, night) DO NOTHING"
-        );
-        let mut q = sqlx::query(&sql).bind(r.house_id).bind(r.book_id.clone());
-        for n in &nights {
-            q = q.bind(n.clone());
-        }
-        let inserted = q.execute(&mut **tx).await?.rows_affected();
-        if inserted != nights.len() as u64 {
-            sqlx::query("DELETE FROM reserved_nights WHERE book_id = $1")
-                .bind(r.book_id.clone())
-                .execute(&mut **tx)
-                .await?;
-            return pending.reject(r, RejectReason::NightsTaken);
-        }
-        pending.rental(r, Some(stay), "RENTED", None);
-        pending.envelopes.push(Outbox::envelope(&HouseRented {
-            house_id: r.house_id,
-            book_id: r.book_id.clone(),
-            check_in: stay.check_in(),
-            check_out: stay.check_out(),
-        })?);
-        Ok(ReserveOutcome::Rented)
-    }
-
-    /// Writes the rentals and events `pending` holds, in one statement each.
-    async fn flush(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        pending: &mut Pending,
-    ) -> anyhow::Result<()> {
-        for chunk in pending.rentals.chunks(rows_per_statement(7)) {
-            let values = values(chunk.len(), 7);
-            let sql = format!(
-                "INSERT INTO rentals (book_id, house_id, check_in, check_out, status, reason, updated_at) VALUES {values}"
-            );
-            let mut q = sqlx::query(&sql);
-            let now = now_text();
-            for r in chunk {
-                q = q
-                    .bind(r.book_id.clone())
-                    .bind(r.house_id)
-                    .bind(r.check_in.clone())
-                    .bind(r.check_out.clone())
-                    .bind(r.status)
-                    .bind(r.reason.clone())
-                    .bind(now.clone());
-            }
-            q.execute(&mut **tx).await?;
-        }
-        pending.rentals.clear();
-        self.outbox.insert(tx, &pending.envelopes).await?;
-        pending.envelopes.clear();
-        Ok(())
-    }
-
-    /// Releases a booking's nights, inside the caller's transaction.
-    async fn release_in(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        book_id: &str,
-    ) -> anyhow::Result<ReleaseOutcome> {
-        sqlx::query("INSERT INTO canceled_bookings (book_id, canceled_at) VALUES ($1, $2) ON CONFLICT (book_id) DO NOTHING")
-            .bind(book_id.to_owned())
-            .bind(now_text())
-            .execute(&mut **tx)
-            .await?;
-        let rental = sqlx::query("SELECT house_id, check_in, check_out FROM rentals WHERE book_id = $1 AND status = 'RENTED'")
-            .bind(book_id.to_owned())
-            .fetch_optional(&mut **tx)
-            .await?;
-        let Some(rental) = rental else {
-            return Ok(ReleaseOutcome::NothingHeld);
-        };
-        sqlx::query("DELETE FROM reserved_nights WHERE book_id = $1")
-            .bind(book_id.to_owned())
-            .execute(&mut **tx)
-            .await?;
-        sqlx::query("UPDATE rentals SET status = 'RELEASED', updated_at = $1 WHERE book_id = $2")
-            .bind(now_text())
-            .bind(book_id.to_owned())
-            .execute(&mut **tx)
-            .await?;
-        let event = HouseRentCanceled {
-            house_id: rental.try_get("house_id")?,
-            book_id: book_id.to_owned(),
-            check_in: events::parse_date(&rental.try_get::<String, _>("check_in")?)?,
-            check_out: events::parse_date(&rental.try_get::<String, _>("check_out")?)?,
-        };
-        self.outbox.enqueue(tx, &event).await?;
-        Ok(ReleaseOutcome::Released)
-    }
 }
 
 fn house(row: &AnyRow) -> Result<House, sqlx::Error> {
@@ -174,42 +45,8 @@ fn house(row: &AnyRow) -> Result<House, sqlx::Error> {
     })
 }
 
-/// What a batch of commands needs to know before it decides, read in one query each.
-struct Known {
-    /// Bookings cancelled here (before or within the batch).
-    canceled: HashSet<String>,
-    /// Bookings with a rental row (decided before or within the batch).
-    decided: HashSet<String>,
-    /// Houses that exist, of those the batch names.
-    houses: HashSet<i64>,
-}
-
-impl Known {
-    async fn read(
-        tx: &mut Transaction<'static, Any>,
-        reserves: &[&Reservation],
-    ) -> anyhow::Result<Self> {
-        let books: Vec<String> = reserves.iter().map(|r| r.book_id.clone()).collect();
-        let houses: Vec<i64> = reserves.iter().map(|r| r.house_id).collect();
-        Ok(Self {
-            canceled: in_set(
-                tx,
-                "SELECT book_id FROM canceled_bookings WHERE book_id IN",
-                &books,
-            )
-            .await?,
-            decided: in_set(tx, "SELECT book_id FROM rentals WHERE book_id IN", &books).await?,
-            houses: in_set(tx, "SELECT id FROM houses WHERE id IN", &houses).await?,
-        })
-    }
-}
-
 /// `{select} (…keys…)`: the keys found, in one query per [`rows_per_statement`].
-async fn in_set<T>(
-    tx: &mut Transaction<'static, Any>,
-    select: &str,
-    keys: &[T],
-) -> anyhow::Result<HashSet<T>>
+async fn in_set<T>(conn: &mut AnyConnection, select: &str, keys: &[T]) -> anyhow::Result<HashSet<T>>
 where
     T: Clone + Eq + std::hash::Hash + Send + Sync + Unpin + 'static,
     T: for<'q> sqlx::Encode<'q, Any> + sqlx::Type<Any>,
@@ -222,58 +59,9 @@ where
         for k in chunk {
             q = q.bind(k.clone());
         }
-        found.extend(q.fetch_all(&mut **tx).await?);
+        found.extend(q.fetch_all(&mut *conn).await?);
     }
     Ok(found)
-}
-
-/// A rental row to write.
-struct PendingRental {
-    book_id: String,
-    house_id: i64,
-    check_in: String,
-    check_out: String,
-    status: &'static str,
-    reason: Option<String>,
-}
-
-/// The rentals and events a batch decided, written together ([`SqlHouses::flush`]).
-#[derive(Default)]
-struct Pending {
-    rentals: Vec<PendingRental>,
-    envelopes: Vec<events::Envelope>,
-}
-
-impl Pending {
-    fn rental(
-        &mut self,
-        r: &Reservation,
-        stay: Option<Stay>,
-        status: &'static str,
-        reason: Option<&str>,
-    ) {
-        let (check_in, check_out) = stay
-            .map(|s| (s.check_in().to_string(), s.check_out().to_string()))
-            .unwrap_or_default();
-        self.rentals.push(PendingRental {
-            book_id: r.book_id.clone(),
-            house_id: r.house_id,
-            check_in,
-            check_out,
-            status,
-            reason: reason.map(str::to_owned),
-        });
-    }
-
-    fn reject(&mut self, r: &Reservation, reason: RejectReason) -> anyhow::Result<ReserveOutcome> {
-        self.rental(r, r.stay, "REJECTED", Some(reason.as_str()));
-        self.envelopes.push(Outbox::envelope(&HouseRentRejected {
-            house_id: r.house_id,
-            book_id: r.book_id.clone(),
-            reason: reason.as_str().to_owned(),
-        })?);
-        Ok(ReserveOutcome::Rejected(reason))
-    }
 }
 
 #[async_trait]
@@ -302,7 +90,8 @@ impl HouseRepository for SqlHouses {
             house_price: house.price,
         };
         self.outbox.enqueue(&mut tx, &event).await?;
-        self.commit(tx, true).await?;
+        tx.commit().await?;
+        self.outbox.notify();
         Ok(house)
     }
 
@@ -362,51 +151,236 @@ impl HouseRepository for SqlHouses {
             .collect()
     }
 
-    /// A batch in few round trips: its inbox rows in one statement, what it needs to know
-    /// (cancelled and decided bookings, houses) in one query each, one statement per
-    /// stay that can be held, the rentals and events it decided in one each.
-    async fn apply_all(
-        &self,
-        commands: &[(EventKey, Command)],
-    ) -> anyhow::Result<Vec<Applied<Decided>>> {
-        let mut tx = self.db.begin().await?;
-        let keys: Vec<&EventKey> = commands.iter().map(|(k, _)| k).collect();
-        let claimed = claim_all(&mut tx, &keys).await?;
-        let reserves: Vec<&Reservation> = commands
-            .iter()
-            .zip(&claimed)
-            .filter_map(|((_, c), claimed)| match c {
-                Command::Reserve(r) if *claimed => Some(r),
-                _ => None,
-            })
-            .collect();
-        let mut known = Known::read(&mut tx, &reserves).await?;
-        let mut pending = Pending::default();
-        let mut out = Vec::with_capacity(commands.len());
-        for ((_, command), claimed) in commands.iter().zip(claimed) {
-            if !claimed {
-                out.push(Applied::Duplicate);
-                continue;
-            }
-            let decided = match command {
-                Command::Reserve(r) => Decided::Reserve(
-                    self.reserve_in(&mut tx, &mut known, &mut pending, r)
-                        .await?,
-                ),
-                Command::Release(book_id) => {
-                    // What the batch decided so far is in the tables before it is released.
-                    self.flush(&mut tx, &mut pending).await?;
-                    known.canceled.insert(book_id.clone());
-                    Decided::Release(self.release_in(&mut tx, book_id).await?)
-                }
-            };
-            out.push(Applied::Now(decided));
-        }
-        self.flush(&mut tx, &mut pending).await?;
-        // Most applied commands write an event; waking the relay for one that did not
-        // costs it one empty look at the outbox.
-        let notify = out.iter().any(|a| matches!(a, Applied::Now(_)));
-        self.commit(tx, notify).await?;
-        Ok(out)
+    async fn begin(&self) -> anyhow::Result<Box<dyn HouseUnit>> {
+        Ok(Box::new(SqlUnit {
+            tx: self.db.begin().await?,
+            outbox: self.outbox.clone(),
+            published: false,
+        }))
     }
+}
+
+/// One transaction over the house tables.
+struct SqlUnit {
+    tx: Transaction<'static, Any>,
+    outbox: Outbox,
+    /// Whether it wrote events (the relay is woken after the commit).
+    published: bool,
+}
+
+#[async_trait]
+impl HouseUnit for SqlUnit {
+    async fn claim_events(&mut self, keys: &[&EventKey]) -> anyhow::Result<Vec<bool>> {
+        Ok(claim_all(&mut self.tx, keys).await?)
+    }
+
+    /// One query each: houses, cancelled bookings, rentals, and the nights held within
+    /// the stays.
+    async fn ledger(
+        &mut self,
+        reservations: &[&Reservation],
+        releases: &[&str],
+    ) -> anyhow::Result<Ledger> {
+        let conn = &mut *self.tx;
+        let reserved: Vec<String> = reservations.iter().map(|r| r.book_id.clone()).collect();
+        let houses: Vec<i64> = reservations.iter().map(|r| r.house_id).collect();
+        let mut named = reserved.clone();
+        named.extend(releases.iter().map(|id| (*id).to_owned()));
+        let stays: Vec<(i64, Stay)> = reservations
+            .iter()
+            .filter_map(|r| r.stay.map(|s| (r.house_id, s)))
+            .collect();
+        Ok(Ledger {
+            houses: in_set(conn, "SELECT id FROM houses WHERE id IN", &houses).await?,
+            canceled: in_set(
+                conn,
+                "SELECT book_id FROM canceled_bookings WHERE book_id IN",
+                &reserved,
+            )
+            .await?,
+            rentals: rentals(conn, &named).await?,
+            held: held(conn, &stays).await?,
+        })
+    }
+
+    /// One statement each: cancelled bookings, nights freed, rentals released, new
+    /// rentals, nights held, events.
+    async fn save(&mut self, changes: &Changes) -> anyhow::Result<()> {
+        let conn = &mut *self.tx;
+        let now = now_text();
+        for chunk in changes.canceled.chunks(rows_per_statement(2)) {
+            let sql = format!(
+                "INSERT INTO canceled_bookings (book_id, canceled_at) VALUES {} ON CONFLICT (book_id) DO NOTHING",
+                values(chunk.len(), 2)
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id.clone()).bind(now.clone());
+            }
+            q.execute(&mut *conn).await?;
+        }
+        for chunk in changes.free.chunks(rows_per_statement(1)) {
+            let sql = format!(
+                "DELETE FROM reserved_nights WHERE book_id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id.clone());
+            }
+            q.execute(&mut *conn).await?;
+        }
+        for chunk in changes.released.chunks(rows_per_statement(1)) {
+            let sql = format!(
+                "UPDATE rentals SET status = 'RELEASED', updated_at = $1 WHERE book_id IN ({})",
+                placeholders(2, chunk.len())
+            );
+            let mut q = sqlx::query(&sql).bind(now.clone());
+            for id in chunk {
+                q = q.bind(id.clone());
+            }
+            q.execute(&mut *conn).await?;
+        }
+        for chunk in changes.rentals.chunks(rows_per_statement(7)) {
+            let sql = format!(
+                "INSERT INTO rentals (book_id, house_id, check_in, check_out, status, reason, updated_at) VALUES {}",
+                values(chunk.len(), 7)
+            );
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                let (check_in, check_out) = r
+                    .stay
+                    .map(|s| (s.check_in().to_string(), s.check_out().to_string()))
+                    .unwrap_or_default();
+                q = q
+                    .bind(r.book_id.clone())
+                    .bind(r.house_id)
+                    .bind(check_in)
+                    .bind(check_out)
+                    .bind(r.status.as_str())
+                    .bind(r.reason.clone())
+                    .bind(now.clone());
+            }
+            q.execute(&mut *conn).await?;
+        }
+        // In (house, night) order: two replicas holding overlapping nights wait on each
+        // other in the same order, never in a circle.
+        let mut hold: Vec<&(i64, NaiveDate, String)> = changes.hold.iter().collect();
+        hold.sort_unstable();
+        let mut held = 0;
+        for chunk in hold.chunks(rows_per_statement(3)) {
+            let sql = format!(
+                "INSERT INTO reserved_nights (house_id, night, book_id) VALUES {} ON CONFLICT (house_id, night) DO NOTHING",
+                values(chunk.len(), 3)
+            );
+            let mut q = sqlx::query(&sql);
+            for (house_id, night, book_id) in chunk {
+                q = q
+                    .bind(*house_id)
+                    .bind(night.to_string())
+                    .bind(book_id.clone());
+            }
+            held += q.execute(&mut *conn).await?.rows_affected();
+        }
+        anyhow::ensure!(
+            held == changes.hold.len() as u64,
+            "a night to hold was taken meanwhile (another replica's batch): trying again"
+        );
+        let envelopes = changes
+            .events
+            .iter()
+            .map(Outbox::envelope_of)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        self.outbox.insert(conn, &envelopes).await?;
+        self.published |= !envelopes.is_empty();
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> anyhow::Result<()> {
+        self.tx.commit().await?;
+        if self.published {
+            self.outbox.notify();
+        }
+        Ok(())
+    }
+}
+
+/// The rentals of the named bookings.
+async fn rentals(
+    conn: &mut AnyConnection,
+    ids: &[String],
+) -> anyhow::Result<std::collections::HashMap<String, Rental>> {
+    let mut found = std::collections::HashMap::new();
+    for chunk in ids.chunks(rows_per_statement(1)) {
+        let sql = format!(
+            "SELECT book_id, house_id, check_in, check_out, status, reason FROM rentals WHERE book_id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id.clone());
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            let (check_in, check_out): (String, String) =
+                (row.try_get("check_in")?, row.try_get("check_out")?);
+            // A rejected impossible stay is stored with empty dates.
+            let stay = match (
+                events::parse_date(&check_in),
+                events::parse_date(&check_out),
+            ) {
+                (Ok(i), Ok(o)) => Stay::new(i, o).ok(),
+                _ => None,
+            };
+            let status: String = row.try_get("status")?;
+            let rental = Rental {
+                book_id: row.try_get("book_id")?,
+                house_id: row.try_get("house_id")?,
+                stay,
+                status: RentalStatus::parse(&status)
+                    .with_context(|| format!("unknown rental status {status:?} in the database"))?,
+                reason: row.try_get("reason")?,
+            };
+            found.insert(rental.book_id.clone(), rental);
+        }
+    }
+    Ok(found)
+}
+
+/// The nights held within the stays, (house, night) → booking.
+async fn held(
+    conn: &mut AnyConnection,
+    stays: &[(i64, Stay)],
+) -> anyhow::Result<std::collections::HashMap<(i64, NaiveDate), String>> {
+    let mut found = std::collections::HashMap::new();
+    for chunk in stays.chunks(rows_per_statement(3)) {
+        let ranges = (0..chunk.len())
+            .map(|i| {
+                format!(
+                    "(house_id = ${} AND night >= ${} AND night < ${})",
+                    3 * i + 1,
+                    3 * i + 2,
+                    3 * i + 3
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let sql = format!("SELECT house_id, night, book_id FROM reserved_nights WHERE {ranges}");
+        let mut q = sqlx::query(&sql);
+        for (house_id, stay) in chunk {
+            q = q
+                .bind(*house_id)
+                .bind(stay.check_in().to_string())
+                .bind(stay.check_out().to_string());
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            found.insert(
+                (
+                    row.try_get("house_id")?,
+                    events::parse_date(&row.try_get::<String, _>("night")?)?,
+                ),
+                row.try_get("book_id")?,
+            );
+        }
+    }
+    Ok(found)
 }
