@@ -3,3 +3,8 @@
 pub mod models;
 pub mod ports;
 pub mod service;
+
+#[cfg(test)]
+pub mod fakes;
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,9 @@
-//! Payments and the rules that make one valid.
+//! The Payment aggregate: what makes a payment valid, taking one and refunding it, and the
+//! events each publishes.
 
 use chrono::{DateTime, Utc};
-use events::Stay;
+use events::{DomainEvent, Paid, PaymentCanceled, Stay};
+use platform::auth::{Caller, Role};
 
 pub use events::Money;
 
@@ -90,6 +92,57 @@ pub struct Payment {
 }
 
 impl Payment {
+    /// A new payment as taken at `at`, under the id the store gave it; it publishes
+    /// [`Self::paid`].
+    pub fn taken(id: i64, new: &NewPayment, at: DateTime<Utc>) -> Self {
+        Self {
+            id,
+            book_id: new.book_id.as_str().to_owned(),
+            house_id: new.house_id,
+            customer_id: new.customer_id.clone(),
+            amount: new.amount.get(),
+            stay: new.stay,
+            status: PaymentStatus::Paid,
+            payment_date: at,
+            payment_cancel_date: None,
+        }
+    }
+
+    /// The `Paid` event of a payment taken.
+    pub fn paid(&self) -> DomainEvent {
+        DomainEvent::Paid(Paid {
+            payment_id: self.id,
+            book_id: self.book_id.clone(),
+            house_id: self.house_id,
+            customer_id: self.customer_id.clone(),
+            house_price: self.amount,
+            check_in: self.stay.check_in(),
+            check_out: self.stay.check_out(),
+            payment_date: self.payment_date,
+        })
+    }
+
+    /// A refund at `at`: the refunded payment and its `PaymentCanceled`; `None` for a
+    /// payment refunded already (refunding is idempotent: nothing moves twice).
+    pub fn refund(&self, at: DateTime<Utc>) -> Option<(Self, DomainEvent)> {
+        if self.status == PaymentStatus::PaymentCanceled {
+            return None;
+        }
+        let refunded = Self {
+            status: PaymentStatus::PaymentCanceled,
+            payment_cancel_date: Some(at),
+            ..self.clone()
+        };
+        let event = DomainEvent::PaymentCanceled(PaymentCanceled {
+            payment_id: self.id,
+            book_id: self.book_id.clone(),
+            house_id: self.house_id,
+            house_price: self.amount,
+            payment_cancel_date: at,
+        });
+        Some((refunded, event))
+    }
+
     /// Whether a repeated request asks for exactly this payment.
     pub fn matches(&self, new: &NewPayment) -> bool {
         self.book_id == new.book_id.as_str()
@@ -98,6 +151,17 @@ impl Payment {
             && self.amount == new.amount.get()
             && self.stay == new.stay
     }
+}
+
+/// The one service identity that moves money: book, which pays for and refunds its
+/// bookings.
+const MONEY_CALLER: &str = "book";
+
+/// Who may take or refund payments: book, and an admin (a refund an admin makes cancels
+/// the booking it paid for: book follows `PaymentCanceled`). Any other service identity is
+/// refused, as a customer is.
+pub fn may_move_money(caller: &Caller) -> bool {
+    caller.has(Role::Admin) || (caller.has(Role::Service) && caller.id == MONEY_CALLER)
 }
 
 /// Why a payment request is not valid.

@@ -2,29 +2,10 @@
 
 use async_trait::async_trait;
 
+use chrono::{DateTime, Utc};
+use events::DomainEvent;
+
 use super::models::{NewPayment, Payment};
-
-/// Why a payment could not be created.
-#[derive(Debug, thiserror::Error)]
-pub enum CreatePaymentError {
-    /// This booking was already paid with different values.
-    #[error("booking {0} was already paid with different values")]
-    Conflict(String),
-    /// Anything else.
-    #[error(transparent)]
-    Unknown(#[from] anyhow::Error),
-}
-
-/// Why a payment could not be cancelled.
-#[derive(Debug, thiserror::Error)]
-pub enum CancelPaymentError {
-    /// No such payment.
-    #[error("no payment {0}")]
-    NotFound(String),
-    /// Anything else.
-    #[error(transparent)]
-    Unknown(#[from] anyhow::Error),
-}
 
 /// Which payments to list.
 #[derive(Debug, Clone, Default)]
@@ -39,27 +20,41 @@ pub struct PaymentFilter {
     pub offset: i64,
 }
 
-/// Whether a call created or changed something, or found it already done.
+/// How a payment is named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Created or changed now (an event was written).
-    Done,
-    /// It had been done before (no new event).
-    AlreadyDone,
+pub enum PaymentKey<'a> {
+    /// By its id.
+    Id(i64),
+    /// By its booking (one payment per booking).
+    Book(&'a str),
 }
 
-/// Payment storage. Each write commits the state change and its event together.
+/// Payment storage: reads, and units of work for every change.
 #[async_trait]
 pub trait PaymentRepository: Send + Sync + 'static {
-    /// Stores a payment and its `Paid` event, or returns the booking's existing payment.
-    async fn create(&self, new: &NewPayment) -> Result<(Payment, Outcome), CreatePaymentError>;
-    /// Refunds a payment with its `PaymentCanceled` event; a refunded one is returned as is.
-    async fn cancel(&self, id: i64) -> Result<(Payment, Outcome), CancelPaymentError>;
-    /// Refunds the payment of a booking (the caller knows only the booking).
-    async fn cancel_by_book(&self, book_id: &str)
-        -> Result<(Payment, Outcome), CancelPaymentError>;
     /// One payment.
-    async fn get(&self, id: i64) -> anyhow::Result<Option<Payment>>;
+    async fn get(&self, key: PaymentKey<'_>) -> anyhow::Result<Option<Payment>>;
     /// Payments, oldest first.
     async fn list(&self, filter: &PaymentFilter) -> anyhow::Result<Vec<Payment>>;
+    /// Opens a unit of work: one transaction, committed by [`PaymentUnit::commit`] and
+    /// rolled back when dropped without it.
+    async fn begin(&self) -> anyhow::Result<Box<dyn PaymentUnit>>;
+}
+
+/// One transaction over the payment store: it reads, and stores what the aggregate
+/// decided with the events it publishes; it decides nothing itself.
+#[async_trait]
+pub trait PaymentUnit: Send {
+    /// One payment.
+    async fn payment(&mut self, key: PaymentKey<'_>) -> anyhow::Result<Option<Payment>>;
+    /// Stores a new payment, `PAID` at `at`, and returns its id; `None` when its booking
+    /// has a payment already (a concurrent request stored it first; the unit is spent).
+    async fn insert(&mut self, new: &NewPayment, at: DateTime<Utc>) -> anyhow::Result<Option<i64>>;
+    /// Stores a refund; `false` when the payment was no longer `PAID` (a concurrent
+    /// refund committed first; nothing stored).
+    async fn refund(&mut self, refunded: &Payment) -> anyhow::Result<bool>;
+    /// Adds events to publish, in order.
+    async fn publish(&mut self, events: &[DomainEvent]) -> anyhow::Result<()>;
+    /// Commits everything stored.
+    async fn commit(self: Box<Self>) -> anyhow::Result<()>;
 }

@@ -1,51 +1,119 @@
-//! The payment service: the operations the inbound adapters (HTTP today, gRPC tomorrow)
-//! call. The rules of a payment live in the models, who may read which payment here
-//! ([`Actor`]); the service orders the calls.
+//! The payment service: the operations the inbound adapters call. The rules of a payment
+//! live in the aggregate ([`Payment::taken`], [`Payment::refund`]) and who may read which
+//! payment in [`Actor`]; the service loads, asks them, and has a unit of work store the
+//! result with its event.
 
 use std::sync::Arc;
 
 use platform::auth::Actor;
+use platform::clock::{Clock, SystemClock};
 
 use super::models::{NewPayment, Payment};
-use super::ports::{
-    CancelPaymentError, CreatePaymentError, Outcome, PaymentFilter, PaymentRepository,
-};
+use super::ports::{PaymentFilter, PaymentKey, PaymentRepository};
+
+/// Whether a call created or changed something, or found it already done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Created or changed now (an event was written).
+    Done,
+    /// It had been done before (no new event).
+    AlreadyDone,
+}
+
+/// Why a payment could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum PayError {
+    /// This booking was already paid with different values (409).
+    #[error("booking {0} was already paid with different values")]
+    Conflict(String),
+    /// Anything else (500).
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+/// Why a payment could not be refunded.
+#[derive(Debug, thiserror::Error)]
+pub enum RefundError {
+    /// No such payment (404).
+    #[error("no payment {0}")]
+    NotFound(String),
+    /// Anything else (500).
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
 
 /// Takes, refunds and reads payments.
 #[derive(Clone)]
 pub struct PaymentService {
     repo: Arc<dyn PaymentRepository>,
+    clock: Arc<dyn Clock>,
 }
 
 impl PaymentService {
     /// A service over a repository.
     pub fn new(repo: Arc<dyn PaymentRepository>) -> Self {
-        Self { repo }
+        Self {
+            repo,
+            clock: Arc::new(SystemClock),
+        }
     }
 
-    /// Pays for a booking once: a repeat with the same values returns the same payment.
+    /// The same service reading the time from `clock`.
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        Self { clock, ..self }
+    }
+
+    /// Pays for a booking once: a repeat with the same values returns the same payment,
+    /// with other values it is refused.
     #[tracing::instrument(skip(self, new), fields(book_id = new.book_id.as_str()))]
-    pub async fn pay(&self, new: NewPayment) -> Result<(Payment, Outcome), CreatePaymentError> {
-        let (payment, outcome) = self.repo.create(&new).await?;
-        if outcome == Outcome::AlreadyDone && !payment.matches(&new) {
-            return Err(CreatePaymentError::Conflict(payment.book_id));
+    pub async fn pay(&self, new: NewPayment) -> Result<(Payment, Outcome), PayError> {
+        let book = PaymentKey::Book(new.book_id.as_str());
+        let mut unit = self.repo.begin().await?;
+        let existing = match unit.payment(book).await? {
+            Some(p) => p,
+            None => {
+                let at = self.clock.now();
+                if let Some(id) = unit.insert(&new, at).await? {
+                    let payment = Payment::taken(id, &new, at);
+                    unit.publish(&[payment.paid()]).await?;
+                    unit.commit().await?;
+                    return Ok((payment, Outcome::Done));
+                }
+                // The same booking raced us and won: answer with its payment.
+                drop(unit);
+                self.repo
+                    .get(book)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("the payment that won the race vanished"))?
+            }
+        };
+        if !existing.matches(&new) {
+            return Err(PayError::Conflict(existing.book_id));
         }
-        Ok((payment, outcome))
+        Ok((existing, Outcome::AlreadyDone))
     }
 
     /// Refunds a payment; refunding twice is a no-op that returns the refunded payment.
     #[tracing::instrument(skip(self))]
-    pub async fn cancel(&self, id: i64) -> Result<(Payment, Outcome), CancelPaymentError> {
-        self.repo.cancel(id).await
-    }
-
-    /// Refunds the payment of a booking.
-    #[tracing::instrument(skip(self))]
-    pub async fn cancel_by_book(
-        &self,
-        book_id: &str,
-    ) -> Result<(Payment, Outcome), CancelPaymentError> {
-        self.repo.cancel_by_book(book_id).await
+    pub async fn refund(&self, key: PaymentKey<'_>) -> Result<(Payment, Outcome), RefundError> {
+        let missing = || match key {
+            PaymentKey::Id(id) => RefundError::NotFound(id.to_string()),
+            PaymentKey::Book(b) => RefundError::NotFound(b.to_owned()),
+        };
+        let mut unit = self.repo.begin().await?;
+        let payment = unit.payment(key).await?.ok_or_else(missing)?;
+        let Some((refunded, event)) = payment.refund(self.clock.now()) else {
+            return Ok((payment, Outcome::AlreadyDone));
+        };
+        if !unit.refund(&refunded).await? {
+            // A concurrent refund won; report what it stored.
+            drop(unit);
+            let stored = self.repo.get(key).await?.ok_or_else(missing)?;
+            return Ok((stored, Outcome::AlreadyDone));
+        }
+        unit.publish(&[event]).await?;
+        unit.commit().await?;
+        Ok((refunded, Outcome::Done))
     }
 
     /// One payment, if `reader` may see it. Someone else's is `None`, exactly like a
@@ -53,7 +121,7 @@ impl PaymentService {
     pub async fn get(&self, reader: &Actor, id: i64) -> anyhow::Result<Option<Payment>> {
         Ok(self
             .repo
-            .get(id)
+            .get(PaymentKey::Id(id))
             .await?
             .filter(|p| reader.may_see(&p.customer_id)))
     }
@@ -73,92 +141,5 @@ impl PaymentService {
             offset,
         };
         self.repo.list(&filter).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Mutex;
-
-    use async_trait::async_trait;
-    use chrono::Utc;
-
-    use super::*;
-    use crate::domain::models::PaymentStatus;
-    use events::Stay;
-
-    /// One stored payment, alice's; remembers the filters it was asked for.
-    #[derive(Default)]
-    struct OnePayment(Mutex<Vec<Option<String>>>);
-
-    fn alices() -> Payment {
-        let night = events::parse_date("2030-01-01").unwrap();
-        Payment {
-            id: 1,
-            book_id: "b1".into(),
-            house_id: 1,
-            customer_id: "alice".into(),
-            amount: 100,
-            stay: Stay::one_night(night).unwrap(),
-            status: PaymentStatus::Paid,
-            payment_date: Utc::now(),
-            payment_cancel_date: None,
-        }
-    }
-
-    #[async_trait]
-    impl PaymentRepository for OnePayment {
-        async fn create(&self, _: &NewPayment) -> Result<(Payment, Outcome), CreatePaymentError> {
-            Err(anyhow::anyhow!("not used here").into())
-        }
-        async fn cancel(&self, _: i64) -> Result<(Payment, Outcome), CancelPaymentError> {
-            Err(anyhow::anyhow!("not used here").into())
-        }
-        async fn cancel_by_book(&self, _: &str) -> Result<(Payment, Outcome), CancelPaymentError> {
-            Err(anyhow::anyhow!("not used here").into())
-        }
-        async fn get(&self, id: i64) -> anyhow::Result<Option<Payment>> {
-            Ok((id == 1).then(alices))
-        }
-        async fn list(&self, filter: &PaymentFilter) -> anyhow::Result<Vec<Payment>> {
-            self.0.lock().unwrap().push(filter.customer_id.clone());
-            Ok(Vec::new())
-        }
-    }
-
-    fn reader(id: &str, sees_all: bool) -> Actor {
-        Actor {
-            id: id.into(),
-            sees_all,
-        }
-    }
-
-    #[tokio::test]
-    async fn a_customer_sees_their_own_payments_and_anothers_is_missing() {
-        let repo = Arc::new(OnePayment::default());
-        let service = PaymentService::new(repo.clone());
-        let got = |who: &'static str, all: bool, id: i64| {
-            let service = service.clone();
-            async move { service.get(&reader(who, all), id).await.unwrap() }
-        };
-        assert_eq!(got("alice", false, 1).await.map(|p| p.id), Some(1));
-        assert_eq!(got("admin", true, 1).await.map(|p| p.id), Some(1));
-        assert!(
-            got("bob", false, 1).await.is_none(),
-            "bob's answer for alice's"
-        );
-        assert!(
-            got("bob", false, 2).await.is_none(),
-            "and for none: the same"
-        );
-        service
-            .list(&reader("bob", false), None, 10, 0)
-            .await
-            .unwrap();
-        service
-            .list(&reader("admin", true), None, 10, 0)
-            .await
-            .unwrap();
-        assert_eq!(*repo.0.lock().unwrap(), vec![Some("bob".to_owned()), None]);
     }
 }

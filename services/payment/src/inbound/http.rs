@@ -14,9 +14,10 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument as _;
 
 use super::faults::{FaultSettings, Faults};
+use crate::domain::models::may_move_money;
 use crate::domain::models::{BookId, Money, NewPayment, Payment, PaymentInvalid, PaymentStatus};
-use crate::domain::ports::{CancelPaymentError, CreatePaymentError, Outcome};
-use crate::domain::service::PaymentService;
+use crate::domain::ports::PaymentKey;
+use crate::domain::service::{Outcome, PayError, PaymentService, RefundError};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -143,19 +144,31 @@ impl CreateBody {
     }
 }
 
-/// The one service identity that moves money: book, which pays for and refunds its
-/// bookings. Any other service identity is refused, as a customer is; an admin may too
-/// (a refund an admin makes cancels the booking it paid for: book follows
-/// `PaymentCanceled`).
-const MONEY_CALLER: &str = "book";
-
 fn moves_money(caller: &Caller) -> Result<(), ApiError> {
-    if caller.has(Role::Admin) || (caller.has(Role::Service) && caller.id == MONEY_CALLER) {
+    if may_move_money(caller) {
         Ok(())
     } else {
         Err(ApiError::forbidden(
             "only the booking service or an admin takes or refunds payments",
         ))
+    }
+}
+
+impl From<PayError> for ApiError {
+    fn from(e: PayError) -> Self {
+        match e {
+            PayError::Conflict(_) => ApiError::conflict(e.to_string()),
+            PayError::Unknown(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<RefundError> for ApiError {
+    fn from(e: RefundError) -> Self {
+        match e {
+            RefundError::NotFound(_) => ApiError::not_found(e.to_string()),
+            RefundError::Unknown(e) => ApiError::internal(e),
+        }
     }
 }
 
@@ -201,25 +214,16 @@ async fn create(
     let result = work
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!("payment task failed: {e}")))??;
-    match result {
-        Ok((p, outcome)) => Ok(created(p.into(), outcome)),
-        Err(CreatePaymentError::Conflict(m)) => Err(ApiError::conflict(format!(
-            "booking {m} was already paid with different values"
-        ))),
-        Err(CreatePaymentError::Unknown(e)) => Err(ApiError::internal(e)),
-    }
+    let (p, outcome) = result?;
+    Ok(created(p.into(), outcome))
 }
 
-fn cancel_result(
-    r: Result<(Payment, Outcome), CancelPaymentError>,
+async fn refund(
+    service: &PaymentService,
+    key: PaymentKey<'_>,
 ) -> Result<AppJson<PaymentView>, ApiError> {
-    match r {
-        Ok((p, _)) => Ok(AppJson(p.into())),
-        Err(CancelPaymentError::NotFound(id)) => {
-            Err(ApiError::not_found(format!("no payment {id}")))
-        }
-        Err(CancelPaymentError::Unknown(e)) => Err(ApiError::internal(e)),
-    }
+    let (p, _) = service.refund(key).await?;
+    Ok(AppJson(p.into()))
 }
 
 async fn cancel(
@@ -229,7 +233,7 @@ async fn cancel(
 ) -> Result<AppJson<PaymentView>, ApiError> {
     moves_money(&caller)?;
     state.faults.apply().await?;
-    cancel_result(state.service.cancel(id).await)
+    refund(&state.service, PaymentKey::Id(id)).await
 }
 
 async fn cancel_by_book(
@@ -239,7 +243,7 @@ async fn cancel_by_book(
 ) -> Result<AppJson<PaymentView>, ApiError> {
     moves_money(&caller)?;
     state.faults.apply().await?;
-    cancel_result(state.service.cancel_by_book(&book_id).await)
+    refund(&state.service, PaymentKey::Book(&book_id)).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -258,7 +262,7 @@ async fn patch(
     match PaymentStatus::parse(&body.status) {
         Some(PaymentStatus::PaymentCanceled) => {
             state.faults.apply().await?;
-            cancel_result(state.service.cancel(id).await)
+            refund(&state.service, PaymentKey::Id(id)).await
         }
         Some(PaymentStatus::Paid) => {
             Err(ApiError::conflict("a payment cannot be set back to PAID"))

@@ -1,19 +1,18 @@
-//! The payment repository on SQLite or PostgreSQL. Every write commits the row change and
-//! its outbox event in one transaction; the unique `book_id` makes paying twice impossible
-//! even when two identical requests race.
+//! The payment repository on SQLite or PostgreSQL: reads, and units of work that store
+//! what the aggregate decided with its outbox event in one transaction. The unique
+//! `book_id` makes paying twice impossible even when two identical requests race.
 
 use anyhow::Context as _;
 use async_trait::async_trait;
-use events::{Paid, PaymentCanceled, Stay};
-use platform::db::{is_unique_violation, now, parse_time as time, time_text as text, Db};
+use chrono::{DateTime, Utc};
+use events::{DomainEvent, Stay};
+use platform::db::{is_unique_violation, parse_time as time, time_text as text, Db};
 use platform::outbox::Outbox;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::{Any, AnyConnection, Row, Transaction};
 
 use crate::domain::models::{NewPayment, Payment, PaymentStatus};
-use crate::domain::ports::{
-    CancelPaymentError, CreatePaymentError, Outcome, PaymentFilter, PaymentRepository,
-};
+use crate::domain::ports::{PaymentFilter, PaymentKey, PaymentRepository, PaymentUnit};
 
 const COLUMNS: &str = "id, book_id, house_id, customer_id, house_price, check_in, check_out, \
                        status, payment_date, payment_cancel_date";
@@ -50,16 +49,16 @@ fn from_row(row: &AnyRow) -> anyhow::Result<Payment> {
     })
 }
 
-async fn find(
-    conn: &mut AnyConnection,
-    column: &str,
-    value: Key<'_>,
-) -> anyhow::Result<Option<Payment>> {
+async fn find(conn: &mut AnyConnection, key: PaymentKey<'_>) -> anyhow::Result<Option<Payment>> {
+    let column = match key {
+        PaymentKey::Id(_) => "id",
+        PaymentKey::Book(_) => "book_id",
+    };
     let sql = format!("SELECT {COLUMNS} FROM payments WHERE {column} = $1");
     let q = sqlx::query(&sql);
-    let q = match value {
-        Key::Id(id) => q.bind(id),
-        Key::Book(b) => q.bind(b.to_owned()),
+    let q = match key {
+        PaymentKey::Id(id) => q.bind(id),
+        PaymentKey::Book(b) => q.bind(b.to_owned()),
     };
     q.fetch_optional(conn)
         .await?
@@ -68,147 +67,11 @@ async fn find(
         .transpose()
 }
 
-#[derive(Clone, Copy)]
-enum Key<'a> {
-    Id(i64),
-    Book(&'a str),
-}
-
-impl SqlPayments {
-    async fn cancel_where(&self, key: Key<'_>) -> Result<(Payment, Outcome), CancelPaymentError> {
-        let (column, shown) = match key {
-            Key::Id(id) => ("id", id.to_string()),
-            Key::Book(b) => ("book_id", b.to_owned()),
-        };
-        let mut tx = self.db.begin().await.map_err(anyhow::Error::from)?;
-        let Some(mut payment) = find(&mut tx, column, key).await? else {
-            return Err(CancelPaymentError::NotFound(shown));
-        };
-        if payment.status == PaymentStatus::PaymentCanceled {
-            return Ok((payment, Outcome::AlreadyDone));
-        }
-        let now = now();
-        let changed = sqlx::query(
-            "UPDATE payments SET status = 'PAYMENT_CANCELED', payment_cancel_date = $1 \
-             WHERE id = $2 AND status = 'PAID'",
-        )
-        .bind(text(now))
-        .bind(payment.id)
-        .execute(&mut *tx)
-        .await
-        .map_err(anyhow::Error::from)?
-        .rows_affected();
-        if changed == 0 {
-            // A concurrent cancel won; report what it stored.
-            drop(tx);
-            let mut conn = self
-                .db
-                .pool()
-                .acquire()
-                .await
-                .map_err(anyhow::Error::from)?;
-            let p = find(&mut conn, column, key)
-                .await?
-                .context("payment vanished")?;
-            return Ok((p, Outcome::AlreadyDone));
-        }
-        payment.status = PaymentStatus::PaymentCanceled;
-        payment.payment_cancel_date = Some(now);
-        let event = PaymentCanceled {
-            payment_id: payment.id,
-            book_id: payment.book_id.clone(),
-            house_id: payment.house_id,
-            house_price: payment.amount,
-            payment_cancel_date: now,
-        };
-        self.outbox.enqueue(&mut tx, &event).await?;
-        tx.commit().await.map_err(anyhow::Error::from)?;
-        self.outbox.notify();
-        Ok((payment, Outcome::Done))
-    }
-}
-
 #[async_trait]
 impl PaymentRepository for SqlPayments {
-    async fn create(&self, new: &NewPayment) -> Result<(Payment, Outcome), CreatePaymentError> {
-        let book = new.book_id.as_str();
-        let mut tx = self.db.begin().await.map_err(anyhow::Error::from)?;
-        if let Some(existing) = find(&mut tx, "book_id", Key::Book(book)).await? {
-            return Ok((existing, Outcome::AlreadyDone));
-        }
-        let now = now();
-        let inserted = sqlx::query(
-            "INSERT INTO payments (book_id, house_id, customer_id, house_price, check_in, check_out, \
-             status, payment_date) VALUES ($1, $2, $3, $4, $5, $6, 'PAID', $7) RETURNING id",
-        )
-        .bind(book.to_owned())
-        .bind(new.house_id)
-        .bind(new.customer_id.clone())
-        .bind(new.amount.get())
-        .bind(new.stay.check_in().to_string())
-        .bind(new.stay.check_out().to_string())
-        .bind(text(now))
-        .fetch_one(&mut *tx)
-        .await;
-        let id: i64 = match inserted {
-            Ok(row) => row.try_get("id").map_err(anyhow::Error::from)?,
-            Err(e) if is_unique_violation(&e) => {
-                // The same booking raced us and won: answer with its payment.
-                drop(tx);
-                let mut conn = self
-                    .db
-                    .pool()
-                    .acquire()
-                    .await
-                    .map_err(anyhow::Error::from)?;
-                let p = find(&mut conn, "book_id", Key::Book(book))
-                    .await?
-                    .context("payment vanished")?;
-                return Ok((p, Outcome::AlreadyDone));
-            }
-            Err(e) => return Err(anyhow::Error::from(e).into()),
-        };
-        let payment = Payment {
-            id,
-            book_id: book.to_owned(),
-            house_id: new.house_id,
-            customer_id: new.customer_id.clone(),
-            amount: new.amount.get(),
-            stay: new.stay,
-            status: PaymentStatus::Paid,
-            payment_date: now,
-            payment_cancel_date: None,
-        };
-        let event = Paid {
-            payment_id: id,
-            book_id: payment.book_id.clone(),
-            house_id: payment.house_id,
-            customer_id: payment.customer_id.clone(),
-            house_price: payment.amount,
-            check_in: payment.stay.check_in(),
-            check_out: payment.stay.check_out(),
-            payment_date: now,
-        };
-        self.outbox.enqueue(&mut tx, &event).await?;
-        tx.commit().await.map_err(anyhow::Error::from)?;
-        self.outbox.notify();
-        Ok((payment, Outcome::Done))
-    }
-
-    async fn cancel(&self, id: i64) -> Result<(Payment, Outcome), CancelPaymentError> {
-        self.cancel_where(Key::Id(id)).await
-    }
-
-    async fn cancel_by_book(
-        &self,
-        book_id: &str,
-    ) -> Result<(Payment, Outcome), CancelPaymentError> {
-        self.cancel_where(Key::Book(book_id)).await
-    }
-
-    async fn get(&self, id: i64) -> anyhow::Result<Option<Payment>> {
+    async fn get(&self, key: PaymentKey<'_>) -> anyhow::Result<Option<Payment>> {
         let mut conn = self.db.pool().acquire().await?;
-        find(&mut conn, "id", Key::Id(id)).await
+        find(&mut conn, key).await
     }
 
     async fn list(&self, filter: &PaymentFilter) -> anyhow::Result<Vec<Payment>> {
@@ -243,5 +106,82 @@ impl PaymentRepository for SqlPayments {
             .fetch_all(self.db.pool())
             .await?;
         rows.iter().map(from_row).collect()
+    }
+
+    async fn begin(&self) -> anyhow::Result<Box<dyn PaymentUnit>> {
+        Ok(Box::new(SqlUnit {
+            tx: self.db.begin().await?,
+            outbox: self.outbox.clone(),
+            published: false,
+        }))
+    }
+}
+
+/// One transaction over the payments table.
+struct SqlUnit {
+    tx: Transaction<'static, Any>,
+    outbox: Outbox,
+    /// Whether it wrote events (the relay is woken after the commit).
+    published: bool,
+}
+
+#[async_trait]
+impl PaymentUnit for SqlUnit {
+    async fn payment(&mut self, key: PaymentKey<'_>) -> anyhow::Result<Option<Payment>> {
+        find(&mut self.tx, key).await
+    }
+
+    async fn insert(&mut self, new: &NewPayment, at: DateTime<Utc>) -> anyhow::Result<Option<i64>> {
+        let inserted = sqlx::query(
+            "INSERT INTO payments (book_id, house_id, customer_id, house_price, check_in, check_out, \
+             status, payment_date) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(new.book_id.as_str().to_owned())
+        .bind(new.house_id)
+        .bind(new.customer_id.clone())
+        .bind(new.amount.get())
+        .bind(new.stay.check_in().to_string())
+        .bind(new.stay.check_out().to_string())
+        .bind(PaymentStatus::Paid.as_str())
+        .bind(text(at))
+        .fetch_one(&mut *self.tx)
+        .await;
+        match inserted {
+            Ok(row) => Ok(Some(row.try_get("id")?)),
+            Err(e) if is_unique_violation(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn refund(&mut self, refunded: &Payment) -> anyhow::Result<bool> {
+        let changed = sqlx::query(
+            "UPDATE payments SET status = $1, payment_cancel_date = $2 WHERE id = $3 AND status = $4",
+        )
+        .bind(refunded.status.as_str())
+        .bind(refunded.payment_cancel_date.map(text))
+        .bind(refunded.id)
+        .bind(PaymentStatus::Paid.as_str())
+        .execute(&mut *self.tx)
+        .await?
+        .rows_affected();
+        Ok(changed == 1)
+    }
+
+    async fn publish(&mut self, events: &[DomainEvent]) -> anyhow::Result<()> {
+        let envelopes = events
+            .iter()
+            .map(Outbox::envelope_of)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        self.outbox.insert(&mut self.tx, &envelopes).await?;
+        self.published |= !envelopes.is_empty();
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> anyhow::Result<()> {
+        self.tx.commit().await?;
+        if self.published {
+            self.outbox.notify();
+        }
+        Ok(())
     }
 }

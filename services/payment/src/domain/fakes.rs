@@ -1,0 +1,114 @@
+//! An in-memory fake of the payment store, for domain tests without a database. It keeps
+//! what the SQL adapter keeps and runs one unit of work at a time: a unit works on a copy
+//! that replaces the store on commit and is dropped otherwise.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use events::DomainEvent;
+use tokio::sync::OwnedMutexGuard;
+
+use super::models::{NewPayment, Payment};
+use super::ports::{PaymentFilter, PaymentKey, PaymentRepository, PaymentUnit};
+
+/// What the payment store holds.
+#[derive(Debug, Default, Clone)]
+pub struct Store {
+    /// Payments by id.
+    pub payments: BTreeMap<i64, Payment>,
+    /// Events published, in order.
+    pub outbox: Vec<DomainEvent>,
+}
+
+impl Store {
+    fn find(&self, key: PaymentKey<'_>) -> Option<Payment> {
+        match key {
+            PaymentKey::Id(id) => self.payments.get(&id).cloned(),
+            PaymentKey::Book(b) => self.payments.values().find(|p| p.book_id == b).cloned(),
+        }
+    }
+}
+
+/// The payment store in memory.
+#[derive(Clone, Default)]
+pub struct FakePayments {
+    store: Arc<tokio::sync::Mutex<Store>>,
+}
+
+impl FakePayments {
+    /// What it holds now.
+    pub async fn snapshot(&self) -> Store {
+        self.store.lock().await.clone()
+    }
+}
+
+#[async_trait]
+impl PaymentRepository for FakePayments {
+    async fn get(&self, key: PaymentKey<'_>) -> anyhow::Result<Option<Payment>> {
+        Ok(self.store.lock().await.find(key))
+    }
+    async fn list(&self, f: &PaymentFilter) -> anyhow::Result<Vec<Payment>> {
+        let s = self.store.lock().await;
+        Ok(s.payments
+            .values()
+            .filter(|p| f.customer_id.as_ref().is_none_or(|c| *c == p.customer_id))
+            .filter(|p| f.book_id.as_ref().is_none_or(|b| *b == p.book_id))
+            .skip(usize::try_from(f.offset)?)
+            .take(usize::try_from(f.limit)?)
+            .cloned()
+            .collect())
+    }
+    async fn begin(&self) -> anyhow::Result<Box<dyn PaymentUnit>> {
+        let guard = self.store.clone().lock_owned().await;
+        let staged = guard.clone();
+        Ok(Box::new(FakeUnit { guard, staged }))
+    }
+}
+
+struct FakeUnit {
+    guard: OwnedMutexGuard<Store>,
+    staged: Store,
+}
+
+#[async_trait]
+impl PaymentUnit for FakeUnit {
+    async fn payment(&mut self, key: PaymentKey<'_>) -> anyhow::Result<Option<Payment>> {
+        Ok(self.staged.find(key))
+    }
+    async fn insert(&mut self, new: &NewPayment, at: DateTime<Utc>) -> anyhow::Result<Option<i64>> {
+        if self
+            .staged
+            .find(PaymentKey::Book(new.book_id.as_str()))
+            .is_some()
+        {
+            return Ok(None);
+        }
+        let id = self
+            .staged
+            .payments
+            .keys()
+            .next_back()
+            .map_or(1, |last| last + 1);
+        self.staged.payments.insert(id, Payment::taken(id, new, at));
+        Ok(Some(id))
+    }
+    async fn refund(&mut self, refunded: &Payment) -> anyhow::Result<bool> {
+        match self.staged.payments.get_mut(&refunded.id) {
+            Some(p) if p.status == super::models::PaymentStatus::Paid => {
+                *p = refunded.clone();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+    async fn publish(&mut self, events: &[DomainEvent]) -> anyhow::Result<()> {
+        self.staged.outbox.extend(events.iter().cloned());
+        Ok(())
+    }
+    async fn commit(mut self: Box<Self>) -> anyhow::Result<()> {
+        *self.guard = std::mem::take(&mut self.staged);
+        Ok(())
+    }
+}
