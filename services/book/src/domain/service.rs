@@ -19,11 +19,14 @@ use super::saga::{self, Batch, Claim, Consumed};
 /// Why a booking could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum BookError {
+    /// The caller may not book: customers and admins do (403).
+    #[error("booking needs the CUSTOMER or ADMIN role")]
+    NotAllowed,
     /// The request is not valid (422).
     #[error(transparent)]
     Invalid(#[from] BookingInvalid),
     /// Payment is unavailable: nothing was booked (503).
-    #[error("{reason}")]
+    #[error("payment is unavailable; nothing was booked, try again later")]
     PaymentUnavailable {
         /// What happened.
         reason: String,
@@ -32,7 +35,7 @@ pub enum BookError {
     },
     /// Book does not know the house yet and house cannot be asked: nothing was booked
     /// (503).
-    #[error("{reason}")]
+    #[error("house is unavailable and this house is not known here yet; nothing was booked, try again later")]
     HouseUnavailable {
         /// What happened.
         reason: String,
@@ -256,7 +259,11 @@ impl BookService {
 
     /// One booking, if the actor may see it.
     pub async fn get(&self, actor: &Actor, id: &str) -> Result<Booking, GetError> {
-        let b = self.repo.get(id).await?.ok_or(GetError::NotFound)?;
+        let b = self
+            .repo
+            .get(id)
+            .await?
+            .ok_or_else(|| GetError::NotFound(id.to_owned()))?;
         if !actor.may_see(&b.customer_id) {
             return Err(GetError::NotYours);
         }
@@ -371,8 +378,8 @@ impl BookService {
 #[derive(Debug, thiserror::Error)]
 pub enum GetError {
     /// No such booking (404).
-    #[error("no such booking")]
-    NotFound,
+    #[error("no booking {0}")]
+    NotFound(String),
     /// Someone else's (403).
     #[error("this booking belongs to someone else")]
     NotYours,

@@ -1,12 +1,11 @@
-//! What a caller may ask of the booking service, whatever protocol carried it: roles,
-//! the request's values checked, the domain's answers mapped to the fleet's errors. The
-//! REST and gRPC adapters are thin shells around these (the hexagonal checkpoint: a second
-//! protocol adds an adapter, never a rule).
+//! What a caller may ask of the booking service, whatever protocol carried it: roles and
+//! the request's values checked, answered with the domain's own errors. The REST and gRPC
+//! adapters are thin shells around these, each turning those errors into its protocol's
+//! (the hexagonal checkpoint: a second protocol adds an adapter, never a rule).
 
 use chrono::NaiveDate;
 use platform::auth::{Caller, Role};
 use platform::http::Page;
-use platform::ApiError;
 
 use crate::domain::models::{BookStatus, Booking, BookingInvalid, BookingRequest, Horizon};
 use crate::domain::service::{BookError, BookService, CancelBookingError, GetError};
@@ -43,50 +42,37 @@ pub async fn book(
     service: &BookService,
     caller: &Caller,
     asked: StayAsked,
-) -> Result<Booking, ApiError> {
-    caller.require_any(&[Role::Customer, Role::Admin])?;
-    let request = asked
-        .request(service.today(), service.horizon())
-        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    service
-        .book(&caller.id, request)
-        .await
-        .map_err(|e| match e {
-            BookError::Invalid(e) => ApiError::unprocessable(e.to_string()),
-            BookError::PaymentUnavailable { retry_after, .. } => ApiError::unavailable(
-                "payment is unavailable; nothing was booked, try again later",
-                retry_after,
-            ),
-            BookError::HouseUnavailable { retry_after, .. } => ApiError::unavailable(
-                "house is unavailable and this house is not known here yet; nothing was booked, try again later",
-                retry_after,
-            ),
-            BookError::Unknown(e) => ApiError::internal(e),
-        })
+) -> Result<Booking, BookError> {
+    if !(caller.has(Role::Customer) || caller.has(Role::Admin)) {
+        return Err(BookError::NotAllowed);
+    }
+    let request = asked.request(service.today(), service.horizon())?;
+    service.book(&caller.id, request).await
 }
 
 /// Cancels a booking: the caller's own, or any for an admin.
-pub async fn cancel(service: &BookService, caller: &Caller, id: &str) -> Result<Booking, ApiError> {
-    service
-        .cancel(&caller.actor(), id)
-        .await
-        .map_err(|e| match e {
-            CancelBookingError::NotFound(id) => ApiError::not_found(format!("no booking {id}")),
-            CancelBookingError::NotYours => {
-                ApiError::forbidden("this booking belongs to someone else")
-            }
-            CancelBookingError::Invalid(t) => ApiError::conflict(t.to_string()),
-            CancelBookingError::Unknown(e) => ApiError::internal(e),
-        })
+pub async fn cancel(
+    service: &BookService,
+    caller: &Caller,
+    id: &str,
+) -> Result<Booking, CancelBookingError> {
+    service.cancel(&caller.actor(), id).await
 }
 
 /// One booking: the caller's own, or any for an admin.
-pub async fn get(service: &BookService, caller: &Caller, id: &str) -> Result<Booking, ApiError> {
-    service.get(&caller.actor(), id).await.map_err(|e| match e {
-        GetError::NotFound => ApiError::not_found(format!("no booking {id}")),
-        GetError::NotYours => ApiError::forbidden("this booking belongs to someone else"),
-        GetError::Unknown(e) => ApiError::internal(e),
-    })
+pub async fn get(service: &BookService, caller: &Caller, id: &str) -> Result<Booking, GetError> {
+    service.get(&caller.actor(), id).await
+}
+
+/// Why bookings cannot be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    /// A bad filter or page (422).
+    #[error("{0}")]
+    Invalid(String),
+    /// Anything else (500).
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
 }
 
 /// The caller's bookings (an admin's: all), of one status when asked (either spelling of
@@ -96,33 +82,16 @@ pub async fn list(
     caller: &Caller,
     status: Option<&str>,
     page: &Page,
-) -> Result<Vec<Booking>, ApiError> {
-    let (limit, offset) = page.bounds()?;
+) -> Result<Vec<Booking>, ListError> {
+    let (limit, offset) = page.bounds().map_err(|e| ListError::Invalid(e.message))?;
     let status = status
         .map(|s| {
             BookStatus::parse(s).ok_or_else(|| {
-                ApiError::unprocessable(
-                    "status must be BOOKED, CONFIRMED, REJECTED or BOOK_CANCELED",
+                ListError::Invalid(
+                    "status must be BOOKED, CONFIRMED, REJECTED or BOOK_CANCELED".into(),
                 )
             })
         })
         .transpose()?;
     Ok(service.list(&caller.actor(), status, limit, offset).await?)
-}
-
-/// The seed's `PATCH /books/{id} status=BOOK_CANCELED`: a client can only cancel.
-pub async fn set_status(
-    service: &BookService,
-    caller: &Caller,
-    id: &str,
-    status: &str,
-) -> Result<Booking, ApiError> {
-    match BookStatus::parse(status) {
-        Some(BookStatus::BookCanceled) => cancel(service, caller, id).await,
-        Some(other) => Err(ApiError::conflict(format!(
-            "a client can only cancel a booking; {} is set by the system",
-            other.as_str()
-        ))),
-        None => Err(ApiError::unprocessable("status must be BOOK_CANCELED")),
-    }
 }

@@ -38,7 +38,8 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::domain::models::Booking;
 use crate::domain::service::BookService;
-use crate::inbound::calls::{self, StayAsked};
+use crate::domain::service::{BookError, CancelBookingError, GetError};
+use crate::inbound::calls::{self, ListError, StayAsked};
 
 /// The generated messages, client and server.
 #[allow(missing_docs, clippy::all)]
@@ -199,7 +200,74 @@ fn incoming(
     })
 }
 
-/// The fleet's error as a gRPC status: the same message, never an internal one.
+/// The domain's answers as gRPC statuses (the same messages as over REST), chosen from
+/// the domain's error, never from an HTTP status.
+fn domain_status(code: Code, message: String, retry_after: Option<Duration>) -> Status {
+    match retry_after {
+        Some(after) => {
+            Status::with_error_details(code, message, ErrorDetails::with_retry_info(Some(after)))
+        }
+        None => Status::new(code, message),
+    }
+}
+
+/// An internal failure: logged here, opaque to the client.
+fn internal(cause: &anyhow::Error) -> Status {
+    tracing::error!(error = format!("{cause:#}"), "grpc call failed");
+    Status::internal("internal error")
+}
+
+impl From<BookError> for Status {
+    fn from(e: BookError) -> Self {
+        let message = e.to_string();
+        match e {
+            BookError::NotAllowed => domain_status(Code::PermissionDenied, message, None),
+            BookError::Invalid(_) => domain_status(Code::InvalidArgument, message, None),
+            BookError::PaymentUnavailable { retry_after, .. }
+            | BookError::HouseUnavailable { retry_after, .. } => {
+                domain_status(Code::Unavailable, message, Some(retry_after))
+            }
+            BookError::Unknown(e) => internal(&e),
+        }
+    }
+}
+
+impl From<CancelBookingError> for Status {
+    fn from(e: CancelBookingError) -> Self {
+        let message = e.to_string();
+        match e {
+            CancelBookingError::NotFound(_) => domain_status(Code::NotFound, message, None),
+            CancelBookingError::NotYours => domain_status(Code::PermissionDenied, message, None),
+            CancelBookingError::Invalid(_) => {
+                domain_status(Code::FailedPrecondition, message, None)
+            }
+            CancelBookingError::Unknown(e) => internal(&e),
+        }
+    }
+}
+
+impl From<GetError> for Status {
+    fn from(e: GetError) -> Self {
+        let message = e.to_string();
+        match e {
+            GetError::NotFound(_) => domain_status(Code::NotFound, message, None),
+            GetError::NotYours => domain_status(Code::PermissionDenied, message, None),
+            GetError::Unknown(e) => internal(&e),
+        }
+    }
+}
+
+impl From<ListError> for Status {
+    fn from(e: ListError) -> Self {
+        match e {
+            ListError::Invalid(m) => domain_status(Code::InvalidArgument, m, None),
+            ListError::Unknown(e) => internal(&e),
+        }
+    }
+}
+
+/// The edge's own refusals (a token refused, a rate limit) as gRPC statuses: the same
+/// message, never an internal one.
 pub fn status(e: ApiError) -> Status {
     let code = match e.status.as_u16() {
         400 | 413 | 422 => Code::InvalidArgument,
@@ -266,9 +334,7 @@ impl Bookings for BookingsApi {
             check_out: some(m.check_out),
             book_date: None,
         };
-        let b = calls::book(&self.service, &caller, asked)
-            .await
-            .map_err(status)?;
+        let b = calls::book(&self.service, &caller, asked).await?;
         Ok(Response::new(b.into()))
     }
 
@@ -278,9 +344,7 @@ impl Bookings for BookingsApi {
     ) -> Result<Response<pb::Booking>, Status> {
         let caller = self.caller(&request)?;
         let id = request.into_inner().id;
-        let b = calls::get(&self.service, &caller, &id)
-            .await
-            .map_err(status)?;
+        let b = calls::get(&self.service, &caller, &id).await?;
         Ok(Response::new(b.into()))
     }
 
@@ -295,9 +359,7 @@ impl Bookings for BookingsApi {
             offset: Some(m.offset),
         };
         let status_filter = some(m.status);
-        let list = calls::list(&self.service, &caller, status_filter.as_deref(), &page)
-            .await
-            .map_err(status)?;
+        let list = calls::list(&self.service, &caller, status_filter.as_deref(), &page).await?;
         Ok(Response::new(pb::ListBookingsResponse {
             bookings: list.into_iter().map(Into::into).collect(),
         }))
@@ -309,9 +371,7 @@ impl Bookings for BookingsApi {
     ) -> Result<Response<pb::Booking>, Status> {
         let caller = self.caller(&request)?;
         let id = request.into_inner().id;
-        let b = calls::cancel(&self.service, &caller, &id)
-            .await
-            .map_err(status)?;
+        let b = calls::cancel(&self.service, &caller, &id).await?;
         Ok(Response::new(b.into()))
     }
 }
@@ -450,9 +510,46 @@ mod tests {
     }
 
     #[test]
+    fn domain_errors_map_to_grpc_codes_and_keep_nothing_internal() {
+        use crate::domain::models::{BookingInvalid, InvalidTransition};
+        let cases: [(Status, Code); 8] = [
+            (BookError::NotAllowed.into(), Code::PermissionDenied),
+            (
+                BookError::Invalid(BookingInvalid::InThePast).into(),
+                Code::InvalidArgument,
+            ),
+            (
+                CancelBookingError::NotFound("b".into()).into(),
+                Code::NotFound,
+            ),
+            (CancelBookingError::NotYours.into(), Code::PermissionDenied),
+            (
+                CancelBookingError::Invalid(InvalidTransition { from: "A", to: "B" }).into(),
+                Code::FailedPrecondition,
+            ),
+            (GetError::NotFound("b".into()).into(), Code::NotFound),
+            (GetError::NotYours.into(), Code::PermissionDenied),
+            (
+                ListError::Invalid("bad".into()).into(),
+                Code::InvalidArgument,
+            ),
+        ];
+        for (s, code) in cases {
+            assert_eq!(s.code(), code, "{s:?}");
+            assert!(!s.message().is_empty());
+        }
+        let s = Status::from(GetError::Unknown(anyhow::anyhow!("SELECT secret")));
+        assert_eq!((s.code(), s.message()), (Code::Internal, "internal error"));
+    }
+
+    #[test]
     fn unavailable_says_when_to_retry() {
-        let s = status(ApiError::unavailable("down", Duration::from_secs(3)));
+        let s = Status::from(BookError::PaymentUnavailable {
+            reason: "circuit open".into(),
+            retry_after: Duration::from_secs(3),
+        });
         assert_eq!(s.code(), Code::Unavailable);
+        assert!(!s.message().contains("circuit"), "{}", s.message());
         let retry = s
             .get_error_details()
             .retry_info()

@@ -11,9 +11,10 @@ use platform::http::{lenient, Page};
 use platform::{ApiError, AppJson, AppPath, AppQuery};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::models::Booking;
+use crate::domain::models::{BookStatus, Booking};
 use crate::domain::service::BookService;
-use crate::inbound::calls::{self, StayAsked};
+use crate::domain::service::{BookError, CancelBookingError, GetError};
+use crate::inbound::calls::{self, ListError, StayAsked};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -137,8 +138,14 @@ async fn patch(
     AppPath(id): AppPath<String>,
     AppJson(body): AppJson<PatchBody>,
 ) -> Result<AppJson<BookView>, ApiError> {
-    let b = calls::set_status(&state.service, &caller, &id, &body.status).await?;
-    Ok(AppJson(b.into()))
+    match BookStatus::parse(&body.status) {
+        Some(BookStatus::BookCanceled) => cancel(State(state), caller, AppPath(id)).await,
+        Some(other) => Err(ApiError::conflict(format!(
+            "a client can only cancel a booking; {} is set by the system",
+            other.as_str()
+        ))),
+        None => Err(ApiError::unprocessable("status must be BOOK_CANCELED")),
+    }
 }
 
 async fn get_one(
@@ -164,4 +171,48 @@ async fn list(
 ) -> Result<AppJson<Vec<BookView>>, ApiError> {
     let list = calls::list(&state.service, &caller, q.status.as_deref(), &page).await?;
     Ok(AppJson(list.into_iter().map(Into::into).collect()))
+}
+
+impl From<BookError> for ApiError {
+    fn from(e: BookError) -> Self {
+        match e {
+            BookError::NotAllowed => ApiError::forbidden(e.to_string()),
+            BookError::Invalid(e) => ApiError::unprocessable(e.to_string()),
+            BookError::PaymentUnavailable { retry_after, .. }
+            | BookError::HouseUnavailable { retry_after, .. } => {
+                ApiError::unavailable(e.to_string(), retry_after)
+            }
+            BookError::Unknown(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<CancelBookingError> for ApiError {
+    fn from(e: CancelBookingError) -> Self {
+        match e {
+            CancelBookingError::NotFound(_) => ApiError::not_found(e.to_string()),
+            CancelBookingError::NotYours => ApiError::forbidden(e.to_string()),
+            CancelBookingError::Invalid(t) => ApiError::conflict(t.to_string()),
+            CancelBookingError::Unknown(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<GetError> for ApiError {
+    fn from(e: GetError) -> Self {
+        match e {
+            GetError::NotFound(_) => ApiError::not_found(e.to_string()),
+            GetError::NotYours => ApiError::forbidden(e.to_string()),
+            GetError::Unknown(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<ListError> for ApiError {
+    fn from(e: ListError) -> Self {
+        match e {
+            ListError::Invalid(m) => ApiError::unprocessable(m),
+            ListError::Unknown(e) => ApiError::internal(e),
+        }
+    }
 }
