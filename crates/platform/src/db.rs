@@ -53,7 +53,7 @@ pub const PLATFORM_MIGRATION: MigrationSql = MigrationSql {
 
 /// The most parameters one multi-row statement binds: far under SQLite's limit (32 766)
 /// and PostgreSQL's (65 535), and enough that a consumed batch
-/// ([`crate::consumer::MAX_BATCH`]) of rows up to 8 columns wide is one statement.
+/// (the consumer's `MAX_BATCH`) of rows up to 8 columns wide is one statement.
 pub const PARAMS_PER_STATEMENT: usize = 2048;
 
 /// How many rows of `params` parameters each fit one statement ([`PARAMS_PER_STATEMENT`]):
@@ -309,5 +309,12 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
                     .is_some_and(|c| c == "23505" || c == "2067" || c == "1555")
         }
         _ => false,
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::health::Dependency for Db {
+    async fn ready(&self) -> Result<(), &'static str> {
+        self.ping().await.map_err(|_| "database unavailable")
     }
 }

@@ -135,6 +135,7 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
+#[cfg(feature = "storage")]
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         Self::internal(e)

@@ -12,12 +12,17 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
 
-use crate::db::Db;
+/// Something a service cannot serve without (its database): readiness asks it.
+#[async_trait::async_trait]
+pub trait Dependency: Send + Sync + 'static {
+    /// `Err` with a short public reason while it cannot be used.
+    async fn ready(&self) -> Result<(), &'static str>;
+}
 
 /// Readiness state shared by the runtime's tasks.
 #[derive(Clone)]
 pub struct Health {
-    db: Option<Db>,
+    dependency: Option<Arc<dyn Dependency>>,
     inner: Arc<Flags>,
 }
 
@@ -28,10 +33,11 @@ struct Flags {
 }
 
 impl Health {
-    /// Readiness over a database (`None` for a service that has none, like the gateway).
-    pub fn new(db: Option<Db>) -> Self {
+    /// Readiness over a dependency, its database (`None` for a service that has none,
+    /// like the gateway).
+    pub fn new(dependency: Option<Arc<dyn Dependency>>) -> Self {
         Self {
-            db,
+            dependency,
             inner: Arc::new(Flags {
                 draining: AtomicBool::new(false),
                 needs_consumer: AtomicBool::new(false),
@@ -65,8 +71,8 @@ impl Health {
         {
             return Err("consumer not running");
         }
-        match &self.db {
-            Some(db) => db.ping().await.map_err(|_| "database unavailable"),
+        match &self.dependency {
+            Some(d) => d.ready().await,
             None => Ok(()),
         }
     }

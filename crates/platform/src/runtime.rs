@@ -10,20 +10,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
 use axum::Router;
 use rdkafka::producer::{FutureProducer, Producer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::consumer::{ConsumerLoop, EventHandler};
 use crate::db::{Db, MigrationSql};
-use crate::health::{self, Health};
-use crate::metrics::{self, Metrics};
+use crate::health::Health;
+use crate::metrics::Metrics;
 use crate::outbox::{self, Outbox};
-use crate::settings::{CommonSettings, HttpSettings};
+use crate::serve::serve_http;
+use crate::settings::CommonSettings;
 
 /// One service's shared machinery.
 pub struct Runtime {
@@ -53,7 +51,7 @@ impl Runtime {
         let producer = crate::kafka::producer(&settings.kafka)?;
         let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port)).await?;
         Ok(Self {
-            health: Health::new(Some(db.clone())),
+            health: Health::new(Some(Arc::new(db.clone()))),
             outbox: Outbox::new(&settings.kafka),
             settings: settings.clone(),
             db,
@@ -169,117 +167,4 @@ impl Runtime {
         tracing::info!("stopped");
         served.map_err(Into::into)
     }
-}
-
-/// Serves `api` beside `/healthz`, `/readyz` and `/metrics` (the last only on
-/// `http.admin_port` when one is set, which serves all three), with request ids, route metrics, JSON
-/// fallbacks, the body limit and the bounds of [`crate::server`], until `shutdown`; then
-/// readiness turns false, the listeners keep accepting for `drain_secs`, and in-flight
-/// requests finish.
-pub async fn serve_http(
-    listener: TcpListener,
-    api: Router,
-    http: &HttpSettings,
-    metrics: Metrics,
-    health: Health,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    serve_http_with_internal(listener, api, None, http, metrics, health, shutdown).await
-}
-
-/// [`serve_http`], and `internal`'s router (with the same bounds, metrics and request ids)
-/// on a listener of its own that a deployment keeps from the public edge; it stops with
-/// the others.
-pub async fn serve_http_with_internal(
-    listener: TcpListener,
-    api: Router,
-    internal: Option<(TcpListener, Router)>,
-    http: &HttpSettings,
-    metrics: Metrics,
-    health: Health,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    let probes = Router::new()
-        .route("/healthz", get(health::live))
-        .route("/readyz", get(health::ready).with_state(health.clone()));
-    let ops = probes.clone().route(
-        "/metrics",
-        get(metrics::handler).with_state(metrics.clone()),
-    );
-    let bounded = |router: Router| {
-        router.route_layer(axum::middleware::from_fn_with_state(
-            crate::server::Bounds::new(http),
-            crate::server::bound,
-        ))
-    };
-    let api = bounded(api);
-    let admin = match http.admin_port {
-        Some(port) => Some(TcpListener::bind((http.host.as_str(), port)).await?),
-        None => None,
-    };
-    // With an admin port, the public one keeps the probes (a load balancer checks the
-    // port it sends to, and they say only "ok" or "draining") but not the metrics.
-    let (app, ops) = if admin.is_some() {
-        (api.merge(probes), Some(ops))
-    } else {
-        (api.merge(ops), None)
-    };
-    let finish = |router: Router| {
-        router
-            .method_not_allowed_fallback(crate::http::method_not_allowed)
-            .route_layer(axum::middleware::from_fn_with_state(
-                crate::http::Observer {
-                    metrics: metrics.clone(),
-                    trust_trace_context: http.trust_trace_context,
-                },
-                crate::http::observe,
-            ))
-            .fallback(crate::http::not_found)
-            .layer(DefaultBodyLimit::max(http.body_limit_bytes))
-            .layer(axum::middleware::from_fn_with_state(
-                http.body_limit_bytes,
-                crate::http::reject_oversized,
-            ))
-            .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-            .layer(axum::middleware::from_fn(crate::http::bound_request_id))
-    };
-    tracing::info!(
-        port = listener.local_addr().map(|a| a.port()).unwrap_or(0),
-        admin_port = admin
-            .as_ref()
-            .and_then(|l| l.local_addr().ok())
-            .map(|a| a.port()),
-        "listening"
-    );
-    // Stops every listener together, after the drain.
-    let stop_accepting = CancellationToken::new();
-    let drain = Duration::from_secs(http.drain_secs);
-    let drained = stop_accepting.clone();
-    tokio::spawn(async move {
-        shutdown.cancelled().await;
-        health.start_draining();
-        tokio::time::sleep(drain).await;
-        drained.cancel();
-    });
-    // Every listener is served alike and stops with the others.
-    let mut listeners = vec![(listener, app)];
-    if let (Some(admin), Some(ops)) = (admin, ops) {
-        listeners.push((admin, ops));
-    }
-    if let Some((listener, router)) = internal {
-        listeners.push((listener, bounded(router)));
-    }
-    let servers = listeners.into_iter().map(|(listener, router)| {
-        crate::server::serve(
-            listener,
-            finish(router),
-            http,
-            stop_accepting.clone().cancelled_owned(),
-        )
-    });
-    futures::future::join_all(servers)
-        .await
-        .into_iter()
-        .collect()
 }

@@ -13,7 +13,7 @@
 //!   `Retry-After` at once (load shedding), so a flood costs a refusal, not a queue;
 //! - **time**: a request, reading its body included, is answered within
 //!   `request_timeout_ms` (`408`);
-//! - **bodies**: `body_limit_bytes` (`413`), in [`crate::runtime::serve_http`].
+//! - **bodies**: `body_limit_bytes` (`413`), in [`crate::serve::serve_http`].
 //!
 //! Health and metrics are exempt from the in-flight bound and the timeout, so probes
 //! answer while the API sheds load. hyper's own server is used directly (as `axum::serve`

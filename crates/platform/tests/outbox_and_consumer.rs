@@ -153,7 +153,7 @@ async fn run_loop(
         settings: kafka,
         handler,
         metrics: metrics.clone(),
-        health: Health::new(Some(db.clone())),
+        health: Health::new(Some(std::sync::Arc::new(db.clone()))),
     };
     let stop = CancellationToken::new();
     let task = tokio::spawn(lp.run(stop.clone()));

@@ -28,7 +28,7 @@ use crate::domain::service::BookService;
 use crate::inbound::grpc::GrpcSettings;
 use crate::inbound::reconciler::ReconcileSettings;
 use crate::outbound::house_client::{HouseClientSettings, HttpHouses};
-use crate::outbound::payment_client::{BreakerMetrics, HttpPayments, PaymentClientSettings};
+use crate::outbound::payment_client::{HttpPayments, PaymentClientSettings};
 
 /// The service's name: consumer group, database file, metrics label.
 pub const NAME: &str = "book";
@@ -140,9 +140,12 @@ impl Service for Application {
     async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let runtime = Runtime::build(NAME, &settings.common, MIGRATIONS, shutdown).await?;
         let repo = outbound::db::SqlBookings::new(runtime.db().clone(), runtime.outbox().clone());
-        let breaker = BreakerMetrics::register(runtime.metrics().registry())?;
         let token = HttpPayments::service_token(&settings.payment)?;
-        let payments = HttpPayments::new(settings.payment.clone(), breaker, token.clone())?;
+        let payments = HttpPayments::new(
+            &settings.payment,
+            runtime.metrics().registry(),
+            token.clone(),
+        )?;
         payments.watch(runtime.shutdown());
         let houses = HttpHouses::new(settings.house.clone(), token)?;
         houses.watch(runtime.shutdown());

@@ -174,7 +174,7 @@ impl Service for Application {
 
     async fn run(self) -> anyhow::Result<()> {
         let health = Health::new(None);
-        platform::runtime::serve_http_with_internal(
+        platform::serve::serve_http_with_internal(
             self.listener,
             self.router,
             Some(self.internal),

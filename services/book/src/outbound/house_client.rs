@@ -11,9 +11,9 @@ use platform::shutdown::CancellationToken;
 use platform::upstream::Pool;
 use serde::Deserialize;
 
-use super::service_token::ServiceToken;
 use crate::domain::models::Listing;
 use crate::domain::ports::{HouseLookupError, Houses};
+use platform::calls::token::ServiceToken;
 
 /// How `book` reaches `house`.
 #[derive(Debug, Clone, Deserialize)]
@@ -57,10 +57,7 @@ impl HttpHouses {
     /// A client with its own connection pool, presenting `token`.
     pub fn new(settings: HouseClientSettings, token: Arc<ServiceToken>) -> anyhow::Result<Self> {
         Ok(Self {
-            http: reqwest::Client::builder()
-                .pool_idle_timeout(platform::server::CLIENT_IDLE_TIMEOUT)
-                .connect_timeout(Duration::from_millis(settings.timeout_ms))
-                .build()?,
+            http: platform::calls::client(Duration::from_millis(settings.timeout_ms))?,
             pool: Pool::parse("house", &settings.url)?,
             settings,
             token,

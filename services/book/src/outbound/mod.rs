@@ -3,4 +3,3 @@
 pub mod db;
 pub mod house_client;
 pub mod payment_client;
-pub mod service_token;

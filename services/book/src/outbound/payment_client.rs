@@ -1,28 +1,19 @@
-//! The payment context over HTTP, behind a `failsafe` circuit breaker.
-//!
-//! Every call has a timeout (the seed's 610 ms by default) and carries a service token
-//! from the gateway's client-credentials grant (cached until shortly before it expires).
-//! Timeouts, connection failures and 5xx answers count against the breaker, which looks
-//! at the last `breaker_window` calls (as Hystrix and Resilience4j do): once at least
-//! `breaker_min_calls` were made and `breaker_failure_rate` of them failed, it opens and
-//! calls fail at once with `Retry-After` until `breaker_open_ms` has passed; then a probe
-//! call is let through, and its success closes the circuit. A slow dependency whose calls
-//! mostly succeed keeps the circuit closed; a dead one opens it within a few calls.
+//! The payment context over HTTP: payment's API (pay, refund) and the settings of book's
+//! calls to it. How a call is made — replicas by readiness, timeout (the seed's 610 ms by
+//! default), retries, the circuit breaker (`circuit="payment"`) and the service token —
+//! is `platform::calls`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use failsafe::futures::CircuitBreaker as _;
-use failsafe::{failure_policy, Config, StateMachine};
+use platform::calls::token::ServiceToken;
+use platform::calls::{CallFailure, CallSettings, Upstream};
 use platform::shutdown::CancellationToken;
-use platform::upstream::Pool;
-use prometheus::{IntCounter, IntGauge};
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::service_token::ServiceToken;
 use crate::domain::ports::{PaymentError, PaymentRequest, Payments};
 
 /// How `book` reaches `payment`.
@@ -79,127 +70,9 @@ impl Default for PaymentClientSettings {
     }
 }
 
-/// Exposes the breaker's state as metrics.
-#[derive(Clone)]
-pub struct BreakerMetrics {
-    open: IntGauge,
-    rejected: IntCounter,
-}
-
-impl BreakerMetrics {
-    /// Registers `circuit_open{circuit="payment"}` and `circuit_rejected_total`.
-    pub fn register(registry: &prometheus::Registry) -> Result<Self, prometheus::Error> {
-        let open = IntGauge::with_opts(
-            prometheus::Opts::new(
-                "circuit_open",
-                "1 while the circuit to a dependency is open",
-            )
-            .const_label("circuit", "payment"),
-        )?;
-        let rejected = IntCounter::with_opts(
-            prometheus::Opts::new(
-                "circuit_rejected_total",
-                "Calls refused at once by an open circuit",
-            )
-            .const_label("circuit", "payment"),
-        )?;
-        registry.register(Box::new(open.clone()))?;
-        registry.register(Box::new(rejected.clone()))?;
-        Ok(Self { open, rejected })
-    }
-}
-
-impl failsafe::Instrument for BreakerMetrics {
-    fn on_call_rejected(&self) {
-        self.rejected.inc();
-    }
-    fn on_open(&self) {
-        tracing::warn!(circuit = "payment", "circuit opened");
-        self.open.set(1);
-    }
-    fn on_half_open(&self) {
-        tracing::info!(circuit = "payment", "circuit half-open: probing");
-    }
-    fn on_closed(&self) {
-        tracing::info!(circuit = "payment", "circuit closed");
-        self.open.set(0);
-    }
-}
-
-/// A rolling time window of call outcomes (Hystrix's model: a 10 s window, a minimum
-/// volume, an error percentage). A short stall that fails a burst of calls does not open
-/// the circuit unless the failures are a large share of the whole window.
-#[derive(Debug, Clone)]
-pub struct FailureRateWindow {
-    outcomes: std::collections::VecDeque<(std::time::Instant, bool)>,
-    window: Duration,
-    min_calls: usize,
-    failure_rate: f64,
-    open_for: Duration,
-}
-
-/// Outcomes kept at most, whatever the rate of calls.
-const MAX_OUTCOMES: usize = 100_000;
-
-impl FailureRateWindow {
-    /// Opens the circuit for `open_for` once, within the last `window`, at least
-    /// `min_calls` were made and `failure_rate` of them failed.
-    pub fn new(window: Duration, min_calls: usize, failure_rate: f64, open_for: Duration) -> Self {
-        Self {
-            outcomes: std::collections::VecDeque::new(),
-            window,
-            min_calls: min_calls.max(1),
-            failure_rate: failure_rate.clamp(0.0, 1.0),
-            open_for,
-        }
-    }
-
-    fn record(&mut self, ok: bool) {
-        let now = std::time::Instant::now();
-        while self.outcomes.front().is_some_and(|(t, _)| {
-            now.duration_since(*t) > self.window || self.outcomes.len() >= MAX_OUTCOMES
-        }) {
-            self.outcomes.pop_front();
-        }
-        self.outcomes.push_back((now, ok));
-    }
-}
-
-impl failure_policy::FailurePolicy for FailureRateWindow {
-    fn record_success(&mut self) {
-        self.record(true);
-    }
-
-    fn mark_dead_on_failure(&mut self) -> Option<Duration> {
-        self.record(false);
-        let calls = self.outcomes.len();
-        let failed = self.outcomes.iter().filter(|(_, ok)| !*ok).count();
-        (calls >= self.min_calls && failed as f64 >= self.failure_rate * calls as f64)
-            .then_some(self.open_for)
-    }
-
-    fn revived(&mut self) {
-        self.outcomes.clear();
-    }
-}
-
-type Breaker = StateMachine<FailureRateWindow, BreakerMetrics>;
-
-/// What one call to payment came to.
-#[derive(Debug)]
-enum CallError {
-    /// Counts against the breaker.
-    Unavailable(String),
-    /// Does not (a 4xx: the service is up and answered).
-    Refused(String),
-}
-
 /// The payment context over HTTP.
 pub struct HttpPayments {
-    http: reqwest::Client,
-    pool: Pool,
-    settings: PaymentClientSettings,
-    breaker: Breaker,
+    upstream: Upstream,
     token: Arc<ServiceToken>,
 }
 
@@ -208,14 +81,26 @@ struct PaymentBody {
     id: i64,
 }
 
+impl From<CallFailure> for PaymentError {
+    fn from(f: CallFailure) -> Self {
+        match f {
+            CallFailure::Unavailable {
+                reason,
+                retry_after,
+            } => PaymentError::Unavailable {
+                reason,
+                retry_after,
+            },
+            CallFailure::Refused(r) => PaymentError::Refused(r),
+        }
+    }
+}
+
 impl HttpPayments {
     /// The service token this client's settings describe (house's client shares it).
     pub fn service_token(settings: &PaymentClientSettings) -> anyhow::Result<Arc<ServiceToken>> {
         Ok(Arc::new(ServiceToken::new(
-            reqwest::Client::builder()
-                .pool_idle_timeout(platform::server::CLIENT_IDLE_TIMEOUT)
-                .connect_timeout(Duration::from_millis(settings.timeout_ms))
-                .build()?,
+            platform::calls::client(Duration::from_millis(settings.timeout_ms))?,
             settings.token_url.clone(),
             settings.client_id.clone(),
             settings.client_secret.clone(),
@@ -223,134 +108,57 @@ impl HttpPayments {
         )))
     }
 
-    /// A client with its own connection pool and breaker.
+    /// A client with its own connection pool and breaker (its metrics in `registry`).
     pub fn new(
-        settings: PaymentClientSettings,
-        metrics: BreakerMetrics,
+        settings: &PaymentClientSettings,
+        registry: &prometheus::Registry,
         token: Arc<ServiceToken>,
     ) -> anyhow::Result<Arc<Self>> {
-        let breaker = Config::new()
-            .failure_policy(FailureRateWindow::new(
-                Duration::from_millis(settings.breaker_window_ms),
-                settings.breaker_min_calls,
-                settings.breaker_failure_rate,
-                Duration::from_millis(settings.breaker_open_ms),
-            ))
-            .instrument(metrics)
-            .build();
-        let http = reqwest::Client::builder()
-            .pool_idle_timeout(platform::server::CLIENT_IDLE_TIMEOUT)
-            .connect_timeout(Duration::from_millis(settings.timeout_ms))
-            .build()?;
+        let calls = CallSettings {
+            timeout: Duration::from_millis(settings.timeout_ms),
+            retries: settings.retries,
+            health_interval: Duration::from_millis(settings.health_interval_ms),
+            breaker_window: Duration::from_millis(settings.breaker_window_ms),
+            breaker_min_calls: settings.breaker_min_calls,
+            breaker_failure_rate: settings.breaker_failure_rate,
+            breaker_open: Duration::from_millis(settings.breaker_open_ms),
+        };
         Ok(Arc::new(Self {
-            http,
-            pool: Pool::parse("payment", &settings.url)?,
-            settings,
-            breaker,
+            upstream: Upstream::new("payment", &settings.url, calls, registry)?,
             token,
         }))
     }
 
     /// Starts polling the replicas' readiness until `stop`.
     pub fn watch(&self, stop: CancellationToken) {
-        self.pool.watch(
-            Duration::from_millis(self.settings.health_interval_ms.max(10)),
-            stop,
-        );
-    }
-
-    fn unavailable(&self, reason: impl Into<String>) -> PaymentError {
-        PaymentError::Unavailable {
-            reason: reason.into(),
-            retry_after: Duration::from_secs(1),
-        }
-    }
-
-    fn circuit_open(&self) -> PaymentError {
-        PaymentError::Unavailable {
-            reason: "payment circuit is open".into(),
-            retry_after: Duration::from_millis(self.settings.breaker_open_ms.max(1000)),
-        }
+        self.upstream.watch(stop);
     }
 
     async fn token(&self) -> Result<String, PaymentError> {
-        self.token.get().await.map_err(|e| self.unavailable(e))
-    }
-
-    /// A call, tried again after a timeout or a 5xx while the circuit lets calls through.
-    async fn with_retries(
-        &self,
-        request: impl Fn(&str) -> reqwest::RequestBuilder,
-    ) -> Result<Option<serde_json::Value>, PaymentError> {
-        let mut attempt = 0;
-        loop {
-            match self.call(&request).await {
-                Err(PaymentError::Unavailable { reason, .. })
-                    if attempt < self.settings.retries && self.breaker.is_call_permitted() =>
-                {
-                    attempt += 1;
-                    tracing::debug!(%reason, attempt, "payment call failed; trying again");
-                }
-                other => return other,
-            }
-        }
-    }
-
-    /// One call through the breaker, to a ready replica of `payment`: its body, or `None`
-    /// when payment answered `404` (no such payment); a replica that
-    /// refuses the connection (stopped, restarting) is skipped for the next one, since
-    /// nothing reached it.
-    async fn call(
-        &self,
-        request: impl Fn(&str) -> reqwest::RequestBuilder,
-    ) -> Result<Option<serde_json::Value>, PaymentError> {
-        let timeout = Duration::from_millis(self.settings.timeout_ms);
-        let pool = &self.pool;
-        let fut = async move {
-            let res = pool
-                .send(|base| request(base).timeout(timeout))
-                .await
-                .map_err(|e| CallError::Unavailable(e.to_string()))?;
-            let status = res.status();
-            let body: serde_json::Value = match res.bytes().await {
-                Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
-                // The answer did not arrive whole (timed out): the call failed.
-                Err(e) => return Err(CallError::Unavailable(format!("reading the answer: {e}"))),
-            };
-            if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-                Err(CallError::Unavailable(format!("answered {status}")))
-            } else if status == reqwest::StatusCode::NOT_FOUND {
-                Ok(None)
-            } else if status.is_client_error() {
-                Err(CallError::Refused(format!("answered {status}: {body}")))
-            } else {
-                Ok(Some(body))
-            }
-        };
-        let counts = |e: &CallError| matches!(e, CallError::Unavailable(_));
-        match self.breaker.call_with(counts, fut).await {
-            Ok(body) => Ok(body),
-            Err(failsafe::Error::Rejected) => Err(self.circuit_open()),
-            Err(failsafe::Error::Inner(CallError::Unavailable(r))) => Err(self.unavailable(r)),
-            Err(failsafe::Error::Inner(CallError::Refused(r))) => Err(PaymentError::Refused(r)),
-        }
+        self.token
+            .get()
+            .await
+            .map_err(|reason| PaymentError::Unavailable {
+                reason,
+                retry_after: Duration::from_secs(1),
+            })
     }
 }
 
 #[async_trait]
 impl Payments for HttpPayments {
     async fn pay(&self, r: &PaymentRequest) -> Result<i64, PaymentError> {
-        if !self.breaker.is_call_permitted() {
-            return Err(self.circuit_open()); // fail fast, without even fetching a token
-        }
+        self.upstream.ready()?; // fail fast, without even fetching a token
         let token = self.token().await?;
         let body = json!({
             "bookId": r.book_id, "houseId": r.house_id, "customerId": r.customer_id,
             "housePrice": r.amount, "checkIn": r.stay.check_in(), "checkOut": r.stay.check_out(),
         });
         let v = self
-            .with_retries(|base| {
-                self.http
+            .upstream
+            .call(|base| {
+                self.upstream
+                    .http()
                     .post(format!("{base}/payments"))
                     .bearer_auth(&token)
                     .json(&body)
@@ -365,13 +173,15 @@ impl Payments for HttpPayments {
     async fn refund(&self, book_id: &str) -> Result<(), PaymentError> {
         let token = self.token().await?;
         // Refunded, or no payment for this booking (404): nothing to refund either way.
-        self.with_retries(|base| {
-            self.http
-                .post(format!("{base}/payments/by-book/{book_id}/cancel"))
-                .bearer_auth(&token)
-        })
-        .await
-        .map(|_| ())
+        self.upstream
+            .call(|base| {
+                self.upstream
+                    .http()
+                    .post(format!("{base}/payments/by-book/{book_id}/cancel"))
+                    .bearer_auth(&token)
+            })
+            .await?;
+        Ok(())
     }
 }
 
@@ -423,9 +233,8 @@ mod contract {
             static_token: Some(SecretString::from("contract-token")),
             ..Default::default()
         };
-        let metrics = BreakerMetrics::register(&prometheus::Registry::new()).unwrap();
         let token = HttpPayments::service_token(&settings).unwrap();
-        HttpPayments::new(settings, metrics, token).unwrap()
+        HttpPayments::new(&settings, &prometheus::Registry::new(), token).unwrap()
     }
 
     #[tokio::test]
@@ -510,65 +319,5 @@ mod contract {
             client(&url).pay(&request).await,
             Err(PaymentError::Refused(_))
         ));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use failsafe::failure_policy::FailurePolicy;
-
-    #[test]
-    fn a_mostly_successful_dependency_keeps_the_circuit_closed() {
-        let mut w =
-            FailureRateWindow::new(Duration::from_secs(10), 10, 0.5, Duration::from_secs(3));
-        for i in 0..200 {
-            if i % 10 == 0 {
-                assert_eq!(w.mark_dead_on_failure(), None, "10% failures never open it");
-            } else {
-                w.record_success();
-            }
-        }
-        for _ in 0..20 {
-            assert_eq!(
-                w.mark_dead_on_failure(),
-                None,
-                "nor does a burst that is a small share of the window"
-            );
-        }
-    }
-
-    #[test]
-    fn a_dead_dependency_opens_it_once_enough_calls_failed() {
-        let mut w = FailureRateWindow::new(Duration::from_secs(10), 3, 0.5, Duration::from_secs(3));
-        assert_eq!(w.mark_dead_on_failure(), None);
-        assert_eq!(w.mark_dead_on_failure(), None);
-        assert_eq!(w.mark_dead_on_failure(), Some(Duration::from_secs(3)));
-        w.revived();
-        assert_eq!(
-            w.mark_dead_on_failure(),
-            None,
-            "a closed circuit starts counting afresh"
-        );
-    }
-
-    #[test]
-    fn old_outcomes_leave_the_window() {
-        let mut w =
-            FailureRateWindow::new(Duration::from_millis(30), 2, 0.5, Duration::from_secs(1));
-        for _ in 0..50 {
-            w.record_success();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(
-            w.mark_dead_on_failure(),
-            None,
-            "1 call in the window: below the minimum"
-        );
-        assert_eq!(
-            w.mark_dead_on_failure(),
-            Some(Duration::from_secs(1)),
-            "the successes have left the window"
-        );
     }
 }

@@ -1,5 +1,6 @@
-//! The service token book presents to payment and house: the gateway's client-credentials
-//! grant, cached until shortly before it expires (or a fixed token, in tests).
+//! The token a service presents to the services it calls: the gateway's
+//! client-credentials grant, cached until shortly before it expires (or a fixed token, in
+//! tests).
 
 use std::time::{Duration, Instant};
 
@@ -7,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-/// Fetches and caches book's service token.
+/// Fetches and caches a service's token.
 pub struct ServiceToken {
     http: reqwest::Client,
     token_url: String,
