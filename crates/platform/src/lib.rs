@@ -11,6 +11,7 @@
 //! - `storage`: the service's database (`db`);
 //! - `messaging`: Kafka clients (`kafka`), the transactional outbox (`outbox`) and the
 //!   idempotent consumer with its inbox, dead letters and replay (`consumer`);
+//! - `grpc`: serving gRPC with the same bounds, health and drain (`grpc`);
 //! - `calls`: calling other services with a breaker, retries and a service token (`calls`);
 //! - `runtime`: the application shell of a service with a database and a broker.
 //!
@@ -26,6 +27,8 @@ pub mod consumer;
 #[cfg(feature = "storage")]
 pub mod db;
 pub mod error;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 pub mod health;
 pub mod http;
 #[cfg(feature = "messaging")]
