@@ -5,6 +5,11 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, SubsecRound as _, Utc};
 
+/// A time as the RFC 3339 text the fleet stores and shows (to the microsecond, `Z`).
+pub fn text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
 /// Where a service reads the time.
 pub trait Clock: Send + Sync + 'static {
     /// Now, to the microsecond the tables store (so what a write returns equals what a

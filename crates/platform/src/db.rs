@@ -281,7 +281,7 @@ pub fn now() -> chrono::DateTime<chrono::Utc> {
 
 /// A time as the RFC 3339 text the tables store.
 pub fn time_text(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    crate::clock::text(t)
 }
 
 /// A stored time back.

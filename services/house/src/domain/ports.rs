@@ -58,8 +58,8 @@ pub trait HouseUnit: Send {
         releases: &[&str],
     ) -> anyhow::Result<Ledger>;
     /// Stores what a batch decided. Fails, storing nothing, if a night to hold was taken
-    /// since [`Self::ledger`] read it (by another replica): the batch is then tried again
-    /// on what is stored by then.
+    /// or a rental to release was released since [`Self::ledger`] read them (by another
+    /// replica): the batch is then tried again on what is stored by then.
     async fn save(&mut self, changes: &Changes) -> anyhow::Result<()>;
     /// Commits everything saved.
     async fn commit(self: Box<Self>) -> anyhow::Result<()>;

@@ -1,9 +1,11 @@
 //! The house repository on SQLite or PostgreSQL: reads, registration, and units of work
 //! that store what the calendar's rules decided (`domain::calendar`) with the inbox rows.
 //!
-//! Nights are held under the (house, night) primary key. The rules decide from the nights
-//! the unit read; if another replica held one of them since, the insert finds it taken and
-//! the unit fails, storing nothing, and the batch is tried again on fresh state.
+//! Nights are held under the (house, night) primary key. The rules decide from what the
+//! unit read; if another replica held one of those nights since, or released a rental to
+//! release, the write finds it and the unit fails, storing nothing, and the batch is tried
+//! again on fresh state (a booking's events reach one consumer, so only a rebalance or
+//! two bookings of the same nights meet here).
 
 use std::collections::HashSet;
 
@@ -230,17 +232,22 @@ impl HouseUnit for SqlUnit {
             }
             q.execute(&mut *conn).await?;
         }
+        let mut released = 0;
         for chunk in changes.released.chunks(rows_per_statement(1)) {
             let sql = format!(
-                "UPDATE rentals SET status = 'RELEASED', updated_at = $1 WHERE book_id IN ({})",
+                "UPDATE rentals SET status = 'RELEASED', updated_at = $1 WHERE status = 'RENTED' AND book_id IN ({})",
                 placeholders(2, chunk.len())
             );
             let mut q = sqlx::query(&sql).bind(now.clone());
             for id in chunk {
                 q = q.bind(id.clone());
             }
-            q.execute(&mut *conn).await?;
+            released += q.execute(&mut *conn).await?.rows_affected();
         }
+        anyhow::ensure!(
+            released == changes.released.len() as u64,
+            "a rental to release was released meanwhile (another replica's batch): trying again"
+        );
         for chunk in changes.rentals.chunks(rows_per_statement(7)) {
             let sql = format!(
                 "INSERT INTO rentals (book_id, house_id, check_in, check_out, status, reason, updated_at) VALUES {}",

@@ -3,3 +3,7 @@
 pub mod models;
 pub mod ports;
 pub mod service;
+pub mod view;
+
+#[cfg(test)]
+mod tests;

@@ -1,9 +1,10 @@
 //! What the view needs from its store.
 
 use async_trait::async_trait;
-use events::{DomainEvent, EventKey, Stay};
+use events::{EventKey, Stay};
 
 use super::models::{Availability, BookingView};
+use super::view::Changes;
 
 /// Whether an event was applied now or had been applied before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,9 +18,9 @@ pub enum Applied {
 /// The view's storage.
 #[async_trait]
 pub trait ViewRepository: Send + Sync + 'static {
-    /// Folds events into the view in order, each with its inbox row, all in one
-    /// transaction: all of them or none.
-    async fn apply_all(&self, events: &[(EventKey, DomainEvent)]) -> anyhow::Result<Vec<Applied>>;
+    /// Opens a unit of work: one transaction, committed by [`ViewUnit::commit`] and rolled
+    /// back when dropped without it.
+    async fn begin(&self) -> anyhow::Result<Box<dyn ViewUnit>>;
     /// One row.
     async fn get(&self, book_id: &str) -> anyhow::Result<Option<BookingView>>;
     /// Rows, of one customer or all, oldest booking first.
@@ -37,4 +38,19 @@ pub trait ViewRepository: Send + Sync + 'static {
     ) -> anyhow::Result<Option<Availability>>;
     /// Empties the view and its inbox (before a rebuild).
     async fn clear(&self) -> anyhow::Result<()>;
+}
+
+/// One transaction over the view: it reads the rows a batch names and stores what the
+/// view's rules made of them ([`Changes`]) with the inbox rows; it decides nothing itself.
+#[async_trait]
+pub trait ViewUnit: Send {
+    /// Claims consumed events by key, in order: `false` for one claimed before (a
+    /// duplicate, to skip).
+    async fn claim_events(&mut self, keys: &[&EventKey]) -> anyhow::Result<Vec<bool>>;
+    /// The stored rows of the named bookings.
+    async fn rows(&mut self, book_ids: &[&str]) -> anyhow::Result<Vec<BookingView>>;
+    /// Stores what a batch changed.
+    async fn save(&mut self, changes: &Changes) -> anyhow::Result<()>;
+    /// Commits everything saved.
+    async fn commit(self: Box<Self>) -> anyhow::Result<()>;
 }

@@ -7,6 +7,7 @@ use platform::auth::Actor;
 
 use super::models::{Availability, BookingView};
 use super::ports::{Applied, ViewRepository};
+use super::view;
 
 /// Why a row cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -34,12 +35,34 @@ impl ViewService {
         Self { repo }
     }
 
-    /// Folds events in, in order, all or none (effectively once each).
+    /// Folds events in by the view's rules ([`view::Fold`]), in order, all or none,
+    /// effectively once each.
     pub async fn apply_all(
         &self,
         events: &[(EventKey, DomainEvent)],
     ) -> anyhow::Result<Vec<Applied>> {
-        self.repo.apply_all(events).await
+        let mut unit = self.repo.begin().await?;
+        let keys: Vec<&EventKey> = events.iter().map(|(k, _)| k).collect();
+        let claimed = unit.claim_events(&keys).await?;
+        let named: Vec<&str> = events
+            .iter()
+            .zip(&claimed)
+            .filter(|(_, c)| **c)
+            .filter_map(|((_, e), _)| view::book_id(e))
+            .collect();
+        let mut fold = view::Fold::new(unit.rows(&named).await?);
+        let mut out = Vec::with_capacity(events.len());
+        for ((_, event), claimed) in events.iter().zip(claimed) {
+            if claimed {
+                fold.apply(event);
+                out.push(Applied::Now);
+            } else {
+                out.push(Applied::Duplicate);
+            }
+        }
+        unit.save(&fold.into_changes()).await?;
+        unit.commit().await?;
+        Ok(out)
     }
 
     /// One row, if `actor` may see it (a row whose owner is not known yet: admins only).

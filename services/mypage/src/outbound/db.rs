@@ -1,18 +1,17 @@
-//! The view on SQLite or PostgreSQL. Each event is one small update of its booking's row
-//! (created on first sight, whatever event comes first), committed with its inbox row; a
-//! batch of events commits in one transaction.
-//! Columns are owned by the context that produces them, and each producer's events of a
-//! booking arrive in order on the booking's partition, so no update can undo a later one.
+//! The view on SQLite or PostgreSQL: reads, and units of work that store what the view's
+//! rules (`domain::view`) made of a batch — whole rows, houses, nights — with its inbox
+//! rows in one transaction, in a few statements whatever the batch's size.
 
 use async_trait::async_trait;
-use events::{DomainEvent, EventKey, Stay};
-use platform::consumer::claim;
-use platform::db::{now_text, time_text, Db};
+use events::{EventKey, Stay};
+use platform::consumer::claim_all;
+use platform::db::{now_text, placeholders, rows_per_statement, values, Backend, Db};
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, AnyConnection, Row, Transaction};
 
 use crate::domain::models::{Availability, BookingView};
-use crate::domain::ports::{Applied, ViewRepository};
+use crate::domain::ports::{ViewRepository, ViewUnit};
+use crate::domain::view::{Changes, NightChange};
 
 const COLUMNS: &str = "book_id, customer_id, house_id, house_name, house_price, check_in, check_out, book_status, \
                        payment_id, payment_status, house_status, reason, paid_at, refunded_at, book_cancel_date";
@@ -56,180 +55,8 @@ fn row(r: &AnyRow) -> anyhow::Result<BookingView> {
     })
 }
 
-/// Runs `UPDATE mypages SET {set} WHERE book_id = $1` with `binds` as `$2…`, creating the
-/// row first if this is the booking's first event.
-async fn update(
-    tx: &mut Transaction<'static, Any>,
-    book_id: &str,
-    set: &str,
-    binds: Vec<Bind>,
-) -> anyhow::Result<()> {
-    sqlx::query("INSERT INTO mypages (book_id, updated_at) VALUES ($1, $2) ON CONFLICT (book_id) DO NOTHING")
-        .bind(book_id.to_owned())
-        .bind(now_text())
-        .execute(&mut **tx)
-        .await?;
-    let n = binds.len();
-    let sql = format!(
-        "UPDATE mypages SET {set}, updated_at = ${} WHERE book_id = $1",
-        n + 2
-    );
-    let mut q = sqlx::query(&sql).bind(book_id.to_owned());
-    for b in binds {
-        q = match b {
-            Bind::Text(t) => q.bind(t),
-            Bind::Int(i) => q.bind(i),
-        };
-    }
-    q.bind(now_text()).execute(&mut **tx).await?;
-    Ok(())
-}
-
-enum Bind {
-    Text(String),
-    Int(i64),
-}
-
-fn t(s: impl ToString) -> Bind {
-    Bind::Text(s.to_string())
-}
-
-/// Folds one event into the view inside the caller's transaction.
-async fn fold(tx: &mut Transaction<'static, Any>, event: &DomainEvent) -> anyhow::Result<()> {
-    match event {
-        DomainEvent::HouseRegistered(h) => {
-            sqlx::query(
-                "INSERT INTO houses (house_id, house_name, house_price) VALUES ($1, $2, $3) ON CONFLICT (house_id) \
-                 DO UPDATE SET house_name = excluded.house_name, house_price = excluded.house_price",
-            )
-            .bind(h.house_id)
-            .bind(h.house_name.clone())
-            .bind(h.house_price)
-            .execute(&mut **tx)
-            .await?;
-        }
-        DomainEvent::Booked(b) => {
-            update(
-                tx,
-                &b.book_id,
-                "customer_id = $2, house_id = $3, house_name = $4, house_price = $5, check_in = $6, \
-                 check_out = $7, payment_id = $8, book_status = COALESCE(book_status, 'BOOKED')",
-                vec![
-                    t(&b.customer_id),
-                    Bind::Int(b.house_id),
-                    t(&b.house_name),
-                    Bind::Int(b.house_price),
-                    t(b.check_in),
-                    t(b.check_out),
-                    Bind::Int(b.payment_id),
-                ],
-            )
-            .await?;
-        }
-        DomainEvent::BookConfirmed(b) => {
-            update(tx, &b.book_id, "book_status = $2", vec![t("CONFIRMED")]).await?;
-        }
-        DomainEvent::BookRejected(b) => {
-            update(
-                tx,
-                &b.book_id,
-                "book_status = $2, reason = $3",
-                vec![t("REJECTED"), t(&b.reason)],
-            )
-            .await?;
-        }
-        DomainEvent::BookCanceled(b) => {
-            let at = time_text(b.book_cancel_date);
-            update(
-                tx,
-                &b.book_id,
-                "book_status = $2, book_cancel_date = $3",
-                vec![t("BOOK_CANCELED"), t(at)],
-            )
-            .await?;
-        }
-        DomainEvent::Paid(p) => {
-            update(
-                tx,
-                &p.book_id,
-                "customer_id = COALESCE(customer_id, $2), house_id = COALESCE(house_id, $3), \
-                 house_price = COALESCE(house_price, $4), check_in = COALESCE(check_in, $5), \
-                 check_out = COALESCE(check_out, $6), payment_id = $7, \
-                 payment_status = COALESCE(payment_status, 'PAID'), paid_at = $8",
-                vec![
-                    t(&p.customer_id),
-                    Bind::Int(p.house_id),
-                    Bind::Int(p.house_price),
-                    t(p.check_in),
-                    t(p.check_out),
-                    Bind::Int(p.payment_id),
-                    t(time_text(p.payment_date)),
-                ],
-            )
-            .await?;
-        }
-        DomainEvent::PaymentCanceled(p) => {
-            let at = time_text(p.payment_cancel_date);
-            update(
-                tx,
-                &p.book_id,
-                "payment_status = $2, refunded_at = $3",
-                vec![t("PAYMENT_CANCELED"), t(at)],
-            )
-            .await?;
-        }
-        DomainEvent::HouseRented(h) => {
-            update(tx, &h.book_id, "house_status = $2", vec![t("RENTED")]).await?;
-            let stay = Stay::new(h.check_in, h.check_out)?;
-            for night in stay.each_night() {
-                sqlx::query(
-                    "INSERT INTO house_nights (house_id, night, book_id) VALUES ($1, $2, $3) \
-                     ON CONFLICT (house_id, night) DO UPDATE SET book_id = excluded.book_id",
-                )
-                .bind(h.house_id)
-                .bind(night.to_string())
-                .bind(h.book_id.clone())
-                .execute(&mut **tx)
-                .await?;
-            }
-        }
-        DomainEvent::HouseRentRejected(h) => {
-            update(
-                tx,
-                &h.book_id,
-                "house_status = $2, reason = $3",
-                vec![t("REJECTED"), t(&h.reason)],
-            )
-            .await?;
-        }
-        DomainEvent::HouseRentCanceled(h) => {
-            update(tx, &h.book_id, "house_status = $2", vec![t("RELEASED")]).await?;
-            sqlx::query("DELETE FROM house_nights WHERE book_id = $1")
-                .bind(h.book_id.clone())
-                .execute(&mut **tx)
-                .await?;
-        }
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl ViewRepository for SqlView {
-    async fn apply_all(&self, events: &[(EventKey, DomainEvent)]) -> anyhow::Result<Vec<Applied>> {
-        let mut tx = self.db.begin().await?;
-        let mut applied = Vec::with_capacity(events.len());
-        for (key, event) in events {
-            if claim(&mut tx, key).await? {
-                fold(&mut tx, event).await?;
-                applied.push(Applied::Now);
-            } else {
-                applied.push(Applied::Duplicate);
-            }
-        }
-        tx.commit().await?;
-        Ok(applied)
-    }
-
     async fn get(&self, book_id: &str) -> anyhow::Result<Option<BookingView>> {
         let sql = format!("SELECT {COLUMNS} FROM mypages WHERE book_id = $1");
         sqlx::query(&sql)
@@ -292,4 +119,173 @@ impl ViewRepository for SqlView {
         tx.commit().await?;
         Ok(())
     }
+
+    async fn begin(&self) -> anyhow::Result<Box<dyn ViewUnit>> {
+        Ok(Box::new(SqlUnit {
+            tx: self.db.begin().await?,
+            backend: self.db.backend(),
+        }))
+    }
+}
+
+/// One transaction over the view's tables.
+struct SqlUnit {
+    tx: Transaction<'static, Any>,
+    backend: Backend,
+}
+
+#[async_trait]
+impl ViewUnit for SqlUnit {
+    async fn claim_events(&mut self, keys: &[&EventKey]) -> anyhow::Result<Vec<bool>> {
+        Ok(claim_all(&mut self.tx, keys).await?)
+    }
+
+    /// On PostgreSQL the rows are locked until the unit ends (created first where
+    /// missing, and locked in id order): a row is read, folded and written whole, so two
+    /// replicas folding events of one booking at once (only in a rebalance: a booking's
+    /// events reach one consumer) must take turns, or one would write over the other's.
+    /// SQLite runs one writer at a time.
+    async fn rows(&mut self, book_ids: &[&str]) -> anyhow::Result<Vec<BookingView>> {
+        let mut unique = book_ids.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        let lock = self.backend == Backend::Postgres;
+        if lock {
+            let now = now_text();
+            for chunk in unique.chunks(rows_per_statement(2)) {
+                let sql = format!(
+                    "INSERT INTO mypages (book_id, updated_at) VALUES {} ON CONFLICT (book_id) DO NOTHING",
+                    values(chunk.len(), 2)
+                );
+                let mut q = sqlx::query(&sql);
+                for id in chunk {
+                    q = q.bind((*id).to_owned()).bind(now.clone());
+                }
+                q.execute(&mut *self.tx).await?;
+            }
+        }
+        let mut found = Vec::new();
+        for chunk in unique.chunks(rows_per_statement(1)) {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM mypages WHERE book_id IN ({}) ORDER BY book_id{}",
+                placeholders(1, chunk.len()),
+                if lock { " FOR UPDATE" } else { "" }
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind((*id).to_owned());
+            }
+            for r in q.fetch_all(&mut *self.tx).await? {
+                found.push(row(&r)?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// One statement for the rows, one per run of held nights and per freed booking, one
+    /// per house registered.
+    async fn save(&mut self, changes: &Changes) -> anyhow::Result<()> {
+        let conn = &mut *self.tx;
+        for h in &changes.houses {
+            sqlx::query(
+                "INSERT INTO houses (house_id, house_name, house_price) VALUES ($1, $2, $3) ON CONFLICT (house_id) \
+                 DO UPDATE SET house_name = excluded.house_name, house_price = excluded.house_price",
+            )
+            .bind(h.house_id)
+            .bind(h.name.clone())
+            .bind(h.price)
+            .execute(&mut *conn)
+            .await?;
+        }
+        write_rows(conn, &changes.rows).await?;
+        // Runs of holds in one statement each, a free between them in its own, in order.
+        let mut run: Vec<(i64, String, String)> = Vec::new();
+        for change in &changes.nights {
+            match change {
+                NightChange::Hold {
+                    house_id,
+                    night,
+                    book_id,
+                } => run.push((*house_id, night.to_string(), book_id.clone())),
+                NightChange::Free { book_id } => {
+                    hold(conn, std::mem::take(&mut run)).await?;
+                    sqlx::query("DELETE FROM house_nights WHERE book_id = $1")
+                        .bind(book_id.clone())
+                        .execute(&mut *conn)
+                        .await?;
+                }
+            }
+        }
+        hold(conn, run).await
+    }
+
+    async fn commit(self: Box<Self>) -> anyhow::Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+const ROW_COLUMNS: usize = 16;
+
+/// Writes whole rows, inserted or replaced, in one statement per
+/// [`rows_per_statement`].
+async fn write_rows(conn: &mut AnyConnection, rows: &[BookingView]) -> anyhow::Result<()> {
+    let now = now_text();
+    for chunk in rows.chunks(rows_per_statement(ROW_COLUMNS)) {
+        let updates = COLUMNS
+            .split(", ")
+            .filter(|c| *c != "book_id")
+            .chain(["updated_at"])
+            .map(|c| format!("{c} = excluded.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO mypages ({COLUMNS}, updated_at) VALUES {} ON CONFLICT (book_id) DO UPDATE SET {updates}",
+            values(chunk.len(), ROW_COLUMNS)
+        );
+        let mut q = sqlx::query(&sql);
+        for r in chunk {
+            q = q
+                .bind(r.book_id.clone())
+                .bind(r.customer_id.clone())
+                .bind(r.house_id)
+                .bind(r.house_name.clone())
+                .bind(r.house_price)
+                .bind(r.check_in.map(|d| d.to_string()))
+                .bind(r.check_out.map(|d| d.to_string()))
+                .bind(r.book_status.clone())
+                .bind(r.payment_id)
+                .bind(r.payment_status.clone())
+                .bind(r.house_status.clone())
+                .bind(r.reason.clone())
+                .bind(r.paid_at.clone())
+                .bind(r.refunded_at.clone())
+                .bind(r.book_cancel_date.clone())
+                .bind(now.clone());
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Holds nights, replacing whoever held them; the last hold of a night in one run wins.
+async fn hold(conn: &mut AnyConnection, run: Vec<(i64, String, String)>) -> anyhow::Result<()> {
+    let mut last = std::collections::BTreeMap::new();
+    for (house_id, night, book_id) in run {
+        last.insert((house_id, night), book_id);
+    }
+    let nights: Vec<_> = last.into_iter().collect();
+    for chunk in nights.chunks(rows_per_statement(3)) {
+        let sql = format!(
+            "INSERT INTO house_nights (house_id, night, book_id) VALUES {} \
+             ON CONFLICT (house_id, night) DO UPDATE SET book_id = excluded.book_id",
+            values(chunk.len(), 3)
+        );
+        let mut q = sqlx::query(&sql);
+        for ((house_id, night), book_id) in chunk {
+            q = q.bind(*house_id).bind(night.clone()).bind(book_id.clone());
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
