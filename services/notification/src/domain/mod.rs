@@ -6,3 +6,6 @@ pub mod ports;
 pub mod service;
 
 pub use models::*;
+
+#[cfg(test)]
+mod tests;

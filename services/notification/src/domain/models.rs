@@ -155,3 +155,82 @@ mod tests {
         }
     }
 }
+
+/// What a batch stores.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// Owners learnt: (booking, customer); the first learnt stays.
+    pub owners: Vec<(String, String)>,
+    /// Messages to keep, with their owner where known.
+    pub messages: Vec<Notification>,
+}
+
+/// A batch of events, applied in order over the owners known of the bookings it names.
+#[derive(Debug, Default)]
+pub struct Batch {
+    owners: std::collections::HashMap<String, String>,
+    changes: Changes,
+}
+
+impl Batch {
+    /// A batch over the owners stored of the bookings it names.
+    pub fn new(owners: std::collections::HashMap<String, String>) -> Self {
+        Self {
+            owners,
+            changes: Changes::default(),
+        }
+    }
+
+    /// Applies one event (each is given once): the owner it names is learnt (the first
+    /// one stays), the message it makes is kept with its owner where known. Messages about
+    /// a booking whose owner is not known yet are kept without one (an admin sees them)
+    /// and given it when it is learnt ([`super::ports::NotificationUnit::save`]).
+    pub fn apply(
+        &mut self,
+        id: &str,
+        occurred_at: chrono::DateTime<chrono::Utc>,
+        event: &DomainEvent,
+    ) {
+        if let Some((book_id, customer)) = owner(event) {
+            if !self.owners.contains_key(book_id) {
+                self.owners.insert(book_id.to_owned(), customer.to_owned());
+                self.changes
+                    .owners
+                    .push((book_id.to_owned(), customer.to_owned()));
+                for m in &mut self.changes.messages {
+                    if m.book_id == book_id && m.customer_id.is_none() {
+                        m.customer_id = Some(customer.to_owned());
+                    }
+                }
+            }
+        }
+        if let Some(m) = message(event) {
+            self.changes.messages.push(Notification {
+                id: id.to_owned(),
+                customer_id: self.owners.get(&m.book_id).cloned(),
+                book_id: m.book_id,
+                kind: m.kind.to_owned(),
+                text: m.text,
+                occurred_at: platform::clock::text(occurred_at),
+            });
+        }
+    }
+
+    /// What the batch changed.
+    pub fn into_changes(self) -> Changes {
+        self.changes
+    }
+}
+
+/// The booking an event is about.
+pub fn book_id(event: &DomainEvent) -> Option<&str> {
+    match event {
+        DomainEvent::Booked(e) => Some(&e.book_id),
+        DomainEvent::BookConfirmed(e) => Some(&e.book_id),
+        DomainEvent::BookRejected(e) => Some(&e.book_id),
+        DomainEvent::BookCanceled(e) => Some(&e.book_id),
+        DomainEvent::Paid(e) => Some(&e.book_id),
+        DomainEvent::PaymentCanceled(e) => Some(&e.book_id),
+        _ => None,
+    }
+}

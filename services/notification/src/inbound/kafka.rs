@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use events::{Envelope, EventKey};
 use platform::consumer::{BatchHandler, HandleError, Handled};
 
-use crate::domain::ports::Item;
+use crate::domain::ports::{Applied, Item};
 use crate::domain::service::NotificationService;
 use crate::domain::CONSUMES;
 
@@ -36,6 +36,13 @@ impl BatchHandler for NotificationEvents {
     }
 
     async fn apply(&self, items: &[Self::Item]) -> anyhow::Result<Vec<Handled>> {
-        self.service.apply(items).await
+        let done = self.service.apply(items).await?;
+        Ok(done
+            .into_iter()
+            .map(|a| match a {
+                Applied::Now => Handled::Applied,
+                Applied::Duplicate => Handled::Duplicate,
+            })
+            .collect())
     }
 }

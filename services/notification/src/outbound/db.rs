@@ -1,13 +1,17 @@
-//! Messages and booking owners on SQLite or PostgreSQL. A batch of events commits in one
-//! transaction, each event with its inbox row.
+//! Messages and booking owners on SQLite or PostgreSQL: reads, and units of work that
+//! store what the rules made of a batch (`domain::Batch`) with its inbox rows in one
+//! transaction, in a few statements whatever the batch's size.
+
+use std::collections::HashMap;
 
 use async_trait::async_trait;
-use platform::consumer::{claim, Handled};
-use platform::db::{time_text, Db};
-use sqlx::Row;
+use events::EventKey;
+use platform::consumer::claim_all;
+use platform::db::{placeholders, rows_per_statement, values, Db};
+use sqlx::{Any, Row, Transaction};
 
-use crate::domain::ports::{Item, NotificationStore};
-use crate::domain::{self, Notification};
+use crate::domain::ports::{NotificationStore, NotificationUnit};
+use crate::domain::{Changes, Notification};
 
 /// The service's own database.
 #[derive(Clone, Debug)]
@@ -24,51 +28,6 @@ impl SqlNotifications {
 
 #[async_trait]
 impl NotificationStore for SqlNotifications {
-    async fn apply_all(&self, items: &[Item]) -> anyhow::Result<Vec<Handled>> {
-        let mut tx = self.db.begin().await?;
-        let mut done = Vec::with_capacity(items.len());
-        for (key, at, event) in items {
-            if !claim(&mut tx, key).await? {
-                done.push(Handled::Duplicate);
-                continue;
-            }
-            if let Some((book_id, customer)) = domain::owner(event) {
-                sqlx::query(
-                    "INSERT INTO owners (book_id, customer_id) VALUES ($1, $2) ON CONFLICT (book_id) DO NOTHING",
-                )
-                .bind(book_id.to_owned())
-                .bind(customer.to_owned())
-                .execute(&mut *tx)
-                .await?;
-                // Messages that came before their owner was known get it now.
-                sqlx::query(
-                    "UPDATE notifications SET customer_id = $2 WHERE book_id = $1 AND customer_id IS NULL",
-                )
-                .bind(book_id.to_owned())
-                .bind(customer.to_owned())
-                .execute(&mut *tx)
-                .await?;
-            }
-            if let Some(m) = domain::message(event) {
-                sqlx::query(
-                    "INSERT INTO notifications (id, book_id, customer_id, kind, message, occurred_at) \
-                     VALUES ($1, $2, (SELECT customer_id FROM owners WHERE book_id = $2), $3, $4, $5) \
-                     ON CONFLICT (id) DO NOTHING",
-                )
-                .bind(key.event_id.clone())
-                .bind(m.book_id)
-                .bind(m.kind.to_owned())
-                .bind(m.text)
-                .bind(time_text(*at))
-                .execute(&mut *tx)
-                .await?;
-            }
-            done.push(Handled::Applied);
-        }
-        tx.commit().await?;
-        Ok(done)
-    }
-
     async fn list(
         &self,
         customer: Option<&str>,
@@ -100,5 +59,95 @@ impl NotificationStore for SqlNotifications {
                 })
             })
             .collect()
+    }
+
+    async fn begin(&self) -> anyhow::Result<Box<dyn NotificationUnit>> {
+        Ok(Box::new(SqlUnit {
+            tx: self.db.begin().await?,
+        }))
+    }
+}
+
+/// One transaction over the store.
+struct SqlUnit {
+    tx: Transaction<'static, Any>,
+}
+
+#[async_trait]
+impl NotificationUnit for SqlUnit {
+    async fn claim_events(&mut self, keys: &[&EventKey]) -> anyhow::Result<Vec<bool>> {
+        Ok(claim_all(&mut self.tx, keys).await?)
+    }
+
+    async fn owners(&mut self, book_ids: &[&str]) -> anyhow::Result<HashMap<String, String>> {
+        let mut unique = book_ids.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        let mut found = HashMap::new();
+        for chunk in unique.chunks(rows_per_statement(1)) {
+            let sql = format!(
+                "SELECT book_id, customer_id FROM owners WHERE book_id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind((*id).to_owned());
+            }
+            for r in q.fetch_all(&mut *self.tx).await? {
+                found.insert(r.try_get("book_id")?, r.try_get("customer_id")?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// One statement for the owners, one for the messages, then one per owner learnt for
+    /// the messages stored before it.
+    async fn save(&mut self, changes: &Changes) -> anyhow::Result<()> {
+        let conn = &mut *self.tx;
+        for chunk in changes.owners.chunks(rows_per_statement(2)) {
+            let sql = format!(
+                "INSERT INTO owners (book_id, customer_id) VALUES {} ON CONFLICT (book_id) DO NOTHING",
+                values(chunk.len(), 2)
+            );
+            let mut q = sqlx::query(&sql);
+            for (book_id, customer) in chunk {
+                q = q.bind(book_id.clone()).bind(customer.clone());
+            }
+            q.execute(&mut *conn).await?;
+        }
+        for chunk in changes.messages.chunks(rows_per_statement(6)) {
+            let sql = format!(
+                "INSERT INTO notifications (id, book_id, customer_id, kind, message, occurred_at) \
+                 VALUES {} ON CONFLICT (id) DO NOTHING",
+                values(chunk.len(), 6)
+            );
+            let mut q = sqlx::query(&sql);
+            for m in chunk {
+                q = q
+                    .bind(m.id.clone())
+                    .bind(m.book_id.clone())
+                    .bind(m.customer_id.clone())
+                    .bind(m.kind.clone())
+                    .bind(m.text.clone())
+                    .bind(m.occurred_at.clone());
+            }
+            q.execute(&mut *conn).await?;
+        }
+        for (book_id, customer) in &changes.owners {
+            // Messages that came before their owner was known (this batch's too) get it now.
+            sqlx::query(
+                "UPDATE notifications SET customer_id = $2 WHERE book_id = $1 AND customer_id IS NULL",
+            )
+            .bind(book_id.clone())
+            .bind(customer.clone())
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> anyhow::Result<()> {
+        self.tx.commit().await?;
+        Ok(())
     }
 }
