@@ -13,9 +13,10 @@
 //! Nothing here panics, and no message can stall its partition forever.
 //!
 //! Parts: the handler traits (`handler.rs`), the inbox claim (`inbox.rs`), this loop with its
-//! retries and dead-letter topic (here), and the replay that rebuilds a read model
-//! (`replay.rs`).
+//! retries (here), the dead-letter topic (`dead_letter.rs`), and the replay that rebuilds a
+//! read model (`replay.rs`).
 
+mod dead_letter;
 mod handler;
 mod inbox;
 mod replay;
@@ -34,8 +35,8 @@ use futures::FutureExt as _;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::message::BorrowedMessage;
+use rdkafka::producer::FutureProducer;
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Message};
 use tokio_util::sync::CancellationToken;
@@ -338,70 +339,6 @@ impl ConsumerLoop {
             }
         }
         true
-    }
-
-    /// Parks a message on the dead-letter topic with its origin and the reason, retrying
-    /// the send until it is acknowledged or shutdown begins.
-    async fn dead_letter(
-        &self,
-        m: &BorrowedMessage<'_>,
-        event_type: &str,
-        reason: &str,
-        stop: &CancellationToken,
-    ) -> bool {
-        let topic = self.settings.dead_letter_topic();
-        let partition = m.partition().to_string();
-        let offset = m.offset().to_string();
-        tracing::error!(
-            event_type,
-            reason,
-            source_partition = m.partition(),
-            source_offset = m.offset(),
-            "consumer: parking event on the dead-letter topic"
-        );
-        loop {
-            let headers = OwnedHeaders::new()
-                .insert(Header {
-                    key: "dlq-reason",
-                    value: Some(reason),
-                })
-                .insert(Header {
-                    key: "dlq-source-topic",
-                    value: Some(m.topic()),
-                })
-                .insert(Header {
-                    key: "dlq-source-partition",
-                    value: Some(&partition),
-                })
-                .insert(Header {
-                    key: "dlq-source-offset",
-                    value: Some(&offset),
-                })
-                .insert(Header {
-                    key: "dlq-consumer-group",
-                    value: Some(&self.settings.group_id),
-                });
-            let mut record = FutureRecord::<[u8], [u8]>::to(&topic).headers(headers);
-            if let Some(k) = m.key() {
-                record = record.key(k);
-            }
-            if let Some(p) = m.payload() {
-                record = record.payload(p);
-            }
-            match self.producer.send(record, Duration::from_secs(10)).await {
-                Ok(_) => {
-                    self.metrics.event(event_type, EventOutcome::DeadLettered);
-                    return true;
-                }
-                Err((e, _)) => {
-                    tracing::warn!(error = %e, "consumer: dead-letter send failed, retrying");
-                    tokio::select! {
-                        () = stop.cancelled() => return false,
-                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
-                }
-            }
-        }
     }
 }
 
