@@ -1,5 +1,6 @@
-//! What the booking domain needs from the outside world: its store, and the payment
-//! context behind a synchronous call.
+//! What the booking domain needs from the outside world: its store (reads, and units of
+//! work that store what the saga decides), the payment context behind a synchronous call,
+//! and the house context for a listing not known yet.
 
 use std::time::Duration;
 

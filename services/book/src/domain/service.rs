@@ -1,4 +1,7 @@
-//! The booking service: the saga's steps that `book` drives.
+//! The booking service: the use cases `book`'s adapters call (book, cancel, read, apply
+//! consumed events, reconcile). Each loads through a unit of work, asks the saga's rules
+//! ([`super::saga`]) and has the unit store what they decide; the other contexts are
+//! reached through ports ([`super::ports`]), the time through a clock.
 
 use std::sync::Arc;
 use std::time::Duration;

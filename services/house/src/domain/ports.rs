@@ -1,4 +1,5 @@
-//! What the house domain needs from the outside world.
+//! What the house domain needs from the outside world: its store — reads, and units of
+//! work that store what the calendar's rules decide.
 
 use async_trait::async_trait;
 use chrono::NaiveDate;

@@ -1,4 +1,5 @@
-//! The house service: what the inbound adapters (HTTP and events) call.
+//! The house service: what the inbound adapters (HTTP and events) call. Commands from
+//! events go through a unit of work and the calendar's rules ([`super::calendar`]).
 
 use std::sync::Arc;
 

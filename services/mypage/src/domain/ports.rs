@@ -1,4 +1,5 @@
-//! What the view needs from its store.
+//! What the view needs from its store: reads, and units of work that store what the
+//! view's rules ([`super::view`]) made of a batch.
 
 use async_trait::async_trait;
 use events::{EventKey, Stay};

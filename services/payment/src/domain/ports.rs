@@ -1,4 +1,5 @@
-//! What the payment domain needs from the outside world.
+//! What the payment domain needs from the outside world: its store — reads, and units of
+//! work that store what the aggregate decides with its events.
 
 use async_trait::async_trait;
 
