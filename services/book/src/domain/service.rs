@@ -124,10 +124,13 @@ impl BookService {
             HouseLookupError::Unavailable {
                 reason,
                 retry_after,
-            } => BookError::HouseUnavailable {
-                reason,
-                retry_after,
-            },
+            } => {
+                tracing::warn!(%reason, house_id, "house unavailable: nothing booked");
+                BookError::HouseUnavailable {
+                    reason,
+                    retry_after,
+                }
+            }
         })?;
         let listing = found.ok_or(BookingInvalid::UnknownHouse(house_id))?;
         self.repo.remember_listing(&listing).await?;
@@ -159,6 +162,7 @@ impl BookService {
                 reason,
                 retry_after,
             }) => {
+                tracing::warn!(%reason, "payment unavailable: nothing booked");
                 return Err(BookError::PaymentUnavailable {
                     reason,
                     retry_after,
