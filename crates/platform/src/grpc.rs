@@ -97,7 +97,7 @@ impl Edge {
             .map(|v| v.to_str().unwrap_or(""));
         match self.verifier.caller(value) {
             Ok(caller) => {
-                self.per_subject.admit(&caller.id).map_err(status)?;
+                self.per_subject.admit(&caller.id).map_err(exhausted)?;
                 Ok(caller)
             }
             Err(refused) => {
@@ -105,38 +105,27 @@ impl Edge {
                     .remote_addr()
                     .map(|a| a.ip().to_string())
                     .unwrap_or_default();
-                self.refused_per_address.admit(&from).map_err(status)?;
-                Err(status(refused))
+                self.refused_per_address.admit(&from).map_err(exhausted)?;
+                Err(unauthenticated(refused))
             }
         }
     }
 }
 
-/// The edge's own refusals (a token refused, a rate limit) as gRPC statuses: the same
-/// message, never an internal one.
-pub fn status(e: ApiError) -> Status {
-    let code = match e.status.as_u16() {
-        400 | 413 | 422 => Code::InvalidArgument,
-        401 => Code::Unauthenticated,
-        403 => Code::PermissionDenied,
-        404 => Code::NotFound,
-        408 => Code::DeadlineExceeded,
-        409 => Code::FailedPrecondition,
-        429 => Code::ResourceExhausted,
-        503 => Code::Unavailable,
-        _ => {
-            match &e.cause {
-                Some(cause) => tracing::error!(error = format!("{cause:#}"), "grpc call failed"),
-                None => tracing::error!(message = %e.message, "grpc call failed"),
-            }
-            return Status::internal("internal error");
-        }
-    };
-    match e.retry_after {
-        Some(after) => {
-            Status::with_error_details(code, e.message, ErrorDetails::with_retry_info(Some(after)))
-        }
-        None => Status::new(code, e.message),
+/// A refused token: `UNAUTHENTICATED`, with the verifier's (public) reason.
+fn unauthenticated(refused: ApiError) -> Status {
+    Status::unauthenticated(refused.message)
+}
+
+/// A rate limit reached: `RESOURCE_EXHAUSTED` with when to come back (`RetryInfo`).
+fn exhausted(limited: ApiError) -> Status {
+    match limited.retry_after {
+        Some(after) => Status::with_error_details(
+            Code::ResourceExhausted,
+            limited.message,
+            ErrorDetails::with_retry_info(Some(after)),
+        ),
+        None => Status::resource_exhausted(limited.message),
     }
 }
 
@@ -293,24 +282,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn edge_refusals_map_to_grpc_codes_and_keep_nothing_internal() {
-        let cases = [
-            (ApiError::unauthorized("x"), Code::Unauthenticated),
-            (ApiError::forbidden("x"), Code::PermissionDenied),
-            (ApiError::unprocessable("x"), Code::InvalidArgument),
-        ];
-        for (e, code) in cases {
-            let s = status(e);
-            assert_eq!((s.code(), s.message()), (code, "x"));
-        }
-        let s = status(ApiError::internal(anyhow::anyhow!("SELECT secret")));
-        assert_eq!((s.code(), s.message()), (Code::Internal, "internal error"));
+    fn edge_refusals_are_unauthenticated_or_exhausted_with_when_to_come_back() {
+        let s = unauthenticated(ApiError::unauthorized("missing bearer token"));
+        assert_eq!(
+            (s.code(), s.message()),
+            (Code::Unauthenticated, "missing bearer token")
+        );
         let once = Limiter::new(Rate {
             per_second: 0.001,
             burst: 1.0,
         });
         once.admit("alice").unwrap();
-        let s = status(once.admit("alice").unwrap_err());
+        let s = exhausted(once.admit("alice").unwrap_err());
         assert_eq!(s.code(), Code::ResourceExhausted);
         let retry = s
             .get_error_details()

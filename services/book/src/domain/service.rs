@@ -166,7 +166,7 @@ impl BookService {
                 return Err(BookError::PaymentUnavailable {
                     reason,
                     retry_after,
-                })
+                });
             }
             Err(e @ PaymentError::Refused(_)) => return Err(BookError::Unknown(e.into())),
         };
