@@ -62,7 +62,19 @@ fn env_flag(arg: &str) -> anyhow::Result<Vec<(&'static str, String, String)>> {
         .collect())
 }
 
-fn args() -> anyhow::Result<Args> {
+const HELP: &str = "saga-bench: the whole saga under load, measured until it has settled
+
+Usage: saga-bench [--postgres | --sqlite] [--secs 30] [--clients 32] [--idle 40]
+                  [--noop-secs 10] [--relay-events 20000] [--env SERVICE:KEY=VALUE]...
+       saga-bench --help | --version
+
+Starts the six release binaries (beside this one, or in HOUSEBOOK_BIN_DIR) on a private
+broker, with SQLite files or fresh PostgreSQL databases (HOUSEBOOK_TEST_PG_URL), and prints
+the no-op chain, the relay alone, idle latency, the saga under load and its drain.
+--env sets a variable for one service (`*` for all), e.g. '*:HOUSEBOOK_KAFKA__FETCH_WAIT_MS=50'.
+";
+
+fn args() -> anyhow::Result<Option<Args>> {
     let mut a = Args {
         backend: Backend::Sqlite,
         secs: 30,
@@ -81,6 +93,14 @@ fn args() -> anyhow::Result<Args> {
                 .parse()?)
         };
         match flag.as_str() {
+            "-h" | "--help" => {
+                print!("{HELP}");
+                return Ok(None);
+            }
+            "-V" | "--version" => {
+                println!("saga-bench {}", env!("CARGO_PKG_VERSION"));
+                return Ok(None);
+            }
             "--postgres" => a.backend = Backend::Postgres,
             "--sqlite" => a.backend = Backend::Sqlite,
             "--secs" => a.secs = num()?,
@@ -95,11 +115,11 @@ fn args() -> anyhow::Result<Args> {
                 a.env.extend(env_flag(&arg)?);
             }
             other => {
-                anyhow::bail!("unknown argument {other} (see the header of bench/src/main.rs)")
+                anyhow::bail!("unknown argument {other} (see saga-bench --help)")
             }
         }
     }
-    Ok(a)
+    Ok(Some(a))
 }
 
 #[tokio::main]
@@ -109,7 +129,9 @@ async fn main() -> anyhow::Result<()> {
         let port = argv.next().unwrap_or_default().parse()?;
         return noop::serve_hop(port, argv.next()).await;
     }
-    let a = args()?;
+    let Some(a) = args()? else {
+        return Ok(());
+    };
     if std::env::var_os("HOUSEBOOK_BIN_DIR").is_none() {
         // The release binaries beside this one.
         let dir = std::env::current_exe()?

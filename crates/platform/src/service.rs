@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::{LogSettings, ServiceDefaults};
@@ -10,8 +11,8 @@ use crate::settings::{LogSettings, ServiceDefaults};
 /// A service of the fleet: built from settings, then run until shutdown.
 #[async_trait]
 pub trait Service: Sized + Send + 'static {
-    /// All of its settings.
-    type Settings: DeserializeOwned + Send + 'static;
+    /// All of its settings (serialized for `--help`, secrets as `(secret)`).
+    type Settings: DeserializeOwned + Serialize + Send + 'static;
     /// Its name and local port.
     const DEFAULTS: ServiceDefaults;
     /// Its log settings.
@@ -24,8 +25,145 @@ pub trait Service: Sized + Send + 'static {
     async fn run(self) -> anyhow::Result<()>;
 }
 
-/// The whole of a service binary's `main`: settings, logs, signals, build, run.
+/// What the command line asks.
+#[derive(Debug, PartialEq, Eq)]
+enum Asked {
+    Run,
+    Help,
+    Version,
+    Unknown(String),
+}
+
+fn asked(mut args: impl Iterator<Item = String>) -> Asked {
+    match args.next().as_deref() {
+        None => Asked::Run,
+        Some("-h" | "--help" | "help") => Asked::Help,
+        Some("-V" | "--version") => Asked::Version,
+        Some(other) => Asked::Unknown(other.to_owned()),
+    }
+}
+
+/// What `--help` prints: what the program is, how it is configured, and every setting
+/// with its environment variable and default (secrets not shown), marking those the
+/// environment or the config file set now.
+pub fn help<S: Service>() -> anyhow::Result<String> {
+    use std::fmt::Write as _;
+    let name = S::DEFAULTS.name;
+    let defaults: S::Settings = crate::settings::defaults(S::DEFAULTS)?;
+    let defaults = crate::settings::env_lines(&serde_json::to_value(&defaults)?);
+    let now: Option<std::collections::HashMap<String, String>> =
+        crate::settings::load::<S::Settings>(S::DEFAULTS)
+            .ok()
+            .and_then(|s| serde_json::to_value(&s).ok())
+            .map(|v| crate::settings::env_lines(&v).into_iter().collect());
+    let mut out = String::new();
+    writeln!(
+        out,
+        "{name} {} — a service of the housebook fleet",
+        env!("CARGO_PKG_VERSION")
+    )?;
+    writeln!(out)?;
+    writeln!(out, "Usage: {name} [--help | --version]")?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Runs until SIGTERM or Ctrl-C, then drains. Configured by the environment (below) and \
+         by a TOML file named in HOUSEBOOK_CONFIG with the same keys in lower case (a key's \
+         parts are its sections: HOUSEBOOK_HTTP__PORT is `port` under `[http]`); the \
+         environment wins. Lists are set in the file."
+    )?;
+    writeln!(out)?;
+    writeln!(out, "Settings (environment variable = default):")?;
+    for (key, default) in &defaults {
+        write!(out, "  {key}={default}")?;
+        if let Some(value) = now.as_ref().and_then(|n| n.get(key)) {
+            if value != default {
+                write!(out, "    (set now: {value})")?;
+            }
+        }
+        writeln!(out)?;
+    }
+    Ok(out)
+}
+
+/// Checks that every setting `--help` lists is an environment variable that works: set
+/// to its shown default (secrets, lists and unset values aside), each one lands on a field
+/// of the settings (a name the loader would read under another key fails), and together
+/// they load. Each service's unit tests call it.
+pub fn check_help<S: Service>() -> anyhow::Result<()> {
+    let defaults: S::Settings = crate::settings::defaults(S::DEFAULTS)?;
+    let tree = serde_json::to_value(&defaults)?;
+    let lines = crate::settings::env_lines(&tree);
+    let env: crate::settings::EnvMap = lines
+        .iter()
+        .filter(|(_, v)| {
+            v != "(unset)" && v != "(secret)" && !v.starts_with('[') && !v.starts_with('"')
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    anyhow::ensure!(
+        env.len() * 2 > lines.len(),
+        "most settings are plain values: {lines:?}"
+    );
+    fn leaves(v: &serde_json::Value, path: String, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    leaves(v, p, out);
+                }
+            }
+            _ => out.push(path),
+        }
+    }
+    let mut fields = Vec::new();
+    leaves(&tree, String::new(), &mut fields);
+    let mut read = Vec::new();
+    leaves(
+        &crate::settings::env_tree(env.clone())?,
+        String::new(),
+        &mut read,
+    );
+    let strays: Vec<_> = read.iter().filter(|k| !fields.contains(k)).collect();
+    anyhow::ensure!(
+        strays.is_empty(),
+        "variables --help lists that the loader reads as no setting: {strays:?}"
+    );
+    let loaded: S::Settings = crate::settings::load_from(S::DEFAULTS, None, Some(env))?;
+    let again = crate::settings::env_lines(&serde_json::to_value(&loaded)?);
+    anyhow::ensure!(
+        again == lines,
+        "the listed values did not load back: {again:?}"
+    );
+    Ok(())
+}
+
+/// The whole of a service binary's `main`: `--help` and `--version`, then settings, logs,
+/// signals, build, run.
 pub async fn main<S: Service>() -> anyhow::Result<()> {
+    match asked(std::env::args().skip(1)) {
+        Asked::Run => {}
+        Asked::Help => {
+            print!("{}", help::<S>()?);
+            return Ok(());
+        }
+        Asked::Version => {
+            println!("{} {}", S::DEFAULTS.name, env!("CARGO_PKG_VERSION"));
+            return Ok(());
+        }
+        Asked::Unknown(arg) => {
+            eprintln!(
+                "{}: unknown argument {arg:?}; it takes none but --help and --version \
+                 (settings come from the environment: see --help)",
+                S::DEFAULTS.name
+            );
+            std::process::exit(2);
+        }
+    }
     let settings: S::Settings = crate::settings::load(S::DEFAULTS)?;
     crate::telemetry::init(S::DEFAULTS.name, S::log(&settings));
     let shutdown = CancellationToken::new();
@@ -35,4 +173,23 @@ pub async fn main<S: Service>() -> anyhow::Result<()> {
     // Blocking: the last spans go out (bounded by the exporter's timeout).
     let _ = tokio::task::spawn_blocking(crate::telemetry::shutdown).await;
     ran
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Asked {
+        asked(a.iter().map(|s| (*s).to_owned()))
+    }
+
+    #[test]
+    fn the_command_line_is_run_help_version_or_refused() {
+        assert_eq!(args(&[]), Asked::Run);
+        assert_eq!(args(&["--help"]), Asked::Help);
+        assert_eq!(args(&["-h"]), Asked::Help);
+        assert_eq!(args(&["--version"]), Asked::Version);
+        assert_eq!(args(&["-V"]), Asked::Version);
+        assert_eq!(args(&["--port=1"]), Asked::Unknown("--port=1".into()));
+    }
 }

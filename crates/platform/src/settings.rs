@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 /// The settings every service shares. A service embeds it with `#[serde(flatten)]`.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, serde::Serialize, Deserialize, Default)]
 #[serde(default)]
 pub struct CommonSettings {
     /// The HTTP server.
@@ -29,7 +29,7 @@ pub struct CommonSettings {
 
 /// The HTTP server, and the bounds that keep a flood of requests from exhausting it
 /// (SPEC §7; see `crate::server`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
 #[serde(default)]
 pub struct HttpSettings {
     /// Address to bind.
@@ -89,10 +89,11 @@ impl Default for HttpSettings {
 }
 
 /// The service's own database: `sqlite://FILE` or `postgres://…`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
 #[serde(default)]
 pub struct DatabaseSettings {
     /// The database URL; secret because a PostgreSQL URL can carry a password.
+    #[serde(serialize_with = "secret")]
     pub url: SecretString,
     /// Pool size; SQLite serializes writers anyway, so it defaults to one connection there.
     pub max_connections: Option<u32>,
@@ -108,7 +109,7 @@ impl Default for DatabaseSettings {
 }
 
 /// The Kafka-protocol broker and this service's consumer group.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
 #[serde(default)]
 pub struct KafkaSettings {
     /// `bootstrap.servers`.
@@ -149,7 +150,7 @@ pub struct KafkaSettings {
 }
 
 /// `security.protocol` and its TLS files (`HOUSEBOOK_KAFKA__SECURITY__*`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, Deserialize)]
 #[serde(default)]
 pub struct KafkaSecurity {
     /// `plaintext` (the default) or `ssl`.
@@ -164,7 +165,7 @@ pub struct KafkaSecurity {
 }
 
 /// How the Kafka clients talk to the brokers.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KafkaProtocol {
     /// No TLS (the local broker).
@@ -224,7 +225,7 @@ impl KafkaSettings {
 }
 
 /// Token verification (SPEC §7).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
 #[serde(default)]
 pub struct AuthSettings {
     /// The issuer's Ed25519 public key (PEM). Defaults to the local development key.
@@ -273,7 +274,7 @@ impl Default for AuthSettings {
 }
 
 /// Logging.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
 #[serde(default)]
 pub struct LogSettings {
     /// `json` (default) or `pretty`.
@@ -311,6 +312,20 @@ pub fn data_dir() -> String {
 
 /// Loads a service's settings: defaults, then `HOUSEBOOK_CONFIG` (TOML), then environment.
 pub fn load<T: DeserializeOwned>(defaults: ServiceDefaults) -> Result<T, config::ConfigError> {
+    load_from(defaults, std::env::var("HOUSEBOOK_CONFIG").ok(), None)
+}
+
+/// A service's settings as they are with nothing configured: what `--help` shows.
+pub fn defaults<T: DeserializeOwned>(defaults: ServiceDefaults) -> Result<T, config::ConfigError> {
+    load_from(defaults, None, Some(config::Map::new()))
+}
+
+/// [`load`] from a config file and an environment (`None`: the process's).
+pub fn load_from<T: DeserializeOwned>(
+    defaults: ServiceDefaults,
+    file: Option<String>,
+    env: Option<config::Map<String, String>>,
+) -> Result<T, config::ConfigError> {
     let mut builder = config::Config::builder()
         .set_default("http.port", i64::from(defaults.port))?
         .set_default("kafka.group_id", defaults.name)?
@@ -318,18 +333,90 @@ pub fn load<T: DeserializeOwned>(defaults: ServiceDefaults) -> Result<T, config:
             "database.url",
             format!("sqlite://{}/{}.db", data_dir(), defaults.name),
         )?;
-    if let Ok(path) = std::env::var("HOUSEBOOK_CONFIG") {
+    if let Some(path) = file {
         builder = builder.add_source(config::File::with_name(&path).required(true));
     }
     builder
         .add_source(
-            config::Environment::with_prefix("HOUSEBOOK")
+            config::Environment::with_prefix(ENV_PREFIX)
                 .prefix_separator("_")
-                .separator("__")
-                .try_parsing(true),
+                .separator(ENV_SEPARATOR)
+                .try_parsing(true)
+                .source(env),
         )
         .build()?
         .try_deserialize()
+}
+
+/// Environment variables by name, as [`load_from`] takes them.
+pub type EnvMap = config::Map<String, String>;
+
+/// The settings tree `env` alone makes, as the loader reads it (keys in lower case,
+/// nested by [`ENV_SEPARATOR`]): what a typo'd variable turns into.
+pub fn env_tree(env: EnvMap) -> Result<serde_json::Value, config::ConfigError> {
+    config::Config::builder()
+        .add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("_")
+                .separator(ENV_SEPARATOR)
+                .try_parsing(true)
+                .source(Some(env)),
+        )
+        .build()?
+        .try_deserialize()
+}
+
+/// Every setting's prefix in the environment.
+pub const ENV_PREFIX: &str = "HOUSEBOOK";
+/// What separates nested keys in the environment.
+pub const ENV_SEPARATOR: &str = "__";
+
+/// Serializes a secret setting as `(secret)`: `--help` never shows one.
+pub fn secret<S: serde::Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("(secret)")
+}
+
+/// [`secret`] for an optional one.
+pub fn secret_opt<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_str("(secret)"),
+        None => s.serialize_none(),
+    }
+}
+
+/// Each setting's environment variable with its value, in key order: nested keys joined
+/// by [`ENV_SEPARATOR`]; a list is shown as JSON (lists are set in the
+/// `HOUSEBOOK_CONFIG` file).
+pub fn env_lines(settings: &serde_json::Value) -> Vec<(String, String)> {
+    fn walk(path: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    let key = k.to_ascii_uppercase();
+                    let next = if path.is_empty() {
+                        format!("{ENV_PREFIX}_{key}")
+                    } else {
+                        format!("{path}{ENV_SEPARATOR}{key}")
+                    };
+                    walk(&next, v, out);
+                }
+            }
+            // A value with a line break (a PEM key) is shown quoted, on one line.
+            serde_json::Value::String(s) if s.contains('\n') => {
+                out.push((
+                    path.to_owned(),
+                    serde_json::Value::from(s.as_str()).to_string(),
+                ));
+            }
+            serde_json::Value::String(s) => out.push((path.to_owned(), s.clone())),
+            serde_json::Value::Null => out.push((path.to_owned(), "(unset)".into())),
+            other => out.push((path.to_owned(), other.to_string())),
+        }
+    }
+    let mut out = Vec::new();
+    walk("", settings, &mut out);
+    out.sort();
+    out
 }
 
 #[cfg(test)]

@@ -56,7 +56,7 @@ pub const MIGRATIONS: &[MigrationSql] = &[
 ];
 
 /// All of the booking service's settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, Deserialize)]
 pub struct Settings {
     /// What every service has.
     #[serde(flatten)]
@@ -79,7 +79,7 @@ pub struct Settings {
 }
 
 /// What a booking may ask (`HOUSEBOOK_BOOKING__*`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
 pub struct BookingSettings {
     /// How many days ahead bookings open: a check-in after today + this is refused (422).
     #[serde(default = "default_horizon_days")]
@@ -224,5 +224,14 @@ impl Service for Application {
             }
         }
         served
+    }
+}
+
+#[cfg(test)]
+mod help {
+    /// `book --help` lists every setting, each a variable that works.
+    #[test]
+    fn every_setting_help_lists_is_a_variable_that_works() {
+        platform::service::check_help::<super::Application>().unwrap();
     }
 }

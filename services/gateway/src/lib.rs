@@ -188,3 +188,12 @@ impl Service for Application {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod help {
+    /// `gateway --help` lists every setting, each a variable that works.
+    #[test]
+    fn every_setting_help_lists_is_a_variable_that_works() {
+        platform::service::check_help::<super::Application>().unwrap();
+    }
+}

@@ -31,7 +31,7 @@ use tokio::sync::Semaphore;
 use crate::settings::Principal;
 
 /// How many checks run and wait.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, serde::Serialize, Deserialize)]
 #[serde(default)]
 pub struct PasswordSettings {
     /// Checks at once; each holds its hash's memory (19 MiB at OWASP's minimum). `0`: the

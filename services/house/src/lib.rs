@@ -33,7 +33,7 @@ pub const MIGRATIONS: &[MigrationSql] = &[MigrationSql {
 }];
 
 /// All of the house service's settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, Deserialize)]
 pub struct Settings {
     /// What every service has.
     #[serde(flatten)]
@@ -79,5 +79,14 @@ impl Service for Application {
 
     async fn run(self) -> anyhow::Result<()> {
         self.runtime.run(self.router, Some(self.handler)).await
+    }
+}
+
+#[cfg(test)]
+mod help {
+    /// `house --help` lists every setting, each a variable that works.
+    #[test]
+    fn every_setting_help_lists_is_a_variable_that_works() {
+        platform::service::check_help::<super::Application>().unwrap();
     }
 }

@@ -36,7 +36,7 @@ pub const MIGRATIONS: &[MigrationSql] = &[MigrationSql {
 }];
 
 /// All of mypage's settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, Deserialize)]
 pub struct Settings {
     /// What every service has.
     #[serde(flatten)]
@@ -95,4 +95,13 @@ pub async fn rebuild(settings: &Settings) -> anyhow::Result<u64> {
     .await;
     db.close().await;
     applied
+}
+
+#[cfg(test)]
+mod help {
+    /// `mypage --help` lists every setting, each a variable that works.
+    #[test]
+    fn every_setting_help_lists_is_a_variable_that_works() {
+        platform::service::check_help::<super::Application>().unwrap();
+    }
 }

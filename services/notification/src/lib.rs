@@ -30,7 +30,7 @@ pub const MIGRATIONS: &[MigrationSql] = &[MigrationSql {
 }];
 
 /// All of its settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, Deserialize)]
 pub struct Settings {
     /// What every service has.
     #[serde(flatten)]
@@ -76,5 +76,14 @@ impl Service for Application {
 
     async fn run(self) -> anyhow::Result<()> {
         self.runtime.run(self.router, Some(self.handler)).await
+    }
+}
+
+#[cfg(test)]
+mod help {
+    /// `notification --help` lists every setting, each a variable that works.
+    #[test]
+    fn every_setting_help_lists_is_a_variable_that_works() {
+        platform::service::check_help::<super::Application>().unwrap();
     }
 }

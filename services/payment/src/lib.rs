@@ -33,13 +33,14 @@ pub const MIGRATIONS: &[MigrationSql] = &[MigrationSql {
 }];
 
 /// All of the payment service's settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, Deserialize)]
 pub struct Settings {
     /// What every service has.
     #[serde(flatten)]
     pub common: CommonSettings,
-    /// Artificial delay and failure for demos and tests (SPEC §8); off by default.
-    #[serde(default)]
+    /// Artificial delay and failure for demos and tests (SPEC §8); off by default. Only
+    /// `enabled` is a setting; the knobs are set at `/faults` while it runs.
+    #[serde(default, serialize_with = "only_enabled")]
     pub faults: FaultSettings,
 }
 
@@ -81,5 +82,22 @@ impl Service for Application {
 
     async fn run(self) -> anyhow::Result<()> {
         self.runtime.run(self.router, None).await
+    }
+}
+
+/// `faults` as a setting: whether `/faults` exists (its knobs are set at run time).
+fn only_enabled<S: serde::Serializer>(f: &FaultSettings, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct as _;
+    let mut st = s.serialize_struct("FaultSettings", 1)?;
+    st.serialize_field("enabled", &f.enabled)?;
+    st.end()
+}
+
+#[cfg(test)]
+mod help {
+    /// `payment --help` lists every setting, each a variable that works.
+    #[test]
+    fn every_setting_help_lists_is_a_variable_that_works() {
+        platform::service::check_help::<super::Application>().unwrap();
     }
 }
