@@ -30,4 +30,13 @@ for overlay in "$ROOT"/k8s/overlays/*/; do
     "$VENV/bin/python" "$ROOT/k8s/check.py" "${production[@]}" "$out/$name.yaml"
 done
 "$VENV/bin/python" "$ROOT/k8s/check.py" --self-test "$out/local.yaml" "$out/eks.yaml"
+# The alert rules and the dashboard's queries, by Prometheus's own tool: each rule and
+# query parses, and every alert fires on what it names and not otherwise (unit tests).
+PROMTOOL="${PROMTOOL:-$(command -v promtool || true)}"
+[[ -x "$PROMTOOL" ]] || { echo "promtool is needed (./dev test fetches it into .tools/bin)" >&2; exit 1; }
+"$VENV/bin/python" "$ROOT/k8s/monitoring.py" "$out/eks.yaml" "$ROOT/k8s/base/dashboards/housebook.json" "$out"
+"$PROMTOOL" check rules "$out/rules.yaml" "$out/dashboard-rules.yaml" >/dev/null
+cp "$ROOT/k8s/alerts-test.yaml" "$out/"
+"$PROMTOOL" test rules "$out/alerts-test.yaml" >/dev/null || "$PROMTOOL" test rules "$out/alerts-test.yaml"
+echo "monitoring: rules and dashboard queries check with promtool; every alert's unit tests pass"
 "$VENV/bin/python" "$ROOT/buildspec/check.py"
