@@ -1,10 +1,10 @@
 # syntax=docker/dockerfile:1.7
 # One image per service: docker build --build-arg SERVICE=book -t housebook/book .
-# SERVICE is one of: book payment house mypage gateway.
+# SERVICE is one of: book payment house mypage notification gateway.
 
 FROM rust:1.95-slim-bookworm AS build
 ARG SERVICE
-RUN test -n "$SERVICE" || (echo "--build-arg SERVICE=<book|payment|house|mypage|gateway> is required" && false)
+RUN test -n "$SERVICE" || (echo "--build-arg SERVICE=<book|payment|house|mypage|notification|gateway> is required" && false)
 # librdkafka is compiled from source (C compiler, make, perl for its configure); TLS to
 # PostgreSQL, Kafka and the OTLP collector links the system's OpenSSL (libssl-dev here,
 # libssl3 in the runtime image).

@@ -76,10 +76,33 @@ class Tally:
             self.failures.append(what)
 
 
+# What a cluster must have before the manifests apply, beyond Kubernetes itself: the
+# operator behind each custom kind the manifests use. README ("What a cluster needs
+# first") and k8s/preflight.sh list the same; a kind from elsewhere fails here until it is
+# added to all three.
+PREREQUISITES = {
+    "Kafka": "Strimzi (kafka.strimzi.io)",
+    "KafkaNodePool": "Strimzi (kafka.strimzi.io)",
+    "KafkaTopic": "Strimzi (kafka.strimzi.io)",
+    "KafkaUser": "Strimzi (kafka.strimzi.io)",
+    "PodMonitor": "the Prometheus operator (monitoring.coreos.com)",
+    "PrometheusRule": "the Prometheus operator (monitoring.coreos.com)",
+}
+CORE_KINDS = {
+    "Namespace", "ConfigMap", "Secret", "Service", "Deployment", "StatefulSet", "Ingress",
+    "NetworkPolicy", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceAccount",
+}
+
+
 def check(docs):
     """Returns (passed, failures) for a list of manifests."""
     tally = Tally()
     need = tally.need
+
+    for d in docs:
+        kind = d.get("kind")
+        need(kind in CORE_KINDS or kind in PREREQUISITES,
+             f"{kind}/{d.get('metadata', {}).get('name')} is a Kubernetes kind or its operator is a listed prerequisite")
 
     workloads = find(docs, "Deployment") + find(docs, "StatefulSet")
     need(bool(workloads), "there are workloads")
@@ -325,6 +348,8 @@ def self_test(path, production_path):
         "gRPC port not behind the Service": lambda ds: next(d for d in ds if d.get("kind") == "Service" and d["metadata"]["name"] == "book")
             ["spec"].update(ports=[{"name": "http", "port": 80, "targetPort": "http"}]),
         "no NetworkPolicy for gRPC": lambda ds: ds.remove(next(d for d in ds if d.get("kind") == "NetworkPolicy" and d["metadata"]["name"] == "book-grpc-from-clients")),
+        "a custom kind of an unlisted operator": lambda ds: ds.append({
+            "apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": "planted"}}),
         "no trace egress": lambda ds: ds.remove(next(d for d in ds if d.get("kind") == "NetworkPolicy" and d["metadata"]["name"] == "traces-to-collector")),
         "local fetch wait in the cluster": lambda ds: next(d for d in ds if d.get("kind") == "ConfigMap" and d["metadata"]["name"] == "housebook-config")
             ["data"].update(HOUSEBOOK_KAFKA__FETCH_WAIT_MS="10"),
