@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rolling redeploy under load: book, payment and house are restarted one by one while
 # clients keep booking and reading, and siege reports the availability.
-#   local fleet:  HOUSEBOOK_REPLICAS=2 ./dev up -d && HOUSEBOOK_REPLICAS=2 siege/rolling-redeploy.sh
+#   local fleet:  HOUSEBOOK_REPLICAS=2 ./dev up -d --release && HOUSEBOOK_REPLICAS=2 siege/rolling-redeploy.sh
 #   a cluster:    K8S=1 siege/rolling-redeploy.sh https://GATEWAY
 # Locally each replica is stopped (SIGTERM: readiness drops, the gateway stops sending it
 # calls, in-flight work finishes, offsets are committed) and started again, one at a time;
