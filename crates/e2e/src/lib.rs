@@ -188,7 +188,7 @@ fn log_file(path: &std::path::Path) -> std::fs::File {
 /// it ("Address already in use", seen once in five full runs). Instead a port below the
 /// ephemeral range, reserved across the test processes running at once by a marker file
 /// (a marker older than ten minutes is from a run that is over), and free right now.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let below = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
@@ -227,7 +227,8 @@ fn free_port() -> u16 {
     }
 }
 
-fn bin_dir() -> PathBuf {
+/// Where the fleet's binaries are: `HOUSEBOOK_BIN_DIR`, else the debug build.
+pub fn bin_dir() -> PathBuf {
     std::env::var_os("HOUSEBOOK_BIN_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug"))

@@ -70,6 +70,14 @@ pub fn producer(settings: &KafkaSettings) -> anyhow::Result<FutureProducer> {
 
 /// Creates every context's events topic and the dead-letter topic if missing (a consumer
 /// subscribes to topics it may read before their producer ever started).
+/// Whether the brokers answer: a metadata request, waited for at most `within`.
+pub async fn reachable(settings: &KafkaSettings, within: Duration) -> anyhow::Result<()> {
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    let client: BaseConsumer = client_config(settings)?.create()?;
+    tokio::task::spawn_blocking(move || client.fetch_metadata(None, within)).await??;
+    Ok(())
+}
+
 pub async fn ensure_topics(settings: &KafkaSettings) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = client_config(settings)?.create()?;
     let mut names = settings.event_topics();

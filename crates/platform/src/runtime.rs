@@ -35,8 +35,43 @@ pub struct Runtime {
     shutdown: CancellationToken,
 }
 
+/// How long a start-up check of the database or the broker waits before it says so.
+const REACH_WITHIN: Duration = Duration::from_secs(4);
+
+/// Runs `attempt` until it succeeds or shutdown begins. Each failure is logged at once,
+/// naming what cannot be reached and how to start it, and tried again every
+/// [`REACH_WITHIN`]: a service started before its database or broker says so within 5 s
+/// and comes up when they do.
+async fn until_reachable<T, F, Fut>(
+    what: &str,
+    hint: &str,
+    shutdown: &CancellationToken,
+    mut attempt: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    loop {
+        let failed = match tokio::time::timeout(REACH_WITHIN, attempt()).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => format!("{e:#}"),
+            Err(_) => format!("no answer within {} s", REACH_WITHIN.as_secs()),
+        };
+        tracing::warn!(
+            error = failed,
+            "{what} cannot be reached: {hint}; trying again"
+        );
+        tokio::select! {
+            () = shutdown.cancelled() => anyhow::bail!("stopped before {what} could be reached"),
+            () = tokio::time::sleep(REACH_WITHIN) => {}
+        }
+    }
+}
+
 impl Runtime {
-    /// Connects, migrates, creates topics and binds; nothing is served yet.
+    /// Connects, migrates, creates topics and binds; nothing is served yet. Waits for the
+    /// database and the broker, saying what it waits for ([`until_reachable`]).
     pub async fn build(
         service: &'static str,
         settings: &CommonSettings,
@@ -44,7 +79,29 @@ impl Runtime {
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
         let metrics = Metrics::new(service)?;
-        let db = Db::connect(&settings.database, migrations).await?;
+        // A server may not be up yet; a SQLite file (or a URL that is wrong) will not get
+        // better by waiting.
+        let db = if secrecy::ExposeSecret::expose_secret(&settings.database.url)
+            .starts_with("postgres")
+        {
+            until_reachable(
+                "the database",
+                "start PostgreSQL (./dev up --postgres uses the local one) or correct HOUSEBOOK_DATABASE__URL",
+                &shutdown,
+                || Db::connect(&settings.database, migrations),
+            )
+            .await?
+        } else {
+            Db::connect(&settings.database, migrations).await?
+        };
+        let brokers = settings.kafka.brokers.clone();
+        until_reachable(
+            &format!("the broker at {brokers}"),
+            "start it (./dev start broker, locally) or point HOUSEBOOK_KAFKA__BROKERS at one",
+            &shutdown,
+            || crate::kafka::reachable(&settings.kafka, REACH_WITHIN),
+        )
+        .await?;
         if settings.kafka.create_topics {
             crate::kafka::ensure_topics(&settings.kafka).await?;
         }

@@ -4,7 +4,6 @@
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match std::env::args().nth(1).as_deref() {
-        None => platform::service::main::<mypage::Application>().await,
         Some("rebuild") => {
             let settings: mypage::Settings = platform::settings::load(mypage::DEFAULTS)?;
             platform::telemetry::init(mypage::NAME, &settings.common.log);
@@ -12,6 +11,15 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(applied, "view rebuilt");
             Ok(())
         }
-        Some(other) => anyhow::bail!("unknown command {other:?} (expected nothing, or `rebuild`)"),
+        Some("-h" | "--help") => {
+            print!(
+                "{}\nAlso: mypage rebuild — rebuilds the view from scratch by replaying the event \
+                 topics, then exits (stop the service first; ./dev rebuild-mypage does it all).\n",
+                platform::service::help::<mypage::Application>()?
+            );
+            Ok(())
+        }
+        // Running, --version, and refusing anything else: as every service.
+        _ => platform::service::main::<mypage::Application>().await,
     }
 }

@@ -1,0 +1,114 @@
+//! The binaries as programs (issue 20): each answers `--version` and `--help` (every
+//! setting with its variable and default), refuses an unknown argument, and a service whose
+//! broker does not answer says so — which, and how to start it — within 5 s and keeps
+//! trying until it is stopped. The real binaries from `target/debug` (or
+//! `HOUSEBOOK_BIN_DIR`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use e2e::{bin_dir, free_port, SERVICES};
+
+fn run(service: &str, arg: &str) -> std::process::Output {
+    Command::new(bin_dir().join(service))
+        .arg(arg)
+        .env("HOUSEBOOK_DATA_DIR", std::env::temp_dir())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn every_service_answers_version_and_help_and_refuses_the_unknown() {
+    for service in SERVICES {
+        let version = run(service, "--version");
+        assert!(version.status.success(), "{service} --version");
+        assert_eq!(
+            String::from_utf8_lossy(&version.stdout).trim(),
+            format!("{service} {}", env!("CARGO_PKG_VERSION"))
+        );
+        let help = run(service, "--help");
+        assert!(help.status.success(), "{service} --help");
+        let text = String::from_utf8_lossy(&help.stdout);
+        assert!(text.starts_with(&format!("{service} ")), "{text}");
+        for setting in [
+            "HOUSEBOOK_HTTP__PORT=",
+            "HOUSEBOOK_LOG__FILTER=",
+            "HOUSEBOOK_AUTH__ISSUER=",
+        ] {
+            assert!(
+                text.contains(setting),
+                "{service} --help lists {setting}: {text}"
+            );
+        }
+        assert!(
+            !text.contains("dev-secret"),
+            "{service} --help shows no secret"
+        );
+        let unknown = run(service, "--port=1");
+        assert_eq!(unknown.status.code(), Some(2), "{service} --port=1");
+        assert!(String::from_utf8_lossy(&unknown.stderr).contains("--help"));
+    }
+}
+
+#[test]
+fn a_service_without_its_broker_says_so_within_5_s_and_keeps_trying() {
+    let data = tempdir();
+    let dead = free_port(); // nothing listens there
+    let mut child = Command::new(bin_dir().join("house"))
+        .env("HOUSEBOOK_DATA_DIR", &data)
+        .env("HOUSEBOOK_HTTP__PORT", free_port().to_string())
+        .env("HOUSEBOOK_KAFKA__BROKERS", format!("127.0.0.1:{dead}"))
+        .env("HOUSEBOOK_LOG__FILTER", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send((Instant::now(), line)).is_err() {
+                return;
+            }
+        }
+    });
+    let started = Instant::now();
+    let said = |deadline: Duration| {
+        let end = started + deadline;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok((at, line)) if line.contains("cannot be reached") => return Some((at, line)),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    };
+    let (first, line) = said(Duration::from_millis(5500)).expect("a word within 5 s");
+    assert!(first - started <= Duration::from_millis(5500));
+    assert!(
+        line.contains(&format!("the broker at 127.0.0.1:{dead}")),
+        "{line}"
+    );
+    assert!(line.contains("./dev start broker"), "{line}");
+    // Still trying: a second word, and the process lives.
+    let (second, _) = said(Duration::from_secs(15)).expect("trying again");
+    assert!(second > first);
+    assert!(child.try_wait().unwrap().is_none(), "it keeps running");
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let status = child.wait().unwrap();
+    assert!(
+        !status.success(),
+        "stopped before it could start: not a clean run"
+    );
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("housebook-programs-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
