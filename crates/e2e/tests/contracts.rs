@@ -303,10 +303,16 @@ async fn every_documented_operation_answers_as_its_document_says() {
         c.ok(&fleet, method, &path, token, body).await;
     }
 
-    // Every documented operation answered a 2xx that its document accepts.
+    // Every documented operation answered a 2xx that its document accepts. The gateway's
+    // document is the whole public API: the operations tagged with a service are that
+    // service's, checked against it directly above.
+    let public = fleet.openapi("gateway").await;
     let mut missing = Vec::new();
     for s in e2e::SERVICES {
         for (method, path) in c.docs[s].operations() {
+            if s == "gateway" && public["paths"][&path][&method]["tags"][0] != "gateway" {
+                continue;
+            }
             let ok = c
                 .seen
                 .get(&(s.to_owned(), method.clone(), path.clone()))

@@ -3,6 +3,7 @@
 //! `/mypages`, `/availability` and `/notifications` to their services over pooled keep-alive connections.
 
 pub mod client;
+pub mod contract;
 pub use platform::limit;
 pub mod oauth;
 pub mod passwords;
@@ -68,9 +69,18 @@ pub fn router(issuance: oauth::Issuance, proxy: proxy::Proxy) -> Router {
         .route("/.well-known/jwks.json", get(oauth::jwks))
         .with_state(issuance)
         .merge(api)
-        .merge(platform::http::openapi_route(include_str!(
-            "../openapi.json"
-        )))
+        .merge(platform::http::openapi_route(public_document()))
+}
+
+/// The public API's document ([`contract::public_document`]), built once per process.
+fn public_document() -> &'static str {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| match contract::public_document() {
+        Ok(doc) => doc.to_string(),
+        // The documents are compiled in and the unit tests build this: unreachable in a
+        // released binary, and then the answer says what is missing rather than panicking.
+        Err(e) => serde_json::json!({"error": "no_document", "message": e.to_string()}).to_string(),
+    })
 }
 
 #[async_trait::async_trait]

@@ -76,17 +76,12 @@ impl Routes {
     }
 
     fn route(&self, path: &str) -> Option<&Pool> {
-        let first = path
-            .trim_start_matches('/')
-            .split('/')
-            .next()
-            .unwrap_or_default();
-        match first {
-            "books" => Some(&self.book),
-            "payments" | "faults" => Some(&self.payment),
-            "houses" => Some(&self.house),
-            "mypages" | "availability" => Some(&self.mypage),
-            "notifications" => Some(&self.notification),
+        match crate::contract::upstream_of(path)? {
+            "book" => Some(&self.book),
+            "payment" => Some(&self.payment),
+            "house" => Some(&self.house),
+            "mypage" => Some(&self.mypage),
+            "notification" => Some(&self.notification),
             _ => None,
         }
     }

@@ -1,0 +1,206 @@
+//! The public API as one OpenAPI document: the gateway's own routes (tokens, key set,
+//! probes) and every service's API exactly as the gateway routes it, merged from the
+//! documents checked in beside each service (compiled in), so it cannot drift from them.
+//! Served at the gateway's `GET /openapi.json`.
+
+use anyhow::Context as _;
+use serde_json::{Map, Value};
+
+/// The gateway's own document.
+const GATEWAY: &str = include_str!("../openapi.json");
+
+/// Each routed service's document.
+const SERVICES: [(&str, &str); 5] = [
+    ("book", include_str!("../../book/openapi.json")),
+    ("payment", include_str!("../../payment/openapi.json")),
+    ("house", include_str!("../../house/openapi.json")),
+    ("mypage", include_str!("../../mypage/openapi.json")),
+    (
+        "notification",
+        include_str!("../../notification/openapi.json"),
+    ),
+];
+
+/// The service the gateway sends a path to, by its first segment (what
+/// [`crate::proxy::Routes`] routes by).
+pub fn upstream_of(path: &str) -> Option<&'static str> {
+    let first = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    match first {
+        "books" => Some("book"),
+        "payments" | "faults" => Some("payment"),
+        "houses" => Some("house"),
+        "mypages" | "availability" => Some("mypage"),
+        "notifications" => Some("notification"),
+        _ => None,
+    }
+}
+
+/// The public document: the gateway's, with each service's paths that the gateway routes
+/// to that service (its probes, metrics and document are its own, not the public API's),
+/// each operation tagged with its service, and the components of all (a component two
+/// documents define differently is an error, not a silent choice).
+pub fn public_document() -> anyhow::Result<Value> {
+    let mut doc: Value = serde_json::from_str(GATEWAY).context("the gateway's openapi.json")?;
+    doc["info"]["title"] = Value::from("housebook public API");
+    doc["info"]["description"] = Value::from(
+        "Everything a client reaches through the gateway: tokens and the key set, and the \
+         routes of book, payment, house, mypage and notification (each operation tagged \
+         with the service that answers it). Every routed call is limited per token \
+         subject: over the limit it is answered 429 with Retry-After and not forwarded; a \
+         declared body over the limit is answered 413.",
+    );
+    tag_all(&mut doc, "gateway");
+    for (service, text) in SERVICES {
+        let mut theirs: Value =
+            serde_json::from_str(text).with_context(|| format!("{service}'s openapi.json"))?;
+        tag_all(&mut theirs, service);
+        let paths = theirs["paths"]
+            .as_object()
+            .with_context(|| format!("{service}'s document has no paths"))?;
+        for (path, item) in paths {
+            if upstream_of(path) != Some(service) {
+                continue; // the service's own probes, metrics and document
+            }
+            let ours = object(&mut doc, "paths")?;
+            anyhow::ensure!(
+                ours.insert(path.clone(), item.clone()).is_none(),
+                "{path} is documented twice"
+            );
+        }
+        if let Some(components) = theirs.get("components").and_then(Value::as_object) {
+            for (kind, entries) in components {
+                let into = object(object_value(&mut doc, "components")?, kind)?;
+                for (name, value) in entries.as_object().into_iter().flatten() {
+                    match into.get(name) {
+                        Some(existing) => anyhow::ensure!(
+                            existing == value,
+                            "components.{kind}.{name} differs between the gateway's and {service}'s documents"
+                        ),
+                        None => {
+                            into.insert(name.clone(), value.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(doc)
+}
+
+/// `doc[key]` as an object, created if missing.
+fn object<'a>(doc: &'a mut Value, key: &str) -> anyhow::Result<&'a mut Map<String, Value>> {
+    object_value(doc, key)?
+        .as_object_mut()
+        .with_context(|| format!("{key} is not an object"))
+}
+
+fn object_value<'a>(doc: &'a mut Value, key: &str) -> anyhow::Result<&'a mut Value> {
+    let map = doc.as_object_mut().context("a document is an object")?;
+    Ok(map
+        .entry(key.to_owned())
+        .or_insert_with(|| Value::Object(Map::new())))
+}
+
+/// Tags every operation of a document with `tag`.
+fn tag_all(doc: &mut Value, tag: &str) {
+    const METHODS: [&str; 8] = [
+        "get", "put", "post", "delete", "options", "head", "patch", "trace",
+    ];
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        for item in paths.values_mut() {
+            for method in METHODS {
+                if let Some(op) = item.get_mut(method).and_then(Value::as_object_mut) {
+                    op.insert("tags".into(), Value::from(vec![tag]));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    if k == "$ref" {
+                        out.extend(v.as_str().map(str::to_owned));
+                    }
+                    refs(v, out);
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_routed_path_of_every_service_is_in_it_and_nothing_else() {
+        let doc = public_document().unwrap();
+        let mut gateway: Value = serde_json::from_str(GATEWAY).unwrap();
+        tag_all(&mut gateway, "gateway");
+        let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+        for (service, text) in SERVICES {
+            let theirs: Value = serde_json::from_str(text).unwrap();
+            for (path, item) in theirs["paths"].as_object().unwrap() {
+                let public = upstream_of(path) == Some(service);
+                if !public {
+                    // A service's own probes, metrics and document: the public document
+                    // has the gateway's (or nothing), never the service's.
+                    assert_eq!(
+                        doc["paths"].get(path),
+                        gateway["paths"].get(path),
+                        "{service} {path}"
+                    );
+                    continue;
+                }
+                assert!(paths.contains(&path), "{service} {path}");
+                {
+                    // The same operations, tagged with the service.
+                    let ours = &doc["paths"][path];
+                    for (method, op) in item.as_object().unwrap() {
+                        assert_eq!(ours[method]["tags"], serde_json::json!([service]));
+                        assert_eq!(
+                            ours[method]["responses"], op["responses"],
+                            "{method} {path}"
+                        );
+                    }
+                }
+            }
+        }
+        for own in [
+            "/oauth/token",
+            "/.well-known/jwks.json",
+            "/openapi.json",
+            "/healthz",
+        ] {
+            assert!(paths.contains(&&own.to_owned()), "{own}");
+        }
+        // Each path reaches the service whose document it came from; none is unrouted.
+        for path in &paths {
+            let from_gateway = gateway["paths"].get(path.as_str()).is_some();
+            assert!(
+                from_gateway || upstream_of(path).is_some(),
+                "{path} is routed nowhere"
+            );
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let doc = public_document().unwrap();
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        assert!(!all.is_empty());
+        for r in all {
+            let pointer = r.strip_prefix('#').unwrap();
+            assert!(doc.pointer(pointer).is_some(), "{r} resolves");
+        }
+    }
+}
