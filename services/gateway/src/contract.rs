@@ -192,6 +192,38 @@ mod tests {
         }
     }
 
+    /// The paging bounds the services enforce (`platform::http::Page`) are the ones every
+    /// listing documents.
+    #[test]
+    fn every_listing_states_the_paging_bounds_the_services_enforce() {
+        let doc = public_document().unwrap();
+        let mut listings = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                for p in op["parameters"].as_array().into_iter().flatten() {
+                    let schema = &p["schema"];
+                    match p["name"].as_str() {
+                        Some("limit") => {
+                            listings += 1;
+                            assert_eq!(schema["minimum"], 1, "{method} {path}");
+                            assert_eq!(
+                                schema["maximum"],
+                                platform::http::Page::MAX,
+                                "{method} {path}"
+                            );
+                        }
+                        Some("offset") => assert_eq!(schema["minimum"], 0, "{method} {path}"),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            listings, 5,
+            "books, payments, houses, mypages, notifications"
+        );
+    }
+
     #[test]
     fn every_reference_resolves() {
         let doc = public_document().unwrap();
