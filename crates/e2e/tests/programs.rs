@@ -88,8 +88,9 @@ fn a_service_without_its_broker_says_so_within_5_s_and_keeps_trying() {
             }
         }
     };
-    let (first, line) = said(Duration::from_millis(5500)).expect("a word within 5 s");
-    assert!(first - started <= Duration::from_millis(5500));
+    // It gives up on one attempt after 3 s; the rest of the 5 s is for starting the process.
+    let (first, line) = said(Duration::from_secs(5)).expect("a word within 5 s");
+    assert!(first - started <= Duration::from_secs(5));
     assert!(
         line.contains(&format!("the broker at 127.0.0.1:{dead}")),
         "{line}"

@@ -36,7 +36,7 @@ pub struct Runtime {
 }
 
 /// How long a start-up check of the database or the broker waits before it says so.
-const REACH_WITHIN: Duration = Duration::from_secs(4);
+const REACH_WITHIN: Duration = Duration::from_secs(3);
 
 /// Runs `attempt` until it succeeds or shutdown begins. Each failure is logged at once,
 /// naming what cannot be reached and how to start it, and tried again every
