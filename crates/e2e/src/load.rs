@@ -181,7 +181,10 @@ impl Load {
 
     /// What was seen so far.
     pub fn tally(&self) -> Tally {
-        self.tally.lock().unwrap().clone()
+        self.tally
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Stops the clients (each finishes its request) and returns what they saw.
@@ -190,7 +193,11 @@ impl Load {
         for t in self.tasks {
             t.await.unwrap();
         }
-        let t = self.tally.lock().unwrap().clone();
+        let t = self
+            .tally
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         t
     }
 }
@@ -203,7 +210,10 @@ async fn send(what: &str, req: reqwest::RequestBuilder, tally: &Mutex<Tally>) ->
         }
         Err(e) => (0, e.to_string()),
     };
-    tally.lock().unwrap().saw(what, status, &body);
+    tally
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .saw(what, status, &body);
     if (200..300).contains(&status) {
         serde_json::from_str(&body).ok()
     } else {
@@ -233,17 +243,25 @@ async fn one_round(
     let (Some(id), Some(price)) = (b["id"].as_str(), b["housePrice"].as_i64()) else {
         panic!("a 201 without id and price: {b}");
     };
-    tally.lock().unwrap().created.push(Created {
-        id: id.to_owned(),
-        price,
-    });
+    tally
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .created
+        .push(Created {
+            id: id.to_owned(),
+            price,
+        });
     // A booking whose house decided before it committed is answered decided: one
     // answered REJECTED is over, and a client does not cancel it.
     if rng.below(100) < plan.cancel_percent && b["status"] != "REJECTED" {
         let path = format!("/books/{id}/cancel");
         let req = http.post(format!("{gateway}{path}")).bearer_auth(token);
         if send(&format!("POST {path}"), req, tally).await.is_some() {
-            tally.lock().unwrap().cancelled.push(id.to_owned());
+            tally
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .cancelled
+                .push(id.to_owned());
         }
     }
 }
