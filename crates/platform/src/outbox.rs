@@ -32,6 +32,54 @@ pub struct Outbox {
 
 const BATCH: i64 = 256;
 
+/// A transaction whose events go into the outbox: they commit with the state it writes,
+/// and committing wakes the relay when it published any. A unit of work's transaction in
+/// every service that publishes.
+pub struct OutboxTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    outbox: Outbox,
+    published: bool,
+}
+
+impl OutboxTx {
+    /// Begins a transaction on `db` publishing into `outbox`.
+    pub async fn begin(db: &Db, outbox: &Outbox) -> anyhow::Result<Self> {
+        Ok(Self {
+            tx: db.begin().await?,
+            outbox: outbox.clone(),
+            published: false,
+        })
+    }
+
+    /// The transaction's connection, for the state it writes.
+    pub fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+
+    /// Adds events of the catalog, in order, with one statement.
+    pub async fn publish<'a>(
+        &mut self,
+        events: impl IntoIterator<Item = &'a events::DomainEvent>,
+    ) -> anyhow::Result<()> {
+        let envelopes = events
+            .into_iter()
+            .map(Outbox::envelope_of)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        self.outbox.insert(&mut self.tx, &envelopes).await?;
+        self.published |= !envelopes.is_empty();
+        Ok(())
+    }
+
+    /// Commits, then wakes the relay if anything was published.
+    pub async fn commit(self) -> anyhow::Result<()> {
+        self.tx.commit().await?;
+        if self.published {
+            self.outbox.notify();
+        }
+        Ok(())
+    }
+}
+
 impl Outbox {
     /// An outbox that publishes each event on the topic of the context that produces it
     /// ([`KafkaSettings::topic_of`]).

@@ -13,9 +13,9 @@ use platform::consumer::claim_all;
 use platform::db::{
     now_text, parse_time, placeholders, rows_per_statement, time_text, values, Backend, Db,
 };
-use platform::outbox::Outbox;
+use platform::outbox::{Outbox, OutboxTx};
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyConnection, Row, Transaction};
+use sqlx::{AnyConnection, Row};
 
 use crate::domain::models::{BookStatus, Booking, Listing};
 use crate::domain::ports::{BookRepository, BookUnit, BookingFilter};
@@ -287,56 +287,51 @@ impl BookRepository for SqlBookings {
 
     async fn begin(&self) -> anyhow::Result<Box<dyn BookUnit>> {
         Ok(Box::new(SqlUnit {
-            tx: self.db.begin().await?,
+            tx: OutboxTx::begin(&self.db, &self.outbox).await?,
             backend: self.db.backend(),
-            outbox: self.outbox.clone(),
-            published: false,
         }))
     }
 }
 
 /// One transaction over the booking tables.
 struct SqlUnit {
-    tx: Transaction<'static, Any>,
+    tx: OutboxTx,
     backend: Backend,
-    outbox: Outbox,
-    /// Whether it wrote events (the relay is woken after the commit).
-    published: bool,
 }
 
 #[async_trait]
 impl BookUnit for SqlUnit {
     async fn standings(&mut self, ids: &[&str]) -> anyhow::Result<Known> {
-        let mut known = standings(&mut self.tx, ids).await?;
+        let mut known = standings(self.tx.conn(), ids).await?;
         // Bookings not committed (yet): wait for a commit in progress, then look again.
         let unknown: Vec<&str> = ids
             .iter()
             .copied()
             .filter(|id| !known.contains_key(*id))
             .collect();
-        if lock_booking_ids(&mut self.tx, self.backend, &unknown).await? {
-            known.extend(standings(&mut self.tx, &unknown).await?);
+        if lock_booking_ids(self.tx.conn(), self.backend, &unknown).await? {
+            known.extend(standings(self.tx.conn(), &unknown).await?);
         }
         Ok(known)
     }
 
     async fn booking(&mut self, id: &str) -> anyhow::Result<Option<Booking>> {
-        find(&mut self.tx, id).await
+        find(self.tx.conn(), id).await
     }
 
     async fn claim_events(&mut self, keys: &[&EventKey]) -> anyhow::Result<Vec<bool>> {
-        Ok(claim_all(&mut self.tx, keys).await?)
+        Ok(claim_all(self.tx.conn(), keys).await?)
     }
 
     async fn claim_id(&mut self, book_id: &str, claim: Claim) -> anyhow::Result<Claim> {
-        lock_booking_ids(&mut self.tx, self.backend, &[book_id]).await?;
+        lock_booking_ids(self.tx.conn(), self.backend, &[book_id]).await?;
         // A concurrent claim waits for the other transaction, then loses.
         let done = sqlx::query(
             "INSERT INTO booking_claims (book_id, claim) VALUES ($1, $2) ON CONFLICT (book_id) DO NOTHING",
         )
         .bind(book_id.to_owned())
         .bind(claim.as_str())
-        .execute(&mut *self.tx)
+        .execute(self.tx.conn())
         .await?;
         if done.rows_affected() == 1 {
             return Ok(claim);
@@ -344,7 +339,7 @@ impl BookUnit for SqlUnit {
         let held: String =
             sqlx::query_scalar("SELECT claim FROM booking_claims WHERE book_id = $1")
                 .bind(book_id.to_owned())
-                .fetch_one(&mut *self.tx)
+                .fetch_one(self.tx.conn())
                 .await?;
         Claim::parse(&held).with_context(|| format!("unknown claim {held:?} in the database"))
     }
@@ -354,7 +349,7 @@ impl BookUnit for SqlUnit {
         let row =
             sqlx::query("DELETE FROM early_decisions WHERE book_id = $1 RETURNING outcome, reason")
                 .bind(book_id.to_owned())
-                .fetch_optional(&mut *self.tx)
+                .fetch_optional(self.tx.conn())
                 .await?;
         let Some(row) = row else { return Ok(None) };
         let outcome: String = row.try_get("outcome")?;
@@ -368,7 +363,7 @@ impl BookUnit for SqlUnit {
     }
 
     async fn save(&mut self, changes: &Changes) -> anyhow::Result<Vec<bool>> {
-        let conn = &mut *self.tx;
+        let conn = self.tx.conn();
         for b in &changes.booked {
             insert_booking(conn, b).await?;
         }
@@ -384,29 +379,23 @@ impl BookUnit for SqlUnit {
             .await?;
         }
         let moved = write_transitions(conn, &changes.transitions).await?;
-        let mut envelopes = changes
-            .booked_events()
-            .map(|e| Outbox::envelope_of(&e))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        for (t, moved) in changes.transitions.iter().zip(&moved) {
-            if *moved {
-                envelopes.push(Outbox::envelope_of(&t.event)?);
-            }
-        }
-        self.outbox.insert(conn, &envelopes).await?;
-        self.published |= !envelopes.is_empty();
         keep_early(conn, &changes.early).await?;
         keep_unmatched(conn, &changes.unmatched).await?;
         forget_unmatched(conn, &changes.matched).await?;
+        // The new bookings' events, then those of the transitions that applied.
+        let booked: Vec<_> = changes.booked_events().collect();
+        let moved_events = changes
+            .transitions
+            .iter()
+            .zip(&moved)
+            .filter(|(_, m)| **m)
+            .map(|(t, _)| &t.event);
+        self.tx.publish(booked.iter().chain(moved_events)).await?;
         Ok(moved)
     }
 
     async fn commit(self: Box<Self>) -> anyhow::Result<()> {
-        self.tx.commit().await?;
-        if self.published {
-            self.outbox.notify();
-        }
-        Ok(())
+        self.tx.commit().await
     }
 }
 

@@ -115,6 +115,17 @@ pub struct House {
     pub description: String,
 }
 
+impl House {
+    /// The event of its registration (F1).
+    pub fn registered(&self) -> events::DomainEvent {
+        events::DomainEvent::HouseRegistered(events::HouseRegistered {
+            house_id: self.id,
+            house_name: self.name.clone(),
+            house_price: self.price,
+        })
+    }
+}
+
 /// One reserved night of a house.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReservedNight {

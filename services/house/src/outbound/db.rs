@@ -12,13 +12,13 @@ use std::collections::HashSet;
 use anyhow::Context as _;
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use events::{EventKey, HouseRegistered, Stay};
+use events::{EventKey, Stay};
 
 use platform::consumer::claim_all;
 use platform::db::{now_text, placeholders, rows_per_statement, values, Db};
-use platform::outbox::Outbox;
+use platform::outbox::{Outbox, OutboxTx};
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyConnection, Row, Transaction};
+use sqlx::{Any, AnyConnection, Row};
 
 use crate::domain::calendar::{Changes, Ledger, Rental, RentalStatus};
 use crate::domain::models::{House, NewHouse, Reservation, ReservedNight};
@@ -69,7 +69,7 @@ where
 #[async_trait]
 impl HouseRepository for SqlHouses {
     async fn register(&self, new: &NewHouse) -> anyhow::Result<House> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = OutboxTx::begin(&self.db, &self.outbox).await?;
         let row = sqlx::query(
             "INSERT INTO houses (house_name, house_price, house_description, created_at) \
              VALUES ($1, $2, $3, $4) RETURNING id",
@@ -78,7 +78,7 @@ impl HouseRepository for SqlHouses {
         .bind(new.price.get())
         .bind(new.description.clone())
         .bind(now_text())
-        .fetch_one(&mut *tx)
+        .fetch_one(tx.conn())
         .await?;
         let house = House {
             id: row.try_get("id")?,
@@ -86,14 +86,8 @@ impl HouseRepository for SqlHouses {
             price: new.price.get(),
             description: new.description.clone(),
         };
-        let event = HouseRegistered {
-            house_id: house.id,
-            house_name: house.name.clone(),
-            house_price: house.price,
-        };
-        self.outbox.enqueue(&mut tx, &event).await?;
+        tx.publish(&[house.registered()]).await?;
         tx.commit().await?;
-        self.outbox.notify();
         Ok(house)
     }
 
@@ -155,25 +149,20 @@ impl HouseRepository for SqlHouses {
 
     async fn begin(&self) -> anyhow::Result<Box<dyn HouseUnit>> {
         Ok(Box::new(SqlUnit {
-            tx: self.db.begin().await?,
-            outbox: self.outbox.clone(),
-            published: false,
+            tx: OutboxTx::begin(&self.db, &self.outbox).await?,
         }))
     }
 }
 
 /// One transaction over the house tables.
 struct SqlUnit {
-    tx: Transaction<'static, Any>,
-    outbox: Outbox,
-    /// Whether it wrote events (the relay is woken after the commit).
-    published: bool,
+    tx: OutboxTx,
 }
 
 #[async_trait]
 impl HouseUnit for SqlUnit {
     async fn claim_events(&mut self, keys: &[&EventKey]) -> anyhow::Result<Vec<bool>> {
-        Ok(claim_all(&mut self.tx, keys).await?)
+        Ok(claim_all(self.tx.conn(), keys).await?)
     }
 
     /// One query each: houses, cancelled bookings, rentals, and the nights held within
@@ -183,7 +172,7 @@ impl HouseUnit for SqlUnit {
         reservations: &[&Reservation],
         releases: &[&str],
     ) -> anyhow::Result<Ledger> {
-        let conn = &mut *self.tx;
+        let conn = self.tx.conn();
         let reserved: Vec<String> = reservations.iter().map(|r| r.book_id.clone()).collect();
         let houses: Vec<i64> = reservations.iter().map(|r| r.house_id).collect();
         let mut named = reserved.clone();
@@ -208,7 +197,7 @@ impl HouseUnit for SqlUnit {
     /// One statement each: cancelled bookings, nights freed, rentals released, new
     /// rentals, nights held, events.
     async fn save(&mut self, changes: &Changes) -> anyhow::Result<()> {
-        let conn = &mut *self.tx;
+        let conn = self.tx.conn();
         let now = now_text();
         for chunk in changes.canceled.chunks(rows_per_statement(2)) {
             let sql = format!(
@@ -293,22 +282,12 @@ impl HouseUnit for SqlUnit {
             held == changes.hold.len() as u64,
             "a night to hold was taken meanwhile (another replica's batch): trying again"
         );
-        let envelopes = changes
-            .events
-            .iter()
-            .map(Outbox::envelope_of)
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        self.outbox.insert(conn, &envelopes).await?;
-        self.published |= !envelopes.is_empty();
+        self.tx.publish(&changes.events).await?;
         Ok(())
     }
 
     async fn commit(self: Box<Self>) -> anyhow::Result<()> {
-        self.tx.commit().await?;
-        if self.published {
-            self.outbox.notify();
-        }
-        Ok(())
+        self.tx.commit().await
     }
 }
 

@@ -7,9 +7,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use events::{DomainEvent, Stay};
 use platform::db::{is_unique_violation, parse_time as time, time_text as text, Db};
-use platform::outbox::Outbox;
+use platform::outbox::{Outbox, OutboxTx};
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyConnection, Row, Transaction};
+use sqlx::{AnyConnection, Row};
 
 use crate::domain::models::{NewPayment, Payment, PaymentStatus};
 use crate::domain::ports::{PaymentFilter, PaymentKey, PaymentRepository, PaymentUnit};
@@ -110,25 +110,20 @@ impl PaymentRepository for SqlPayments {
 
     async fn begin(&self) -> anyhow::Result<Box<dyn PaymentUnit>> {
         Ok(Box::new(SqlUnit {
-            tx: self.db.begin().await?,
-            outbox: self.outbox.clone(),
-            published: false,
+            tx: OutboxTx::begin(&self.db, &self.outbox).await?,
         }))
     }
 }
 
 /// One transaction over the payments table.
 struct SqlUnit {
-    tx: Transaction<'static, Any>,
-    outbox: Outbox,
-    /// Whether it wrote events (the relay is woken after the commit).
-    published: bool,
+    tx: OutboxTx,
 }
 
 #[async_trait]
 impl PaymentUnit for SqlUnit {
     async fn payment(&mut self, key: PaymentKey<'_>) -> anyhow::Result<Option<Payment>> {
-        find(&mut self.tx, key).await
+        find(self.tx.conn(), key).await
     }
 
     async fn insert(&mut self, new: &NewPayment, at: DateTime<Utc>) -> anyhow::Result<Option<i64>> {
@@ -144,7 +139,7 @@ impl PaymentUnit for SqlUnit {
         .bind(new.stay.check_out().to_string())
         .bind(PaymentStatus::Paid.as_str())
         .bind(text(at))
-        .fetch_one(&mut *self.tx)
+        .fetch_one(self.tx.conn())
         .await;
         match inserted {
             Ok(row) => Ok(Some(row.try_get("id")?)),
@@ -161,27 +156,17 @@ impl PaymentUnit for SqlUnit {
         .bind(refunded.payment_cancel_date.map(text))
         .bind(refunded.id)
         .bind(PaymentStatus::Paid.as_str())
-        .execute(&mut *self.tx)
+        .execute(self.tx.conn())
         .await?
         .rows_affected();
         Ok(changed == 1)
     }
 
     async fn publish(&mut self, events: &[DomainEvent]) -> anyhow::Result<()> {
-        let envelopes = events
-            .iter()
-            .map(Outbox::envelope_of)
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        self.outbox.insert(&mut self.tx, &envelopes).await?;
-        self.published |= !envelopes.is_empty();
-        Ok(())
+        self.tx.publish(events).await
     }
 
     async fn commit(self: Box<Self>) -> anyhow::Result<()> {
-        self.tx.commit().await?;
-        if self.published {
-            self.outbox.notify();
-        }
-        Ok(())
+        self.tx.commit().await
     }
 }
