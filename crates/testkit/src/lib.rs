@@ -13,6 +13,8 @@
 //! how a test reports failure, so unwrap/expect/panic are deliberate here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod fake;
+
 use std::time::Duration;
 
 use events::Envelope;

@@ -1,7 +1,6 @@
 //! In-memory fakes of every port, for domain tests that run in milliseconds without a
 //! database, a broker or another service. The store keeps what the SQL adapter keeps, and
-//! runs one unit of work at a time (as SQLite does): a unit works on a copy that replaces
-//! the store on commit and is dropped otherwise.
+//! runs one unit of work at a time on a copy (`testkit::fake`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -10,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use events::{DomainEvent, EventKey};
-use tokio::sync::OwnedMutexGuard;
+use testkit::fake::{FakeStore, Staged};
 
 use super::models::{Booking, Listing};
 use super::ports::{
@@ -43,13 +42,13 @@ pub struct Store {
 /// The booking store in memory.
 #[derive(Clone, Default)]
 pub struct FakeBookings {
-    store: Arc<tokio::sync::Mutex<Store>>,
+    store: FakeStore<Store>,
 }
 
 impl FakeBookings {
     /// What it holds now.
     pub async fn snapshot(&self) -> Store {
-        self.store.lock().await.clone()
+        self.store.snapshot().await
     }
 
     /// Takes the events published so far.
@@ -104,15 +103,14 @@ impl BookRepository for FakeBookings {
         Ok(())
     }
     async fn begin(&self) -> anyhow::Result<Box<dyn BookUnit>> {
-        let guard = self.store.clone().lock_owned().await;
-        let staged = guard.clone();
-        Ok(Box::new(FakeUnit { guard, staged }))
+        Ok(Box::new(FakeUnit {
+            staged: self.store.begin().await,
+        }))
     }
 }
 
 struct FakeUnit {
-    guard: OwnedMutexGuard<Store>,
-    staged: Store,
+    staged: Staged<Store>,
 }
 
 #[async_trait]
@@ -197,8 +195,8 @@ impl BookUnit for FakeUnit {
         }
         Ok(moved)
     }
-    async fn commit(mut self: Box<Self>) -> anyhow::Result<()> {
-        *self.guard = std::mem::take(&mut self.staged);
+    async fn commit(self: Box<Self>) -> anyhow::Result<()> {
+        self.staged.commit();
         Ok(())
     }
 }

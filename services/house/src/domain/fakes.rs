@@ -1,14 +1,13 @@
 //! An in-memory fake of the house store, for domain tests without a database. It keeps
-//! what the SQL adapter keeps and runs one unit of work at a time: a unit works on a copy
-//! that replaces the store on commit and is dropped otherwise.
+//! what the SQL adapter keeps and runs one unit of work at a time on a copy
+//! (`testkit::fake`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use events::{DomainEvent, EventKey};
-use tokio::sync::OwnedMutexGuard;
+use testkit::fake::{FakeStore, Staged};
 
 use super::calendar::{Changes, Ledger, Rental, RentalStatus};
 use super::models::{House, NewHouse, Reservation, ReservedNight};
@@ -34,13 +33,13 @@ pub struct Store {
 /// The house store in memory.
 #[derive(Clone, Default)]
 pub struct FakeHouses {
-    store: Arc<tokio::sync::Mutex<Store>>,
+    store: FakeStore<Store>,
 }
 
 impl FakeHouses {
     /// What it holds now.
     pub async fn snapshot(&self) -> Store {
-        self.store.lock().await.clone()
+        self.store.snapshot().await
     }
 
     /// Takes the events published so far.
@@ -97,15 +96,14 @@ impl HouseRepository for FakeHouses {
             .collect())
     }
     async fn begin(&self) -> anyhow::Result<Box<dyn HouseUnit>> {
-        let guard = self.store.clone().lock_owned().await;
-        let staged = guard.clone();
-        Ok(Box::new(FakeUnit { guard, staged }))
+        Ok(Box::new(FakeUnit {
+            staged: self.store.begin().await,
+        }))
     }
 }
 
 struct FakeUnit {
-    guard: OwnedMutexGuard<Store>,
-    staged: Store,
+    staged: Staged<Store>,
 }
 
 #[async_trait]
@@ -178,8 +176,8 @@ impl HouseUnit for FakeUnit {
         s.outbox.extend(changes.events.iter().cloned());
         Ok(())
     }
-    async fn commit(mut self: Box<Self>) -> anyhow::Result<()> {
-        *self.guard = std::mem::take(&mut self.staged);
+    async fn commit(self: Box<Self>) -> anyhow::Result<()> {
+        self.staged.commit();
         Ok(())
     }
 }

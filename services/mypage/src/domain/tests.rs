@@ -11,7 +11,7 @@ use events::{
     BookCanceled, BookConfirmed, Booked, DomainEvent, EventKey, HouseRegistered, HouseRentCanceled,
     HouseRented, Paid, PaymentCanceled, Stay,
 };
-use tokio::sync::OwnedMutexGuard;
+use testkit::fake::Staged;
 
 use super::models::{Availability, BookingView};
 use super::ports::{Applied, ViewRepository, ViewUnit};
@@ -21,7 +21,7 @@ use super::view::{Changes, NightChange};
 /// The view's store in memory, one unit at a time.
 #[derive(Clone, Default)]
 struct FakeView {
-    store: Arc<tokio::sync::Mutex<Store>>,
+    store: testkit::fake::FakeStore<Store>,
 }
 
 #[derive(Clone, Default, Debug)]
@@ -35,9 +35,9 @@ struct Store {
 #[async_trait]
 impl ViewRepository for FakeView {
     async fn begin(&self) -> anyhow::Result<Box<dyn ViewUnit>> {
-        let guard = self.store.clone().lock_owned().await;
-        let staged = guard.clone();
-        Ok(Box::new(FakeUnit { guard, staged }))
+        Ok(Box::new(FakeUnit {
+            staged: self.store.begin().await,
+        }))
     }
     async fn get(&self, book_id: &str) -> anyhow::Result<Option<BookingView>> {
         Ok(self.store.lock().await.rows.get(book_id).cloned())
@@ -66,8 +66,7 @@ impl ViewRepository for FakeView {
 }
 
 struct FakeUnit {
-    guard: OwnedMutexGuard<Store>,
-    staged: Store,
+    staged: Staged<Store>,
 }
 
 #[async_trait]
@@ -104,8 +103,8 @@ impl ViewUnit for FakeUnit {
         }
         Ok(())
     }
-    async fn commit(mut self: Box<Self>) -> anyhow::Result<()> {
-        *self.guard = std::mem::take(&mut self.staged);
+    async fn commit(self: Box<Self>) -> anyhow::Result<()> {
+        self.staged.commit();
         Ok(())
     }
 }
@@ -225,7 +224,7 @@ async fn fold(events: &[DomainEvent], batch: usize) -> (BookingView, Store) {
     // Delivered again, whole: nothing changes.
     let again = service.apply_all(&keyed).await.unwrap();
     assert!(again.iter().all(|a| *a == Applied::Duplicate));
-    let store = repo.store.lock().await.clone();
+    let store = repo.store.snapshot().await;
     (store.rows["b1"].clone(), store)
 }
 

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{TimeZone as _, Utc};
 use events::{BookConfirmed, Booked, DomainEvent, EventKey, Paid};
 use platform::auth::Actor;
-use tokio::sync::OwnedMutexGuard;
+use testkit::fake::Staged;
 
 use super::models::{Changes, Notification};
 use super::ports::{Applied, NotificationStore, NotificationUnit};
@@ -23,7 +23,7 @@ struct Store {
 }
 
 #[derive(Clone, Default)]
-struct FakeStore(Arc<tokio::sync::Mutex<Store>>);
+struct FakeStore(testkit::fake::FakeStore<Store>);
 
 #[async_trait]
 impl NotificationStore for FakeStore {
@@ -41,15 +41,14 @@ impl NotificationStore for FakeStore {
             .collect())
     }
     async fn begin(&self) -> anyhow::Result<Box<dyn NotificationUnit>> {
-        let guard = self.0.clone().lock_owned().await;
-        let staged = guard.clone();
-        Ok(Box::new(FakeUnit { guard, staged }))
+        Ok(Box::new(FakeUnit {
+            staged: self.0.begin().await,
+        }))
     }
 }
 
 struct FakeUnit {
-    guard: OwnedMutexGuard<Store>,
-    staged: Store,
+    staged: Staged<Store>,
 }
 
 #[async_trait]
@@ -88,8 +87,8 @@ impl NotificationUnit for FakeUnit {
         }
         Ok(())
     }
-    async fn commit(mut self: Box<Self>) -> anyhow::Result<()> {
-        *self.guard = std::mem::take(&mut self.staged);
+    async fn commit(self: Box<Self>) -> anyhow::Result<()> {
+        self.staged.commit();
         Ok(())
     }
 }

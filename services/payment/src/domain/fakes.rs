@@ -1,14 +1,13 @@
 //! An in-memory fake of the payment store, for domain tests without a database. It keeps
-//! what the SQL adapter keeps and runs one unit of work at a time: a unit works on a copy
-//! that replaces the store on commit and is dropped otherwise.
+//! what the SQL adapter keeps and runs one unit of work at a time on a copy
+//! (`testkit::fake`).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use events::DomainEvent;
-use tokio::sync::OwnedMutexGuard;
+use testkit::fake::{FakeStore, Staged};
 
 use super::models::{NewPayment, Payment};
 use super::ports::{PaymentFilter, PaymentKey, PaymentRepository, PaymentUnit};
@@ -34,13 +33,13 @@ impl Store {
 /// The payment store in memory.
 #[derive(Clone, Default)]
 pub struct FakePayments {
-    store: Arc<tokio::sync::Mutex<Store>>,
+    store: FakeStore<Store>,
 }
 
 impl FakePayments {
     /// What it holds now.
     pub async fn snapshot(&self) -> Store {
-        self.store.lock().await.clone()
+        self.store.snapshot().await
     }
 }
 
@@ -61,15 +60,14 @@ impl PaymentRepository for FakePayments {
             .collect())
     }
     async fn begin(&self) -> anyhow::Result<Box<dyn PaymentUnit>> {
-        let guard = self.store.clone().lock_owned().await;
-        let staged = guard.clone();
-        Ok(Box::new(FakeUnit { guard, staged }))
+        Ok(Box::new(FakeUnit {
+            staged: self.store.begin().await,
+        }))
     }
 }
 
 struct FakeUnit {
-    guard: OwnedMutexGuard<Store>,
-    staged: Store,
+    staged: Staged<Store>,
 }
 
 #[async_trait]
@@ -107,8 +105,8 @@ impl PaymentUnit for FakeUnit {
         self.staged.outbox.extend(events.iter().cloned());
         Ok(())
     }
-    async fn commit(mut self: Box<Self>) -> anyhow::Result<()> {
-        *self.guard = std::mem::take(&mut self.staged);
+    async fn commit(self: Box<Self>) -> anyhow::Result<()> {
+        self.staged.commit();
         Ok(())
     }
 }
