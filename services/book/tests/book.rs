@@ -35,7 +35,7 @@ async fn start_with(backend: Backend, booking: book::BookingSettings) -> Saga {
     let payment = TestApp::spawn::<payment::Application>(payment::Settings {
         common: world.settings("payment").await,
         // The knobs these tests turn (PUT /faults), as ./dev enables them.
-        faults: payment::inbound::faults::FaultSettings {
+        faults: payment::inbound::faults::FaultStartup {
             enabled: true,
             ..Default::default()
         },

@@ -19,7 +19,7 @@ use platform::shutdown::CancellationToken;
 use serde::Deserialize;
 
 use crate::domain::service::PaymentService;
-use crate::inbound::faults::{FaultSettings, Faults};
+use crate::inbound::faults::{FaultStartup, Faults};
 
 /// The service's name: consumer group, database file, metrics label.
 pub const NAME: &str = "payment";
@@ -38,10 +38,9 @@ pub struct Settings {
     /// What every service has.
     #[serde(flatten)]
     pub common: CommonSettings,
-    /// Artificial delay and failure for demos and tests (SPEC §8); off by default. Only
-    /// `enabled` is a setting; the knobs are set at `/faults` while it runs.
-    #[serde(default, serialize_with = "only_enabled")]
-    pub faults: FaultSettings,
+    /// Artificial delay and failure for demos and tests (SPEC §8); off by default.
+    #[serde(default)]
+    pub faults: FaultStartup,
 }
 
 /// A built, not yet running, payment service.
@@ -67,7 +66,7 @@ impl Service for Application {
         let repo = outbound::db::SqlPayments::new(runtime.db().clone(), runtime.outbox().clone());
         let service = PaymentService::new(Arc::new(repo));
         let verifier = platform::auth::TokenVerifier::new(&settings.common.auth)?;
-        let faults = Faults::new(&settings.faults)?;
+        let faults = Faults::new(&settings.faults.into())?;
         let router = inbound::http::router(inbound::http::AppState {
             service,
             verifier,
@@ -85,19 +84,38 @@ impl Service for Application {
     }
 }
 
-/// `faults` as a setting: whether `/faults` exists (its knobs are set at run time).
-fn only_enabled<S: serde::Serializer>(f: &FaultSettings, s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeStruct as _;
-    let mut st = s.serialize_struct("FaultSettings", 1)?;
-    st.serialize_field("enabled", &f.enabled)?;
-    st.end()
-}
-
 #[cfg(test)]
 mod help {
     /// `payment --help` lists every setting, each a variable that works.
     #[test]
     fn every_setting_help_lists_is_a_variable_that_works() {
         platform::service::check_help::<super::Application>().unwrap();
+    }
+
+    /// The knobs' start-up variables (README, `inbound::faults`) set the knobs: their names
+    /// used to be the API's camelCase ones, which no variable can spell.
+    #[test]
+    fn the_fault_knobs_are_set_by_their_variables() {
+        let env = [
+            ("HOUSEBOOK_FAULTS__ENABLED", "true"),
+            ("HOUSEBOOK_FAULTS__DELAY_MIN_MS", "400"),
+            ("HOUSEBOOK_FAULTS__DELAY_MAX_MS", "620"),
+            ("HOUSEBOOK_FAULTS__FAILURE_RATE", "0.25"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let s: super::Settings = platform::settings::load_from(
+            <super::Application as platform::service::Service>::DEFAULTS,
+            None,
+            Some(env),
+        )
+        .unwrap();
+        let f = s.faults;
+        assert!(f.enabled);
+        assert_eq!(
+            (f.delay_min_ms, f.delay_max_ms, f.failure_rate),
+            (400, 620, 0.25)
+        );
     }
 }

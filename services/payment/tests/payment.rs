@@ -12,7 +12,7 @@ use testkit::{on_both_backends, token, Backend, TestApp, World};
 async fn spawn(world: &World) -> TestApp {
     TestApp::spawn::<Application>(Settings {
         common: world.settings("payment").await,
-        faults: payment::inbound::faults::FaultSettings {
+        faults: payment::inbound::faults::FaultStartup {
             enabled: true,
             ..Default::default()
         },

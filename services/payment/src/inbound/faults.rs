@@ -43,6 +43,34 @@ impl FaultSettings {
     }
 }
 
+/// The knobs as start-up settings (`HOUSEBOOK_FAULTS__ENABLED`, `…__DELAY_MIN_MS`,
+/// `…__DELAY_MAX_MS`, `…__FAILURE_RATE`): whether `/faults` exists, and the knobs' first
+/// values. Apart from [`FaultSettings`], whose camelCase names are the API's: a settings
+/// key is read in snake case.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FaultStartup {
+    /// Whether the knobs and `/faults` exist at all.
+    pub enabled: bool,
+    /// Shortest artificial delay, in milliseconds.
+    pub delay_min_ms: u64,
+    /// Longest artificial delay, in milliseconds (0 = no delay).
+    pub delay_max_ms: u64,
+    /// Share of payment and refund requests answered `503`, from 0 to 1.
+    pub failure_rate: f64,
+}
+
+impl From<FaultStartup> for FaultSettings {
+    fn from(s: FaultStartup) -> Self {
+        Self {
+            enabled: s.enabled,
+            delay_min_ms: s.delay_min_ms,
+            delay_max_ms: s.delay_max_ms,
+            failure_rate: s.failure_rate,
+        }
+    }
+}
+
 /// The live knobs, shared by the handlers.
 #[derive(Debug, Clone)]
 pub struct Faults(Arc<RwLock<FaultSettings>>);
