@@ -613,6 +613,9 @@ async fn sigterm_drains_in_flight_work_and_exits_cleanly() {
         .env("HOUSEBOOK_DATABASE__URL", &db_url)
         .env("HOUSEBOOK_KAFKA__BROKERS", testkit::brokers())
         .env("HOUSEBOOK_KAFKA__TOPIC_PREFIX", &world.topic_prefix)
+        // The request is still being served when SIGTERM comes (these two were never read
+        // before the knobs became settings of their own: the request used to be over first).
+        .env("HOUSEBOOK_FAULTS__ENABLED", "true")
         .env("HOUSEBOOK_FAULTS__DELAY_MIN_MS", "1500")
         .env("HOUSEBOOK_FAULTS__DELAY_MAX_MS", "1500")
         .env("HOUSEBOOK_LOG__FILTER", "warn")
