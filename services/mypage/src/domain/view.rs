@@ -66,7 +66,9 @@ pub struct Changes {
 #[derive(Debug, Default)]
 pub struct Fold {
     rows: HashMap<String, BookingView>,
+    /// Rows changed, in the order first changed (and as a set: a batch names hundreds).
     order: Vec<String>,
+    changed: std::collections::HashSet<String>,
     houses: Vec<HouseRow>,
     nights: Vec<NightChange>,
 }
@@ -98,7 +100,8 @@ impl Fold {
     }
 
     fn row(&mut self, book_id: &str) -> &mut BookingView {
-        if !self.order.iter().any(|id| id == book_id) {
+        if !self.changed.contains(book_id) {
+            self.changed.insert(book_id.to_owned());
             self.order.push(book_id.to_owned());
         }
         self.rows

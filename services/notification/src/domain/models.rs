@@ -169,6 +169,8 @@ pub struct Changes {
 #[derive(Debug, Default)]
 pub struct Batch {
     owners: std::collections::HashMap<String, String>,
+    /// This batch's messages without an owner yet, by booking (their places in `changes`).
+    unowned: std::collections::HashMap<String, Vec<usize>>,
     changes: Changes,
 }
 
@@ -177,6 +179,7 @@ impl Batch {
     pub fn new(owners: std::collections::HashMap<String, String>) -> Self {
         Self {
             owners,
+            unowned: std::collections::HashMap::new(),
             changes: Changes::default(),
         }
     }
@@ -197,17 +200,24 @@ impl Batch {
                 self.changes
                     .owners
                     .push((book_id.to_owned(), customer.to_owned()));
-                for m in &mut self.changes.messages {
-                    if m.book_id == book_id && m.customer_id.is_none() {
+                for i in self.unowned.remove(book_id).unwrap_or_default() {
+                    if let Some(m) = self.changes.messages.get_mut(i) {
                         m.customer_id = Some(customer.to_owned());
                     }
                 }
             }
         }
         if let Some(m) = message(event) {
+            let customer_id = self.owners.get(&m.book_id).cloned();
+            if customer_id.is_none() {
+                self.unowned
+                    .entry(m.book_id.clone())
+                    .or_default()
+                    .push(self.changes.messages.len());
+            }
             self.changes.messages.push(Notification {
                 id: id.to_owned(),
-                customer_id: self.owners.get(&m.book_id).cloned(),
+                customer_id,
                 book_id: m.book_id,
                 kind: m.kind.to_owned(),
                 text: m.text,
