@@ -169,8 +169,6 @@ pub struct Changes {
 #[derive(Debug, Default)]
 pub struct Batch {
     owners: std::collections::HashMap<String, String>,
-    /// This batch's messages without an owner yet, by booking (their places in `changes`).
-    unowned: std::collections::HashMap<String, Vec<usize>>,
     changes: Changes,
 }
 
@@ -179,15 +177,15 @@ impl Batch {
     pub fn new(owners: std::collections::HashMap<String, String>) -> Self {
         Self {
             owners,
-            unowned: std::collections::HashMap::new(),
             changes: Changes::default(),
         }
     }
 
     /// Applies one event (each is given once): the owner it names is learnt (the first
     /// one stays), the message it makes is kept with its owner where known. Messages about
-    /// a booking whose owner is not known yet are kept without one (an admin sees them)
-    /// and given it when it is learnt ([`super::ports::NotificationUnit::save`]).
+    /// a booking whose owner is not known yet — earlier in this batch or in one before —
+    /// are kept without one (an admin sees them) and given it when the owner is saved
+    /// ([`super::ports::NotificationUnit::save`]).
     pub fn apply(
         &mut self,
         id: &str,
@@ -200,24 +198,12 @@ impl Batch {
                 self.changes
                     .owners
                     .push((book_id.to_owned(), customer.to_owned()));
-                for i in self.unowned.remove(book_id).unwrap_or_default() {
-                    if let Some(m) = self.changes.messages.get_mut(i) {
-                        m.customer_id = Some(customer.to_owned());
-                    }
-                }
             }
         }
         if let Some(m) = message(event) {
-            let customer_id = self.owners.get(&m.book_id).cloned();
-            if customer_id.is_none() {
-                self.unowned
-                    .entry(m.book_id.clone())
-                    .or_default()
-                    .push(self.changes.messages.len());
-            }
             self.changes.messages.push(Notification {
                 id: id.to_owned(),
-                customer_id,
+                customer_id: self.owners.get(&m.book_id).cloned(),
                 book_id: m.book_id,
                 kind: m.kind.to_owned(),
                 text: m.text,
