@@ -50,7 +50,7 @@ pub fn internal_router(issuance: oauth::Issuance) -> Router {
 }
 
 /// The gateway's public routes.
-pub fn router(issuance: oauth::Issuance, proxy: proxy::Proxy) -> Router {
+pub fn router(issuance: oauth::Issuance, proxy: proxy::Proxy, document: &'static str) -> Router {
     let api = Router::new()
         .route("/houses", any(proxy::forward))
         .route("/houses/{*rest}", any(proxy::forward))
@@ -69,18 +69,18 @@ pub fn router(issuance: oauth::Issuance, proxy: proxy::Proxy) -> Router {
         .route("/.well-known/jwks.json", get(oauth::jwks))
         .with_state(issuance)
         .merge(api)
-        .merge(platform::http::openapi_route(public_document()))
+        .merge(platform::http::openapi_route(document))
 }
 
-/// The public API's document ([`contract::public_document`]), built once per process.
-fn public_document() -> &'static str {
+/// The public API's document ([`contract::public_document`]), built once per process;
+/// an error stops the gateway at start-up.
+fn public_document() -> anyhow::Result<&'static str> {
     static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DOC.get_or_init(|| match contract::public_document() {
-        Ok(doc) => doc.to_string(),
-        // The documents are compiled in and the unit tests build this: unreachable in a
-        // released binary, and then the answer says what is missing rather than panicking.
-        Err(e) => serde_json::json!({"error": "no_document", "message": e.to_string()}).to_string(),
-    })
+    if let Some(doc) = DOC.get() {
+        return Ok(doc);
+    }
+    let doc = contract::public_document()?.to_string();
+    Ok(DOC.get_or_init(|| doc))
 }
 
 #[async_trait::async_trait]
@@ -151,7 +151,7 @@ impl Service for Application {
         let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port)).await?;
         let internal =
             TcpListener::bind((settings.internal.host.as_str(), settings.internal.port)).await?;
-        let mut public_router = router(public, proxy);
+        let mut public_router = router(public, proxy, public_document()?);
         if settings.hsts_max_age_secs > 0 {
             let hsts = HeaderValue::try_from(format!(
                 "max-age={}; includeSubDomains",
