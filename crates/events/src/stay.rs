@@ -4,7 +4,7 @@
 //! single `bookDate` is a one-night stay. Dates are ISO (`2026-12-01`) or the seed's
 //! `YYYYMMDD`.
 
-use chrono::{Duration, NaiveDate};
+use chrono::{Datelike as _, Duration, NaiveDate};
 
 /// The longest stay accepted, in nights.
 pub const MAX_NIGHTS: i64 = 365;
@@ -28,6 +28,9 @@ pub enum StayError {
     /// A date could not be read.
     #[error("{0:?} is not a date (expected YYYY-MM-DD or YYYYMMDD)")]
     BadDate(String),
+    /// A stay ending after 9999-12-31, which no answer could write as `YYYY-MM-DD`.
+    #[error("a stay must end by 9999-12-31")]
+    TooLate,
 }
 
 impl Stay {
@@ -38,6 +41,8 @@ impl Stay {
             Err(StayError::Empty)
         } else if nights > MAX_NIGHTS {
             Err(StayError::TooLong)
+        } else if check_out.year() > 9999 {
+            Err(StayError::TooLate)
         } else {
             Ok(Self {
                 check_in,
@@ -84,8 +89,7 @@ impl Stay {
 
 /// Reads `2026-12-01` or the seed's `20261201`: a four-digit year, always (chrono alone
 /// would also read `+10000-01-01`, which no answer could then write back as `YYYY-MM-DD`).
-pub fn parse_date(text: &str) -> Result<NaiveDate, StayError> {
-    let t = text.trim();
+pub fn parse_date(t: &str) -> Result<NaiveDate, StayError> {
     let digit_or_dash = |(i, b): (usize, &u8)| match (t.len(), i) {
         (10, 4 | 7) => *b == b'-',
         _ => b.is_ascii_digit(),
@@ -107,6 +111,12 @@ mod tests {
 
     fn d(s: &str) -> NaiveDate {
         parse_date(s).unwrap()
+    }
+
+    #[test]
+    fn a_stay_ends_by_the_last_day_a_date_can_be_written() {
+        assert_eq!(Stay::one_night(d("9999-12-31")), Err(StayError::TooLate));
+        assert!(Stay::new(d("9999-12-30"), d("9999-12-31")).is_ok());
     }
 
     #[test]
@@ -167,11 +177,11 @@ mod tests {
         ] {
             assert!(parse_date(bad).is_err(), "{bad:?} read as a date");
         }
-        assert_eq!(
-            d(" 2026-01-01 "),
-            d("20260101"),
-            "spaces around are trimmed"
-        );
+        // As given, as the public document's `format: date` says: nothing is trimmed.
+        for spaced in [" 2026-01-01", "2026-01-01 ", "2026-01-01\n"] {
+            assert!(parse_date(spaced).is_err(), "{spaced:?} read as a date");
+        }
+        assert_eq!(d("2026-01-01"), d("20260101"));
         assert_eq!(d("0001-01-01").to_string(), "0001-01-01");
     }
 }

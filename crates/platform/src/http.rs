@@ -281,9 +281,12 @@ pub async fn reject_oversized(State(limit): State<usize>, req: Request, next: Ne
     }
 }
 
-/// `?limit=&offset=` of a list endpoint, read beside the endpoint's own query fields
-/// (a second `AppQuery`; unknown fields are ignored by both).
+/// `?limit=&offset=` of a list endpoint with no other parameter. A listing that has more
+/// reads them into a query type of its own (with `deny_unknown_fields` too) and makes a
+/// `Page` of them: a parameter no document names is refused, never ignored (`?stauts=`
+/// would otherwise list everything).
 #[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Page {
     /// Rows wanted, 1 to [`Page::MAX`]; 100 when absent.
     pub limit: Option<i64>,
@@ -315,7 +318,6 @@ pub mod lenient {
     use std::fmt;
 
     use serde::de::{self, Deserializer, Visitor};
-    use serde::Deserialize;
 
     struct WholeNumber;
 
@@ -333,10 +335,17 @@ pub mod lenient {
         fn visit_f64<E: de::Error>(self, _: f64) -> Result<i64, E> {
             Err(E::custom("expected a whole number that fits in 64 bits"))
         }
+        /// Digits, with a minus sign first or not: what the documents' patterns say (no
+        /// `+`, no white space, which `str::parse` would also take).
         fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
-            v.trim()
-                .parse()
-                .map_err(|_| E::custom(format!("expected a whole number, got {:?}", truncate(v))))
+            let digits = v.strip_prefix('-').unwrap_or(v);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(E::custom(format!(
+                    "expected a whole number, got {:?}",
+                    truncate(v)
+                )));
+            }
+            v.parse().map_err(|_| E::custom("number too large"))
         }
     }
 
@@ -372,19 +381,22 @@ pub mod lenient {
         d.deserialize_any(IdText)
     }
 
-    /// Like [`string()`], for optional fields.
+    /// Like [`string()`], for a field that may be absent (with `#[serde(default)]`) but
+    /// not `null`.
     pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-        #[derive(Deserialize)]
-        struct W(#[serde(deserialize_with = "string")] String);
-        Option::<W>::deserialize(d).map(|o| o.map(|W(v)| v))
+        string(d).map(Some)
     }
+}
 
-    /// Like [`i64()`], for optional fields.
-    pub fn opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-        #[derive(Deserialize)]
-        struct W(#[serde(deserialize_with = "i64")] i64);
-        Option::<W>::deserialize(d).map(|o| o.map(|W(v)| v))
-    }
+/// For a body field that may be absent (with `#[serde(default)]`) but not `null`, which
+/// `Option` alone would read as absent: the documents say which fields are nullable, and
+/// only those are.
+pub fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 /// `GET /openapi.json`: the service's OpenAPI document (checked in beside its code; the
@@ -428,5 +440,23 @@ mod tests {
         assert!(serde_json::from_str::<P>(r#"{"price": 1.5}"#).is_err());
         assert!(serde_json::from_str::<P>(r#"{"price": 99999999999999999999}"#).is_err());
         assert!(serde_json::from_str::<P>(r#"{"price": null}"#).is_err());
+        // Text is digits as the documents' patterns say: no sign but minus, no space.
+        assert_eq!(
+            serde_json::from_str::<P>(r#"{"price": "-7"}"#)
+                .unwrap()
+                .price,
+            -7
+        );
+        for refused in ["+5", " 5", "5 ", "", "-"] {
+            let body = serde_json::json!({ "price": refused }).to_string();
+            assert!(serde_json::from_str::<P>(&body).is_err(), "{refused:?}");
+        }
+    }
+
+    #[test]
+    fn a_page_refuses_a_parameter_it_does_not_know() {
+        let page: Page = serde_urlencoded::from_str("limit=5&offset=2").unwrap();
+        assert_eq!((page.limit, page.offset), (Some(5), Some(2)));
+        assert!(serde_urlencoded::from_str::<Page>("limit=5&stauts=BOOKED").is_err());
     }
 }

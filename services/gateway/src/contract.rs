@@ -65,9 +65,11 @@ pub fn public_document() -> anyhow::Result<Value> {
             if upstream_of(path) != Some(service) {
                 continue; // the service's own probes, metrics and document
             }
+            let mut item = item.clone();
+            add_edge_answers(&mut item);
             let ours = object(&mut doc, "paths")?;
             anyhow::ensure!(
-                ours.insert(path.clone(), item.clone()).is_none(),
+                ours.insert(path.clone(), item).is_none(),
                 "{path} is documented twice"
             );
         }
@@ -91,6 +93,49 @@ pub fn public_document() -> anyhow::Result<Value> {
     Ok(doc)
 }
 
+/// What the gateway itself may answer to any routed call, before or instead of the
+/// service (`crate::proxy::forward`); a service's own description of the same status is
+/// kept (it answers it too, and says when).
+const EDGE_ANSWERS: [(&str, &str); 8] = [
+    ("400", "the path has dot segments, encoded slashes or backslashes (the gateway)"),
+    ("401", "no token, or one that is expired, forged or not for this audience"),
+    ("403", "a service identity, which acts only inside the fleet (the gateway)"),
+    ("413", "a body over the limit (the gateway)"),
+    ("429", "too many calls for this token's subject, or too many refused calls from this address; see Retry-After (the gateway)"),
+    ("502", "the service failed to answer (the gateway)"),
+    ("503", "no replica of the service is ready; see Retry-After (the gateway)"),
+    ("504", "the service did not answer in time (the gateway)"),
+];
+
+/// Adds [`EDGE_ANSWERS`] to every operation of a routed path.
+fn add_edge_answers(item: &mut Value) {
+    for op in operations(item) {
+        let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for (status, description) in EDGE_ANSWERS {
+            responses.entry(status).or_insert_with(|| {
+                serde_json::json!({
+                    "description": description,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+                })
+            });
+        }
+    }
+}
+
+/// The operations of a path item.
+fn operations(item: &mut Value) -> impl Iterator<Item = &mut Map<String, Value>> {
+    const METHODS: [&str; 8] = [
+        "get", "put", "post", "delete", "options", "head", "patch", "trace",
+    ];
+    item.as_object_mut()
+        .into_iter()
+        .flat_map(|m| m.iter_mut())
+        .filter(|(k, _)| METHODS.contains(&k.as_str()))
+        .filter_map(|(_, v)| v.as_object_mut())
+}
+
 /// `doc[key]` as an object, created if missing.
 fn object<'a>(doc: &'a mut Value, key: &str) -> anyhow::Result<&'a mut Map<String, Value>> {
     object_value(doc, key)?
@@ -107,15 +152,10 @@ fn object_value<'a>(doc: &'a mut Value, key: &str) -> anyhow::Result<&'a mut Val
 
 /// Tags every operation of a document with `tag`.
 fn tag_all(doc: &mut Value, tag: &str) {
-    const METHODS: [&str; 8] = [
-        "get", "put", "post", "delete", "options", "head", "patch", "trace",
-    ];
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
         for item in paths.values_mut() {
-            for method in METHODS {
-                if let Some(op) = item.get_mut(method).and_then(Value::as_object_mut) {
-                    op.insert("tags".into(), Value::from(vec![tag]));
-                }
+            for op in operations(item) {
+                op.insert("tags".into(), Value::from(vec![tag]));
             }
         }
     }
@@ -166,10 +206,14 @@ mod tests {
                     let ours = &doc["paths"][path];
                     for (method, op) in item.as_object().unwrap() {
                         assert_eq!(ours[method]["tags"], serde_json::json!([service]));
-                        assert_eq!(
-                            ours[method]["responses"], op["responses"],
-                            "{method} {path}"
-                        );
+                        // The service's answers as it states them, and the edge's.
+                        let ours = ours[method]["responses"].as_object().unwrap();
+                        for (status, answer) in op["responses"].as_object().unwrap() {
+                            assert_eq!(&ours[status], answer, "{method} {path} {status}");
+                        }
+                        for (status, _) in EDGE_ANSWERS {
+                            assert!(ours.contains_key(status), "{method} {path} {status}");
+                        }
                     }
                 }
             }

@@ -40,7 +40,7 @@ impl BookStatus {
 
     /// Reads a status; the seed's single-L and the double-L spelling both work.
     pub fn parse(s: &str) -> Option<Self> {
-        match s.trim().to_ascii_uppercase().as_str() {
+        match s {
             "BOOKED" => Some(Self::Booked),
             "CONFIRMED" => Some(Self::Confirmed),
             "REJECTED" => Some(Self::Rejected),
@@ -244,11 +244,15 @@ mod tests {
     }
 
     #[test]
-    fn both_spellings_parse() {
+    fn both_spellings_parse_and_nothing_else() {
         assert_eq!(
-            BookStatus::parse("book_cancelled"),
+            BookStatus::parse("BOOK_CANCELLED"),
             Some(BookStatus::BookCanceled)
         );
+        // Exactly the documented words (the public document's enum): no other case, no
+        // surrounding space.
+        assert_eq!(BookStatus::parse("book_cancelled"), None);
+        assert_eq!(BookStatus::parse(" BOOKED"), None);
         assert_eq!(
             BookStatus::parse("BOOK_CANCELED"),
             Some(BookStatus::BookCanceled)

@@ -90,7 +90,9 @@ impl From<Booking> for BookView {
 struct CreateBody {
     #[serde(deserialize_with = "lenient::i64")]
     house_id: i64,
+    #[serde(default, deserialize_with = "platform::http::present")]
     check_in: Option<String>,
+    #[serde(default, deserialize_with = "platform::http::present")]
     check_out: Option<String>,
     #[serde(default, deserialize_with = "lenient::opt_string")]
     book_date: Option<String>,
@@ -157,18 +159,25 @@ async fn get_one(
     Ok(AppJson(b.into()))
 }
 
-/// `GET /books?status=`: one status only (either spelling of the cancelled status).
+/// `GET /books?status=&limit=&offset=`: one status only (either spelling of the cancelled
+/// status); any other parameter is refused.
 #[derive(Debug, Deserialize)]
-struct StatusQuery {
+#[serde(deny_unknown_fields)]
+struct ListQuery {
     status: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
 }
 
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    AppQuery(q): AppQuery<StatusQuery>,
-    AppQuery(page): AppQuery<Page>,
+    AppQuery(q): AppQuery<ListQuery>,
 ) -> Result<AppJson<Vec<BookView>>, ApiError> {
+    let page = Page {
+        limit: q.limit,
+        offset: q.offset,
+    };
     let list = calls::list(&state.service, &caller, q.status.as_deref(), &page).await?;
     Ok(AppJson(list.into_iter().map(Into::into).collect()))
 }

@@ -110,28 +110,41 @@ async fn register(
         .into_response())
 }
 
+/// `GET /houses/{id}?date=`; any other parameter is refused.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct DateQuery {
     date: Option<String>,
 }
 
-impl DateQuery {
-    fn date(&self) -> Result<NaiveDate, ApiError> {
-        match &self.date {
-            None => Ok(chrono::Utc::now().date_naive()),
-            Some(d) => events::parse_date(d).map_err(|e| ApiError::unprocessable(e.to_string())),
-        }
+/// `GET /houses?date=&limit=&offset=`; any other parameter is refused.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    date: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+/// The day asked about: `date`, or today.
+fn day(date: Option<&str>) -> Result<NaiveDate, ApiError> {
+    match date {
+        None => Ok(chrono::Utc::now().date_naive()),
+        Some(d) => events::parse_date(d).map_err(|e| ApiError::unprocessable(e.to_string())),
     }
 }
 
 async fn list(
     State(state): State<AppState>,
     _caller: Caller,
-    AppQuery(q): AppQuery<DateQuery>,
-    AppQuery(page): AppQuery<Page>,
+    AppQuery(q): AppQuery<ListQuery>,
 ) -> Result<AppJson<Vec<HouseView>>, ApiError> {
-    let date = q.date()?;
-    let (limit, offset) = page.bounds()?;
+    let date = day(q.date.as_deref())?;
+    let (limit, offset) = Page {
+        limit: q.limit,
+        offset: q.offset,
+    }
+    .bounds()?;
     let houses = state.service.list(date, limit, offset).await?;
     Ok(AppJson(
         houses
@@ -147,7 +160,7 @@ async fn get_one(
     AppPath(id): AppPath<i64>,
     AppQuery(q): AppQuery<DateQuery>,
 ) -> Result<AppJson<HouseView>, ApiError> {
-    let date = q.date()?;
+    let date = day(q.date.as_deref())?;
     let HouseCalendar {
         house,
         rented_on_date,

@@ -113,8 +113,9 @@ async fn get_one(
     }
 }
 
+/// Any other parameter is refused.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct AvailabilityQuery {
     #[serde(deserialize_with = "lenient::i64")]
     house_id: i64,

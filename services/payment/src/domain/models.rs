@@ -14,7 +14,6 @@ pub struct BookId(String);
 impl BookId {
     /// 1–64 visible ASCII characters (booking ids are UUIDs).
     pub fn new(id: &str) -> Result<Self, PaymentInvalid> {
-        let id = id.trim();
         if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_graphic()) {
             return Err(PaymentInvalid::BookId);
         }
@@ -45,7 +44,7 @@ impl PaymentStatus {
     }
     /// Reads a status; the seed's single-L and the double-L spelling both work.
     pub fn parse(s: &str) -> Option<Self> {
-        match s.trim().to_ascii_uppercase().as_str() {
+        match s {
             "PAID" => Some(Self::Paid),
             "PAYMENT_CANCELED" | "PAYMENT_CANCELLED" => Some(Self::PaymentCanceled),
             _ => None,
@@ -197,15 +196,18 @@ mod tests {
         assert!(BookId::new(&"x".repeat(65)).is_err());
         assert!(BookId::new("a b").is_err());
         assert!(BookId::new("é").is_err());
-        assert_eq!(BookId::new(" abc ").unwrap().as_str(), "abc");
+        assert!(BookId::new(" abc").is_err(), "as given: nothing is trimmed");
+        assert_eq!(BookId::new("abc").unwrap().as_str(), "abc");
     }
 
     #[test]
-    fn both_spellings_of_cancelled_parse() {
+    fn both_spellings_of_cancelled_parse_and_nothing_else() {
         assert_eq!(
-            PaymentStatus::parse("payment_cancelled"),
+            PaymentStatus::parse("PAYMENT_CANCELLED"),
             Some(PaymentStatus::PaymentCanceled)
         );
+        assert_eq!(PaymentStatus::parse("payment_cancelled"), None);
+        assert_eq!(PaymentStatus::parse("PAID "), None);
         assert_eq!(
             PaymentStatus::parse("PAYMENT_CANCELED"),
             Some(PaymentStatus::PaymentCanceled)

@@ -33,8 +33,8 @@ impl FaultSettings {
         if self.delay_min_ms > self.delay_max_ms && self.delay_max_ms != 0 {
             return Err("delayMinMs must not exceed delayMaxMs".into());
         }
-        if self.delay_max_ms > 60_000 {
-            return Err("delayMaxMs is at most 60000".into());
+        if self.delay_min_ms > 60_000 || self.delay_max_ms > 60_000 {
+            return Err("delayMinMs and delayMaxMs are at most 60000".into());
         }
         if !(0.0..=1.0).contains(&self.failure_rate) {
             return Err("failureRate must be between 0 and 1".into());

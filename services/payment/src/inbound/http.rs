@@ -109,8 +109,11 @@ struct CreateBody {
     house_id: i64,
     #[serde(deserialize_with = "lenient::i64")]
     house_price: i64,
+    #[serde(default, deserialize_with = "platform::http::present")]
     customer_id: Option<String>,
+    #[serde(default, deserialize_with = "platform::http::present")]
     check_in: Option<String>,
+    #[serde(default, deserialize_with = "platform::http::present")]
     check_out: Option<String>,
     #[serde(default, deserialize_with = "lenient::opt_string")]
     book_date: Option<String>,
@@ -285,19 +288,25 @@ async fn get_one(
     Ok(AppJson(p.into()))
 }
 
+/// `GET /payments?bookId=&limit=&offset=`; any other parameter is refused.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ListQuery {
     book_id: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
 }
 
 async fn list(
     axum::extract::State(state): axum::extract::State<AppState>,
     caller: Caller,
     AppQuery(q): AppQuery<ListQuery>,
-    AppQuery(page): AppQuery<Page>,
 ) -> Result<AppJson<Vec<PaymentView>>, ApiError> {
-    let (limit, offset) = page.bounds()?;
+    let (limit, offset) = Page {
+        limit: q.limit,
+        offset: q.offset,
+    }
+    .bounds()?;
     let book_id = q
         .book_id
         .map(|b| BookId::new(&b).map(|id| id.as_str().to_owned()))
@@ -323,8 +332,11 @@ async fn get_faults(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct FaultsBody {
+    #[serde(default, deserialize_with = "platform::http::present")]
     delay_min_ms: Option<u64>,
+    #[serde(default, deserialize_with = "platform::http::present")]
     delay_max_ms: Option<u64>,
+    #[serde(default, deserialize_with = "platform::http::present")]
     failure_rate: Option<f64>,
 }
 
