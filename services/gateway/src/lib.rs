@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod contract;
+pub mod docs;
 pub use platform::limit;
 pub mod oauth;
 pub mod passwords;
@@ -70,6 +71,7 @@ pub fn router(issuance: oauth::Issuance, proxy: proxy::Proxy, document: &'static
         .with_state(issuance)
         .merge(api)
         .merge(platform::http::openapi_route(document))
+        .merge(docs::router())
 }
 
 /// The public API's document ([`contract::public_document`]), built once per process;
