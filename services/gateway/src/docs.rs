@@ -64,3 +64,52 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_page_and_its_assets_are_served_under_the_policy() {
+        for (path, kind) in [
+            ("/docs", "text/html"),
+            ("/docs/docs.js", "text/javascript"),
+            ("/docs/swagger-ui-bundle.js", "text/javascript"),
+            ("/docs/swagger-ui.css", "text/css"),
+        ] {
+            let res = router()
+                .oneshot(Request::get(path).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "{path}");
+            let h = res.headers();
+            assert!(h[header::CONTENT_TYPE].to_str().unwrap().starts_with(kind));
+            assert_eq!(h[header::CONTENT_SECURITY_POLICY], CSP, "{path}");
+            assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        }
+        // The page loads only what the router serves, and runs no inline script.
+        for src in ["/docs/swagger-ui.css", "/docs/swagger-ui-bundle.js", "/docs/docs.js"] {
+            assert!(PAGE.contains(&format!("\"{src}\"")), "{src}");
+        }
+        assert!(!PAGE.contains("<script>"), "no inline script");
+    }
+
+    /// The vendored files are the package's, unchanged: their digests are the ones
+    /// `assets/swagger-ui/VERSION` records.
+    #[test]
+    fn the_vendored_swagger_ui_is_the_package_unchanged() {
+        let record = include_str!("../assets/swagger-ui/VERSION");
+        for (name, text) in [("swagger-ui-bundle.js", BUNDLE), ("swagger-ui.css", STYLE)] {
+            let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+            let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+            assert!(
+                record.contains(&format!("sha256 {hex}  {name}")),
+                "{name}: {hex} is not recorded"
+            );
+        }
+    }
+}
