@@ -97,9 +97,24 @@ impl<T: Serialize> IntoResponse for AppJson<T> {
     }
 }
 
-/// A path extractor whose rejection is a JSON `400`.
+/// A path extractor whose rejection is a JSON `400`; a path with an encoded control
+/// character ([`encodes_control`]) is refused before any handler sees it.
 #[derive(Debug)]
 pub struct AppPath<T>(pub T);
+
+/// Whether a raw (still percent-encoded) path encodes a control character (`%00`–`%1F`,
+/// `%7F`): never part of an id anywhere, and PostgreSQL refuses text with NUL in it (a
+/// lookup of `/books/a%00b` would otherwise fail as a server error).
+pub fn encodes_control(raw_path: &str) -> bool {
+    let b = raw_path.as_bytes();
+    b.windows(3).any(|w| {
+        w[0] == b'%'
+            && matches!(
+                (w[1].to_ascii_uppercase(), w[2].to_ascii_uppercase()),
+                (b'0' | b'1', b'0'..=b'9' | b'A'..=b'F') | (b'7', b'F')
+            )
+    })
+}
 
 impl<S, T> FromRequestParts<S> for AppPath<T>
 where
@@ -109,6 +124,13 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if encodes_control(parts.uri.path()) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_path",
+                "the path has a control character",
+            ));
+        }
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(Self(v)),
             Err(e @ PathRejection::FailedToDeserializePathParams(_)) => Err(ApiError::new(
@@ -450,6 +472,29 @@ mod tests {
         for refused in ["+5", " 5", "5 ", "", "-"] {
             let body = serde_json::json!({ "price": refused }).to_string();
             assert!(serde_json::from_str::<P>(&body).is_err(), "{refused:?}");
+        }
+    }
+
+    #[test]
+    fn an_encoded_control_character_is_found_in_any_case() {
+        for bad in [
+            "/books/a%00b",
+            "/books/%1f",
+            "/x/%1F/y",
+            "/x/%7f",
+            "/x/a%0A",
+        ] {
+            assert!(encodes_control(bad), "{bad}");
+        }
+        for good in [
+            "/books/0193-ab",
+            "/x/%20",
+            "/x/%C3%A9",
+            "/x/%2",
+            "/x/%",
+            "/x/%80",
+        ] {
+            assert!(!encodes_control(good), "{good}");
         }
     }
 

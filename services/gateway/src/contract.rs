@@ -97,7 +97,7 @@ pub fn public_document() -> anyhow::Result<Value> {
 /// service (`crate::proxy::forward`); a service's own description of the same status is
 /// kept (it answers it too, and says when).
 const EDGE_ANSWERS: [(&str, &str); 8] = [
-    ("400", "the path has dot segments, encoded slashes or backslashes (the gateway)"),
+    ("400", "the path has dot segments, encoded slashes, backslashes or control characters (the gateway)"),
     ("401", "no token, or one that is expired, forged or not for this audience"),
     ("403", "a service identity, which acts only inside the fleet (the gateway)"),
     ("413", "a body over the limit (the gateway)"),

@@ -92,7 +92,11 @@ mod tests {
             assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
         }
         // The page loads only what the router serves, and runs no inline script.
-        for src in ["/docs/swagger-ui.css", "/docs/swagger-ui-bundle.js", "/docs/docs.js"] {
+        for src in [
+            "/docs/swagger-ui.css",
+            "/docs/swagger-ui-bundle.js",
+            "/docs/docs.js",
+        ] {
             assert!(PAGE.contains(&format!("\"{src}\"")), "{src}");
         }
         assert!(!PAGE.contains("<script>"), "no inline script");

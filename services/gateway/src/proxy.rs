@@ -165,10 +165,12 @@ fn pass_on(from: &HeaderMap, origin: bool) -> HeaderMap {
 
 /// Whether a path is what it says: the gateway routes on its first segment, and an HTTP
 /// client or a service that resolved `..`, `%2e%2e`, `%2f` or `\\` differently would
-/// send it somewhere else than where it was routed. No API path needs them.
+/// send it somewhere else than where it was routed. No API path needs them, nor an encoded
+/// control character ([`platform::http::encodes_control`]), which no id has.
 fn normalised(path: &str) -> bool {
     let lower = path.to_ascii_lowercase();
-    !lower.contains("%2f")
+    !platform::http::encodes_control(path)
+        && !lower.contains("%2f")
         && !lower.contains("%5c")
         && !lower.contains('\\')
         && !lower.contains("//")
@@ -219,7 +221,7 @@ pub async fn forward(
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_path",
-            "the path has dot segments, encoded slashes or backslashes",
+            "the path has dot segments, encoded slashes, backslashes or control characters",
         ));
     }
     let pool = proxy
