@@ -39,8 +39,8 @@ fn tool(var: &str, installed: &str) -> PathBuf {
 
 /// A fleet whose edge lets the fuzzer's thousands of calls through: its rate limits are
 /// raised (they are tested in `abuse.rs`; here a 429 would only hide what was asked).
-async fn fleet() -> Fleet {
-    let mut options = Options::new(Backend::Sqlite);
+async fn fleet(backend: Backend) -> Fleet {
+    let mut options = Options::new(backend);
     for limit in ["API", "TOKEN", "TOKEN_ADDRESS", "UNAUTHENTICATED"] {
         for knob in ["PER_SECOND", "BURST"] {
             options.env.push((
@@ -107,9 +107,20 @@ fn days_ahead(n: i64) -> String {
     (chrono::Utc::now().date_naive() + chrono::Duration::days(n)).to_string()
 }
 
+/// On both backends: a request one store takes, the other may refuse (PostgreSQL refuses
+/// text with NUL in it: the fuzzer found `/payments/by-book/…%00…/cancel` answered 500 there).
 #[tokio::test(flavor = "multi_thread")]
-async fn the_fuzzer_finds_nothing_as_an_admin_or_as_a_customer() {
-    let fleet = fleet().await;
+async fn the_fuzzer_finds_nothing_as_an_admin_or_as_a_customer_sqlite() {
+    fuzz_everything(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fuzzer_finds_nothing_as_an_admin_or_as_a_customer_postgres() {
+    fuzz_everything(Backend::Postgres).await;
+}
+
+async fn fuzz_everything(backend: Backend) {
+    let fleet = fleet(backend).await;
     let admin = fleet.token("admin").await;
     let alice = fleet.token("alice").await;
     seed(&fleet, &admin, &alice).await;
@@ -129,7 +140,7 @@ async fn the_api_page_loads_from_the_gateway_alone_and_tries_a_call() {
         "{}: playwright-core is not installed (./dev test runs npm ci there)",
         browser.display()
     );
-    let fleet = fleet().await;
+    let fleet = fleet(Backend::Sqlite).await;
     let admin = fleet.token("admin").await;
     let alice = fleet.token("alice").await;
     let name = "Maison <b>\"Écluse\"</b> & 東京";
