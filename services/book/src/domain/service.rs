@@ -240,6 +240,9 @@ impl BookService {
 
     /// [`saga::cancel`] in a unit of work, on the booking as stored now.
     async fn cancel_stored(&self, actor: &Actor, id: &str) -> Result<Booking, CancelBookingError> {
+        if !could_be_booking_id(id) {
+            return Err(CancelBookingError::NotFound(id.to_owned()));
+        }
         let mut unit = self.repo.begin().await?;
         let booking = unit
             .booking(id)
@@ -266,6 +269,9 @@ impl BookService {
 
     /// One booking, if the actor may see it.
     pub async fn get(&self, actor: &Actor, id: &str) -> Result<Booking, GetError> {
+        if !could_be_booking_id(id) {
+            return Err(GetError::NotFound(id.to_owned()));
+        }
         let b = self
             .repo
             .get(id)
@@ -379,6 +385,14 @@ impl BookService {
         }
         Ok(done)
     }
+}
+
+/// Whether `id` could name a booking at all (book's ids are UUIDs): one that is empty, long
+/// or has a control character names none, and is not looked up — PostgreSQL refuses text
+/// with NUL, so the lookup would fail instead of finding nothing (REST refuses such paths
+/// already; gRPC's `id` is any string).
+fn could_be_booking_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && !id.chars().any(char::is_control)
 }
 
 /// Why a booking cannot be read.
