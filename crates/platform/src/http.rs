@@ -167,6 +167,43 @@ where
     }
 }
 
+/// A listing's query string: its own filter `F` and the [`Page`] (`limit`, `offset`), read
+/// from the one string. `F` takes `#[serde(deny_unknown_fields)]`, as `Page` does: a
+/// parameter neither names is refused (400), never ignored (`?stauts=` would otherwise
+/// list everything). Two `AppQuery`s could not do that, each ignoring the other's fields.
+#[derive(Debug)]
+pub struct AppListQuery<F>(pub F, pub Page);
+
+impl<S, F> FromRequestParts<S> for AppListQuery<F>
+where
+    F: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let invalid = |e: &dyn std::fmt::Display| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                format!("Failed to deserialize query string: {e}"),
+            )
+        };
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(parts.uri.query().unwrap_or_default())
+                .map_err(|e| invalid(&e))?;
+        let (page, filter): (Vec<_>, Vec<_>) = pairs
+            .into_iter()
+            .partition(|(k, _)| k == "limit" || k == "offset");
+        let read = |pairs: &[(String, String)]| serde_urlencoded::to_string(pairs);
+        let page: Page = serde_urlencoded::from_str(&read(&page).map_err(|e| invalid(&e))?)
+            .map_err(|e| invalid(&e))?;
+        let filter: F = serde_urlencoded::from_str(&read(&filter).map_err(|e| invalid(&e))?)
+            .map_err(|e| invalid(&e))?;
+        Ok(Self(filter, page))
+    }
+}
+
 /// JSON `404` for unknown routes.
 pub async fn not_found(req: Request) -> ApiError {
     ApiError::not_found(format!(
@@ -303,10 +340,8 @@ pub async fn reject_oversized(State(limit): State<usize>, req: Request, next: Ne
     }
 }
 
-/// `?limit=&offset=` of a list endpoint with no other parameter. A listing that has more
-/// reads them into a query type of its own (with `deny_unknown_fields` too) and makes a
-/// `Page` of them: a parameter no document names is refused, never ignored (`?stauts=`
-/// would otherwise list everything).
+/// `?limit=&offset=` of a list endpoint: alone as an `AppQuery<Page>`, or beside the
+/// listing's own filter in an [`AppListQuery`]; any other parameter is refused.
 #[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Page {
@@ -495,6 +530,37 @@ mod tests {
             "/x/%80",
         ] {
             assert!(!encodes_control(good), "{good}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_listing_reads_its_filter_and_page_from_one_string_and_refuses_the_rest() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        struct Filter {
+            status: Option<String>,
+        }
+        async fn read(uri: &str) -> Result<AppListQuery<Filter>, ApiError> {
+            let (mut parts, ()) = axum::http::Request::get(uri).body(()).unwrap().into_parts();
+            AppListQuery::<Filter>::from_request_parts(&mut parts, &()).await
+        }
+        let AppListQuery(f, page) = read("/b?status=BOOKED&limit=5&offset=2").await.unwrap();
+        assert_eq!(f.status.as_deref(), Some("BOOKED"));
+        assert_eq!((page.limit, page.offset), (Some(5), Some(2)));
+        let AppListQuery(f, page) = read("/b").await.unwrap();
+        assert_eq!((f.status, page.limit, page.offset), (None, None, None));
+        for bad in [
+            "/b?stauts=BOOKED",
+            "/b?limit=x",
+            "/b?limit=1&limit=2",
+            "/b?status=a&status=b",
+        ] {
+            let e = read(bad).await.unwrap_err();
+            assert_eq!(
+                (e.status, e.code),
+                (StatusCode::BAD_REQUEST, "invalid_query"),
+                "{bad}"
+            );
         }
     }
 

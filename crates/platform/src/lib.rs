@@ -49,4 +49,4 @@ pub mod trace;
 pub mod upstream;
 
 pub use error::ApiError;
-pub use http::{AppJson, AppPath, AppQuery};
+pub use http::{AppJson, AppListQuery, AppPath, AppQuery};

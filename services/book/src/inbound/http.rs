@@ -7,8 +7,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, NaiveDate, Utc};
 use platform::auth::{Caller, TokenVerifier};
-use platform::http::{lenient, Page};
-use platform::{ApiError, AppJson, AppPath, AppQuery};
+use platform::http::lenient;
+use platform::{ApiError, AppJson, AppListQuery, AppPath};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::models::{BookStatus, Booking};
@@ -159,25 +159,18 @@ async fn get_one(
     Ok(AppJson(b.into()))
 }
 
-/// `GET /books?status=&limit=&offset=`: one status only (either spelling of the cancelled
-/// status); any other parameter is refused.
+/// `GET /books?status=`: one status only (either spelling of the cancelled status).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+struct StatusQuery {
     status: Option<String>,
-    limit: Option<i64>,
-    offset: Option<i64>,
 }
 
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    AppQuery(q): AppQuery<ListQuery>,
+    AppListQuery(q, page): AppListQuery<StatusQuery>,
 ) -> Result<AppJson<Vec<BookView>>, ApiError> {
-    let page = Page {
-        limit: q.limit,
-        offset: q.offset,
-    };
     let list = calls::list(&state.service, &caller, q.status.as_deref(), &page).await?;
     Ok(AppJson(list.into_iter().map(Into::into).collect()))
 }

@@ -7,8 +7,8 @@ use axum::routing::get;
 use axum::Router;
 use chrono::NaiveDate;
 use platform::auth::{Caller, Role, TokenVerifier};
-use platform::http::{lenient, Page};
-use platform::{ApiError, AppJson, AppPath, AppQuery};
+use platform::http::lenient;
+use platform::{ApiError, AppJson, AppListQuery, AppPath, AppQuery};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::models::{House, NewHouse};
@@ -110,41 +110,29 @@ async fn register(
         .into_response())
 }
 
-/// `GET /houses/{id}?date=`; any other parameter is refused.
+/// `?date=` (any other parameter is refused, but a listing's page).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DateQuery {
     date: Option<String>,
 }
 
-/// `GET /houses?date=&limit=&offset=`; any other parameter is refused.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    date: Option<String>,
-    limit: Option<i64>,
-    offset: Option<i64>,
-}
-
-/// The day asked about: `date`, or today.
-fn day(date: Option<&str>) -> Result<NaiveDate, ApiError> {
-    match date {
-        None => Ok(chrono::Utc::now().date_naive()),
-        Some(d) => events::parse_date(d).map_err(|e| ApiError::unprocessable(e.to_string())),
+impl DateQuery {
+    fn date(&self) -> Result<NaiveDate, ApiError> {
+        match &self.date {
+            None => Ok(chrono::Utc::now().date_naive()),
+            Some(d) => events::parse_date(d).map_err(|e| ApiError::unprocessable(e.to_string())),
+        }
     }
 }
 
 async fn list(
     State(state): State<AppState>,
     _caller: Caller,
-    AppQuery(q): AppQuery<ListQuery>,
+    AppListQuery(q, page): AppListQuery<DateQuery>,
 ) -> Result<AppJson<Vec<HouseView>>, ApiError> {
-    let date = day(q.date.as_deref())?;
-    let (limit, offset) = Page {
-        limit: q.limit,
-        offset: q.offset,
-    }
-    .bounds()?;
+    let date = q.date()?;
+    let (limit, offset) = page.bounds()?;
     let houses = state.service.list(date, limit, offset).await?;
     Ok(AppJson(
         houses
@@ -160,7 +148,7 @@ async fn get_one(
     AppPath(id): AppPath<i64>,
     AppQuery(q): AppQuery<DateQuery>,
 ) -> Result<AppJson<HouseView>, ApiError> {
-    let date = day(q.date.as_deref())?;
+    let date = q.date()?;
     let HouseCalendar {
         house,
         rented_on_date,

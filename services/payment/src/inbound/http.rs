@@ -8,8 +8,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, NaiveDate, Utc};
 use platform::auth::{Caller, Role, TokenVerifier};
-use platform::http::{lenient, Page};
-use platform::{ApiError, AppJson, AppPath, AppQuery};
+use platform::http::lenient;
+use platform::{ApiError, AppJson, AppListQuery, AppPath};
 use serde::{Deserialize, Serialize};
 use tracing::Instrument as _;
 
@@ -288,25 +288,19 @@ async fn get_one(
     Ok(AppJson(p.into()))
 }
 
-/// `GET /payments?bookId=&limit=&offset=`; any other parameter is refused.
+/// `GET /payments?bookId=`; any other parameter is refused, but the page.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ListQuery {
     book_id: Option<String>,
-    limit: Option<i64>,
-    offset: Option<i64>,
 }
 
 async fn list(
     axum::extract::State(state): axum::extract::State<AppState>,
     caller: Caller,
-    AppQuery(q): AppQuery<ListQuery>,
+    AppListQuery(q, page): AppListQuery<ListQuery>,
 ) -> Result<AppJson<Vec<PaymentView>>, ApiError> {
-    let (limit, offset) = Page {
-        limit: q.limit,
-        offset: q.offset,
-    }
-    .bounds()?;
+    let (limit, offset) = page.bounds()?;
     let book_id = q
         .book_id
         .map(|b| BookId::new(&b).map(|id| id.as_str().to_owned()))
