@@ -178,7 +178,7 @@ pub enum KafkaProtocol {
 impl Default for KafkaSettings {
     fn default() -> Self {
         Self {
-            brokers: "127.0.0.1:9092".into(),
+            brokers: format!("127.0.0.1:{}", fleet::BROKER.port),
             topic_prefix: String::new(),
             group_id: String::new(),
             rejoin_unassigned_ms: 0,

@@ -89,8 +89,8 @@ async fn a_fetch_that_starts_inside_a_record_batch_gets_the_rest_of_it() {
     assert_eq!(got, want);
 }
 
-/// Why the local fleet sets `fetch.wait.max.ms` to 40 ms (`testkit::LOCAL_FETCH_WAIT_MS`,
-/// `./dev`'s `LOCAL_BROKER_ENV`) while a cluster keeps librdkafka's 500 ms: Apache Kafka
+/// Why the local fleet sets `fetch.wait.max.ms` to 40 ms (`fleet::LOCAL_FETCH_WAIT_MS`,
+/// every local fleet's setting) while a cluster keeps librdkafka's 500 ms: Apache Kafka
 /// answers a waiting fetch as soon as a record arrives, nisshi only at its next look at
 /// storage, after sleeping half of what was left of the wait. A record produced while a
 /// fetch with a 2 s wait is sleeping its first second reaches the consumer only when that

@@ -50,14 +50,13 @@ pub use platform::db::Backend;
 /// default (`book`'s `bookings_open_two_years_ahead…`).
 pub const FIXTURE_HORIZON_DAYS: u32 = 36_500;
 
-/// `fetch.wait.max.ms` for the local broker, as `./dev` sets it (`LOCAL_BROKER_ENV`): nisshi
-/// looks at its storage again only after sleeping half of what is left of a fetch's wait,
-/// so the wait is a floor under every event hop there (docs/broker.md).
-pub const LOCAL_FETCH_WAIT_MS: u64 = 40;
+/// `fetch.wait.max.ms` for the local broker, as every local fleet sets it.
+pub use fleet::LOCAL_FETCH_WAIT_MS;
 
 /// The broker tests use.
 pub fn brokers() -> String {
-    std::env::var("HOUSEBOOK_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into())
+    std::env::var("HOUSEBOOK_TEST_BROKERS")
+        .unwrap_or_else(|_| format!("127.0.0.1:{}", fleet::BROKER.test_port))
 }
 
 fn pg_base() -> String {

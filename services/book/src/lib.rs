@@ -130,7 +130,7 @@ impl Service for Application {
     type Settings = Settings;
     const DEFAULTS: ServiceDefaults = ServiceDefaults {
         name: NAME,
-        port: 8081,
+        port: fleet::BOOK.port,
     };
 
     fn log(settings: &Settings) -> &LogSettings {

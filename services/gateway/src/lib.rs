@@ -90,7 +90,7 @@ impl Service for Application {
     type Settings = Settings;
     const DEFAULTS: ServiceDefaults = ServiceDefaults {
         name: NAME,
-        port: 8088,
+        port: fleet::GATEWAY.port,
     };
 
     fn log(settings: &Settings) -> &LogSettings {

@@ -58,7 +58,7 @@ impl Default for InternalSettings {
     fn default() -> Self {
         Self {
             host: "127.0.0.1".into(),
-            port: 8089,
+            port: fleet::GATEWAY_INTERNAL_PORT,
         }
     }
 }
@@ -154,11 +154,11 @@ pub struct Upstreams {
 impl Default for Upstreams {
     fn default() -> Self {
         Self {
-            book: "http://127.0.0.1:8081".into(),
-            payment: "http://127.0.0.1:8082".into(),
-            house: "http://127.0.0.1:8083".into(),
-            mypage: "http://127.0.0.1:8084".into(),
-            notification: "http://127.0.0.1:8085".into(),
+            book: fleet::local_url(&fleet::BOOK),
+            payment: fleet::local_url(&fleet::PAYMENT),
+            house: fleet::local_url(&fleet::HOUSE),
+            mypage: fleet::local_url(&fleet::MYPAGE),
+            notification: fleet::local_url(&fleet::NOTIFICATION),
             timeout_ms: 10_000,
             health_interval_ms: 250,
         }

@@ -52,7 +52,7 @@ impl Service for Application {
     type Settings = Settings;
     const DEFAULTS: ServiceDefaults = ServiceDefaults {
         name: NAME,
-        port: 8083,
+        port: fleet::HOUSE.port,
     };
 
     fn log(settings: &Settings) -> &LogSettings {

@@ -24,7 +24,7 @@ pub const NAME: &str = "mypage";
 /// Name and local port.
 pub const DEFAULTS: ServiceDefaults = ServiceDefaults {
     name: NAME,
-    port: 8084,
+    port: fleet::MYPAGE.port,
 };
 
 /// The migrations of the view database (after the platform's outbox and inbox).

@@ -49,7 +49,7 @@ impl Service for Application {
     type Settings = Settings;
     const DEFAULTS: ServiceDefaults = ServiceDefaults {
         name: NAME,
-        port: 8085,
+        port: fleet::NOTIFICATION.port,
     };
 
     fn log(settings: &Settings) -> &LogSettings {

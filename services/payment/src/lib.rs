@@ -54,7 +54,7 @@ impl Service for Application {
     type Settings = Settings;
     const DEFAULTS: ServiceDefaults = ServiceDefaults {
         name: NAME,
-        port: 8082,
+        port: fleet::PAYMENT.port,
     };
 
     fn log(settings: &Settings) -> &LogSettings {

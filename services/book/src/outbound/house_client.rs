@@ -30,7 +30,7 @@ pub struct HouseClientSettings {
 impl Default for HouseClientSettings {
     fn default() -> Self {
         Self {
-            url: "http://127.0.0.1:8083".into(),
+            url: fleet::local_url(&fleet::HOUSE),
             health_interval_ms: 250,
             timeout_ms: 1000,
         }

@@ -56,7 +56,7 @@ pub struct PaymentClientSettings {
 impl Default for PaymentClientSettings {
     fn default() -> Self {
         Self {
-            url: "http://127.0.0.1:8082".into(),
+            url: fleet::local_url(&fleet::PAYMENT),
             health_interval_ms: 250,
             timeout_ms: 610,
             retries: 1,
@@ -64,7 +64,7 @@ impl Default for PaymentClientSettings {
             breaker_min_calls: 10,
             breaker_failure_rate: 0.5,
             breaker_open_ms: 3000,
-            token_url: "http://127.0.0.1:8089/oauth/token".into(),
+            token_url: fleet::local_token_url(),
             client_id: "book".into(),
             client_secret: SecretString::from("book-dev-secret"),
             static_token: None,
