@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
 """Checks each service's CodeBuild spec: valid YAML, version 0.2, and the four steps the
 pipeline promises — run the tests, build the image, push it, roll out and wait."""
+import json
+import os
 import pathlib
 import sys
 
 import yaml
 
-SERVICES = ["book", "payment", "house", "mypage", "notification", "gateway"]
+# The fleet's services (crates/fleet; k8s/validate.sh passes `fleet json`).
+if "HOUSEBOOK_FLEET_JSON" not in os.environ:
+    sys.exit("buildspec/check.py: HOUSEBOOK_FLEET_JSON is not set (k8s/validate.sh sets it from `fleet json`)")
+SERVICES = [s["name"] for s in json.loads(os.environ["HOUSEBOOK_FLEET_JSON"])["services"]]
 passed, failed = 0, []
 for svc in SERVICES:
     path = pathlib.Path(__file__).parent / svc / "buildspec.yml"

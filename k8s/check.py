@@ -28,6 +28,7 @@ Kafka's defaults.
 """
 import base64
 import copy
+import json
 import os
 import re
 import sys
@@ -52,7 +53,13 @@ READS = {
     "notification": {"housebook.booking.events", "housebook.payment.events"},
     "mypage": {"housebook.booking.events", "housebook.payment.events", "housebook.house.events"},
 }
-KAFKA_CLIENTS = ("book", "payment", "house", "mypage", "notification")
+# The fleet's services (crates/fleet; validate.sh passes `fleet json`), and those that
+# speak Kafka.
+if "HOUSEBOOK_FLEET_JSON" not in os.environ:
+    sys.exit("check.py: HOUSEBOOK_FLEET_JSON is not set (k8s/validate.sh sets it from `fleet json`)")
+FLEET = json.loads(os.environ["HOUSEBOOK_FLEET_JSON"])["services"]
+SERVICES = tuple(s["name"] for s in FLEET)
+KAFKA_CLIENTS = tuple(s["name"] for s in FLEET if s["kafka"])
 
 
 def find(docs, kind, name=None):
@@ -124,7 +131,7 @@ def check(docs):
             need(sc.get("allowPrivilegeEscalation") is False, f"{cname} forbids privilege escalation")
 
     services = [d for d in find(docs, "Deployment") if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "service"]
-    need(len(services) == 6, f"six service Deployments (found {len(services)})")
+    need(sorted(d["metadata"]["name"] for d in services) == sorted(SERVICES), f"a Deployment for each of the fleet's services {SERVICES} (found {[d['metadata']['name'] for d in services]})")
     for d in services:
         n = d["metadata"]["name"]
         pod_labels = d["spec"]["template"]["metadata"]["labels"]
@@ -339,6 +346,7 @@ def self_test(path, production_path):
         "no readiness probe": lambda ds: first_service(ds)["spec"]["template"]["spec"]["containers"][0].pop("readinessProbe"),
         "no liveness probe": lambda ds: first_service(ds)["spec"]["template"]["spec"]["containers"][0].pop("livenessProbe"),
         "no resources": lambda ds: first_service(ds)["spec"]["template"]["spec"]["containers"][0].pop("resources"),
+        "a service of the fleet not deployed": lambda ds: ds.remove(next(d for d in ds if d.get("kind") == "Deployment" and d["metadata"]["name"] == "notification")),
         "no HPA": lambda ds: ds.remove(next(d for d in ds if d.get("kind") == "HorizontalPodAutoscaler" and d["metadata"]["name"] == "book")),
         "no PDB": lambda ds: ds.remove(next(d for d in ds if d.get("kind") == "PodDisruptionBudget" and d["metadata"]["name"] == "book")),
         "maxUnavailable 1": lambda ds: first_service(ds)["spec"]["strategy"]["rollingUpdate"].update(maxUnavailable=1),

@@ -16,6 +16,11 @@ if ! "$VENV/bin/python" -c 'import kubernetes_validate, yaml' 2>/dev/null || [[ 
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_PKGS[@]}"
 fi
 
+# The fleet's one definition (crates/fleet): check.py and buildspec/check.py hold every
+# service to it.
+HOUSEBOOK_FLEET_JSON=$(cd "$ROOT" && cargo run --quiet --locked -p fleet --bin fleet -- json)
+export HOUSEBOOK_FLEET_JSON
+
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 for overlay in "$ROOT"/k8s/overlays/*/; do
