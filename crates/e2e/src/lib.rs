@@ -21,15 +21,16 @@ use std::time::Duration;
 use serde_json::Value;
 use testkit::Backend;
 
-/// The services, in start order.
-pub const SERVICES: [&str; 6] = [
-    "payment",
-    "house",
-    "mypage",
-    "book",
-    "notification",
-    "gateway",
-];
+/// The services, in start order (the fleet's one list: `crates/fleet`).
+pub const SERVICES: [&str; fleet::SERVICES.len()] = {
+    let mut names = [""; fleet::SERVICES.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = fleet::SERVICES[i].name;
+        i += 1;
+    }
+    names
+};
 
 /// How to start a fleet.
 #[derive(Debug, Clone)]
@@ -69,12 +70,9 @@ impl Options {
 
 /// A running fleet; dropped, it kills what still runs.
 pub struct Fleet {
-    ports: HashMap<String, u16>,
-    gateway_admin_port: u16,
-    grpc_ports: HashMap<String, u16>,
-    env: HashMap<String, Vec<(String, String)>>,
+    /// Every process, in start order, with its ports and settings (`fleet::Plan`).
+    instances: Vec<fleet::Instance>,
     children: HashMap<String, Child>,
-    replicas: HashMap<&'static str, Vec<String>>,
     broker: Option<Broker>,
     brokers: String,
     prefix: String,
@@ -89,15 +87,6 @@ struct Broker {
     dir: PathBuf,
     storage: String,
     child: Option<Child>,
-}
-
-/// The settings every fleet's services use on the local broker, as `./dev` sets them
-/// (`LOCAL_BROKER_ENV`; docs/broker.md): a cluster leaves them at Kafka's defaults.
-pub fn local_broker_env() -> Vec<(&'static str, String)> {
-    vec![(
-        "HOUSEBOOK_KAFKA__FETCH_WAIT_MS",
-        testkit::LOCAL_FETCH_WAIT_MS.to_string(),
-    )]
 }
 
 impl Broker {
@@ -123,29 +112,19 @@ impl Broker {
     }
 
     fn spawn(&mut self) {
-        let addr = format!("tcp://127.0.0.1:{}", self.port);
         let log = log_file(&self.dir.join("broker.log"));
-        // As ./dev starts it (spawn_broker): from its own folder, since nisshi reads a .env
-        // from its working directory; a new group's first rebalance does not wait.
-        let child = Command::new(std::env::var("HOUSEBOOK_BROKER_BIN").unwrap_or("nisshi".into()))
+        // As ./dev starts it: from its own folder (fleet::Broker::args says why).
+        let program = std::env::var("HOUSEBOOK_BROKER_BIN");
+        let child = Command::new(program.as_deref().unwrap_or(fleet::BROKER.program))
             .current_dir(&self.dir)
-            .args([
-                "broker",
-                "--listener-url",
-                &addr,
-                "--advertised-listener-url",
-                &addr,
-                "--group-initial-rebalance-delay",
-                "0s",
-            ])
-            .args(["--storage-engine", &self.storage])
+            .args(fleet::BROKER.args(self.port, &self.storage))
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
             // Test set-up: no broker, no test; the message says how to get one.
             .expect("cannot start nisshi (./dev test installs it)");
         self.child = Some(child);
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let deadline = std::time::Instant::now() + Duration::from_secs(fleet::BROKER.start_secs);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(std::time::Instant::now() < deadline, "nisshi did not start");
             std::thread::sleep(Duration::from_millis(50));
@@ -238,10 +217,7 @@ fn kv(k: &str, v: impl Into<String>) -> (String, String) {
     (k.to_owned(), v.into())
 }
 
-/// The service an instance name (`book`, `book-2`) belongs to.
-pub fn service_of(instance: &str) -> &str {
-    instance.split('-').next().unwrap_or(instance)
-}
+pub use fleet::service_of;
 
 impl Fleet {
     /// Starts every service (one replica each, shared broker) and waits until each is ready.
@@ -262,73 +238,30 @@ impl Fleet {
         let brokers = broker
             .as_ref()
             .map_or_else(testkit::brokers, |b| format!("127.0.0.1:{}", b.port));
-        let replicas: HashMap<&'static str, Vec<String>> = SERVICES
-            .iter()
-            .map(|s| {
-                let names = (1..=options.replicas_of(s))
-                    .map(|i| {
-                        if i == 1 {
-                            s.to_string()
-                        } else {
-                            format!("{s}-{i}")
-                        }
-                    })
-                    .collect();
-                (*s, names)
-            })
-            .collect();
-        let ports: HashMap<String, u16> = replicas
-            .values()
-            .flatten()
-            .map(|i| (i.clone(), free_port()))
-            .collect();
-        let urls = |s: &str| {
-            replicas[s]
-                .iter()
-                .map(|i| format!("http://127.0.0.1:{}", ports[i]))
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        // The gateway serves its metrics on an admin port, and the fleet's tokens on an
-        // internal port, never on its public one.
-        let admin_port = free_port();
-        let internal_port = free_port();
-        // Book serves gRPC beside REST, as ./dev runs it.
-        let grpc_ports: HashMap<String, u16> = replicas["book"]
-            .iter()
-            .map(|i| (i.clone(), free_port()))
-            .collect();
-        let mut env = HashMap::new();
-        for s in SERVICES {
-            let mut e = vec![
-                kv("HOUSEBOOK_KAFKA__BROKERS", brokers.clone()),
-                kv("HOUSEBOOK_KAFKA__TOPIC_PREFIX", prefix.clone()),
-                kv("HOUSEBOOK_KAFKA__GROUP_ID", format!("{prefix}{s}")),
-                kv("HOUSEBOOK_KAFKA__RELAY_POLL_MS", "200"),
-                kv("HOUSEBOOK_LOG__FILTER", "info,sqlx=warn,rdkafka=warn"),
-            ];
-            e.extend(local_broker_env().into_iter().map(|(k, v)| kv(k, v)));
-            if s != "gateway" {
-                e.push(kv(
-                    "HOUSEBOOK_DATABASE__URL",
-                    testkit::fresh_database(options.backend).await,
-                ));
+        let mut plan = fleet::Plan::new(brokers.clone());
+        for s in fleet::SERVICES {
+            plan = plan.replicas(s.name, options.replicas_of(s.name));
+            if s.database {
+                plan = plan.database(s.name, testkit::fresh_database(options.backend).await);
             }
-            if replicas[s].len() > 1 {
-                // Readiness turns false a second before the listener closes: longer
-                // than the gateway's readiness poll, so no new call reaches a leaver.
-                e.push(kv("HOUSEBOOK_HTTP__DRAIN_SECS", "1"));
+        }
+        let mut instances = plan.instances(|_, _, _| Some(free_port()));
+        for i in &mut instances {
+            let s = i.service.name;
+            let e = &mut i.env;
+            if i.service.kafka {
+                e.extend([
+                    kv("HOUSEBOOK_KAFKA__TOPIC_PREFIX", prefix.clone()),
+                    kv("HOUSEBOOK_KAFKA__GROUP_ID", format!("{prefix}{s}")),
+                    kv("HOUSEBOOK_KAFKA__RELAY_POLL_MS", "200"),
+                ]);
             }
+            e.push(kv("HOUSEBOOK_LOG__FILTER", "info,sqlx=warn,rdkafka=warn"));
+            // Quicker than a cluster's, for tests that wait on them.
             match s {
                 "book" => e.extend([
-                    kv("HOUSEBOOK_PAYMENT__URL", urls("payment")),
-                    kv("HOUSEBOOK_HOUSE__URL", urls("house")),
                     kv("HOUSEBOOK_HOUSE__HEALTH_INTERVAL_MS", "100"),
                     kv("HOUSEBOOK_PAYMENT__HEALTH_INTERVAL_MS", "100"),
-                    kv(
-                        "HOUSEBOOK_PAYMENT__TOKEN_URL",
-                        format!("http://127.0.0.1:{internal_port}/oauth/token"),
-                    ),
                     kv("HOUSEBOOK_PAYMENT__BREAKER_MIN_CALLS", "3"),
                     kv("HOUSEBOOK_PAYMENT__BREAKER_OPEN_MS", "1000"),
                     kv("HOUSEBOOK_RECONCILE__INTERVAL_MS", "300"),
@@ -338,18 +271,7 @@ impl Fleet {
                         testkit::FIXTURE_HORIZON_DAYS.to_string(),
                     ),
                 ]),
-                // As ./dev runs them: the demo's fault knobs, the gateway's admin port.
-                "payment" => e.push(kv("HOUSEBOOK_FAULTS__ENABLED", "true")),
-                "gateway" => e.extend([
-                    kv("HOUSEBOOK_HTTP__ADMIN_PORT", admin_port.to_string()),
-                    kv("HOUSEBOOK_INTERNAL__PORT", internal_port.to_string()),
-                    kv("HOUSEBOOK_UPSTREAMS__BOOK", urls("book")),
-                    kv("HOUSEBOOK_UPSTREAMS__PAYMENT", urls("payment")),
-                    kv("HOUSEBOOK_UPSTREAMS__HOUSE", urls("house")),
-                    kv("HOUSEBOOK_UPSTREAMS__MYPAGE", urls("mypage")),
-                    kv("HOUSEBOOK_UPSTREAMS__NOTIFICATION", urls("notification")),
-                    kv("HOUSEBOOK_UPSTREAMS__HEALTH_INTERVAL_MS", "100"),
-                ]),
+                "gateway" => e.push(kv("HOUSEBOOK_UPSTREAMS__HEALTH_INTERVAL_MS", "100")),
                 _ => {}
             }
             e.extend(
@@ -359,14 +281,6 @@ impl Fleet {
                     .filter(|(svc, _, _)| *svc == s)
                     .map(|(_, k, v)| (k.clone(), v.clone())),
             );
-            for i in &replicas[s] {
-                let mut mine = e.clone();
-                mine.push(kv("HOUSEBOOK_HTTP__PORT", ports[i].to_string()));
-                if let Some(port) = grpc_ports.get(i) {
-                    mine.push(kv("HOUSEBOOK_GRPC__PORT", port.to_string()));
-                }
-                env.insert(i.clone(), mine);
-            }
         }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
@@ -374,36 +288,47 @@ impl Fleet {
             .build()
             .unwrap();
         let mut fleet = Self {
-            ports,
-            gateway_admin_port: admin_port,
-            grpc_ports,
-            env,
+            instances,
             children: HashMap::new(),
-            replicas,
             broker,
             brokers,
             prefix,
             logs,
             http,
         };
-        let now = SERVICES.iter().filter(|s| !options.deferred.contains(s));
-        for s in now.clone() {
-            for i in fleet.replicas[s].clone() {
-                fleet.spawn(&i);
-            }
+        let now: Vec<String> = fleet
+            .instances
+            .iter()
+            .filter(|i| !options.deferred.contains(&i.service.name))
+            .map(|i| i.name.clone())
+            .collect();
+        for i in &now {
+            fleet.spawn(i);
         }
-        for s in now {
-            for i in fleet.replicas[s].clone() {
-                fleet.wait_ready(&i).await;
-            }
+        for i in &now {
+            fleet.wait_ready(i).await;
         }
         fleet
+    }
+
+    /// An instance of this fleet (test set-up: an unknown name is a mistake in the test).
+    fn instance(&self, name: &str) -> &fleet::Instance {
+        self.instances
+            .iter()
+            .find(|i| i.name == name)
+            .unwrap_or_else(|| panic!("no instance {name} in this fleet"))
+    }
+
+    fn port(&self, instance: &str, kind: fleet::Port) -> u16 {
+        self.instance(instance)
+            .port(kind)
+            .unwrap_or_else(|| panic!("{instance} has no {kind:?} port"))
     }
 
     fn spawn(&mut self, instance: &str) {
         let log = log_file(&self.logs.join(format!("{instance}.log")));
         let child = Command::new(bin_dir().join(service_of(instance)))
-            .envs(self.env[instance].iter().cloned())
+            .envs(self.instance(instance).env.iter().cloned())
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
@@ -427,9 +352,9 @@ impl Fleet {
         self.wait_ready(instance).await;
     }
 
-    /// Waits until an instance answers `/readyz` with `200`.
+    /// Waits until an instance answers its readiness probe (`fleet::READY_PATH`) with `200`.
     pub async fn wait_ready(&self, instance: &str) {
-        let url = format!("{}/readyz", self.url(instance));
+        let url = format!("{}{}", self.url(instance), fleet::READY_PATH);
         testkit::eventually(
             30,
             &format!("{instance} ready (log: {})", self.logs.display()),
@@ -443,12 +368,15 @@ impl Fleet {
 
     /// An instance's base URL (`book` is a service's first replica, `book-2` its second).
     pub fn url(&self, instance: &str) -> String {
-        format!("http://127.0.0.1:{}", self.ports[instance])
+        self.instance(instance).url()
     }
 
     /// Where a `book` instance serves gRPC.
     pub fn grpc_url(&self, instance: &str) -> String {
-        format!("http://127.0.0.1:{}", self.grpc_ports[instance])
+        format!(
+            "http://127.0.0.1:{}",
+            self.port(instance, fleet::Port::Grpc)
+        )
     }
 
     /// The gateway's base URL.
@@ -458,16 +386,19 @@ impl Fleet {
 
     /// Where an instance serves `/metrics`: the gateway's admin port, or a service's own.
     pub fn metrics_url(&self, instance: &str) -> String {
-        if service_of(instance) == "gateway" {
-            format!("http://127.0.0.1:{}/metrics", self.gateway_admin_port)
-        } else {
-            format!("{}/metrics", self.url(instance))
+        match self.instance(instance).port(fleet::Port::Admin) {
+            Some(admin) => format!("http://127.0.0.1:{admin}/metrics"),
+            None => format!("{}/metrics", self.url(instance)),
         }
     }
 
     /// The instance names of a service's replicas.
     pub fn replicas(&self, service: &str) -> Vec<String> {
-        self.replicas[service].clone()
+        self.instances
+            .iter()
+            .filter(|i| i.service.name == service)
+            .map(|i| i.name.clone())
+            .collect()
     }
 
     /// Where the fleet's logs are.

@@ -54,6 +54,72 @@ fn every_service_answers_version_and_help_and_refuses_the_unknown() {
     }
 }
 
+/// The fleet is defined once (`crates/fleet`): each service's own defaults are its entry's
+/// ports and the addresses of what it calls, and `./dev` runs what the plan says — every
+/// instance on its port — with no list or port of its own.
+#[test]
+fn the_services_and_dev_take_the_fleet_from_its_one_definition() {
+    let plan = fleet::Plan::new("b").scaled(2);
+    let all = plan.local_instances();
+    for s in fleet::SERVICES {
+        let help = String::from_utf8_lossy(&run(s.name, "--help").stdout).into_owned();
+        assert!(
+            help.contains(&format!("HOUSEBOOK_HTTP__PORT={}", s.port)),
+            "{} --help: {help}",
+            s.name
+        );
+        for (setting, callee) in s.calls {
+            if let fleet::Callee::Service(callee) = callee {
+                let url = fleet::local_url(fleet::service(callee).unwrap());
+                assert!(
+                    help.contains(&format!("{setting}={url}")),
+                    "{}'s default for {setting} is {url}: {help}",
+                    s.name
+                );
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let status = Command::new("bash")
+        .arg(root.join("dev"))
+        .arg("status")
+        .env("HOUSEBOOK_DATA_DIR", tempdir())
+        .env("HOUSEBOOK_REPLICAS", "2")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success(),
+        "./dev status: {text}{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let listed: Vec<(String, String)> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            (cols[0].to_owned(), cols[2].to_owned())
+        })
+        .collect();
+    let planned: Vec<(String, String)> =
+        std::iter::once(("broker".to_owned(), fleet::BROKER.port.to_string()))
+            .chain(all.iter().map(|i| {
+                (
+                    i.name.clone(),
+                    i.port(fleet::Port::Http).unwrap().to_string(),
+                )
+            }))
+            .collect();
+    assert_eq!(listed, planned, "./dev status runs the fleet's plan");
+    let script = std::fs::read_to_string(root.join("dev")).unwrap();
+    for port in all
+        .iter()
+        .flat_map(|i| i.ports.iter().map(|(_, p)| p.to_string()))
+    {
+        assert!(!script.contains(&port), "./dev names port {port} itself");
+    }
+}
+
 #[test]
 fn a_service_without_its_broker_says_so_within_5_s_and_keeps_trying() {
     let data = tempdir();
