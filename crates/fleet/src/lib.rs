@@ -36,6 +36,9 @@ pub struct Service {
     pub calls: &'static [(&'static str, Callee)],
     /// Settings a local fleet (`./dev`'s, the tests') turns on and a cluster never does.
     pub local: &'static [(&'static str, &'static str)],
+    /// Conveniences for a person at a developer's machine ([`Plan::for_a_developer`]);
+    /// the test fleets run without them, as a cluster does.
+    pub developer: &'static [(&'static str, &'static str)],
 }
 
 /// What a service calls.
@@ -78,6 +81,7 @@ pub const PAYMENT: Service = Service {
     calls: &[],
     // The circuit-breaker demo's knobs (PUT /faults).
     local: &[("HOUSEBOOK_FAULTS__ENABLED", "true")],
+    developer: &[],
 };
 
 /// The house context: houses, and which nights are held.
@@ -92,6 +96,7 @@ pub const HOUSE: Service = Service {
     scales: true,
     calls: &[],
     local: &[],
+    developer: &[],
 };
 
 /// The read model: one row per booking, from every context's events.
@@ -106,6 +111,7 @@ pub const MYPAGE: Service = Service {
     scales: false,
     calls: &[],
     local: &[],
+    developer: &[],
 };
 
 /// The booking context: the saga's start, over REST and gRPC.
@@ -123,7 +129,9 @@ pub const BOOK: Service = Service {
         ("HOUSEBOOK_HOUSE__URL", Callee::Service("house")),
         ("HOUSEBOOK_PAYMENT__TOKEN_URL", Callee::TokenEndpoint),
     ],
-    local: &[("HOUSEBOOK_GRPC__REFLECTION", "true")],
+    local: &[],
+    // grpcurl and friends can list the API (reflection answers anyone who can connect).
+    developer: &[("HOUSEBOOK_GRPC__REFLECTION", "true")],
 };
 
 /// Messages to customers, from the saga's events.
@@ -138,6 +146,7 @@ pub const NOTIFICATION: Service = Service {
     scales: false,
     calls: &[],
     local: &[],
+    developer: &[],
 };
 
 /// The gateway's internal port on a developer's machine (and its default): the fleet's
@@ -166,6 +175,7 @@ pub const GATEWAY: Service = Service {
         ),
     ],
     local: &[],
+    developer: &[],
 };
 
 /// Every service, in start order: each after those it calls, the gateway last.
@@ -339,6 +349,7 @@ pub struct Plan {
     replicas: Vec<(&'static str, usize)>,
     brokers: String,
     databases: Vec<(&'static str, String)>,
+    developer: bool,
 }
 
 impl Plan {
@@ -348,7 +359,14 @@ impl Plan {
             replicas: Vec::new(),
             brokers: brokers.into(),
             databases: Vec::new(),
+            developer: false,
         }
+    }
+
+    /// With each service's [`Service::developer`] conveniences (`./dev`'s fleet).
+    pub fn for_a_developer(mut self) -> Self {
+        self.developer = true;
+        self
     }
 
     /// `n` replicas of `service` (at least one).
@@ -398,7 +416,8 @@ impl Plan {
     /// from 1, and kind; [`local_port`] for a developer's machine) and its settings:
     /// its ports, the broker and the local broker's settings (if it speaks Kafka), its
     /// database (if the plan names one), where every replica of each part it calls is,
-    /// a drain second when it runs as several replicas, and [`Service::local`].
+    /// a drain second when it runs as several replicas, [`Service::local`] and, for a
+    /// developer, [`Service::developer`].
     pub fn instances(
         &self,
         mut port: impl FnMut(&'static Service, usize, Port) -> Option<u16>,
@@ -467,9 +486,11 @@ impl Plan {
                         env.push(((*setting).to_owned(), value));
                     }
                 }
+                let developer = if self.developer { s.developer } else { &[] };
                 env.extend(
                     s.local
                         .iter()
+                        .chain(developer)
                         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
                 );
                 env
@@ -518,14 +539,16 @@ pub fn json() -> String {
                     format!("{{\"setting\":{},\"calls\":{to}}}", text(setting))
                 })
                 .collect();
-            let local: Vec<String> = s
-                .local
-                .iter()
-                .map(|(k, v)| format!("{}:{}", text(k), text(v)))
-                .collect();
+            let settings = |list: &[(&str, &str)]| {
+                list.iter()
+                    .map(|(k, v)| format!("{}:{}", text(k), text(v)))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
             format!(
                 "{{\"name\":{},\"port\":{},\"grpcPort\":{},\"adminPort\":{},\"internalPort\":{},\
-                 \"database\":{},\"kafka\":{},\"scales\":{},\"calls\":[{}],\"local\":{{{}}}}}",
+                 \"database\":{},\"kafka\":{},\"scales\":{},\"calls\":[{}],\"local\":{{{}}},\
+                 \"developer\":{{{}}}}}",
                 text(s.name),
                 s.port,
                 port(s.grpc_port),
@@ -535,7 +558,8 @@ pub fn json() -> String {
                 s.kafka,
                 s.scales,
                 calls.join(","),
-                local.join(",")
+                settings(s.local),
+                settings(s.developer)
             )
         })
         .collect();
@@ -661,6 +685,12 @@ mod tests {
             get(env_of(&all, "payment-2"), "HOUSEBOOK_FAULTS__ENABLED"),
             Some("true")
         );
+        assert_eq!(get(book2, "HOUSEBOOK_GRPC__REFLECTION"), None);
+        let developer = Plan::new("b").for_a_developer().local_instances();
+        assert_eq!(
+            get(env_of(&developer, "book"), "HOUSEBOOK_GRPC__REFLECTION"),
+            Some("true")
+        );
     }
 
     #[test]
@@ -701,6 +731,10 @@ mod tests {
         }
         assert_eq!(json["services"][3]["grpcPort"], 50051);
         assert_eq!(json["services"][5]["calls"][0]["calls"], "book");
+        assert_eq!(
+            json["services"][3]["developer"]["HOUSEBOOK_GRPC__REFLECTION"],
+            "true"
+        );
         assert_eq!(json["broker"]["version"], BROKER.version);
         assert_eq!(
             json["localBrokerSettings"]["HOUSEBOOK_KAFKA__FETCH_WAIT_MS"],

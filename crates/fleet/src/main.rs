@@ -13,8 +13,9 @@ usage:
       every process of a fleet on this machine, in start order, one per line:
       NAME HTTP-PORT GRPC-PORT ADMIN-PORT INTERNAL-PORT   ('-' where it has none)
   fleet env INSTANCE [--replicas N] [--brokers HOST:PORT] [--pg-server URL]
-      INSTANCE's settings, one KEY=VALUE per line (--pg-server: every service on its
-      own PostgreSQL database on that server; else each on its own SQLite file)
+      INSTANCE's settings on a developer's machine, one KEY=VALUE per line (--pg-server:
+      every service on its own PostgreSQL database on that server; else each on its own
+      SQLite file)
   fleet databases
       the PostgreSQL databases of the services that keep one, one per line
   fleet broker program|version|rustc|features|port|test-port|start-secs
@@ -135,7 +136,9 @@ impl Options {
     }
 
     fn plan(&self) -> Plan {
-        let plan = Plan::new(self.brokers.clone()).scaled(self.replicas);
+        let plan = Plan::new(self.brokers.clone())
+            .scaled(self.replicas)
+            .for_a_developer();
         match &self.pg_server {
             Some(server) => plan.postgres(server),
             None => plan,
