@@ -1,6 +1,7 @@
 //! `fleet`: the fleet's definition (`crates/fleet`) for scripts — `./dev` starts every
 //! process from what this prints; the manifest and buildspec checks read `fleet json`.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use fleet::{Plan, Port, BROKER, SERVICES};
@@ -33,10 +34,15 @@ usage:
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(&args) {
-        Ok(out) => {
-            print!("{out}");
-            ExitCode::SUCCESS
-        }
+        // A closed pipe (`fleet json | head -1`) is the reader's choice, not a failure.
+        Ok(out) => match std::io::stdout().write_all(out.as_bytes()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("fleet: cannot write: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Err(e) => {
             eprintln!("fleet: {e} (fleet --help)");
             ExitCode::from(2)
