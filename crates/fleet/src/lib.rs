@@ -68,41 +68,11 @@ impl Service {
     }
 }
 
-/// The payment context: pays and refunds, once per booking.
-pub const PAYMENT: Service = Service {
-    name: "payment",
-    port: 8082,
-    grpc_port: None,
-    admin_port: None,
-    internal_port: None,
-    database: true,
-    kafka: true,
-    scales: true,
-    calls: &[],
-    // The circuit-breaker demo's knobs (PUT /faults).
-    local: &[("HOUSEBOOK_FAULTS__ENABLED", "true")],
-    developer: &[],
-};
-
-/// The house context: houses, and which nights are held.
-pub const HOUSE: Service = Service {
-    name: "house",
-    port: 8083,
-    grpc_port: None,
-    admin_port: None,
-    internal_port: None,
-    database: true,
-    kafka: true,
-    scales: true,
-    calls: &[],
-    local: &[],
-    developer: &[],
-};
-
-/// The read model: one row per booking, from every context's events.
-pub const MYPAGE: Service = Service {
-    name: "mypage",
-    port: 8084,
+/// What most services are: one database, Kafka, one replica, an HTTP port only, calling
+/// nobody, nothing turned on locally. Each entry below says only how it differs.
+const USUAL: Service = Service {
+    name: "",
+    port: 0,
     grpc_port: None,
     admin_port: None,
     internal_port: None,
@@ -112,6 +82,31 @@ pub const MYPAGE: Service = Service {
     calls: &[],
     local: &[],
     developer: &[],
+};
+
+/// The payment context: pays and refunds, once per booking.
+pub const PAYMENT: Service = Service {
+    name: "payment",
+    port: 8082,
+    scales: true,
+    // The circuit-breaker demo's knobs (PUT /faults).
+    local: &[("HOUSEBOOK_FAULTS__ENABLED", "true")],
+    ..USUAL
+};
+
+/// The house context: houses, and which nights are held.
+pub const HOUSE: Service = Service {
+    name: "house",
+    port: 8083,
+    scales: true,
+    ..USUAL
+};
+
+/// The read model: one row per booking, from every context's events.
+pub const MYPAGE: Service = Service {
+    name: "mypage",
+    port: 8084,
+    ..USUAL
 };
 
 /// The booking context: the saga's start, over REST and gRPC.
@@ -119,34 +114,22 @@ pub const BOOK: Service = Service {
     name: "book",
     port: 8081,
     grpc_port: Some(50051),
-    admin_port: None,
-    internal_port: None,
-    database: true,
-    kafka: true,
     scales: true,
     calls: &[
         ("HOUSEBOOK_PAYMENT__URL", Callee::Service("payment")),
         ("HOUSEBOOK_HOUSE__URL", Callee::Service("house")),
         ("HOUSEBOOK_PAYMENT__TOKEN_URL", Callee::TokenEndpoint),
     ],
-    local: &[],
     // grpcurl and friends can list the API (reflection answers anyone who can connect).
     developer: &[("HOUSEBOOK_GRPC__REFLECTION", "true")],
+    ..USUAL
 };
 
 /// Messages to customers, from the saga's events.
 pub const NOTIFICATION: Service = Service {
     name: "notification",
     port: 8085,
-    grpc_port: None,
-    admin_port: None,
-    internal_port: None,
-    database: true,
-    kafka: true,
-    scales: false,
-    calls: &[],
-    local: &[],
-    developer: &[],
+    ..USUAL
 };
 
 /// The gateway's internal port on a developer's machine (and its default): the fleet's
@@ -158,12 +141,10 @@ pub const GATEWAY_INTERNAL_PORT: u16 = 8089;
 pub const GATEWAY: Service = Service {
     name: "gateway",
     port: 8088,
-    grpc_port: None,
     admin_port: Some(9088),
     internal_port: Some(GATEWAY_INTERNAL_PORT),
     database: false,
     kafka: false,
-    scales: false,
     calls: &[
         ("HOUSEBOOK_UPSTREAMS__BOOK", Callee::Service("book")),
         ("HOUSEBOOK_UPSTREAMS__PAYMENT", Callee::Service("payment")),
@@ -174,8 +155,7 @@ pub const GATEWAY: Service = Service {
             Callee::Service("notification"),
         ),
     ],
-    local: &[],
-    developer: &[],
+    ..USUAL
 };
 
 /// Every service, in start order: each after those it calls, the gateway last.
