@@ -26,7 +26,7 @@ mod stats;
 use std::time::{Duration, Instant};
 
 use chrono::{Days, Utc};
-use e2e::{Fleet, Options, SERVICES};
+use e2e::{Fleet, Options};
 use testkit::Backend;
 
 struct Args {
@@ -47,14 +47,13 @@ fn env_flag(arg: &str) -> anyhow::Result<Vec<(&'static str, String, String)>> {
     let (k, v) = kv
         .split_once('=')
         .ok_or_else(|| anyhow::anyhow!("--env takes SERVICE:KEY=VALUE, got {arg}"))?;
-    let services: Vec<&'static str> = SERVICES
-        .iter()
-        .copied()
+    let services: Vec<&'static str> = fleet::names()
         .filter(|s| service == "*" || *s == service)
         .collect();
     anyhow::ensure!(
         !services.is_empty(),
-        "--env: unknown service {service} (one of {SERVICES:?}, or *)"
+        "--env: unknown service {service} (one of {:?}, or *)",
+        fleet::names().collect::<Vec<_>>()
     );
     Ok(services
         .into_iter()
@@ -214,8 +213,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // 4. The load: client c books house c, one night after another, from a year on.
-    let pids: Vec<(String, u32)> = SERVICES
-        .iter()
+    let pids: Vec<(String, u32)> = fleet::names()
         .filter_map(|s| Some((s.to_string(), fleet.pid(s)?)))
         .chain(fleet.broker_pid().map(|p| ("broker".to_string(), p)))
         .chain([("bench".to_string(), std::process::id())])

@@ -21,17 +21,6 @@ use std::time::Duration;
 use serde_json::Value;
 use testkit::Backend;
 
-/// The services, in start order (the fleet's one list: `crates/fleet`).
-pub const SERVICES: [&str; fleet::SERVICES.len()] = {
-    let mut names = [""; fleet::SERVICES.len()];
-    let mut i = 0;
-    while i < names.len() {
-        names[i] = fleet::SERVICES[i].name;
-        i += 1;
-    }
-    names
-};
-
 /// How to start a fleet.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -620,10 +609,14 @@ impl Fleet {
 
     /// Stops everything gracefully.
     pub async fn shutdown(mut self) {
-        for s in SERVICES.iter().rev() {
-            for i in self.replicas(s) {
-                self.stop(&i).await;
-            }
+        let last_first: Vec<String> = self
+            .instances
+            .iter()
+            .rev()
+            .map(|i| i.name.clone())
+            .collect();
+        for i in last_first {
+            self.stop(&i).await;
         }
     }
 }

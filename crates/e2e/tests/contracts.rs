@@ -34,7 +34,7 @@ struct Checker {
 impl Checker {
     async fn new(fleet: &Fleet) -> Self {
         let mut docs = HashMap::new();
-        for s in e2e::SERVICES {
+        for s in fleet::names() {
             docs.insert(s, OpenApi::new(fleet.openapi(s).await));
         }
         Self {
@@ -107,7 +107,7 @@ async fn every_documented_operation_answers_as_its_document_says() {
     let mut c = Checker::new(&fleet).await;
 
     // The operational endpoints of every part, each on its own port.
-    for s in e2e::SERVICES {
+    for s in fleet::names() {
         for path in ["/healthz", "/readyz", "/openapi.json"] {
             let (status, _) = c
                 .send(s, &fleet.url(s), Method::GET, path, None, None)
@@ -309,7 +309,7 @@ async fn every_documented_operation_answers_as_its_document_says() {
     // service's, checked against it directly above.
     let public = fleet.openapi("gateway").await;
     let mut missing = Vec::new();
-    for s in e2e::SERVICES {
+    for s in fleet::names() {
         for (method, path) in c.docs[s].operations() {
             if s == "gateway" && public["paths"][&path][&method]["tags"][0] != "gateway" {
                 continue;

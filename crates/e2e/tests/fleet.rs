@@ -520,7 +520,7 @@ async fn one_booking_is_one_trace_from_the_gateway_to_every_service() {
         "HOUSEBOOK_HTTP__TRUST_TRACE_CONTEXT".into(),
         "false".into(),
     ));
-    for s in e2e::SERVICES {
+    for s in fleet::names() {
         options.env.push((
             s,
             "HOUSEBOOK_LOG__OTLP_ENDPOINT".into(),
@@ -620,7 +620,7 @@ async fn one_booking_is_one_trace_from_the_gateway_to_every_service() {
     // Every service logged lines of this trace: the gateway and book and payment serving
     // the request, house reserving on Paid, book confirming on HouseRented, mypage and
     // notification applying the events.
-    for s in e2e::SERVICES {
+    for s in fleet::names() {
         let log = fleet.logs().join(format!("{s}.log"));
         eventually(30, &format!("{s} logs trace {trace}"), || async {
             let text = std::fs::read_to_string(&log).ok()?;
@@ -631,7 +631,7 @@ async fn one_booking_is_one_trace_from_the_gateway_to_every_service() {
         .await;
     }
     // No line anywhere carries the client's trace id, nor its tracestate or baggage.
-    for s in e2e::SERVICES {
+    for s in fleet::names() {
         let text = std::fs::read_to_string(fleet.logs().join(format!("{s}.log"))).unwrap();
         for leaked in [client_trace.as_str(), "mallory=owned", "userId=admin"] {
             assert!(!text.contains(leaked), "{s} logged {leaked}");
@@ -652,7 +652,7 @@ async fn one_booking_is_one_trace_from_the_gateway_to_every_service() {
                 .iter()
                 .any(|b| contains(b, b"gateway") && contains(b, &raw) && contains(b, &linked));
             (link_exported
-                && e2e::SERVICES.iter().all(|s| {
+                && fleet::names().all(|s| {
                     bodies
                         .iter()
                         .any(|b| contains(b, s.as_bytes()) && contains(b, &raw))

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use e2e::{bin_dir, free_port, SERVICES};
+use e2e::{bin_dir, free_port};
 
 fn run(service: &str, arg: &str) -> std::process::Output {
     Command::new(bin_dir().join(service))
@@ -23,7 +23,7 @@ fn run(service: &str, arg: &str) -> std::process::Output {
 
 #[test]
 fn every_service_answers_version_and_help_and_refuses_the_unknown() {
-    for service in SERVICES {
+    for service in fleet::names() {
         let version = run(service, "--version");
         assert!(version.status.success(), "{service} --version");
         assert_eq!(
