@@ -125,19 +125,13 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         if encodes_control(parts.uri.path()) {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_path",
-                "the path has a control character",
-            ));
+            return Err(ApiError::invalid_path("the path has a control character"));
         }
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(Self(v)),
-            Err(e @ PathRejection::FailedToDeserializePathParams(_)) => Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_path",
-                e.body_text(),
-            )),
+            Err(e @ PathRejection::FailedToDeserializePathParams(_)) => {
+                Err(ApiError::invalid_path(e.body_text()))
+            }
             Err(e) => Err(ApiError::bad_request(e.body_text())),
         }
     }
@@ -157,11 +151,9 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(Self(v)),
-            Err(e @ QueryRejection::FailedToDeserializeQueryString(_)) => Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                e.body_text(),
-            )),
+            Err(e @ QueryRejection::FailedToDeserializeQueryString(_)) => {
+                Err(ApiError::invalid_query(e.body_text()))
+            }
             Err(e) => Err(ApiError::bad_request(e.body_text())),
         }
     }
@@ -183,11 +175,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let invalid = |e: &dyn std::fmt::Display| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                format!("Failed to deserialize query string: {e}"),
-            )
+            ApiError::invalid_query(format!("Failed to deserialize query string: {e}"))
         };
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_str(parts.uri.query().unwrap_or_default())

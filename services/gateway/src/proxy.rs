@@ -218,9 +218,7 @@ pub async fn forward(
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
     if !normalised(path) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_path",
+        return Err(ApiError::invalid_path(
             "the path has dot segments, encoded slashes, backslashes or control characters",
         ));
     }
