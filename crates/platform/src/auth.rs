@@ -55,6 +55,8 @@ pub struct Caller {
     pub id: String,
     /// The token's roles.
     pub roles: Vec<Role>,
+    /// When the token expires (Unix seconds): what it allows ends then.
+    pub expires_at: i64,
 }
 
 impl Caller {
@@ -265,6 +267,7 @@ impl TokenVerifier {
         Ok(Caller {
             id: claims.sub,
             roles: claims.roles,
+            expires_at: claims.exp,
         })
     }
 }

@@ -6,7 +6,8 @@
 //!
 //! In parts, by feature, so that a service compiles only what it uses:
 //! - always: settings, telemetry and traces, metrics, health, errors, auth, the clock,
-//!   rate limits, serving HTTP with its bounds ([`serve`], [`server`], [`http`]), calling
+//!   rate limits, serving HTTP with its bounds ([`serve`], [`server`], [`http`], long-lived
+//!   answers in [`stream`]), calling
 //!   upstreams ([`upstream`]) and the process shell ([`service`], [`shutdown`]);
 //! - `storage`: the service's database (`db`);
 //! - `messaging`: Kafka clients (`kafka`), the transactional outbox (`outbox`) and the
@@ -44,6 +45,7 @@ pub mod server;
 pub mod service;
 pub mod settings;
 pub mod shutdown;
+pub mod stream;
 pub mod telemetry;
 pub mod trace;
 pub mod upstream;

@@ -14,6 +14,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod fake;
+pub mod sse;
 
 use std::time::Duration;
 
@@ -496,8 +497,19 @@ pub async fn assert_documented_routes_exist(app: &TestApp, doc: &str, tok: &str)
             .map(|seg| if seg.starts_with('{') { "1" } else { seg })
             .collect::<Vec<_>>()
             .join("/");
-        for method in ops.as_object().unwrap().keys() {
+        for (method, op) in ops.as_object().unwrap() {
             let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            if !op["responses"]["200"]["content"]["text/event-stream"].is_null() {
+                // A stream is not read to its end: it opens, as documented.
+                let res = sse::client()
+                    .request(m, app.url(&concrete))
+                    .bearer_auth(tok)
+                    .send()
+                    .await
+                    .unwrap();
+                sse::SseStream::new(res);
+                continue;
+            }
             let body =
                 matches!(method.as_str(), "post" | "put" | "patch").then(|| serde_json::json!({}));
             let (status, answer) = app.send(m, &concrete, tok, body).await;

@@ -22,12 +22,24 @@ use serde::Deserialize;
 pub const NAME: &str = "notification";
 
 /// The migrations of its database (after the platform's outbox and inbox).
-pub const MIGRATIONS: &[MigrationSql] = &[MigrationSql {
-    version: 2,
-    description: "notifications and booking owners",
-    sqlite: include_str!("../migrations/0002_notifications.sql"),
-    postgres: include_str!("../migrations/0002_notifications.sql"),
-}];
+pub const MIGRATIONS: &[MigrationSql] = &[
+    MigrationSql {
+        version: 2,
+        description: "notifications and booking owners",
+        sqlite: include_str!("../migrations/0002_notifications.sql"),
+        postgres: include_str!("../migrations/0002_notifications.sql"),
+    },
+    MigrationSql {
+        version: 3,
+        description: "the live feed's order",
+        sqlite: include_str!("../migrations/0003_feed.sql"),
+        postgres: include_str!("../migrations/0003_feed.sql"),
+    },
+];
+
+/// How often the feed's end is read while streams are open, to wake them for what
+/// another replica stored (this replica's own commits wake them at once).
+pub const FEED_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// All of its settings.
 #[derive(Debug, Clone, Default, serde::Serialize, Deserialize)]
@@ -35,6 +47,56 @@ pub struct Settings {
     /// What every service has.
     #[serde(flatten)]
     pub common: CommonSettings,
+    /// The live streams (`GET /notifications/stream`).
+    #[serde(default)]
+    pub streams: StreamSettings,
+}
+
+/// The live streams' bounds and timing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(default)]
+pub struct StreamSettings {
+    /// Open streams per token subject; beyond, `429`.
+    pub per_subject: usize,
+    /// Open streams in all; beyond, `503` (keep it well below `http.max_connections`).
+    pub total: usize,
+    /// A stream with nothing sent for this long ends (the client reconnects).
+    pub idle_secs: u64,
+    /// A comment is sent this often while there is nothing else, so that the reader and
+    /// every proxy between see the stream alive.
+    pub keepalive_secs: u64,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        let bounds = platform::stream::StreamBounds::default();
+        Self {
+            per_subject: bounds.per_subject,
+            total: bounds.total,
+            idle_secs: 300,
+            keepalive_secs: 15,
+        }
+    }
+}
+
+impl StreamSettings {
+    /// The bounds on open streams.
+    pub fn bounds(&self) -> platform::stream::StreamBounds {
+        platform::stream::StreamBounds {
+            per_subject: self.per_subject,
+            total: self.total,
+        }
+    }
+
+    /// [`Self::idle_secs`] as a duration (at least a second).
+    pub fn idle(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.idle_secs.max(1))
+    }
+
+    /// [`Self::keepalive_secs`] as a duration (at least a second).
+    pub fn keepalive(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.keepalive_secs.max(1))
+    }
 }
 
 /// A built, not yet running, notification service.
@@ -57,12 +119,20 @@ impl Service for Application {
     }
 
     async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
-        let runtime = Runtime::build(NAME, &settings.common, MIGRATIONS, shutdown).await?;
+        let runtime =
+            Runtime::build(NAME, &settings.common, MIGRATIONS, shutdown.clone()).await?;
         let store = Arc::new(outbound::db::SqlNotifications::new(runtime.db().clone()));
         let service = domain::service::NotificationService::new(store);
+        service.watch_feed(FEED_POLL, shutdown.clone());
         let verifier = platform::auth::TokenVerifier::new(&settings.common.auth)?;
         let handler = Arc::new(inbound::kafka::NotificationEvents::new(service.clone()));
-        let router = inbound::http::router(inbound::http::AppState { service, verifier });
+        let router = inbound::http::router(inbound::http::AppState {
+            service,
+            verifier,
+            streams: platform::stream::Streams::new(&settings.streams.bounds()),
+            stream_settings: settings.streams,
+            stop: shutdown,
+        });
         Ok(Self {
             runtime,
             router,

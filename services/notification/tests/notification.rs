@@ -88,7 +88,10 @@ async fn each_customer_is_told_about_their_own_bookings_once(backend: Backend) {
     ] {
         world.publish(&e).await;
     }
-    let app = TestApp::spawn::<Application>(Settings { common: settings }).await;
+    let app = TestApp::spawn::<Application>(Settings {
+        common: settings,
+        ..Settings::default()
+    }).await;
     let alice = eventually(30, "alice's history", || async {
         let list = messages(&app, "alice", &[Role::Customer]).await;
         (kinds(&list, &a).len() == 2).then_some(list)
@@ -171,6 +174,7 @@ async fn bad_requests_get_json_4xx(backend: Backend) {
     let world = World::new(backend);
     let app = TestApp::spawn::<Application>(Settings {
         common: world.settings("notification").await,
+        ..Settings::default()
     })
     .await;
     let r = testkit::http()
@@ -192,7 +196,125 @@ async fn bad_requests_get_json_4xx(backend: Backend) {
     app.stop().await;
 }
 
+async fn open_stream(app: &TestApp, tok: &str, last: Option<&str>) -> reqwest::Response {
+    let mut req = testkit::sse::client()
+        .get(app.url("/notifications/stream"))
+        .bearer_auth(tok);
+    if let Some(id) = last {
+        req = req.header("last-event-id", id);
+    }
+    req.send().await.unwrap()
+}
+
+/// The live feed: each reader is sent their own messages as they are stored, in order,
+/// resumes after the last id seen, holds a bounded number of streams, and a stream with
+/// nothing to say ends.
+async fn each_customer_streams_their_own_messages_live(backend: Backend) {
+    let world = World::new(backend);
+    let settings = world.settings("notification").await;
+    platform::kafka::ensure_topics(&settings.kafka)
+        .await
+        .unwrap();
+    let app = TestApp::spawn::<Application>(Settings {
+        common: settings,
+        streams: notification::StreamSettings {
+            per_subject: 2,
+            total: 50,
+            idle_secs: 3,
+            keepalive_secs: 1,
+        },
+    })
+    .await;
+    let (alice, bob) = (
+        token("alice", &[Role::Customer]),
+        token("bob", &[Role::Customer]),
+    );
+    // Refused before anything is held: no token, a made-up place.
+    let anonymous = testkit::sse::client()
+        .get(app.url("/notifications/stream"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    for bad in ["x", "-1", "1:", "01", "1:a:b"] {
+        let r = open_stream(&app, &alice, Some(bad)).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"], "bad_request", "{bad}: {e}");
+    }
+
+    let mut hers = testkit::sse::SseStream::new(open_stream(&app, &alice, None).await);
+    let mut his = testkit::sse::SseStream::new(open_stream(&app, &bob, None).await);
+    let a = testkit::unique("b-");
+    // Her confirmation arrives before anything says whose booking it is: it reaches her
+    // when the payment does.
+    world
+        .publish(&env(&BookConfirmed {
+            book_id: a.clone(),
+            house_id: 1,
+        }))
+        .await;
+    world.publish(&env(&paid(&a, "alice"))).await;
+    let first = hers.next().await;
+    let second = hers.next().await;
+    let got: Vec<(String, String)> = [&first, &second]
+        .iter()
+        .map(|e| {
+            assert_eq!(e.event, "notification");
+            let n = e.json();
+            assert_eq!(n["customerId"], "alice");
+            (
+                n["bookId"].as_str().unwrap().to_owned(),
+                n["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut kinds: Vec<&str> = got.iter().map(|(_, k)| k.as_str()).collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["BOOKING_CONFIRMED", "PAYMENT_RECEIVED"], "{got:?}");
+    assert!(got.iter().all(|(b, _)| *b == a));
+    // Bob's stream is ordered too: the first thing he is sent is his own.
+    let b = testkit::unique("b-");
+    world.publish(&env(&paid(&b, "bob"))).await;
+    let bobs = his.next().await.json();
+    assert_eq!((bobs["bookId"].as_str(), bobs["customerId"].as_str()), (Some(b.as_str()), Some("bob")));
+
+    // Reconnecting after her first event resumes with her second, and nothing before.
+    let mut again = testkit::sse::SseStream::new(
+        open_stream(&app, &alice, first.id.as_deref()).await,
+    );
+    assert_eq!(again.next().await, second);
+    // Her two streams are her share: a third is refused until one closes.
+    let third = open_stream(&app, &alice, None).await;
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(third.headers().contains_key("retry-after"));
+    assert_eq!(third.json::<Value>().await.unwrap()["error"], "too_many_streams");
+    drop(again);
+    let reopened = eventually(30, "a closed stream's place given back", || async {
+        let r = open_stream(&app, &alice, None).await;
+        (r.status() == StatusCode::OK).then_some(r)
+    })
+    .await;
+    drop(reopened);
+    // With nothing more to say, a stream ends by itself (keep-alives do not count).
+    let mut ended = false;
+    for _ in 0..60 {
+        match his.next_within(std::time::Duration::from_secs(1)).await {
+            Ok(None) => {
+                ended = true;
+                break;
+            }
+            Ok(Some(e)) => panic!("nothing more is bob's: {e:?}"),
+            Err(()) => {}
+        }
+    }
+    assert!(ended, "an idle stream ends");
+    drop(hers);
+    app.stop().await;
+}
+
 on_both_backends!(
     each_customer_is_told_about_their_own_bookings_once,
     bad_requests_get_json_4xx,
+    each_customer_streams_their_own_messages_live,
 );

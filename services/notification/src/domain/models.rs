@@ -230,3 +230,72 @@ pub fn book_id(event: &DomainEvent) -> Option<&str> {
         _ => None,
     }
 }
+
+/// A place in the live feed: after every message of the units of work numbered up to
+/// `seq`, or — with `id` — after the messages of unit `seq` up to that id. A unit's
+/// number is taken in commit order, so a reader at a cursor has missed nothing before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// The unit of work's number.
+    pub seq: i64,
+    /// The last message seen of that unit; `None`: all of it.
+    pub id: Option<String>,
+}
+
+impl Cursor {
+    /// The place of one message: what a reader sends back to resume after it.
+    pub fn at(seq: i64, id: &str) -> Self {
+        Self {
+            seq,
+            id: Some(id.to_owned()),
+        }
+    }
+
+    /// Reads a cursor as [`Cursor`]'s `Display` writes it (`SEQ` or `SEQ:ID`); `None`
+    /// for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (seq, id) = match text.split_once(':') {
+            Some((seq, id)) if !id.is_empty() && id.len() <= 128 => (seq, Some(id.to_owned())),
+            Some(_) => return None,
+            None => (text, None),
+        };
+        let seq: i64 = seq.parse().ok().filter(|s| *s >= 0)?;
+        if seq.to_string() != seq_text(text) {
+            return None; // "+1", "01": not what this service writes
+        }
+        Some(Self { seq, id })
+    }
+}
+
+fn seq_text(text: &str) -> &str {
+    text.split_once(':').map_or(text, |(s, _)| s)
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.id {
+            Some(id) => write!(f, "{}:{id}", self.seq),
+            None => write!(f, "{}", self.seq),
+        }
+    }
+}
+
+#[cfg(test)]
+mod cursor {
+    use super::Cursor;
+
+    #[test]
+    fn a_cursor_reads_back_what_it_writes_and_nothing_else() {
+        for c in [
+            Cursor { seq: 0, id: None },
+            Cursor { seq: 42, id: None },
+            Cursor::at(7, "3f0c-aa"),
+        ] {
+            assert_eq!(Cursor::parse(&c.to_string()), Some(c));
+        }
+        for bad in ["", "-1", "+1", "01", "x", "1:", ":x", "1.5", "99999999999999999999"] {
+            assert_eq!(Cursor::parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(Cursor::parse(&format!("1:{}", "x".repeat(129))), None);
+    }
+}

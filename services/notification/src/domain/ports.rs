@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use events::{DomainEvent, EventKey};
 
-use super::models::{Changes, Notification};
+use super::models::{Changes, Cursor, Notification};
 
 /// One event to apply: its key, when it happened, what it says.
 pub type Item = (EventKey, chrono::DateTime<chrono::Utc>, DomainEvent);
@@ -29,6 +29,16 @@ pub trait NotificationStore: Send + Sync + 'static {
         limit: i64,
         offset: i64,
     ) -> anyhow::Result<Vec<Notification>>;
+    /// Messages of one customer (`Some`) or of all stored, or given their owner, after
+    /// `after`, in feed order, each with its own place, at most `limit`.
+    async fn feed(
+        &self,
+        customer: Option<&str>,
+        after: &Cursor,
+        limit: i64,
+    ) -> anyhow::Result<Vec<(Cursor, Notification)>>;
+    /// The feed's end now: where a reader who wants only what comes next starts.
+    async fn feed_head(&self) -> anyhow::Result<Cursor>;
     /// Opens a unit of work: one transaction, committed by [`NotificationUnit::commit`]
     /// and rolled back when dropped without it.
     async fn begin(&self) -> anyhow::Result<Box<dyn NotificationUnit>>;
@@ -43,7 +53,8 @@ pub trait NotificationUnit: Send {
     /// The stored owners of the named bookings.
     async fn owners(&mut self, book_ids: &[&str]) -> anyhow::Result<HashMap<String, String>>;
     /// Stores owners and messages; the messages of a booking stored without an owner get
-    /// the owner learnt now.
+    /// the owner learnt now. What it stores or changes is numbered for the live feed
+    /// after everything committed before it.
     async fn save(&mut self, changes: &Changes) -> anyhow::Result<()>;
     /// Commits everything saved.
     async fn commit(self: Box<Self>) -> anyhow::Result<()>;

@@ -1,23 +1,85 @@
 //! The use cases: apply what arrived, and show a reader the messages they may see.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use events::EventKey;
 use platform::auth::Actor;
+use platform::shutdown::CancellationToken;
+use tokio::sync::watch;
 
-use super::models::{book_id, Batch, Notification};
+use super::models::{book_id, Batch, Cursor, Notification};
 use super::ports::{Applied, Item, NotificationStore};
 
 /// Notifications over a store.
 #[derive(Clone)]
 pub struct NotificationService {
     store: Arc<dyn NotificationStore>,
+    /// Changes whenever the feed may have grown: a unit of work of this process
+    /// committed, or [`Self::watch_feed`] saw another replica's.
+    grown: Arc<watch::Sender<u64>>,
 }
 
 impl NotificationService {
     /// A service over its store.
     pub fn new(store: Arc<dyn NotificationStore>) -> Self {
-        Self { store }
+        Self {
+            store,
+            grown: Arc::new(watch::channel(0).0),
+        }
+    }
+
+    /// A signal that changes whenever the feed may have grown.
+    pub fn feed_signal(&self) -> watch::Receiver<u64> {
+        self.grown.subscribe()
+    }
+
+    fn signal_growth(&self) {
+        self.grown.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Until `stop`: every `every`, while anyone is reading the feed, looks at its end and
+    /// signals when it moved (units of work committed by another replica).
+    pub fn watch_feed(&self, every: Duration, stop: CancellationToken) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut seen = None;
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(every) => {}
+                }
+                if this.grown.receiver_count() == 0 {
+                    seen = None;
+                    continue;
+                }
+                match this.store.feed_head().await {
+                    Ok(head) if seen.as_ref() != Some(&head) => {
+                        if seen.is_some() {
+                            this.signal_growth();
+                        }
+                        seen = Some(head);
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not read the feed's end"),
+                }
+            }
+        });
+    }
+
+    /// What `reader` may see of the feed after `after`, oldest first, at most `limit`.
+    pub async fn feed(
+        &self,
+        reader: &Actor,
+        after: &Cursor,
+        limit: i64,
+    ) -> anyhow::Result<Vec<(Cursor, Notification)>> {
+        self.store.feed(reader.only_own(), after, limit).await
+    }
+
+    /// The feed's end now.
+    pub async fn feed_head(&self) -> anyhow::Result<Cursor> {
+        self.store.feed_head().await
     }
 
     /// Applies a batch of events by the rules ([`Batch`]), in order, all or none, each
@@ -42,8 +104,12 @@ impl NotificationService {
                 out.push(Applied::Duplicate);
             }
         }
-        unit.save(&batch.into_changes()).await?;
+        let changes = batch.into_changes();
+        unit.save(&changes).await?;
         unit.commit().await?;
+        if !changes.messages.is_empty() || !changes.owners.is_empty() {
+            self.signal_growth();
+        }
         Ok(out)
     }
 

@@ -11,7 +11,7 @@ use events::{BookConfirmed, Booked, DomainEvent, EventKey, Paid};
 use platform::auth::Actor;
 use testkit::fake::Staged;
 
-use super::models::{Changes, Notification};
+use super::models::{Changes, Cursor, Notification};
 use super::ports::{Applied, NotificationStore, NotificationUnit};
 use super::service::NotificationService;
 
@@ -20,6 +20,9 @@ struct Store {
     owners: HashMap<String, String>,
     messages: BTreeMap<String, Notification>,
     inbox: HashSet<String>,
+    /// Each message's place in the feed, and the last unit's number.
+    seqs: HashMap<String, i64>,
+    last: i64,
 }
 
 #[derive(Clone, Default)]
@@ -39,6 +42,33 @@ impl NotificationStore for FakeStore {
             .filter(|m| customer.is_none() || m.customer_id.as_deref() == customer)
             .cloned()
             .collect())
+    }
+    async fn feed(
+        &self,
+        customer: Option<&str>,
+        after: &Cursor,
+        limit: i64,
+    ) -> anyhow::Result<Vec<(Cursor, Notification)>> {
+        let s = self.0.lock().await;
+        let mut out: Vec<(Cursor, Notification)> = s
+            .messages
+            .values()
+            .filter(|m| customer.is_none() || m.customer_id.as_deref() == customer)
+            .map(|m| (Cursor::at(s.seqs[&m.id], &m.id), m.clone()))
+            .filter(|(c, _)| match &after.id {
+                None => c.seq > after.seq,
+                Some(id) => (c.seq, c.id.as_ref()) > (after.seq, Some(id)),
+            })
+            .collect();
+        out.sort_by(|(a, _), (b, _)| (a.seq, &a.id).cmp(&(b.seq, &b.id)));
+        out.truncate(usize::try_from(limit)?);
+        Ok(out)
+    }
+    async fn feed_head(&self) -> anyhow::Result<Cursor> {
+        Ok(Cursor {
+            seq: self.0.lock().await.last,
+            id: None,
+        })
     }
     async fn begin(&self) -> anyhow::Result<Box<dyn NotificationUnit>> {
         Ok(Box::new(FakeUnit {
@@ -71,17 +101,26 @@ impl NotificationUnit for FakeUnit {
             .collect())
     }
     async fn save(&mut self, changes: &Changes) -> anyhow::Result<()> {
-        let s = &mut self.staged;
+        let s: &mut Store = &mut self.staged;
+        if changes.owners.is_empty() && changes.messages.is_empty() {
+            return Ok(());
+        }
+        s.last += 1;
+        let seq = s.last;
         for (b, c) in &changes.owners {
             s.owners.entry(b.clone()).or_insert_with(|| c.clone());
         }
         for m in &changes.messages {
-            s.messages.entry(m.id.clone()).or_insert_with(|| m.clone());
+            if !s.messages.contains_key(&m.id) {
+                s.messages.insert(m.id.clone(), m.clone());
+                s.seqs.insert(m.id.clone(), seq);
+            }
         }
         for (b, c) in &changes.owners {
-            for m in s.messages.values_mut() {
-                if &m.book_id == b && m.customer_id.is_none() {
+            for m in s.messages.values_mut().filter(|m| &m.book_id == b) {
+                if m.customer_id.is_none() {
                     m.customer_id = Some(c.clone());
+                    s.seqs.insert(m.id.clone(), seq);
                 }
             }
         }
@@ -194,4 +233,67 @@ async fn a_message_before_its_owner_is_known_gets_the_owner_later_in_or_across_b
         .unwrap();
     assert_eq!(again, [Applied::Duplicate, Applied::Duplicate]);
     assert_eq!(store.0.lock().await.messages.len(), 3);
+}
+
+#[tokio::test]
+async fn the_feed_wakes_its_readers_for_what_is_stored_and_shows_each_their_own() {
+    let store = FakeStore::default();
+    let service = NotificationService::new(Arc::new(store.clone()));
+    let start = service.feed_head().await.unwrap();
+    let mut signal = service.feed_signal();
+    assert!(!signal.has_changed().unwrap());
+    // The confirmation comes before anyone knows whose booking it is: only an admin's
+    // feed has it, until the owner is learnt — then it is in alice's, after her cursor.
+    service.apply(&[item("e1", confirmed("b1"))]).await.unwrap();
+    assert!(signal.has_changed().unwrap(), "a stored message wakes");
+    signal.mark_unchanged();
+    let alice = reader("alice", false);
+    let seen = service.feed(&alice, &start, 10).await.unwrap();
+    assert!(seen.is_empty(), "not hers yet: {seen:?}");
+    let admin = service.feed(&reader("root", true), &start, 10).await.unwrap();
+    assert_eq!(admin.len(), 1);
+    let alice_at = service.feed_head().await.unwrap();
+    service
+        .apply(&[item("e2", booked("b1", "alice"))])
+        .await
+        .unwrap();
+    assert!(signal.has_changed().unwrap(), "an owner learnt wakes");
+    signal.mark_unchanged();
+    let hers = service.feed(&alice, &alice_at, 10).await.unwrap();
+    assert_eq!(hers.len(), 1, "given its owner after her cursor: {hers:?}");
+    assert_eq!(hers[0].1.id, "e1");
+    // Resuming after the last seen gives nothing more; the same events again wake no one.
+    let after = hers[0].0.clone();
+    assert!(service.feed(&alice, &after, 10).await.unwrap().is_empty());
+    service.apply(&[item("e1", confirmed("b1"))]).await.unwrap();
+    assert!(!signal.has_changed().unwrap(), "a duplicate stores nothing");
+    // Bob sees none of it.
+    assert!(service
+        .feed(&reader("bob", false), &start, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn a_page_of_the_feed_resumes_inside_a_unit_of_work() {
+    let store = FakeStore::default();
+    let service = NotificationService::new(Arc::new(store.clone()));
+    let start = service.feed_head().await.unwrap();
+    // One unit stores three messages (one number); a reader takes them two at a time.
+    service
+        .apply(&[
+            item("e1", paid("b1", "alice")),
+            item("e2", confirmed("b1")),
+            item("e3", confirmed("b1")),
+        ])
+        .await
+        .unwrap();
+    let alice = reader("alice", false);
+    let first = service.feed(&alice, &start, 2).await.unwrap();
+    assert_eq!(first.len(), 2);
+    assert_eq!(first[0].0.seq, first[1].0.seq, "one unit, one number");
+    let rest = service.feed(&alice, &first[1].0, 2).await.unwrap();
+    let ids: Vec<_> = first.iter().chain(&rest).map(|(_, n)| n.id.as_str()).collect();
+    assert_eq!(ids, ["e1", "e2", "e3"], "each once, none skipped");
 }
