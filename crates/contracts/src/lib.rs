@@ -278,6 +278,32 @@ impl OpenApi {
         Ok(template)
     }
 
+    /// Checks the data of one event of a documented `200 text/event-stream` answer
+    /// against the schema its `x-event-data` names. Returns the operation's template.
+    pub fn check_event(&self, method: &str, path: &str, data: &str) -> Result<String, String> {
+        let method = method.to_ascii_lowercase();
+        let template = self
+            .template_of(path)
+            .ok_or_else(|| format!("{path}: no documented path"))?;
+        let response = self.resolve(&self.doc["paths"][&template][&method]["responses"]["200"]);
+        let schema = response
+            .pointer("/content/text~1event-stream/x-event-data")
+            .ok_or_else(|| format!("{method} {template}: no documented event stream"))?;
+        let json: Value = serde_json::from_str(data)
+            .map_err(|e| format!("{method} {template}: event data is not JSON ({e}): {data}"))?;
+        let mut schema = schema.clone();
+        if let Some(obj) = schema.as_object_mut() {
+            obj.insert(
+                "$schema".into(),
+                "https://json-schema.org/draft/2020-12/schema".into(),
+            );
+            obj.insert("components".into(), self.doc["components"].clone());
+        }
+        check(&schema, &json)
+            .map_err(|e| format!("{method} {template} event: {e}; data {data}"))?;
+        Ok(template)
+    }
+
     /// A response object, through one `$ref` to `#/components/responses/...`.
     fn resolve<'a>(&'a self, v: &'a Value) -> &'a Value {
         v.get("$ref")

@@ -117,6 +117,8 @@ impl Tally {
 pub struct Plan {
     /// Houses to book.
     pub houses: Vec<i64>,
+    /// The users who book (the clients take turns); local users sign in with their name.
+    pub customers: Vec<String>,
     /// Concurrent clients.
     pub workers: usize,
     /// First night any booking may take.
@@ -149,23 +151,24 @@ impl Rng {
 }
 
 impl Load {
-    /// Starts `plan.workers` clients against the gateway, alternating alice and bob.
+    /// Starts `plan.workers` clients against the gateway, taking turns as the customers.
     pub async fn start(gateway: &str, plan: Plan) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .build()
             .unwrap();
-        let tokens = [
-            token(&http, gateway, "alice").await,
-            token(&http, gateway, "bob").await,
-        ];
+        let mut tokens = Vec::new();
+        for user in &plan.customers {
+            tokens.push(token(&http, gateway, user).await);
+        }
+        assert!(!tokens.is_empty(), "a plan names who books");
         let stop = Arc::new(AtomicBool::new(false));
         let tally = Arc::new(Mutex::new(Tally::default()));
         let tasks = (0..plan.workers)
             .map(|w| {
                 let (http, plan, stop, tally) =
                     (http.clone(), plan.clone(), stop.clone(), tally.clone());
-                let token = tokens[w % 2].clone();
+                let token = tokens[w % tokens.len()].clone();
                 let gateway = gateway.to_owned();
                 tokio::spawn(async move {
                     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((w as u64 + 1) * 0x1000_0001));

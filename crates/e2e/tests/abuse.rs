@@ -22,6 +22,8 @@ struct Probe {
     method: Method,
     path: String,
     body: Option<(Vec<u8>, &'static str)>,
+    /// Headers it sends besides the token.
+    headers: Vec<(&'static str, Vec<u8>)>,
     /// Who sends it: a caller allowed to use the endpoint, so validation is what answers.
     who: &'static str,
 }
@@ -37,6 +39,7 @@ fn probe(
         method,
         path: path.into(),
         body: None,
+        headers: Vec::new(),
         who,
     }
 }
@@ -48,6 +51,10 @@ impl Probe {
     }
     fn raw(mut self, bytes: impl Into<Vec<u8>>, content_type: &'static str) -> Self {
         self.body = Some((bytes.into(), content_type));
+        self
+    }
+    fn header(mut self, name: &'static str, value: impl Into<Vec<u8>>) -> Self {
+        self.headers.push((name, value.into()));
         self
     }
 }
@@ -230,6 +237,25 @@ fn corpus(house: i64, booking: &str, payment: i64) -> Vec<Probe> {
             "alice",
         ));
     }
+    // The live stream: a place it never sent is refused before anything is held.
+    for last in [
+        &b"x"[..],
+        b"-1",
+        b"01",
+        b"1:",
+        b":x",
+        b"1:a:b",
+        b"99999999999999999999",
+        b"1' OR '1'='1",
+        "1:\u{e9}t\u{e9}".as_bytes(),
+        &[b'1', b':', 0xff, 0xfe],
+        format!("1:{}", "x".repeat(129)).as_bytes(),
+    ] {
+        c.push(
+            probe("notification", M::GET, "/notifications/stream", "alice")
+                .header("last-event-id", last),
+        );
+    }
     // house
     let listing = json!({"houseName": "Abuse", "housePrice": 100, "houseDescription": "ok"});
     c.extend(malformed("house", M::POST, "/houses", "admin"));
@@ -408,6 +434,11 @@ async fn send(
         .bearer_auth(token);
     if let Some((bytes, ct)) = &p.body {
         req = req.header("content-type", *ct).body(bytes.clone());
+    }
+    for (name, value) in &p.headers {
+        let value = reqwest::header::HeaderValue::from_bytes(value)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        req = req.header(*name, value);
     }
     match req.send().await {
         Ok(r) => {

@@ -304,6 +304,26 @@ async fn every_documented_operation_answers_as_its_document_says() {
         c.ok(&fleet, method, &path, token, body).await;
     }
 
+    // The live stream through the gateway, from the feed's beginning: an event stream
+    // whose events carry what the document says (alice has been paid for by now).
+    let res = testkit::sse::client()
+        .get(format!("{}/notifications/stream", fleet.gateway()))
+        .bearer_auth(&alice)
+        .header("last-event-id", "0")
+        .send()
+        .await
+        .unwrap();
+    let template = "/notifications/stream".to_owned();
+    c.seen
+        .entry(("notification".into(), "get".into(), template))
+        .or_default()
+        .insert(res.status().as_u16());
+    let event = testkit::sse::SseStream::new(res).next().await;
+    assert_eq!(event.event, "notification");
+    c.docs["notification"]
+        .check_event("GET", "/notifications/stream", &event.data)
+        .unwrap_or_else(|e| panic!("notification's document: {e}"));
+
     // Every documented operation answered a 2xx that its document accepts. The gateway's
     // document is the whole public API: the operations tagged with a service are that
     // service's, checked against it directly above.

@@ -54,6 +54,7 @@ async fn scene(mut options: Options, houses: usize) -> Scene {
 fn plan(scene: &Scene) -> Plan {
     Plan {
         houses: scene.houses.clone(),
+        customers: vec!["alice".into(), "bob".into()],
         workers: 4,
         first_night: NaiveDate::from_ymd_opt(2033, 1, 1).unwrap(),
         spread_days: 60,

@@ -7,10 +7,12 @@
 //!   accepted, no answer outside its documented statuses and schemas;
 //! - the API page (`/docs`) in Debian's headless chromium (driven by playwright-core,
 //!   `crates/e2e/browser/`): it loads from the gateway alone, within its
-//!   Content-Security-Policy, takes a token and tries `GET /houses`, showing the house.
+//!   Content-Security-Policy, takes a token and tries `GET /houses`, showing the house;
+//! - the storefront (`/app/`, issue 21) in the same browser: the seed's whole story by
+//!   hand, live, under a siege, checked by axe-core, a screenshot of each page.
 //!
 //! `./dev test` installs both tools; elsewhere `HOUSEBOOK_FUZZER` (the `schemathesis`
-//! program) and `HOUSEBOOK_BROWSER_DIR` (a directory with `api-page.mjs` and its
+//! program) and `HOUSEBOOK_BROWSER_DIR` (a directory with the scripts and their
 //! `node_modules`) say where they are.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -43,7 +45,8 @@ fn tool(var: &str, installed: &str) -> PathBuf {
 /// the gateway waits for book, with a breaker that does not open (timeouts and the breaker
 /// are tested in the fault scenarios). With the e2e fleets' quick breaker, one slow payment
 /// call beside the whole suite opened it, and a cancel answered 503: a "flaky" finding
-/// about the machine, not the API (seen once on PostgreSQL in CI).
+/// about the machine, not the API (seen once on PostgreSQL in CI). Streams end after a
+/// second idle.
 async fn fleet(backend: Backend) -> Fleet {
     let mut options = Options::new(backend);
     for limit in ["API", "TOKEN", "TOKEN_ADDRESS", "UNAUTHENTICATED"] {
@@ -63,6 +66,13 @@ async fn fleet(backend: Backend) -> Fleet {
     ] {
         options.env.push(("book", key.to_owned(), value.to_owned()));
     }
+    // The live stream is fuzzed too: each one ends after a second with nothing to say
+    // (the default, minutes, would hold every call the fuzzer makes of it).
+    options.env.push((
+        "notification",
+        "HOUSEBOOK_STREAMS__IDLE_SECS".to_owned(),
+        "1".to_owned(),
+    ));
     Fleet::start_with(options).await
 }
 
@@ -180,55 +190,38 @@ async fn fuzz_everything(backend: Backend) {
     fleet.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_api_page_loads_from_the_gateway_alone_and_tries_a_call() {
+/// Runs a script of `crates/e2e/browser/` in Debian's headless chromium with `args`, and
+/// gives the one JSON line it prints of what it saw.
+fn browse(script: &str, args: &[&std::ffi::OsStr]) -> Value {
     let browser = tool("HOUSEBOOK_BROWSER_DIR", "crates/e2e/browser");
-    assert!(
-        browser.join("node_modules/playwright-core").exists(),
-        "{}: playwright-core is not installed (./dev test runs npm ci there)",
-        browser.display()
-    );
-    let fleet = fleet(Backend::Sqlite).await;
-    let admin = fleet.token("admin").await;
-    let alice = fleet.token("alice").await;
-    let name = "Maison <b>\"Écluse\"</b> & 東京";
-    let (s, house) = fleet
-        .post(
-            "/houses",
-            &admin,
-            json!({"houseName": name, "housePrice": 120}),
-        )
-        .await;
-    assert_eq!(s, reqwest::StatusCode::CREATED, "{house}");
-
-    let shots = std::env::temp_dir().join("housebook-screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
-    let shot = shots.join("api-page.png");
+    for package in ["playwright-core", "axe-core"] {
+        assert!(
+            browser.join("node_modules").join(package).exists(),
+            "{}: {package} is not installed (./dev test runs npm ci there)",
+            browser.display()
+        );
+    }
     let out = Command::new("node")
         .current_dir(&browser)
-        .arg("api-page.mjs")
-        .arg(fleet.gateway())
-        .arg(&alice)
-        .arg(&shot)
+        .arg(script)
+        .args(args)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "node api-page.mjs: {stdout}{}",
+        "node {script}: {stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
         .unwrap_or_else(|e| panic!("{e}: {stdout}"));
     assert_eq!(seen["failure"], Value::Null, "{seen}");
-    assert!(
-        seen["title"]
-            .as_str()
-            .unwrap()
-            .starts_with("housebook public API"),
-        "{seen}"
-    );
-    // Held to its own scripts and styles: no inline script, nothing from elsewhere.
+    seen
+}
+
+/// A page held to its own origin: the policy allows no inline script and nothing from
+/// elsewhere, nothing from elsewhere was asked for, and no script failed.
+fn assert_held_to_its_origin(seen: &Value) {
     let csp = seen["csp"].as_str().unwrap();
     for rule in [
         "default-src 'none'",
@@ -244,6 +237,47 @@ async fn the_api_page_loads_from_the_gateway_alone_and_tries_a_call() {
         json!([]),
         "no script error, no policy violation"
     );
+}
+
+fn screenshots() -> PathBuf {
+    let shots = std::env::temp_dir().join("housebook-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    shots
+}
+
+fn assert_screenshot(shot: &Path) {
+    let size = std::fs::metadata(shot).map_or(0, |m| m.len());
+    assert!(size > 10_000, "a screenshot at {}", shot.display());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_page_loads_from_the_gateway_alone_and_tries_a_call() {
+    let fleet = fleet(Backend::Sqlite).await;
+    let admin = fleet.token("admin").await;
+    let alice = fleet.token("alice").await;
+    let name = "Maison <b>\"Écluse\"</b> & 東京";
+    let (s, house) = fleet
+        .post(
+            "/houses",
+            &admin,
+            json!({"houseName": name, "housePrice": 120}),
+        )
+        .await;
+    assert_eq!(s, reqwest::StatusCode::CREATED, "{house}");
+
+    let shot = screenshots().join("api-page.png");
+    let seen = browse(
+        "api-page.mjs",
+        &[fleet.gateway().as_ref(), alice.as_ref(), shot.as_os_str()],
+    );
+    assert!(
+        seen["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("housebook public API"),
+        "{seen}"
+    );
+    assert_held_to_its_origin(&seen);
     assert_eq!(seen["status"], "200", "{seen}");
     // The page shows the answer: the house, under the token given to "Authorize".
     let shown: Value = serde_json::from_str(seen["body"].as_str().unwrap()).unwrap();
@@ -255,10 +289,161 @@ async fn the_api_page_loads_from_the_gateway_alone_and_tries_a_call() {
             .any(|h| h["houseName"] == name && h["id"] == house["id"]),
         "{shown}"
     );
-    assert!(
-        std::fs::metadata(&shot).unwrap().len() > 10_000,
-        "a screenshot"
-    );
+    assert_screenshot(&shot);
     println!("screenshot: {}", shot.display());
+    fleet.shutdown().await;
+}
+
+/// The storefront (`/app/`, issue 21) in a real browser against a real fleet, with the
+/// seed's siege running beside it (the admin books as fast as the load allows): the
+/// seed's whole story by hand — see `crates/e2e/browser/storefront.mjs` — and here, what
+/// it must have seen.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_storefront_shows_the_saga_live_in_a_real_browser() {
+    let mut options = Options::new(Backend::Sqlite);
+    // Tokens of a minute, so that one session is seen to expire; the edge's limits raised
+    // for the siege (they are tested in abuse.rs).
+    options.env.push((
+        "gateway",
+        "HOUSEBOOK_TOKENS__TTL_SECS".to_owned(),
+        "60".to_owned(),
+    ));
+    for knob in ["PER_SECOND", "BURST"] {
+        options.env.push((
+            "gateway",
+            format!("HOUSEBOOK_RATE_LIMIT__API__{knob}"),
+            "100000".to_owned(),
+        ));
+    }
+    let fleet = Fleet::start_with(options).await;
+    let admin = fleet.token("admin").await;
+    let mut siege_houses = Vec::new();
+    for n in 0..3 {
+        let (s, h) = fleet
+            .post(
+                "/houses",
+                &admin,
+                json!({"houseName": format!("Siege house {n}"), "housePrice": 90}),
+            )
+            .await;
+        assert_eq!(s, reqwest::StatusCode::CREATED, "{h}");
+        siege_houses.push(h["id"].as_i64().unwrap());
+    }
+    let siege = e2e::load::Load::start(
+        &fleet.gateway(),
+        e2e::load::Plan {
+            houses: siege_houses,
+            customers: vec!["admin".into()],
+            workers: 4,
+            first_night: chrono::Utc::now().date_naive() + chrono::Duration::days(200),
+            spread_days: 300,
+            cancel_percent: 20,
+            pause: std::time::Duration::from_millis(20),
+        },
+    )
+    .await;
+
+    let shots = screenshots().join("storefront");
+    std::fs::create_dir_all(&shots).unwrap();
+    let gateway = fleet.gateway();
+    let seen = tokio::task::spawn_blocking({
+        let shots = shots.clone();
+        move || browse("storefront.mjs", &[gateway.as_ref(), shots.as_os_str()])
+    })
+    .await
+    .unwrap();
+    let tally = siege.stop().await;
+    println!("siege beside the browser: {}", tally.summary());
+    println!("what the browser saw: {seen}");
+    assert!(
+        tally.created.len() > 10,
+        "the siege ran: {}",
+        tally.summary()
+    );
+
+    assert!(
+        seen["url"].as_str().unwrap().ends_with("/app/"),
+        "/ leads to the storefront"
+    );
+    assert_held_to_its_origin(&seen);
+    let steps = &seen["steps"];
+    // Every name is shown as the text it is: the markup in it never became markup.
+    assert_eq!(
+        steps["houseShownAs"],
+        "<img src=x onerror=\"window.pwned=1\"> 제주 한옥 \"Ocean\" & Co ✓"
+    );
+    assert_eq!(steps["markupRan"], false);
+    // Keyboard only: signed in, focus taken to the houses, the booking made.
+    assert_eq!(steps["focusAfterSignIn"], "houses-title");
+    assert_eq!(steps["availabilityBefore"], "free");
+    // Live, without reloading: BOOKED, then CONFIRMED.
+    assert_eq!(steps["aliceStatuses"], json!(["BOOKED", "CONFIRMED"]));
+    assert_eq!(steps["aliceLive"], "Live updates: on");
+    assert_eq!(
+        seen["navigations"]["alice"], 1,
+        "the page was never reloaded"
+    );
+    assert_eq!(seen["navigations"]["bob"], 1, "the page was never reloaded");
+    // The same nights for bob: shown taken, booked anyway, REJECTED and refunded.
+    assert!(
+        steps["availabilityForBob"]
+            .as_str()
+            .unwrap()
+            .starts_with("taken"),
+        "{steps}"
+    );
+    assert_eq!(steps["bobStatuses"], json!(["BOOKED", "REJECTED"]));
+    assert_eq!(steps["bobPayments"], json!(["PAYMENT CANCELED"]));
+    assert_eq!(steps["bobSeesAlices"], 1, "bob sees his booking only");
+    // Alice cancels: refunded.
+    assert_eq!(
+        steps["aliceAfterCancel"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap(),
+        "BOOK CANCELED"
+    );
+    assert_eq!(steps["alicePayments"], json!(["PAYMENT CANCELED"]));
+    // The admin sees everyone's bookings (alice's, bob's and the siege's).
+    assert!(
+        steps["adminBookings"].as_array().unwrap().len() >= 3,
+        "{steps}"
+    );
+    // Payment down: 503 shown with when to retry, and nothing charged.
+    assert_eq!(steps["faultsSet"], 200);
+    assert_eq!(steps["faultsCleared"], 200);
+    let down = steps["paymentDown"].as_str().unwrap();
+    assert!(
+        down.contains("Nothing was charged") && down.contains("try again in"),
+        "{down}"
+    );
+    // The session that expired said so, and asked to sign in again.
+    assert_eq!(
+        steps["bobExpired"],
+        "Your session has expired. Please sign in again."
+    );
+    assert_eq!(steps["bobSignInShown"], true);
+    // No accessibility violation (WCAG 2.1 A and AA, by axe-core) on any page.
+    for page in ["sign-in", "admin", "customer"] {
+        assert_eq!(
+            seen["axe"][page],
+            json!([]),
+            "{page}: {}",
+            seen["axe"][page]
+        );
+    }
+    for shot in [
+        "sign-in",
+        "admin",
+        "customer-confirmed",
+        "customer-rejected",
+        "customer-cancelled",
+        "customer-payment-down",
+        "session-expired",
+    ] {
+        assert_screenshot(&shots.join(format!("{shot}.png")));
+    }
+    println!("screenshots: {}", shots.display());
     fleet.shutdown().await;
 }

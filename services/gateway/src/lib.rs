@@ -4,9 +4,9 @@
 
 pub mod client;
 pub mod contract;
-pub mod docs;
 pub use platform::limit;
 pub mod oauth;
+pub mod pages;
 pub mod passwords;
 pub mod proxy;
 pub mod settings;
@@ -64,6 +64,7 @@ pub fn router(issuance: oauth::Issuance, proxy: proxy::Proxy, document: &'static
         .route("/mypages/{*rest}", any(proxy::forward))
         .route("/availability", any(proxy::forward))
         .route("/notifications", any(proxy::forward))
+        .route("/notifications/stream", get(proxy::stream))
         .with_state(proxy);
     Router::new()
         .route("/oauth/token", post(oauth::token))
@@ -71,7 +72,7 @@ pub fn router(issuance: oauth::Issuance, proxy: proxy::Proxy, document: &'static
         .with_state(issuance)
         .merge(api)
         .merge(platform::http::openapi_route(document))
-        .merge(docs::router())
+        .merge(pages::router())
 }
 
 /// The public API's document ([`contract::public_document`]), built once per process;
@@ -142,9 +143,13 @@ impl Service for Application {
             &settings.upstreams,
             verifier,
             settings.http.body_limit_bytes,
-            limit::Limiter::new(settings.rate_limit.api),
-            limit::Limiter::new(settings.rate_limit.unauthenticated),
+            (
+                limit::Limiter::new(settings.rate_limit.api),
+                limit::Limiter::new(settings.rate_limit.unauthenticated),
+            ),
             settings.forwarded,
+            platform::stream::Streams::new(&settings.streams),
+            shutdown.clone(),
         )?;
         proxy.upstreams.watch(
             Duration::from_millis(settings.upstreams.health_interval_ms.max(10)),

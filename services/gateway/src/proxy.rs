@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use axum::http::Method;
 use platform::shutdown::CancellationToken;
+use platform::stream::Streams;
 use platform::upstream::Pool;
 
 use crate::client::{self, ForwardedSettings};
@@ -39,7 +40,17 @@ pub struct Proxy {
     pub unauthenticated: Limiter,
     /// Where the client address comes from.
     pub forwarded: ForwardedSettings,
+    /// Client for streams: no total timeout, a bound on silence instead.
+    pub streaming: reqwest::Client,
+    /// The open streams and their bounds.
+    pub streams: Streams,
+    /// Ends every stream when the gateway stops.
+    pub stop: CancellationToken,
 }
+
+/// A stream from a service with no byte (not even its keep-alive comment, every 15 s by
+/// default) for this long is taken as dead and ended; the client reconnects.
+pub const STREAM_SILENCE: Duration = Duration::from_secs(60);
 
 /// The replicas behind each first path segment.
 pub struct Routes {
@@ -93,10 +104,12 @@ impl Proxy {
         upstreams: &Upstreams,
         verifier: TokenVerifier,
         body_limit: usize,
-        limiter: Limiter,
-        unauthenticated: Limiter,
+        limits: (Limiter, Limiter),
         forwarded: ForwardedSettings,
+        streams: Streams,
+        stop: CancellationToken,
     ) -> anyhow::Result<Self> {
+        let (limiter, unauthenticated) = limits;
         // Idle connections go before the services' own idle timeout closes them (so a
         // request never races a close); open ones are bounded by the in-flight limit.
         let http = reqwest::Client::builder()
@@ -106,8 +119,16 @@ impl Proxy {
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_millis(upstreams.timeout_ms))
             .build()?;
+        let streaming = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .connect_timeout(Duration::from_secs(2))
+            .read_timeout(STREAM_SILENCE)
+            .build()?;
         Ok(Self {
             http,
+            streaming,
+            streams,
+            stop,
             upstreams: Arc::new(Routes::new(upstreams)?),
             verifier,
             body_limit,
@@ -189,15 +210,16 @@ fn idempotent(method: &Method) -> bool {
     )
 }
 
-/// Forwards one request to a ready replica of its service, and to another replica when
-/// the first cannot have done it.
-pub async fn forward(
-    State(proxy): State<Proxy>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+/// What every routed request goes through first: a token (a caller that earns many
+/// refusals is limited by address), no service identity, the caller's rate, a plain path
+/// with a route. Gives the caller and the service's replicas.
+fn admit<'p>(
+    proxy: &'p Proxy,
+    from: &std::net::IpAddr,
     caller: Result<Caller, ApiError>,
-    req: Request,
-) -> Result<Response, ApiError> {
-    let from = client::address(Some(peer), req.headers(), proxy.forwarded);
+    method: &Method,
+    path: &str,
+) -> Result<(Caller, &'p Pool), ApiError> {
     let caller = match caller {
         Ok(c) => c,
         Err(refused) => {
@@ -215,8 +237,6 @@ pub async fn forward(
         ));
     }
     proxy.limiter.admit(&caller.id)?;
-    let (parts, body) = req.into_parts();
-    let path = parts.uri.path();
     if !normalised(path) {
         return Err(ApiError::invalid_path(
             "the path has dot segments, encoded slashes, backslashes or control characters",
@@ -225,41 +245,52 @@ pub async fn forward(
     let pool = proxy
         .upstreams
         .route(path)
-        .ok_or_else(|| ApiError::not_found(format!("no route for {} {path}", parts.method)))?;
-    let name = pool.name();
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map(|pq| pq.as_str())
-        .unwrap_or(path);
-    let body: Bytes = axum::body::to_bytes(body, proxy.body_limit)
-        .await
-        .map_err(|_| ApiError::payload_too_large())?;
-    let mut headers = pass_on(&parts.headers, true);
+        .ok_or_else(|| ApiError::not_found(format!("no route for {method} {path}")))?;
+    Ok((caller, pool))
+}
+
+/// The headers an upstream is sent: the caller's own, the gateway's span, and the
+/// client's address as the gateway saw it.
+fn upstream_headers(from: &HeaderMap, client: &std::net::IpAddr) -> HeaderMap {
+    let mut headers = pass_on(from, true);
     // The gateway's own span is the caller's child: upstreams continue from it.
     if let Some(tp) = platform::trace::current().and_then(|t| t.parse().ok()) {
         headers.insert(platform::trace::TRACEPARENT, tp);
     }
-    if let Ok(v) = from.to_string().parse() {
+    if let Ok(v) = client.to_string().parse() {
         headers.insert(&client::X_FORWARDED_FOR, v);
     }
+    headers
+}
+
+/// Sends a request to a ready replica of `pool`, and to another replica when the first
+/// cannot have done it (refused the connection; or lost the answer to an idempotent
+/// method).
+async fn send(
+    http: &reqwest::Client,
+    pool: &Pool,
+    method: &Method,
+    path_and_query: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<reqwest::Response, ApiError> {
+    let name = pool.name();
     let mut tried = Vec::new();
-    let res = loop {
+    loop {
         let Some(base) = pool.pick(&tried) else {
             return Err(ApiError::unavailable(
                 format!("{name} is unavailable"),
                 Duration::from_secs(1),
             ));
         };
-        let sent = proxy
-            .http
-            .request(parts.method.clone(), format!("{base}{path_and_query}"))
+        let sent = http
+            .request(method.clone(), format!("{base}{path_and_query}"))
             .headers(headers.clone())
             .body(body.clone())
             .send()
             .await;
         match sent {
-            Ok(r) => break r,
+            Ok(r) => return Ok(r),
             Err(e) if e.is_timeout() => {
                 return Err(ApiError::new(
                     StatusCode::GATEWAY_TIMEOUT,
@@ -271,29 +302,124 @@ pub async fn forward(
                 tracing::info!(upstream = name, replica = %base, "connection refused; trying another replica");
                 pool.mark_down(&base);
             }
-            Err(_) if idempotent(&parts.method) => {
+            Err(_) if idempotent(method) => {
                 tracing::info!(upstream = name, replica = %base, "answer lost; trying another replica");
             }
-            Err(_) => {
-                return Err(ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "bad_gateway",
-                    format!("{name} failed to answer"),
-                ))
-            }
+            Err(_) => return Err(bad_gateway(name)),
         }
         tried.push(base);
-    };
+    }
+}
+
+fn bad_gateway(name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        "bad_gateway",
+        format!("{name} failed to answer"),
+    )
+}
+
+/// An upstream's whole answer, read and passed on.
+async fn buffered(name: &str, res: reqwest::Response) -> Result<Response, ApiError> {
     let status = res.status();
     let out = pass_on(res.headers(), false);
-    let bytes = res.bytes().await.map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "bad_gateway",
-            format!("{name} failed to answer"),
-        )
-    })?;
+    let bytes = res.bytes().await.map_err(|_| bad_gateway(name))?;
     let mut response = (status, Body::from(bytes)).into_response();
+    *response.headers_mut() = out;
+    Ok(response)
+}
+
+/// Forwards one request to a ready replica of its service, and to another replica when
+/// the first cannot have done it.
+pub async fn forward(
+    State(proxy): State<Proxy>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    caller: Result<Caller, ApiError>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let from = client::address(Some(peer), req.headers(), proxy.forwarded);
+    let (parts, body) = req.into_parts();
+    let (_, pool) = admit(&proxy, &from, caller, &parts.method, parts.uri.path())?;
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or(parts.uri.path(), |pq| pq.as_str());
+    let body: Bytes = axum::body::to_bytes(body, proxy.body_limit)
+        .await
+        .map_err(|_| ApiError::payload_too_large())?;
+    let headers = upstream_headers(&parts.headers, &from);
+    let res = send(
+        &proxy.http,
+        pool,
+        &parts.method,
+        path_and_query,
+        &headers,
+        &body,
+    )
+    .await?;
+    buffered(pool.name(), res).await
+}
+
+/// Forwards a stream (`GET /notifications/stream`): as [`forward`], but the answer is
+/// passed on as it arrives, never buffered, for as long as it lasts. The in-flight bound
+/// is let go once the head is answered; the stream holds a place of [`Proxy::streams`]
+/// (per caller and in all) instead, until it ends: when the service ends it, when it is
+/// silent for [`STREAM_SILENCE`], when the token expires, when the client goes, or when
+/// the gateway stops.
+pub async fn stream(
+    State(proxy): State<Proxy>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    caller: Result<Caller, ApiError>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let from = client::address(Some(peer), req.headers(), proxy.forwarded);
+    let (parts, _) = req.into_parts();
+    let (caller, pool) = admit(&proxy, &from, caller, &parts.method, parts.uri.path())?;
+    let place = proxy.streams.admit(&caller.id)?;
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or(parts.uri.path(), |pq| pq.as_str());
+    let headers = upstream_headers(&parts.headers, &from);
+    let res = send(
+        &proxy.streaming,
+        pool,
+        &parts.method,
+        path_and_query,
+        &headers,
+        &Bytes::new(),
+    )
+    .await?;
+    if res.status() != StatusCode::OK {
+        return buffered(pool.name(), res).await; // a refusal: small, and final
+    }
+    let status = res.status();
+    let out = pass_on(res.headers(), false);
+    let name = pool.name().to_owned();
+    // The service ends it when the token expires too; the edge does not rely on that.
+    let expires = tokio::time::Instant::now() + platform::stream::until_expiry(caller.expires_at);
+    let chunks = futures::stream::unfold(
+        (res, place, proxy.stop.clone()),
+        move |(mut res, place, stop)| {
+            let name = name.clone();
+            async move {
+                let chunk = tokio::select! {
+                    chunk = res.chunk() => chunk,
+                    () = stop.cancelled() => return None,
+                    () = tokio::time::sleep_until(expires) => return None,
+                };
+                match chunk {
+                    Ok(Some(bytes)) => Some((Ok::<_, std::io::Error>(bytes), (res, place, stop))),
+                    Ok(None) => None,
+                    Err(e) => {
+                        tracing::info!(upstream = %name, error = %e, "stream ended by its upstream");
+                        None
+                    }
+                }
+            }
+        },
+    );
+    let mut response = (status, Body::from_stream(chunks)).into_response();
     *response.headers_mut() = out;
     Ok(response)
 }

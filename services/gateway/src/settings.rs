@@ -37,6 +37,9 @@ pub struct Settings {
     pub forwarded: ForwardedSettings,
     /// The internal listener: client-credentials tokens for the fleet's services.
     pub internal: InternalSettings,
+    /// Streams (`GET /notifications/stream`): open ones per token subject (`429` beyond)
+    /// and in all (`503` beyond; keep it well below `http.max_connections`).
+    pub streams: platform::stream::StreamBounds,
     /// `Strict-Transport-Security: max-age=…; includeSubDomains` on every public answer;
     /// `0` (the default) sends none. Set where the load balancer in front terminates TLS
     /// and redirects HTTP (the EKS overlay): browsers then never try plain HTTP again.
@@ -197,6 +200,7 @@ impl Default for Settings {
             passwords: PasswordSettings::default(),
             forwarded: ForwardedSettings::default(),
             internal: InternalSettings::default(),
+            streams: platform::stream::StreamBounds::default(),
             hsts_max_age_secs: 0,
         }
     }

@@ -566,3 +566,107 @@ async fn hsts_is_sent_where_it_is_set_and_only_there() {
     edge.gateway.stop().await;
     edge.house.stop().await;
 }
+
+/// `GET /notifications/stream` through the gateway, in front of a real notification
+/// service: an event reaches the reader as it is stored (nothing buffered), an open stream
+/// holds no in-flight place, its places are bounded per caller and in all, the fleet's
+/// identities are refused, and the gateway's stop ends the streams it carries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_passes_through_live_and_bounded() {
+    let world = World::new(Backend::Sqlite);
+    let common = world.settings("notification").await;
+    platform::kafka::ensure_topics(&common.kafka).await.unwrap();
+    let notification = TestApp::spawn::<notification::Application>(notification::Settings {
+        common,
+        ..Default::default()
+    })
+    .await;
+    let notification_url = notification.base.clone();
+    let edge = start_with(|s| {
+        s.upstreams.notification = notification_url;
+        s.streams = platform::stream::StreamBounds {
+            per_subject: 1,
+            total: 2,
+        };
+        // One request at a time: an open stream must not be holding it.
+        s.http.max_in_flight = 1;
+    })
+    .await;
+    let open = |tok: Option<String>| {
+        let req = testkit::sse::client().get(edge.gateway.url("/notifications/stream"));
+        async move {
+            match tok {
+                Some(t) => req.bearer_auth(t),
+                None => req,
+            }
+            .send()
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(open(None).await.status(), StatusCode::UNAUTHORIZED);
+    let (_, service) = fleet_token_request(&edge, &BOOK_CLIENT).await;
+    let refused = open(Some(service["access_token"].as_str().unwrap().to_owned())).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+
+    let alice = token(&edge, "alice").await;
+    let mut hers = testkit::sse::SseStream::new(open(Some(alice.clone())).await);
+    // The stream holds no in-flight place: another call is served while it is open.
+    let (s, _) = edge.gateway.get("/houses", &alice).await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "the API is not held up by an open stream"
+    );
+
+    let book = testkit::unique("b-");
+    let night = events::parse_date("2031-03-01").unwrap();
+    world
+        .publish(
+            &events::Envelope::new(&events::Paid {
+                payment_id: 1,
+                book_id: book.clone(),
+                house_id: 1,
+                customer_id: "alice".into(),
+                house_price: 120,
+                check_in: night,
+                check_out: night.succ_opt().unwrap(),
+                payment_date: chrono::Utc::now(),
+            })
+            .unwrap(),
+        )
+        .await;
+    let got = hers.next().await;
+    assert_eq!(got.event, "notification");
+    assert_eq!(got.json()["bookId"], book.as_str());
+    assert_eq!(got.json()["kind"], "PAYMENT_RECEIVED");
+
+    // Bounds: alice's one place is taken; bob takes the last of two; then none is left.
+    let again = open(Some(alice.clone())).await;
+    assert_eq!(again.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(again.headers().contains_key("retry-after"));
+    let bob = token(&edge, "bob").await;
+    let _his = testkit::sse::SseStream::new(open(Some(bob)).await);
+    let full = open(Some(token(&edge, "admin").await)).await;
+    assert_eq!(full.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(full.headers().contains_key("retry-after"));
+    let e: Value = full.json().await.unwrap();
+    assert!(e["message"].as_str().unwrap().contains("streams"), "{e}");
+
+    // Stopping the gateway ends the streams it carries.
+    edge.gateway.stop().await;
+    let mut ended = false;
+    for _ in 0..30 {
+        match hers.next_within(std::time::Duration::from_secs(1)).await {
+            Ok(None) => {
+                ended = true;
+                break;
+            }
+            Ok(Some(e)) => panic!("nothing more was stored: {e:?}"),
+            Err(()) => {}
+        }
+    }
+    assert!(ended, "the stream ended with the gateway");
+    notification.stop().await;
+    edge.house.stop().await;
+}

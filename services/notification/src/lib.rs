@@ -119,8 +119,7 @@ impl Service for Application {
     }
 
     async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
-        let runtime =
-            Runtime::build(NAME, &settings.common, MIGRATIONS, shutdown.clone()).await?;
+        let runtime = Runtime::build(NAME, &settings.common, MIGRATIONS, shutdown.clone()).await?;
         let store = Arc::new(outbound::db::SqlNotifications::new(runtime.db().clone()));
         let service = domain::service::NotificationService::new(store);
         service.watch_feed(FEED_POLL, shutdown.clone());

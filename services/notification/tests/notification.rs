@@ -91,7 +91,8 @@ async fn each_customer_is_told_about_their_own_bookings_once(backend: Backend) {
     let app = TestApp::spawn::<Application>(Settings {
         common: settings,
         ..Settings::default()
-    }).await;
+    })
+    .await;
     let alice = eventually(30, "alice's history", || async {
         let list = messages(&app, "alice", &[Role::Customer]).await;
         (kinds(&list, &a).len() == 2).then_some(list)
@@ -245,15 +246,25 @@ async fn each_customer_streams_their_own_messages_live(backend: Backend) {
 
     let mut hers = testkit::sse::SseStream::new(open_stream(&app, &alice, None).await);
     let mut his = testkit::sse::SseStream::new(open_stream(&app, &bob, None).await);
-    let a = testkit::unique("b-");
-    // Her confirmation arrives before anything says whose booking it is: it reaches her
-    // when the payment does.
-    world
-        .publish(&env(&BookConfirmed {
-            book_id: a.clone(),
-            house_id: 1,
-        }))
-        .await;
+    let (a, earlier) = (testkit::unique("b-"), testkit::unique("b-"));
+    // Her confirmation is stored before anything says whose booking it is (only an admin
+    // sees it); then another of her messages moves her stream past it; then the payment
+    // says the booking is hers: the confirmation is sent to her then, after that place.
+    let confirmed = env(&BookConfirmed {
+        book_id: a.clone(),
+        house_id: 1,
+    });
+    world.publish(&confirmed).await;
+    eventually(30, "the confirmation stored without an owner", || async {
+        let all = messages(&app, "admin", &[Role::Admin]).await;
+        all.iter()
+            .any(|m| m["id"] == confirmed.event_id.to_string())
+            .then_some(())
+    })
+    .await;
+    world.publish(&env(&paid(&earlier, "alice"))).await;
+    let before = hers.next().await;
+    assert_eq!(before.json()["bookId"], earlier.as_str());
     world.publish(&env(&paid(&a, "alice"))).await;
     let first = hers.next().await;
     let second = hers.next().await;
@@ -272,23 +283,28 @@ async fn each_customer_streams_their_own_messages_live(backend: Backend) {
     let mut kinds: Vec<&str> = got.iter().map(|(_, k)| k.as_str()).collect();
     kinds.sort_unstable();
     assert_eq!(kinds, ["BOOKING_CONFIRMED", "PAYMENT_RECEIVED"], "{got:?}");
-    assert!(got.iter().all(|(b, _)| *b == a));
+    assert!(got.iter().all(|(b, _)| *b == a), "{got:?}");
     // Bob's stream is ordered too: the first thing he is sent is his own.
     let b = testkit::unique("b-");
     world.publish(&env(&paid(&b, "bob"))).await;
     let bobs = his.next().await.json();
-    assert_eq!((bobs["bookId"].as_str(), bobs["customerId"].as_str()), (Some(b.as_str()), Some("bob")));
+    assert_eq!(
+        (bobs["bookId"].as_str(), bobs["customerId"].as_str()),
+        (Some(b.as_str()), Some("bob"))
+    );
 
     // Reconnecting after her first event resumes with her second, and nothing before.
-    let mut again = testkit::sse::SseStream::new(
-        open_stream(&app, &alice, first.id.as_deref()).await,
-    );
+    let mut again =
+        testkit::sse::SseStream::new(open_stream(&app, &alice, first.id.as_deref()).await);
     assert_eq!(again.next().await, second);
     // Her two streams are her share: a third is refused until one closes.
     let third = open_stream(&app, &alice, None).await;
     assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(third.headers().contains_key("retry-after"));
-    assert_eq!(third.json::<Value>().await.unwrap()["error"], "too_many_streams");
+    assert_eq!(
+        third.json::<Value>().await.unwrap()["error"],
+        "too_many_streams"
+    );
     drop(again);
     let reopened = eventually(30, "a closed stream's place given back", || async {
         let r = open_stream(&app, &alice, None).await;

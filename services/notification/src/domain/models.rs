@@ -255,7 +255,7 @@ impl Cursor {
     /// for anything else.
     pub fn parse(text: &str) -> Option<Self> {
         let (seq, id) = match text.split_once(':') {
-            Some((seq, id)) if !id.is_empty() && id.len() <= 128 => (seq, Some(id.to_owned())),
+            Some((seq, id)) if id_text(id) => (seq, Some(id.to_owned())),
             Some(_) => return None,
             None => (text, None),
         };
@@ -265,6 +265,11 @@ impl Cursor {
         }
         Some(Self { seq, id })
     }
+}
+
+/// An id of a cursor: 1 to 128 visible ASCII characters but `:` (event ids are UUIDs).
+fn id_text(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic() && b != b':')
 }
 
 fn seq_text(text: &str) -> &str {
@@ -293,7 +298,17 @@ mod cursor {
         ] {
             assert_eq!(Cursor::parse(&c.to_string()), Some(c));
         }
-        for bad in ["", "-1", "+1", "01", "x", "1:", ":x", "1.5", "99999999999999999999"] {
+        for bad in [
+            "",
+            "-1",
+            "+1",
+            "01",
+            "x",
+            "1:",
+            ":x",
+            "1.5",
+            "99999999999999999999",
+        ] {
             assert_eq!(Cursor::parse(bad), None, "{bad:?}");
         }
         assert_eq!(Cursor::parse(&format!("1:{}", "x".repeat(129))), None);

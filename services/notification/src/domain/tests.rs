@@ -250,7 +250,10 @@ async fn the_feed_wakes_its_readers_for_what_is_stored_and_shows_each_their_own(
     let alice = reader("alice", false);
     let seen = service.feed(&alice, &start, 10).await.unwrap();
     assert!(seen.is_empty(), "not hers yet: {seen:?}");
-    let admin = service.feed(&reader("root", true), &start, 10).await.unwrap();
+    let admin = service
+        .feed(&reader("root", true), &start, 10)
+        .await
+        .unwrap();
     assert_eq!(admin.len(), 1);
     let alice_at = service.feed_head().await.unwrap();
     service
@@ -294,6 +297,10 @@ async fn a_page_of_the_feed_resumes_inside_a_unit_of_work() {
     assert_eq!(first.len(), 2);
     assert_eq!(first[0].0.seq, first[1].0.seq, "one unit, one number");
     let rest = service.feed(&alice, &first[1].0, 2).await.unwrap();
-    let ids: Vec<_> = first.iter().chain(&rest).map(|(_, n)| n.id.as_str()).collect();
+    let ids: Vec<_> = first
+        .iter()
+        .chain(&rest)
+        .map(|(_, n)| n.id.as_str())
+        .collect();
     assert_eq!(ids, ["e1", "e2", "e3"], "each once, none skipped");
 }

@@ -173,7 +173,11 @@ impl Feed {
             if Instant::now() >= self.ends || self.stop.is_cancelled() {
                 return None;
             }
-            match self.service.feed(&self.reader, &self.after, STREAM_PAGE).await {
+            match self
+                .service
+                .feed(&self.reader, &self.after, STREAM_PAGE)
+                .await
+            {
                 Ok(page) => {
                     self.read_now = page.len() as i64 == STREAM_PAGE;
                     if let Some((last, _)) = page.last() {

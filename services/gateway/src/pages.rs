@@ -1,10 +1,16 @@
-//! The public API's interactive page at `GET /docs`: Swagger UI (vendored, unchanged, in
-//! `assets/swagger-ui/`, compiled into the binary) over the gateway's own `/openapi.json`.
+//! The gateway's pages, compiled into the binary and served from its own origin:
+//!
+//! - the storefront at `/app/` (`/` leads there): plain HTML, CSS and one JavaScript
+//!   module in `assets/app/`, with no framework and no build step, so what runs is what
+//!   is in the repository; it calls the public API with a token it keeps in memory;
+//! - the public API's interactive page at `GET /docs`: Swagger UI (vendored, unchanged, in
+//!   `assets/swagger-ui/`) over the gateway's own `/openapi.json`.
+//!
 //! Nothing is fetched from anywhere but this origin, which the Content-Security-Policy
-//! holds the page to: no inline script, no other origin, no framing.
+//! holds the pages to: no inline script, no other origin, no framing.
 
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 
@@ -17,8 +23,22 @@ const PAGE: &str = include_str!("../assets/docs.html");
 const START: &str = include_str!("../assets/docs.js");
 const BUNDLE: &str = include_str!("../assets/swagger-ui/swagger-ui-bundle.js");
 const STYLE: &str = include_str!("../assets/swagger-ui/swagger-ui.css");
+const STORE: &str = include_str!("../assets/app/index.html");
+const STORE_SCRIPT: &str = include_str!("../assets/app/app.js");
+const STORE_STYLE: &str = include_str!("../assets/app/app.css");
 
-/// The page and its three assets: path, content type, body.
+/// The storefront and its assets: path, content type, body.
+const STOREFRONT: [(&str, &str, &str); 3] = [
+    ("/app/", "text/html; charset=utf-8", STORE),
+    (
+        "/app/app.js",
+        "text/javascript; charset=utf-8",
+        STORE_SCRIPT,
+    ),
+    ("/app/app.css", "text/css; charset=utf-8", STORE_STYLE),
+];
+
+/// The API page and its three assets: path, content type, body.
 const ASSETS: [(&str, &str, &str); 4] = [
     ("/docs", "text/html; charset=utf-8", PAGE),
     ("/docs/docs.js", "text/javascript; charset=utf-8", START),
@@ -30,13 +50,16 @@ const ASSETS: [(&str, &str, &str); 4] = [
     ("/docs/swagger-ui.css", "text/css; charset=utf-8", STYLE),
 ];
 
-/// A route for each of [`ASSETS`].
+/// A route for each of [`ASSETS`] and [`STOREFRONT`]; `/` and `/app` lead to `/app/`.
 pub fn router() -> Router {
     ASSETS
         .into_iter()
+        .chain(STOREFRONT)
         .fold(Router::new(), |router, (path, kind, body)| {
             router.route(path, get(move || async move { asset(kind, body) }))
         })
+        .route("/", get(|| async { Redirect::to("/app/") }))
+        .route("/app", get(|| async { Redirect::to("/app/") }))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -91,11 +114,65 @@ mod tests {
             assert_eq!(h[header::CONTENT_SECURITY_POLICY], CSP, "{path}");
             assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
         }
-        // The page loads what the router serves, and runs no inline script.
-        for (src, _, _) in &ASSETS[1..] {
-            assert!(PAGE.contains(&format!("\"{src}\"")), "{src}");
+        // Each page loads what the router serves, and runs no inline script.
+        for (page, assets) in [(PAGE, &ASSETS[1..]), (STORE, &STOREFRONT[1..])] {
+            for (src, _, _) in assets {
+                assert!(page.contains(&format!("\"{src}\"")), "{src}");
+            }
+            assert!(!page.contains("<script>"), "no inline script");
+            let handler = page.split(" on").skip(1).any(|rest| {
+                let name: String = rest.chars().take_while(char::is_ascii_lowercase).collect();
+                !name.is_empty() && rest[name.len()..].starts_with('=')
+            });
+            assert!(!handler, "no inline event handler");
         }
-        assert!(!PAGE.contains("<script>"), "no inline script");
+    }
+
+    #[tokio::test]
+    async fn the_storefront_is_served_under_the_policy_and_the_root_leads_to_it() {
+        for (path, _, _) in STOREFRONT {
+            let res = router()
+                .oneshot(Request::get(path).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "{path}");
+            assert_eq!(
+                res.headers()[header::CONTENT_SECURITY_POLICY],
+                CSP,
+                "{path}"
+            );
+        }
+        for path in ["/", "/app"] {
+            let res = router()
+                .oneshot(Request::get(path).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert!(res.status().is_redirection(), "{path}");
+            assert_eq!(res.headers()[header::LOCATION], "/app/");
+        }
+    }
+
+    /// The storefront puts every name into the page as text: no API for HTML from
+    /// strings, no eval, and the token kept in memory only.
+    #[test]
+    fn the_storefront_builds_the_page_from_text_and_keeps_the_token_in_memory() {
+        for banned in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+            "new Function",
+            "localStorage",
+            "sessionStorage",
+            "document.cookie",
+        ] {
+            let code: String = STORE_SCRIPT
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("//"))
+                .collect();
+            assert!(!code.contains(banned), "app.js uses {banned}");
+        }
     }
 
     /// The vendored files are the package's, unchanged: their digests are the ones

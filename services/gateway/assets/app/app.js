@@ -1,0 +1,435 @@
+// The housebook storefront: plain JavaScript, no framework and no build step, served by
+// the gateway under a Content-Security-Policy that allows no inline script and no other
+// origin. Everything shown is put into the page as text (textContent), never as HTML, so
+// a house named "<img onerror=…>" is shown as that text.
+//
+// The token lives in this module's memory only: not in localStorage, sessionStorage or a
+// cookie. A reload signs the person out; no other page, script or request of another
+// site can ever present it (no ambient credential: nothing to forge a request with).
+// The live stream is read with fetch(), which (unlike EventSource) can send the token.
+
+const session = { token: null, user: null, admin: false, expires: 0 };
+const seen = new Set(); // notification ids shown
+const MAX_SHOWN = 200; // notifications and bookings kept on the page, newest first
+let lastEventId = null;
+let stream = null; // AbortController of the open stream
+
+const $ = (id) => document.getElementById(id);
+
+// ---- calls -----------------------------------------------------------------------------
+
+class Problem extends Error {
+  constructor(status, code, message, retryAfter) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.retryAfter = retryAfter;
+  }
+}
+
+async function call(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (session.token) headers.Authorization = `Bearer ${session.token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let res;
+  try {
+    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch {
+    throw new Problem(0, "network", "The service could not be reached.", null);
+  }
+  const text = await res.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+  if (!res.ok) {
+    const retry = Number.parseInt(res.headers.get("Retry-After") || "", 10);
+    throw new Problem(res.status, data?.error || "error", data?.message || res.statusText, Number.isFinite(retry) ? retry : null);
+  }
+  return data;
+}
+
+// What a person should read for a refusal.
+function explain(p, doing) {
+  switch (p.status) {
+    case 0: return `${doing}: the service could not be reached. Check the connection and try again.`;
+    case 401: return "Your session has expired. Please sign in again.";
+    case 403: return `${doing}: you are not allowed to do that.`;
+    case 404: return `${doing}: it does not exist (any more).`;
+    case 409: return `${doing}: ${p.message}`;
+    case 422: return `${doing}: ${p.message}`;
+    case 429: return `${doing}: too many requests. Please wait ${p.retryAfter ?? 1} s and try again.`;
+    case 503: return `${doing}: ${p.message}. Nothing was charged; please try again in ${p.retryAfter ?? 1} s.`;
+    default: return `${doing}: something went wrong (${p.status}). Please try again.`;
+  }
+}
+
+function say(text) {
+  $("problem").hidden = true;
+  $("notice").textContent = text;
+  $("notice").hidden = false;
+}
+
+function complain(err, doing) {
+  if (!(err instanceof Problem)) {
+    console.error(err);
+    err = new Problem(-1, "error", String(err), null);
+  }
+  if (err.status === 401 && session.token) {
+    signOut();
+    $("problem").textContent = explain(err, doing);
+    $("problem").hidden = false;
+    return;
+  }
+  $("notice").hidden = true;
+  $("problem").textContent = explain(err, doing);
+  $("problem").hidden = false;
+}
+
+// ---- helpers ---------------------------------------------------------------------------
+
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  if (cls) e.className = cls;
+  return e;
+}
+
+function row(cells) {
+  const tr = document.createElement("tr");
+  for (const c of cells) {
+    const td = document.createElement("td");
+    if (c instanceof Node) td.append(c); else td.textContent = c ?? "";
+    tr.append(td);
+  }
+  return tr;
+}
+
+function isoDay(offset) {
+  const d = new Date();
+  d.setDate(d.getDate() + offset);
+  return d.toISOString().slice(0, 10);
+}
+
+function claims(token) {
+  const part = token.split(".")[1] || "";
+  const json = atob(part.replace(/-/g, "+").replace(/_/g, "/"));
+  return JSON.parse(new TextDecoder().decode(Uint8Array.from(json, (c) => c.charCodeAt(0))));
+}
+
+function statusCell(status) {
+  return el("span", status.replace("_", " "), `status ${status}`);
+}
+
+// ---- sign in and out -------------------------------------------------------------------
+
+async function signIn(event) {
+  event.preventDefault();
+  const username = $("username").value;
+  const password = $("password").value;
+  try {
+    const t = await call("POST", "/oauth/token", { grant_type: "password", username, password });
+    const c = claims(t.access_token);
+    Object.assign(session, { token: t.access_token, user: c.sub, admin: (c.roles || []).includes("ADMIN"), expires: c.exp });
+  } catch (err) {
+    if (err instanceof Problem && err.status === 400) {
+      $("problem").textContent = "Sign in: that user name and password do not match.";
+      $("problem").hidden = false;
+    } else complain(err, "Sign in");
+    return;
+  }
+  $("password").value = "";
+  $("problem").hidden = true;
+  $("who").textContent = `Signed in as ${session.user}${session.admin ? " (admin)" : ""}`;
+  $("who").hidden = false;
+  $("sign-out").hidden = false;
+  $("sign-in").hidden = true;
+  $("signed-in").hidden = false;
+  $("admin").hidden = !session.admin;
+  say(`Welcome, ${session.user}.`);
+  $("houses-title").focus();
+  listen();
+  await Promise.all([showHouses(), showBookings(), showPayments(), showNotifications()]);
+}
+
+function signOut() {
+  stream?.abort();
+  stream = null;
+  Object.assign(session, { token: null, user: null, admin: false, expires: 0 });
+  seen.clear();
+  lastEventId = null;
+  dirty.clear();
+  paymentsDirty = false;
+  for (const id of ["houses", "bookings", "payments"]) $(id).tBodies[0].replaceChildren();
+  $("notifications").replaceChildren();
+  $("who").hidden = true;
+  $("sign-out").hidden = true;
+  $("signed-in").hidden = true;
+  $("sign-in").hidden = false;
+  $("notice").hidden = true;
+  $("username").focus();
+}
+
+// ---- houses ----------------------------------------------------------------------------
+
+function chosenNights() {
+  return { checkIn: $("check-in").value, checkOut: $("check-out").value };
+}
+
+async function showHouses(event) {
+  event?.preventDefault();
+  const { checkIn, checkOut } = chosenNights();
+  try {
+    const houses = await call("GET", "/houses?limit=100");
+    const rows = await Promise.all(houses.map(async (h) => {
+      let free = null;
+      try {
+        const q = new URLSearchParams({ houseId: h.id, checkIn, checkOut });
+        free = await call("GET", `/availability?${q}`);
+      } catch (err) {
+        if (!(err instanceof Problem) || err.status !== 422) throw err;
+      }
+      const state = free === null ? el("span", "choose valid dates")
+        : free.available ? el("span", "free", "status free")
+        : el("span", `taken (${free.takenNights.length} of the nights)`, "status taken");
+      const book = el("button", "Book");
+      book.type = "button";
+      book.setAttribute("aria-label", `Book ${h.houseName} from ${checkIn} to ${checkOut}`);
+      book.addEventListener("click", () => bookHouse(h, book));
+      return row([h.houseName, h.housePrice, state, book]);
+    }));
+    $("houses").tBodies[0].replaceChildren(...rows);
+  } catch (err) {
+    complain(err, "Showing the houses");
+  }
+}
+
+async function registerHouse(event) {
+  event.preventDefault();
+  const houseName = $("house-name").value;
+  const housePrice = Number($("house-price").value);
+  try {
+    const h = await call("POST", "/houses", { houseName, housePrice });
+    $("house-form").reset();
+    say(`Registered ${h.houseName}.`);
+    await showHouses();
+  } catch (err) {
+    complain(err, "Registering the house");
+  }
+}
+
+// ---- bookings --------------------------------------------------------------------------
+
+function bookingRow(b) {
+  const cancel = el("button", "Cancel", "secondary");
+  cancel.type = "button";
+  cancel.setAttribute("aria-label", `Cancel booking of ${b.houseName} from ${b.checkIn}`);
+  cancel.hidden = !["BOOKED", "CONFIRMED"].includes(b.status);
+  cancel.addEventListener("click", () => cancelBooking(b, cancel));
+  const tr = row([b.id, b.houseName, `${b.checkIn} to ${b.checkOut}`, b.housePrice, statusCell(b.status), cancel]);
+  tr.dataset.book = b.id;
+  return tr;
+}
+
+function putBooking(b) {
+  const body = $("bookings").tBodies[0];
+  const old = [...body.rows].find((r) => r.dataset.book === b.id);
+  const fresh = bookingRow(b);
+  if (old) old.replaceWith(fresh);
+  else {
+    body.prepend(fresh);
+    while (body.rows.length > MAX_SHOWN) body.lastElementChild.remove();
+  }
+}
+
+async function showBookings() {
+  try {
+    const list = await call("GET", "/books?limit=100");
+    const body = $("bookings").tBodies[0];
+    body.replaceChildren(...list.reverse().map(bookingRow));
+  } catch (err) {
+    complain(err, "Showing the bookings");
+  }
+}
+
+async function bookHouse(h, button) {
+  const { checkIn, checkOut } = chosenNights();
+  button.disabled = true;
+  try {
+    const b = await call("POST", "/books", { houseId: h.id, checkIn, checkOut });
+    putBooking(b);
+    say(`Booked ${b.houseName} from ${b.checkIn} to ${b.checkOut}: paid, waiting for the house to confirm.`);
+    await showPayments();
+  } catch (err) {
+    complain(err, `Booking ${h.houseName}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function cancelBooking(b, button) {
+  button.disabled = true;
+  try {
+    const done = await call("POST", `/books/${encodeURIComponent(b.id)}/cancel`);
+    putBooking(done);
+    say(`Cancelled the booking of ${done.houseName}; the payment is refunded.`);
+    await showPayments();
+  } catch (err) {
+    button.disabled = false;
+    complain(err, "Cancelling the booking");
+  }
+}
+
+// ---- payments and notifications --------------------------------------------------------
+
+async function showPayments() {
+  try {
+    const list = await call("GET", "/payments?limit=100");
+    $("payments").tBodies[0].replaceChildren(...list.reverse().map((p) =>
+      row([p.id, p.bookId, p.housePrice, statusCell(p.status)])));
+  } catch (err) {
+    complain(err, "Showing the payments");
+  }
+}
+
+function addNotification(n) {
+  if (seen.has(n.id)) return false;
+  seen.add(n.id);
+  const li = el("li");
+  const when = el("time", new Date(n.occurredAt).toLocaleString());
+  when.dateTime = n.occurredAt;
+  li.append(when, el("span", n.message));
+  li.dataset.kind = n.kind;
+  const list = $("notifications");
+  list.prepend(li);
+  while (list.children.length > MAX_SHOWN) list.lastElementChild.remove();
+  return true;
+}
+
+async function showNotifications() {
+  try {
+    for (const n of await call("GET", "/notifications?limit=1000")) addNotification(n);
+  } catch (err) {
+    complain(err, "Showing the notifications");
+  }
+}
+
+// ---- the live stream -------------------------------------------------------------------
+
+function liveState(text) {
+  $("live-state").textContent = `Live updates: ${text}`;
+}
+
+// Reads /notifications/stream for as long as the person is signed in: each event is
+// shown, and the booking it is about is read again; when the stream ends (idle, the
+// service restarting) it reconnects after the last event seen.
+async function listen() {
+  const mine = new AbortController();
+  stream = mine;
+  let wait = 1;
+  while (stream === mine) {
+    try {
+      const headers = { Authorization: `Bearer ${session.token}`, Accept: "text/event-stream" };
+      if (lastEventId) headers["Last-Event-ID"] = lastEventId;
+      const res = await fetch("/notifications/stream", { headers, signal: mine.signal });
+      if (res.status === 401) {
+        complain(new Problem(401, "unauthorized", "expired", null), "Live updates");
+        return;
+      }
+      if (!res.ok) {
+        const retry = Number.parseInt(res.headers.get("Retry-After") || "", 10);
+        wait = Number.isFinite(retry) ? retry : Math.min(wait * 2, 30);
+        liveState(`paused (${res.status}); retrying in ${wait} s`);
+      } else {
+        liveState("on");
+        wait = 1;
+        await readEvents(res.body, mine);
+        liveState("reconnecting…");
+      }
+    } catch (err) {
+      if (mine.signal.aborted) return;
+      liveState("reconnecting…");
+    }
+    await new Promise((r) => setTimeout(r, wait * 1000));
+  }
+}
+
+async function readEvents(body, mine) {
+  const reader = body.getReader();
+  const text = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done || stream !== mine) return;
+    buffer += text.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const ev = { id: null, event: "message", data: [] };
+      for (const line of block.split("\n")) {
+        if (!line || line.startsWith(":")) continue;
+        const at = line.indexOf(":");
+        const field = at < 0 ? line : line.slice(0, at);
+        const v = at < 0 ? "" : line.slice(at + 1).replace(/^ /, "");
+        if (field === "id") ev.id = v;
+        else if (field === "event") ev.event = v;
+        else if (field === "data") ev.data.push(v);
+      }
+      if (ev.data.length === 0) continue;
+      if (ev.id) lastEventId = ev.id;
+      if (ev.event === "notification") await onNotification(JSON.parse(ev.data.join("\n")));
+    }
+  }
+}
+
+// What a notification changes is read again, but not once per notification: under load
+// (an admin's stream carries everyone's) they are gathered and read together at most
+// every REFRESH_MS, a whole list at once when many bookings moved.
+const REFRESH_MS = 250;
+const dirty = new Set();
+let paymentsDirty = false;
+let refreshing = null;
+
+async function onNotification(n) {
+  if (!addNotification(n)) return;
+  dirty.add(n.bookId);
+  if (n.kind.startsWith("PAYMENT_") || n.kind === "BOOKING_REJECTED") paymentsDirty = true;
+  refreshing ??= setTimeout(refresh, REFRESH_MS);
+}
+
+async function refresh() {
+  const ids = [...dirty];
+  const payments = paymentsDirty;
+  dirty.clear();
+  paymentsDirty = false;
+  try {
+    if (ids.length > 10) await showBookings();
+    else {
+      for (const id of ids) {
+        try {
+          putBooking(await call("GET", `/books/${encodeURIComponent(id)}`));
+        } catch (err) {
+          if (!(err instanceof Problem) || err.status !== 404) throw err;
+        }
+      }
+    }
+    if (payments) await showPayments();
+  } catch (err) {
+    complain(err, "Updating the bookings");
+  } finally {
+    refreshing = null;
+    if (dirty.size > 0 || paymentsDirty) refreshing = setTimeout(refresh, REFRESH_MS);
+  }
+}
+
+// ---- start -----------------------------------------------------------------------------
+
+function start() {
+  $("check-in").value = isoDay(7);
+  $("check-out").value = isoDay(9);
+  $("sign-in-form").addEventListener("submit", signIn);
+  $("sign-out").addEventListener("click", signOut);
+  $("dates-form").addEventListener("submit", showHouses);
+  $("house-form").addEventListener("submit", registerHouse);
+}
+
+start();
