@@ -20,23 +20,34 @@ const axeSource = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
 const origin = new URL(gateway).origin;
 const WAIT = 30000;
 
-const seen = { errors: [], foreign: [], navigations: {}, axe: {}, steps: {} };
+const seen = { errors: [], foreign: [], refused: [], navigations: {}, axe: {}, steps: {} };
 const browser = await chromium.launch({
   executablePath: process.env.HOUSEBOOK_CHROMIUM || "/usr/bin/chromium",
   args: ["--no-sandbox"],
 });
 
 // A page of its own (a browser context: its own memory, so its own session) per person.
+const pages = {};
 async function person(name) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
+  pages[name] = page;
   seen.navigations[name] = 0;
   page.on("framenavigated", (f) => { if (f === page.mainFrame()) seen.navigations[name] += 1; });
   page.on("request", (r) => {
     const url = r.url();
     if (!url.startsWith(origin + "/") && !url.startsWith("data:")) seen.foreign.push(url);
   });
-  page.on("console", (m) => { if (m.type() === "error") seen.errors.push(`${name}: ${m.text()}`); });
+  // Refusals the page was answered are kept apart (the storefront shows them to its
+  // person; the test decides which are expected); any other console error is an error.
+  page.on("response", (r) => {
+    if (r.status() >= 400) seen.refused.push(`${name} ${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}`);
+  });
+  page.on("console", (m) => {
+    if (m.type() === "error" && !m.text().startsWith("Failed to load resource: the server responded with a status of")) {
+      seen.errors.push(`${name}: ${m.text()}`);
+    }
+  });
   page.on("pageerror", (e) => seen.errors.push(`${name}: ${e}`));
   const answer = await page.goto(`${gateway}/`);
   seen.url = page.url();
@@ -60,8 +71,8 @@ async function shot(page, name) {
 }
 
 async function signIn(page, user) {
-  await page.getByLabel("User name").fill(user);
-  await page.getByLabel("Password").fill(user);
+  await page.getByLabel("User name", { exact: true }).fill(user);
+  await page.getByLabel("Password", { exact: true }).fill(user);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByText(`Signed in as ${user}`).waitFor({ timeout: WAIT });
 }
@@ -77,6 +88,14 @@ async function tabTo(page, want, most = 80) {
     if (want(here)) return here;
   }
   throw new Error("not reachable with the keyboard");
+}
+
+// Reads the page's lists again the way a person would: sign out and in.
+async function showAgain(page) {
+  const user = (await page.locator("#who").textContent()).replace("Signed in as ", "");
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await signIn(page, user);
+  await page.locator("#payments tbody tr").first().waitFor({ timeout: WAIT });
 }
 
 function bookingRow(page, houseName) {
@@ -111,8 +130,8 @@ try {
   // --- the admin registers a house.
   const admin = await person("admin");
   await signIn(admin, "admin");
-  await admin.getByLabel("Name").fill(houseName);
-  await admin.getByLabel("Price").fill("150");
+  await admin.getByLabel("House name", { exact: true }).fill(houseName);
+  await admin.getByLabel("Price per night", { exact: true }).fill("150");
   await admin.getByRole("button", { name: "Register" }).click();
   await admin.getByRole("status").filter({ hasText: "Registered" }).waitFor({ timeout: WAIT });
   const cell = admin.locator("#houses tbody td", { hasText: "Ocean" }).first();
@@ -187,6 +206,8 @@ try {
   const problem = alice.getByRole("alert");
   await problem.waitFor({ timeout: WAIT });
   seen.steps.paymentDown = await problem.textContent();
+  await showAgain(alice);
+  seen.steps.alicePaymentsAfterDown = await alice.locator("#payments tbody tr").count();
   await shot(alice, "customer-payment-down");
   seen.steps.faultsCleared = await faults(0);
 
@@ -197,6 +218,11 @@ try {
   await shot(bob, "session-expired");
 } catch (e) {
   seen.failure = String(e.stack || e);
+  // What each page was telling its person when it failed.
+  seen.shown = {};
+  for (const [name, page] of Object.entries(pages)) {
+    seen.shown[name] = await page.locator("#notice:visible, #problem:visible").allTextContents().catch(String);
+  }
 } finally {
   await browser.close();
 }

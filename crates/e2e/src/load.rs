@@ -138,6 +138,10 @@ pub struct Load {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// How often a client takes a new token, as a client that reads `expires_in` does: well
+/// within the shortest lifetime a test fleet gives tokens (a minute, the storefront's).
+const TOKEN_REFRESH: Duration = Duration::from_secs(20);
+
 /// A small, seeded pseudo-random sequence (xorshift): no dependency, different per client.
 struct Rng(u64);
 
@@ -168,11 +172,17 @@ impl Load {
             .map(|w| {
                 let (http, plan, stop, tally) =
                     (http.clone(), plan.clone(), stop.clone(), tally.clone());
-                let token = tokens[w % tokens.len()].clone();
+                let user = plan.customers[w % plan.customers.len()].clone();
+                let mut token = tokens[w % tokens.len()].clone();
                 let gateway = gateway.to_owned();
                 tokio::spawn(async move {
                     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((w as u64 + 1) * 0x1000_0001));
+                    let mut minted = tokio::time::Instant::now();
                     while !stop.load(Ordering::Relaxed) {
+                        if minted.elapsed() >= TOKEN_REFRESH {
+                            token = self::token(&http, &gateway, &user).await;
+                            minted = tokio::time::Instant::now();
+                        }
                         one_round(&http, &gateway, &token, &plan, &mut rng, &tally).await;
                         tokio::time::sleep(plan.pause).await;
                     }

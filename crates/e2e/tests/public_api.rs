@@ -366,6 +366,18 @@ async fn the_storefront_shows_the_saga_live_in_a_real_browser() {
         "/ leads to the storefront"
     );
     assert_held_to_its_origin(&seen);
+    // What was refused is what the story provokes, and nothing of the pages themselves:
+    // the booking while payment is down, bob's stream once his token expired (or its
+    // place while the gateway lets the ended one go), availability of a house the view
+    // has not heard of yet.
+    for refused in seen["refused"].as_array().unwrap() {
+        let r = refused.as_str().unwrap();
+        let expected = r.ends_with(" 503 POST /books")
+            || r.starts_with("bob 401 ")
+            || r.starts_with("bob 429 GET /notifications/stream")
+            || r.contains(" 404 GET /availability");
+        assert!(expected, "refused: {r} ({})", seen["refused"]);
+    }
     let steps = &seen["steps"];
     // Every name is shown as the text it is: the markup in it never became markup.
     assert_eq!(
@@ -413,9 +425,10 @@ async fn the_storefront_shows_the_saga_live_in_a_real_browser() {
     // Payment down: 503 shown with when to retry, and nothing charged.
     assert_eq!(steps["faultsSet"], 200);
     assert_eq!(steps["faultsCleared"], 200);
+    assert_eq!(steps["alicePaymentsAfterDown"], 1, "nothing charged");
     let down = steps["paymentDown"].as_str().unwrap();
     assert!(
-        down.contains("Nothing was charged") && down.contains("try again in"),
+        down.contains("payment is unavailable") && down.contains("retry in"),
         "{down}"
     );
     // The session that expired said so, and asked to sign in again.

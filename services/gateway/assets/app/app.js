@@ -57,7 +57,7 @@ function explain(p, doing) {
     case 409: return `${doing}: ${p.message}`;
     case 422: return `${doing}: ${p.message}`;
     case 429: return `${doing}: too many requests. Please wait ${p.retryAfter ?? 1} s and try again.`;
-    case 503: return `${doing}: ${p.message}. Nothing was charged; please try again in ${p.retryAfter ?? 1} s.`;
+    case 503: return `${doing} is not possible right now: ${p.message} (retry in ${p.retryAfter ?? 1} s).`;
     default: return `${doing}: something went wrong (${p.status}). Please try again.`;
   }
 }
@@ -180,14 +180,18 @@ async function showHouses(event) {
   try {
     const houses = await call("GET", "/houses?limit=100");
     const rows = await Promise.all(houses.map(async (h) => {
-      let free = null;
+      let free;
       try {
         const q = new URLSearchParams({ houseId: h.id, checkIn, checkOut });
         free = await call("GET", `/availability?${q}`);
       } catch (err) {
-        if (!(err instanceof Problem) || err.status !== 422) throw err;
+        // 422: dates it cannot answer for; 404: a house registered a moment ago, which
+        // the availability view has not heard of yet.
+        if (!(err instanceof Problem) || ![404, 422].includes(err.status)) throw err;
+        free = err.status;
       }
-      const state = free === null ? el("span", "choose valid dates")
+      const state = free === 422 ? el("span", "choose valid dates")
+        : free === 404 ? el("span", "not known yet; show again in a moment")
         : free.available ? el("span", "free", "status free")
         : el("span", `taken (${free.takenNights.length} of the nights)`, "status taken");
       const book = el("button", "Book");
