@@ -584,7 +584,8 @@ async fn bad_input_on_every_endpoint(backend: Backend) {
 
 /// `/books/abc/cancel?x=1` → `/books/{id}/cancel`, as the OpenAPI documents name paths.
 fn template(path: &str) -> String {
-    const WORDS: [&str; 9] = [
+    const WORDS: [&str; 10] = [
+        "stream",
         "books",
         "payments",
         "houses",

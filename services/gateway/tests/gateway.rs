@@ -610,7 +610,14 @@ async fn a_stream_passes_through_live_and_bounded() {
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
 
     let alice = token(&edge, "alice").await;
-    let mut hers = testkit::sse::SseStream::new(open(Some(alice.clone())).await);
+    let opened = open(Some(alice.clone())).await;
+    assert_eq!(
+        opened.headers()["x-accel-buffering"],
+        "no",
+        "a proxy in front is told not to buffer it"
+    );
+    assert_eq!(opened.headers()["cache-control"], "no-cache");
+    let mut hers = testkit::sse::SseStream::new(opened);
     // The stream holds no in-flight place: another call is served while it is open.
     let (s, _) = edge.gateway.get("/houses", &alice).await;
     assert_eq!(

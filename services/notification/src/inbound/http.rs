@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{FromRef, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -128,9 +128,16 @@ async fn stream(
         _permit: permit,
     };
     let events = futures::stream::unfold(feed, Feed::next);
-    Ok(Sse::new(events)
+    let mut res = Sse::new(events)
         .keep_alive(KeepAlive::new().interval(state.stream_settings.keepalive()))
-        .into_response())
+        .into_response();
+    // A proxy in front (the nginx Ingress) passes each event on at once instead of
+    // filling a buffer first; the keep-alives stay within its read timeout.
+    res.headers_mut().insert(
+        HeaderName::from_static("x-accel-buffering"),
+        HeaderValue::from_static("no"),
+    );
+    Ok(res)
 }
 
 /// One open stream: where its reader is in the feed and what is read but not yet sent.
