@@ -154,10 +154,13 @@ try {
   await free.waitFor({ timeout: WAIT });
   seen.steps.availabilityBefore = (await free.locator(".status").textContent()).trim();
   await tabTo(alice, (h) => h.label.startsWith("Book <img"));
+  const pressed = Date.now();
   await alice.keyboard.press("Enter");
   const hers = bookingRow(alice, houseName);
   await hers.waitFor({ timeout: WAIT });
   seen.steps.aliceStatuses = await watchStatus(hers, "CONFIRMED");
+  // A figure, not a check: from the key press to CONFIRMED on the page, under the siege.
+  seen.figures = { bookedToConfirmedOnThePageMs: Date.now() - pressed };
   await alice.locator("#notifications li", { hasText: "is confirmed" }).waitFor({ timeout: WAIT });
   seen.steps.aliceLive = await alice.locator("#live-state").textContent();
   await accessibility(alice, "customer");

@@ -354,6 +354,10 @@ async fn the_storefront_shows_the_saga_live_in_a_real_browser() {
     .unwrap();
     let tally = siege.stop().await;
     println!("siege beside the browser: {}", tally.summary());
+    println!(
+        "from the key press to CONFIRMED on alice's page, under the siege: {} ms",
+        seen["figures"]["bookedToConfirmedOnThePageMs"]
+    );
     println!("what the browser saw: {seen}");
     assert!(
         tally.created.len() > 10,

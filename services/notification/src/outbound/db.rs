@@ -67,10 +67,8 @@ impl NotificationStore for SqlNotifications {
         }
         wheres.push(match after.id {
             None => format!("seq > {}", next()),
-            Some(_) => {
-                let (s, id) = (next(), next());
-                format!("(seq > {s} OR (seq = {s} AND id > {id}))")
-            }
+            // A row value: both stores read it as a range of the (…, seq, id) index.
+            Some(_) => format!("(seq, id) > ({}, {})", next(), next()),
         });
         let sql = format!(
             "SELECT seq, {COLUMNS} FROM notifications WHERE {} ORDER BY seq, id LIMIT {}",
