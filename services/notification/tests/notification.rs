@@ -329,7 +329,78 @@ async fn each_customer_streams_their_own_messages_live(backend: Backend) {
     app.stop().await;
 }
 
+/// A database with messages from before the feed existed: migration 3 numbers them in the
+/// order they happened, and the live feed continues after them.
+async fn the_feed_numbers_messages_stored_before_it(backend: Backend) {
+    let world = World::new(backend);
+    let settings = world.settings("notification").await;
+    let before = platform::db::Db::connect(&settings.database, &notification::MIGRATIONS[..1])
+        .await
+        .unwrap();
+    for (id, customer, at) in [
+        ("e2", Some("alice"), "2030-01-02T00:00:00Z"),
+        ("e1", Some("alice"), "2030-01-01T00:00:00Z"),
+        ("e3", None, "2030-01-01T00:00:00Z"),
+    ] {
+        sqlx::query(
+            "INSERT INTO notifications (id, book_id, customer_id, kind, message, occurred_at) \
+             VALUES ($1, 'b', $2, 'PAYMENT_RECEIVED', 'm', $3)",
+        )
+        .bind(id)
+        .bind(customer)
+        .bind(at)
+        .execute(before.pool())
+        .await
+        .unwrap();
+    }
+    before.close().await;
+    platform::kafka::ensure_topics(&settings.kafka)
+        .await
+        .unwrap();
+    let app = TestApp::spawn::<Application>(Settings {
+        common: settings,
+        ..Settings::default()
+    })
+    .await;
+    let admin = token("admin", &[Role::Admin]);
+    let mut all = testkit::sse::SseStream::new(
+        testkit::sse::client()
+            .get(app.url("/notifications/stream"))
+            .bearer_auth(&admin)
+            .header("last-event-id", "0")
+            .send()
+            .await
+            .unwrap(),
+    );
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let e = all.next().await;
+        seen.push((
+            e.id.clone().unwrap(),
+            e.json()["id"].as_str().unwrap().to_owned(),
+        ));
+    }
+    assert_eq!(
+        seen,
+        [
+            ("1:e1".to_owned(), "e1".to_owned()),
+            ("2:e3".to_owned(), "e3".to_owned()),
+            ("3:e2".to_owned(), "e2".to_owned())
+        ],
+        "numbered by when they happened"
+    );
+    // What is stored next comes after them.
+    let book = testkit::unique("b-");
+    world.publish(&env(&paid(&book, "alice"))).await;
+    let next = all.next().await;
+    assert!(next.id.as_deref().unwrap().starts_with("4:"), "{next:?}");
+    assert_eq!(next.json()["bookId"], book.as_str());
+    drop(all);
+    app.stop().await;
+}
+
 on_both_backends!(
+    the_feed_numbers_messages_stored_before_it,
     each_customer_is_told_about_their_own_bookings_once,
     bad_requests_get_json_4xx,
     each_customer_streams_their_own_messages_live,
