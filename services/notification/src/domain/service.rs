@@ -54,10 +54,11 @@ impl NotificationService {
                     continue;
                 }
                 match this.store.feed_head().await {
+                    // The first look too: a reader that read just before it may have
+                    // missed a commit of another replica; waking it for nothing costs a
+                    // read.
                     Ok(head) if seen.as_ref() != Some(&head) => {
-                        if seen.is_some() {
-                            this.signal_growth();
-                        }
+                        this.signal_growth();
                         seen = Some(head);
                     }
                     Ok(_) => {}

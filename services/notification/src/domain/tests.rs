@@ -304,3 +304,30 @@ async fn a_page_of_the_feed_resumes_inside_a_unit_of_work() {
         .collect();
     assert_eq!(ids, ["e1", "e2", "e3"], "each once, none skipped");
 }
+
+/// Two replicas over one store: what one stores wakes the other's readers, through the
+/// poll of the feed's end (its own commits wake only its own readers at once).
+#[tokio::test]
+async fn what_another_replica_stores_wakes_this_ones_readers() {
+    let store = FakeStore::default();
+    let here = NotificationService::new(Arc::new(store.clone()));
+    let there = NotificationService::new(Arc::new(store.clone()));
+    let stop = platform::shutdown::CancellationToken::new();
+    here.watch_feed(std::time::Duration::from_millis(10), stop.clone());
+    let mut signal = here.feed_signal();
+    // The poll has seen the end (and woken the reader once, for what it may have missed
+    // before it looked) before anything is stored there.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    signal.mark_unchanged();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(!signal.has_changed().unwrap(), "nothing stored since");
+    there
+        .apply(&[item("e1", paid("b1", "alice"))])
+        .await
+        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), signal.changed())
+        .await
+        .expect("woken within the poll")
+        .unwrap();
+    stop.cancel();
+}
