@@ -209,9 +209,10 @@ try {
   const problem = alice.getByRole("alert");
   await problem.waitFor({ timeout: WAIT });
   seen.steps.paymentDown = await problem.textContent();
+  await problem.scrollIntoViewIfNeeded();
+  await shot(alice, "customer-payment-down");
   await showAgain(alice);
   seen.steps.alicePaymentsAfterDown = await alice.locator("#payments tbody tr").count();
-  await shot(alice, "customer-payment-down");
   seen.steps.faultsCleared = await faults(0);
 
   // --- bob's session ends by itself: he is told, and asked to sign in again.
