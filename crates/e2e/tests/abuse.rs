@@ -225,6 +225,10 @@ fn corpus(house: i64, booking: &str, payment: i64) -> Vec<Probe> {
         "offset=-1",
         "limit=99999999999999999999",
         "limit=1e3",
+        "order=latest",
+        "order=NEWEST",
+        "order=",
+        "order=newest&order=oldest",
     ] {
         c.push(probe("book", M::GET, format!("/books?{q}"), "alice"));
         c.push(probe("mypage", M::GET, format!("/mypages?{q}"), "alice"));

@@ -182,7 +182,7 @@ where
                 .map_err(|e| invalid(&e))?;
         let (page, filter): (Vec<_>, Vec<_>) = pairs
             .into_iter()
-            .partition(|(k, _)| k == "limit" || k == "offset");
+            .partition(|(k, _)| matches!(k.as_str(), "limit" | "offset" | "order"));
         let read = |pairs: &[(String, String)]| serde_urlencoded::to_string(pairs);
         let page: Page = serde_urlencoded::from_str(&read(&page).map_err(|e| invalid(&e))?)
             .map_err(|e| invalid(&e))?;
@@ -328,8 +328,8 @@ pub async fn reject_oversized(State(limit): State<usize>, req: Request, next: Ne
     }
 }
 
-/// `?limit=&offset=` of a list endpoint: alone as an `AppQuery<Page>`, or beside the
-/// listing's own filter in an [`AppListQuery`]; any other parameter is refused.
+/// `?limit=&offset=&order=` of a list endpoint: alone as an `AppQuery<Page>`, or beside
+/// the listing's own filter in an [`AppListQuery`]; any other parameter is refused.
 #[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Page {
@@ -337,9 +337,44 @@ pub struct Page {
     pub limit: Option<i64>,
     /// Rows skipped; 0 when absent.
     pub offset: Option<i64>,
+    /// Oldest first when absent.
+    pub order: Option<Order>,
+}
+
+/// The order of a list, by the listing's own key (ids that grow with time, or when it
+/// happened): oldest first, or newest first — the first page of a long list is then the
+/// latest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    /// Oldest first (the default).
+    #[default]
+    Oldest,
+    /// Newest first.
+    Newest,
+}
+
+impl Order {
+    /// `ORDER BY` terms (`"a, b"`) in this order.
+    pub fn sql(self, terms: &str) -> String {
+        let way = match self {
+            Self::Oldest => "ASC",
+            Self::Newest => "DESC",
+        };
+        terms
+            .split(',')
+            .map(|t| format!("{} {way}", t.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 impl Page {
+    /// The order asked for.
+    pub fn order(&self) -> Order {
+        self.order.unwrap_or_default()
+    }
+
     /// The most rows one page holds.
     pub const MAX: i64 = 1000;
 

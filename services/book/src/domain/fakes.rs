@@ -74,8 +74,11 @@ impl BookRepository for FakeBookings {
     }
     async fn list(&self, f: &BookingFilter) -> anyhow::Result<Vec<Booking>> {
         let s = self.store.lock().await;
-        Ok(s.bookings
-            .values()
+        let bookings: Box<dyn Iterator<Item = &Booking>> = match f.order {
+            platform::http::Order::Oldest => Box::new(s.bookings.values()),
+            platform::http::Order::Newest => Box::new(s.bookings.values().rev()),
+        };
+        Ok(bookings
             .filter(|b| f.customer_id.as_ref().is_none_or(|c| *c == b.customer_id))
             .filter(|b| f.status.is_none_or(|st| st == b.status))
             .skip(usize::try_from(f.offset)?)

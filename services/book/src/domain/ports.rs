@@ -31,6 +31,8 @@ pub struct BookingFilter {
     pub limit: i64,
     /// Page start.
     pub offset: i64,
+    /// By id (which grows with time): oldest or newest first.
+    pub order: platform::http::Order,
 }
 
 /// Booking storage: reads, and units of work for every change.

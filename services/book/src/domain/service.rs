@@ -283,19 +283,22 @@ impl BookService {
         Ok(b)
     }
 
-    /// The actor's bookings (all of them for an admin), of one status if given.
+    /// The actor's bookings (all of them for an admin), of one status if given, in
+    /// `order`.
     pub async fn list(
         &self,
         actor: &Actor,
         status: Option<BookStatus>,
         limit: i64,
         offset: i64,
+        order: platform::http::Order,
     ) -> anyhow::Result<Vec<Booking>> {
         let filter = BookingFilter {
             customer_id: actor.only_own().map(str::to_owned),
             status,
             limit,
             offset,
+            order,
         };
         self.repo.list(&filter).await
     }

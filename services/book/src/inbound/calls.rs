@@ -93,5 +93,7 @@ pub async fn list(
             })
         })
         .transpose()?;
-    Ok(service.list(&caller.actor(), status, limit, offset).await?)
+    Ok(service
+        .list(&caller.actor(), status, limit, offset, page.order())
+        .await?)
 }

@@ -188,6 +188,7 @@ impl Bookings for BookingsApi {
         let page = Page {
             limit: (m.limit != 0).then_some(m.limit),
             offset: Some(m.offset),
+            order: None,
         };
         let status_filter = some(m.status);
         let list = calls::list(&self.service, &caller, status_filter.as_deref(), &page).await?;

@@ -233,7 +233,8 @@ impl BookRepository for SqlBookings {
         };
         let n = clauses.len();
         let sql = format!(
-            "SELECT {COLUMNS} FROM bookings {filter} ORDER BY id LIMIT ${} OFFSET ${}",
+            "SELECT {COLUMNS} FROM bookings {filter} ORDER BY {} LIMIT ${} OFFSET ${}",
+            f.order.sql("id"),
             n + 1,
             n + 2
         );

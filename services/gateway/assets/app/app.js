@@ -246,9 +246,8 @@ function putBooking(b) {
 
 async function showBookings() {
   try {
-    const list = await call("GET", "/books?limit=100");
-    const body = $("bookings").tBodies[0];
-    body.replaceChildren(...list.reverse().map(bookingRow));
+    const list = await call("GET", `/books?limit=${MAX_SHOWN}&order=newest`);
+    $("bookings").tBodies[0].replaceChildren(...list.map(bookingRow));
   } catch (err) {
     complain(err, "Showing the bookings");
   }
@@ -286,8 +285,8 @@ async function cancelBooking(b, button) {
 
 async function showPayments() {
   try {
-    const list = await call("GET", "/payments?limit=100");
-    $("payments").tBodies[0].replaceChildren(...list.reverse().map((p) =>
+    const list = await call("GET", `/payments?limit=${MAX_SHOWN}&order=newest`);
+    $("payments").tBodies[0].replaceChildren(...list.map((p) =>
       row([p.id, p.bookId, p.housePrice, statusCell(p.status)])));
   } catch (err) {
     complain(err, "Showing the payments");
@@ -310,7 +309,9 @@ function addNotification(n) {
 
 async function showNotifications() {
   try {
-    for (const n of await call("GET", "/notifications?limit=1000")) addNotification(n);
+    // Newest first from the API; each is put on top, so the oldest of them goes first.
+    const list = await call("GET", `/notifications?limit=${MAX_SHOWN}&order=newest`);
+    for (const n of list.reverse()) addNotification(n);
   } catch (err) {
     complain(err, "Showing the notifications");
   }

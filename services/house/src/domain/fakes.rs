@@ -70,10 +70,14 @@ impl HouseRepository for FakeHouses {
         night: NaiveDate,
         limit: i64,
         offset: i64,
+        order: platform::http::Order,
     ) -> anyhow::Result<Vec<(House, bool)>> {
         let s = self.store.lock().await;
-        Ok(s.houses
-            .values()
+        let houses: Box<dyn Iterator<Item = &House>> = match order {
+            platform::http::Order::Oldest => Box::new(s.houses.values()),
+            platform::http::Order::Newest => Box::new(s.houses.values().rev()),
+        };
+        Ok(houses
             .skip(usize::try_from(offset)?)
             .take(usize::try_from(limit)?)
             .map(|h| (h.clone(), s.held.contains_key(&(h.id, night))))

@@ -25,12 +25,13 @@ pub trait HouseRepository: Send + Sync + 'static {
     async fn register(&self, new: &NewHouse) -> anyhow::Result<House>;
     /// One house.
     async fn get(&self, id: i64) -> anyhow::Result<Option<House>>;
-    /// Houses by id, with whether each is reserved on `night`.
+    /// Houses by id in `order`, with whether each is reserved on `night`.
     async fn list(
         &self,
         night: NaiveDate,
         limit: i64,
         offset: i64,
+        order: platform::http::Order,
     ) -> anyhow::Result<Vec<(House, bool)>>;
     /// A house's first `limit` reserved nights from `from` on, in order.
     async fn reserved_nights(

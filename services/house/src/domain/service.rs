@@ -71,8 +71,9 @@ impl HouseService {
         date: NaiveDate,
         limit: i64,
         offset: i64,
+        order: platform::http::Order,
     ) -> anyhow::Result<Vec<(House, bool)>> {
-        self.repo.list(date, limit, offset).await
+        self.repo.list(date, limit, offset, order).await
     }
 
     /// Carries out what events ask — hold a paid booking's nights or refuse (F3), release

@@ -133,7 +133,10 @@ async fn list(
 ) -> Result<AppJson<Vec<HouseView>>, ApiError> {
     let date = q.date()?;
     let (limit, offset) = page.bounds()?;
-    let houses = state.service.list(date, limit, offset).await?;
+    let houses = state
+        .service
+        .list(date, limit, offset, page.order())
+        .await?;
     Ok(AppJson(
         houses
             .into_iter()

@@ -106,18 +106,21 @@ impl HouseRepository for SqlHouses {
         night: NaiveDate,
         limit: i64,
         offset: i64,
+        order: platform::http::Order,
     ) -> anyhow::Result<Vec<(House, bool)>> {
-        let rows = sqlx::query(
+        let sql = format!(
             "SELECT h.id, h.house_name, h.house_price, h.house_description, \
              CAST(CASE WHEN EXISTS (SELECT 1 FROM reserved_nights r WHERE r.house_id = h.id AND r.night = $1) \
                   THEN 1 ELSE 0 END AS BIGINT) AS rented \
-             FROM houses h ORDER BY h.id LIMIT $2 OFFSET $3",
-        )
-        .bind(night.to_string())
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(self.db.pool())
-        .await?;
+             FROM houses h ORDER BY {} LIMIT $2 OFFSET $3",
+            order.sql("h.id")
+        );
+        let rows = sqlx::query(&sql)
+            .bind(night.to_string())
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(self.db.pool())
+            .await?;
         rows.iter()
             .map(|r| Ok((house(r)?, r.try_get::<i64, _>("rented")? == 1)))
             .collect()

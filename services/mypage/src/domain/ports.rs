@@ -24,12 +24,13 @@ pub trait ViewRepository: Send + Sync + 'static {
     async fn begin(&self) -> anyhow::Result<Box<dyn ViewUnit>>;
     /// One row.
     async fn get(&self, book_id: &str) -> anyhow::Result<Option<BookingView>>;
-    /// Rows, of one customer or all, oldest booking first.
+    /// Rows, of one customer or all, by booking id (which grows with time), in `order`.
     async fn list(
         &self,
         customer: Option<&str>,
         limit: i64,
         offset: i64,
+        order: platform::http::Order,
     ) -> anyhow::Result<Vec<BookingView>>;
     /// A house's taken nights during a stay; `None` for an unknown house.
     async fn availability(

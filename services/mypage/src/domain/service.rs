@@ -81,8 +81,9 @@ impl ViewService {
         actor: &Actor,
         limit: i64,
         offset: i64,
+        order: platform::http::Order,
     ) -> anyhow::Result<Vec<BookingView>> {
-        self.repo.list(actor.only_own(), limit, offset).await
+        self.repo.list(actor.only_own(), limit, offset, order).await
     }
 
     /// F7: whether a house is free for a stay.

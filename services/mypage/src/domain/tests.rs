@@ -42,7 +42,13 @@ impl ViewRepository for FakeView {
     async fn get(&self, book_id: &str) -> anyhow::Result<Option<BookingView>> {
         Ok(self.store.lock().await.rows.get(book_id).cloned())
     }
-    async fn list(&self, _: Option<&str>, _: i64, _: i64) -> anyhow::Result<Vec<BookingView>> {
+    async fn list(
+        &self,
+        _: Option<&str>,
+        _: i64,
+        _: i64,
+        _: platform::http::Order,
+    ) -> anyhow::Result<Vec<BookingView>> {
         Ok(self.store.lock().await.rows.values().cloned().collect())
     }
     async fn availability(

@@ -94,7 +94,10 @@ async fn list(
     AppQuery(page): AppQuery<Page>,
 ) -> Result<AppJson<Vec<MypageView>>, ApiError> {
     let (limit, offset) = page.bounds()?;
-    let rows = state.service.list(&caller.actor(), limit, offset).await?;
+    let rows = state
+        .service
+        .list(&caller.actor(), limit, offset, page.order())
+        .await?;
     Ok(AppJson(rows.into_iter().map(Into::into).collect()))
 }
 

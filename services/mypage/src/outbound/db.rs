@@ -73,11 +73,19 @@ impl ViewRepository for SqlView {
         customer: Option<&str>,
         limit: i64,
         offset: i64,
+        order: platform::http::Order,
     ) -> anyhow::Result<Vec<BookingView>> {
         let select = format!("SELECT {COLUMNS} FROM mypages");
         let rows = self
             .db
-            .page(&select, "customer_id", customer, "book_id", limit, offset)
+            .page(
+                &select,
+                "customer_id",
+                customer,
+                &order.sql("book_id"),
+                limit,
+                offset,
+            )
             .await?;
         rows.iter().map(row).collect()
     }

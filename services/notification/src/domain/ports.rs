@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use events::{DomainEvent, EventKey};
+use platform::http::Order;
 
 use super::models::{Changes, Cursor, Notification};
 
@@ -22,12 +23,13 @@ pub enum Applied {
 /// The store of messages and booking owners.
 #[async_trait]
 pub trait NotificationStore: Send + Sync + 'static {
-    /// Messages of one customer (`Some`) or of all, oldest first.
+    /// Messages of one customer (`Some`) or of all, by when they happened, in `order`.
     async fn list(
         &self,
         customer: Option<&str>,
         limit: i64,
         offset: i64,
+        order: Order,
     ) -> anyhow::Result<Vec<Notification>>;
     /// Messages of one customer (`Some`) or of all stored, or given their owner, after
     /// `after`, in feed order, each with its own place, at most `limit`.

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use events::EventKey;
 use platform::auth::Actor;
+use platform::http::Order;
 use platform::shutdown::CancellationToken;
 use tokio::sync::watch;
 
@@ -114,13 +115,16 @@ impl NotificationService {
         Ok(out)
     }
 
-    /// The messages `reader` may see, oldest first: their own, or all for an admin.
+    /// The messages `reader` may see, in `order`: their own, or all for an admin.
     pub async fn list(
         &self,
         reader: &Actor,
         limit: i64,
         offset: i64,
+        order: Order,
     ) -> anyhow::Result<Vec<Notification>> {
-        self.store.list(reader.only_own(), limit, offset).await
+        self.store
+            .list(reader.only_own(), limit, offset, order)
+            .await
     }
 }

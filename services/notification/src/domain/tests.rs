@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use chrono::{TimeZone as _, Utc};
 use events::{BookConfirmed, Booked, DomainEvent, EventKey, Paid};
 use platform::auth::Actor;
+use platform::http::Order;
 use testkit::fake::Staged;
 
 use super::models::{Changes, Cursor, Notification};
@@ -35,13 +36,20 @@ impl NotificationStore for FakeStore {
         customer: Option<&str>,
         _: i64,
         _: i64,
+        order: Order,
     ) -> anyhow::Result<Vec<Notification>> {
         let s = self.0.lock().await;
-        Ok(s.messages
+        let mut out: Vec<Notification> = s
+            .messages
             .values()
             .filter(|m| customer.is_none() || m.customer_id.as_deref() == customer)
             .cloned()
-            .collect())
+            .collect();
+        out.sort_by(|a, b| (&a.occurred_at, &a.id).cmp(&(&b.occurred_at, &b.id)));
+        if order == Order::Newest {
+            out.reverse();
+        }
+        Ok(out)
     }
     async fn feed(
         &self,
@@ -196,7 +204,11 @@ async fn a_message_before_its_owner_is_known_gets_the_owner_later_in_or_across_b
     // Across batches: the confirmation first, alone; then the booking.
     service.apply(&[item("e1", confirmed("b1"))]).await.unwrap();
     assert_eq!(
-        service.list(&reader("root", true), 10, 0).await.unwrap()[0].customer_id,
+        service
+            .list(&reader("root", true), 10, 0, Order::Oldest)
+            .await
+            .unwrap()[0]
+            .customer_id,
         None,
         "kept without an owner (an admin sees it)"
     );
@@ -209,7 +221,10 @@ async fn a_message_before_its_owner_is_known_gets_the_owner_later_in_or_across_b
         .apply(&[item("e3", confirmed("b2")), item("e4", paid("b2", "bob"))])
         .await
         .unwrap();
-    let all = service.list(&reader("root", true), 10, 0).await.unwrap();
+    let all = service
+        .list(&reader("root", true), 10, 0, Order::Oldest)
+        .await
+        .unwrap();
     let owner = |id: &str| {
         all.iter()
             .find(|m| m.id == id)
@@ -225,7 +240,10 @@ async fn a_message_before_its_owner_is_known_gets_the_owner_later_in_or_across_b
         ["BOOKING_CONFIRMED", "BOOKING_CONFIRMED", "PAYMENT_RECEIVED"]
     );
     // A reader sees their own; the same events again change nothing.
-    let bobs = service.list(&reader("bob", false), 10, 0).await.unwrap();
+    let bobs = service
+        .list(&reader("bob", false), 10, 0, Order::Oldest)
+        .await
+        .unwrap();
     assert_eq!(bobs.len(), 2);
     let again = service
         .apply(&[item("e3", confirmed("b2")), item("e4", paid("b2", "bob"))])

@@ -86,7 +86,10 @@ async fn list(
     AppQuery(page): AppQuery<Page>,
 ) -> Result<AppJson<Vec<NotificationView>>, ApiError> {
     let (limit, offset) = page.bounds()?;
-    let list = state.service.list(&caller.actor(), limit, offset).await?;
+    let list = state
+        .service
+        .list(&caller.actor(), limit, offset, page.order())
+        .await?;
     Ok(AppJson(list.into_iter().map(Into::into).collect()))
 }
 

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use events::EventKey;
 use platform::consumer::claim_all;
 use platform::db::{placeholders, rows_per_statement, values, Db};
+use platform::http::Order;
 use sqlx::{Any, Row, Transaction};
 
 use crate::domain::ports::{NotificationStore, NotificationUnit};
@@ -33,6 +34,7 @@ impl NotificationStore for SqlNotifications {
         customer: Option<&str>,
         limit: i64,
         offset: i64,
+        order: Order,
     ) -> anyhow::Result<Vec<Notification>> {
         let select = format!("SELECT {COLUMNS} FROM notifications");
         let rows = self
@@ -41,7 +43,7 @@ impl NotificationStore for SqlNotifications {
                 &select,
                 "customer_id",
                 customer,
-                "occurred_at, id",
+                &order.sql("occurred_at, id"),
                 limit,
                 offset,
             )

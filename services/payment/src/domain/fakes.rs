@@ -50,8 +50,11 @@ impl PaymentRepository for FakePayments {
     }
     async fn list(&self, f: &PaymentFilter) -> anyhow::Result<Vec<Payment>> {
         let s = self.store.lock().await;
-        Ok(s.payments
-            .values()
+        let payments: Box<dyn Iterator<Item = &Payment>> = match f.order {
+            platform::http::Order::Oldest => Box::new(s.payments.values()),
+            platform::http::Order::Newest => Box::new(s.payments.values().rev()),
+        };
+        Ok(payments
             .filter(|p| f.customer_id.as_ref().is_none_or(|c| *c == p.customer_id))
             .filter(|p| f.book_id.as_ref().is_none_or(|b| *b == p.book_id))
             .skip(usize::try_from(f.offset)?)

@@ -19,6 +19,8 @@ pub struct PaymentFilter {
     pub limit: i64,
     /// Page start.
     pub offset: i64,
+    /// By id (which grows with time): oldest or newest first.
+    pub order: platform::http::Order,
 }
 
 /// How a payment is named.

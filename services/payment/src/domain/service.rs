@@ -126,19 +126,21 @@ impl PaymentService {
             .filter(|p| reader.may_see(&p.customer_id)))
     }
 
-    /// The payments `reader` may see (of one booking, when `book_id` says), oldest first.
+    /// The payments `reader` may see (of one booking, when `book_id` says), in `order`.
     pub async fn list(
         &self,
         reader: &Actor,
         book_id: Option<String>,
         limit: i64,
         offset: i64,
+        order: platform::http::Order,
     ) -> anyhow::Result<Vec<Payment>> {
         let filter = PaymentFilter {
             customer_id: reader.only_own().map(str::to_owned),
             book_id,
             limit,
             offset,
+            order,
         };
         self.repo.list(&filter).await
     }

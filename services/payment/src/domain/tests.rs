@@ -130,7 +130,7 @@ async fn a_customer_sees_their_own_payments_and_anothers_is_missing() {
         let reader = actor(who, all);
         async move {
             service
-                .list(&reader, None, 10, 0)
+                .list(&reader, None, 10, 0, platform::http::Order::Oldest)
                 .await
                 .unwrap()
                 .into_iter()

@@ -308,7 +308,7 @@ async fn list(
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     let list = state
         .service
-        .list(&caller.actor(), book_id, limit, offset)
+        .list(&caller.actor(), book_id, limit, offset, page.order())
         .await?;
     Ok(AppJson(list.into_iter().map(Into::into).collect()))
 }

@@ -92,7 +92,8 @@ impl PaymentRepository for SqlPayments {
         };
         let n = binds.len();
         let sql = format!(
-            "SELECT {COLUMNS} FROM payments {filter_sql} ORDER BY id LIMIT ${} OFFSET ${}",
+            "SELECT {COLUMNS} FROM payments {filter_sql} ORDER BY {} LIMIT ${} OFFSET ${}",
+            filter.order.sql("id"),
             n + 1,
             n + 2
         );
