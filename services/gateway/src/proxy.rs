@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use platform::auth::{Caller, TokenVerifier};
@@ -210,16 +211,27 @@ fn idempotent(method: &Method) -> bool {
     )
 }
 
+/// A routed request the edge has let through, ready to be sent on.
+struct Admitted<'a> {
+    caller: Caller,
+    /// The replicas of the service the path goes to.
+    pool: &'a Pool,
+    /// What to ask of a replica: the request's path and query.
+    target: &'a str,
+    /// The caller's headers as an upstream gets them.
+    headers: HeaderMap,
+}
+
 /// What every routed request goes through first: a token (a caller that earns many
 /// refusals is limited by address), no service identity, the caller's rate, a plain path
-/// with a route. Gives the caller and the service's replicas.
-fn admit<'p>(
-    proxy: &'p Proxy,
-    from: &std::net::IpAddr,
+/// with a route.
+fn admit<'a>(
+    proxy: &'a Proxy,
+    peer: SocketAddr,
     caller: Result<Caller, ApiError>,
-    method: &Method,
-    path: &str,
-) -> Result<(Caller, &'p Pool), ApiError> {
+    parts: &'a Parts,
+) -> Result<Admitted<'a>, ApiError> {
+    let from = client::address(Some(peer), &parts.headers, proxy.forwarded);
     let caller = match caller {
         Ok(c) => c,
         Err(refused) => {
@@ -237,6 +249,7 @@ fn admit<'p>(
         ));
     }
     proxy.limiter.admit(&caller.id)?;
+    let path = parts.uri.path();
     if !normalised(path) {
         return Err(ApiError::invalid_path(
             "the path has dot segments, encoded slashes, backslashes or control characters",
@@ -245,8 +258,13 @@ fn admit<'p>(
     let pool = proxy
         .upstreams
         .route(path)
-        .ok_or_else(|| ApiError::not_found(format!("no route for {method} {path}")))?;
-    Ok((caller, pool))
+        .ok_or_else(|| ApiError::not_found(format!("no route for {} {path}", parts.method)))?;
+    Ok(Admitted {
+        caller,
+        pool,
+        target: parts.uri.path_and_query().map_or(path, |pq| pq.as_str()),
+        headers: upstream_headers(&parts.headers, &from),
+    })
 }
 
 /// The headers an upstream is sent: the caller's own, the gateway's span, and the
@@ -337,27 +355,49 @@ pub async fn forward(
     caller: Result<Caller, ApiError>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let from = client::address(Some(peer), req.headers(), proxy.forwarded);
     let (parts, body) = req.into_parts();
-    let (_, pool) = admit(&proxy, &from, caller, &parts.method, parts.uri.path())?;
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map_or(parts.uri.path(), |pq| pq.as_str());
+    let out = admit(&proxy, peer, caller, &parts)?;
     let body: Bytes = axum::body::to_bytes(body, proxy.body_limit)
         .await
         .map_err(|_| ApiError::payload_too_large())?;
-    let headers = upstream_headers(&parts.headers, &from);
     let res = send(
         &proxy.http,
-        pool,
+        out.pool,
         &parts.method,
-        path_and_query,
-        &headers,
+        out.target,
+        &out.headers,
         &body,
     )
     .await?;
-    buffered(pool.name(), res).await
+    buffered(out.pool.name(), res).await
+}
+
+/// A stream being passed on: the upstream's answer, the place it holds, and what ends it.
+struct Relay {
+    res: reqwest::Response,
+    _place: platform::stream::StreamPermit,
+    stop: CancellationToken,
+    expires: std::pin::Pin<Box<tokio::time::Sleep>>,
+    upstream: String,
+}
+
+impl Relay {
+    /// The next chunk as it arrives; `None` ends the answer (and gives the place back).
+    async fn next(mut self) -> Option<(Result<Bytes, std::io::Error>, Self)> {
+        let chunk = tokio::select! {
+            chunk = self.res.chunk() => chunk,
+            () = self.stop.cancelled() => return None,
+            () = &mut self.expires => return None,
+        };
+        match chunk {
+            Ok(Some(bytes)) => Some((Ok(bytes), self)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::info!(upstream = %self.upstream, error = %e, "stream ended by its upstream");
+                None
+            }
+        }
+    }
 }
 
 /// Forwards a stream (`GET /notifications/stream`): as [`forward`], but the answer is
@@ -372,55 +412,36 @@ pub async fn stream(
     caller: Result<Caller, ApiError>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let from = client::address(Some(peer), req.headers(), proxy.forwarded);
     let (parts, _) = req.into_parts();
-    let (caller, pool) = admit(&proxy, &from, caller, &parts.method, parts.uri.path())?;
-    let place = proxy.streams.admit(&caller.id)?;
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map_or(parts.uri.path(), |pq| pq.as_str());
-    let headers = upstream_headers(&parts.headers, &from);
+    let out = admit(&proxy, peer, caller, &parts)?;
+    let place = proxy.streams.admit(&out.caller.id)?;
     let res = send(
         &proxy.streaming,
-        pool,
+        out.pool,
         &parts.method,
-        path_and_query,
-        &headers,
+        out.target,
+        &out.headers,
         &Bytes::new(),
     )
     .await?;
     if res.status() != StatusCode::OK {
-        return buffered(pool.name(), res).await; // a refusal: small, and final
+        return buffered(out.pool.name(), res).await; // a refusal: small, and final
     }
     let status = res.status();
-    let out = pass_on(res.headers(), false);
-    let name = pool.name().to_owned();
-    // The service ends it when the token expires too; the edge does not rely on that.
-    let expires = tokio::time::Instant::now() + platform::stream::until_expiry(caller.expires_at);
-    let chunks = futures::stream::unfold(
-        (res, place, proxy.stop.clone()),
-        move |(mut res, place, stop)| {
-            let name = name.clone();
-            async move {
-                let chunk = tokio::select! {
-                    chunk = res.chunk() => chunk,
-                    () = stop.cancelled() => return None,
-                    () = tokio::time::sleep_until(expires) => return None,
-                };
-                match chunk {
-                    Ok(Some(bytes)) => Some((Ok::<_, std::io::Error>(bytes), (res, place, stop))),
-                    Ok(None) => None,
-                    Err(e) => {
-                        tracing::info!(upstream = %name, error = %e, "stream ended by its upstream");
-                        None
-                    }
-                }
-            }
-        },
-    );
+    let answer_headers = pass_on(res.headers(), false);
+    let relay = Relay {
+        res,
+        _place: place,
+        stop: proxy.stop.clone(),
+        // The service ends it when the token expires too; the edge does not rely on that.
+        expires: Box::pin(tokio::time::sleep(platform::stream::until_expiry(
+            out.caller.expires_at,
+        ))),
+        upstream: out.pool.name().to_owned(),
+    };
+    let chunks = futures::stream::unfold(relay, Relay::next);
     let mut response = (status, Body::from_stream(chunks)).into_response();
-    *response.headers_mut() = out;
+    *response.headers_mut() = answer_headers;
     Ok(response)
 }
 
