@@ -264,15 +264,7 @@ impl OpenApi {
             let json: Value = serde_json::from_str(body).map_err(|e| {
                 format!("{method} {template} {status}: documented as JSON, got {e}: {body}")
             })?;
-            let mut schema = schema.clone();
-            if let Some(obj) = schema.as_object_mut() {
-                obj.insert(
-                    "$schema".into(),
-                    "https://json-schema.org/draft/2020-12/schema".into(),
-                );
-                obj.insert("components".into(), self.doc["components"].clone());
-            }
-            check(&schema, &json)
+            self.check_with_components(schema, &json)
                 .map_err(|e| format!("{method} {template} {status}: {e}; body {body}"))?;
         }
         Ok(template)
@@ -291,6 +283,14 @@ impl OpenApi {
             .ok_or_else(|| format!("{method} {template}: no documented event stream"))?;
         let json: Value = serde_json::from_str(data)
             .map_err(|e| format!("{method} {template}: event data is not JSON ({e}): {data}"))?;
+        self.check_with_components(schema, &json)
+            .map_err(|e| format!("{method} {template} event: {e}; data {data}"))?;
+        Ok(template)
+    }
+
+    /// [`check`] with a schema of this document: its `$ref`s to the document's components
+    /// resolve, under JSON Schema 2020-12 (what OpenAPI 3.1 uses).
+    fn check_with_components(&self, schema: &Value, instance: &Value) -> Result<(), String> {
         let mut schema = schema.clone();
         if let Some(obj) = schema.as_object_mut() {
             obj.insert(
@@ -299,9 +299,7 @@ impl OpenApi {
             );
             obj.insert("components".into(), self.doc["components"].clone());
         }
-        check(&schema, &json)
-            .map_err(|e| format!("{method} {template} event: {e}; data {data}"))?;
-        Ok(template)
+        check(&schema, instance)
     }
 
     /// A response object, through one `$ref` to `#/components/responses/...`.
