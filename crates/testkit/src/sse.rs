@@ -65,6 +65,16 @@ impl SseStream {
         }
     }
 
+    /// Waits for the stream to end within `wait`; an event instead, or no end in time,
+    /// fails the test, saying `what` was expected.
+    pub async fn ends_within(&mut self, wait: Duration, what: &str) {
+        match self.next_within(wait).await {
+            Ok(None) => {}
+            Ok(Some(e)) => panic!("{what}: an event came instead: {e:?}"),
+            Err(()) => panic!("{what}: not within {wait:?}"),
+        }
+    }
+
     /// The next event; panics if the stream ends or nothing comes within 30 s.
     pub async fn next(&mut self) -> SseEvent {
         match self.next_within(Duration::from_secs(30)).await {

@@ -56,10 +56,10 @@ pub struct Settings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(default)]
 pub struct StreamSettings {
-    /// Open streams per token subject; beyond, `429`.
-    pub per_subject: usize,
-    /// Open streams in all; beyond, `503` (keep it well below `http.max_connections`).
-    pub total: usize,
+    /// Open streams per token subject (`429` beyond) and in all (`503` beyond; keep it
+    /// well below `http.max_connections`).
+    #[serde(flatten)]
+    pub bounds: platform::stream::StreamBounds,
     /// A stream with nothing sent for this long ends (the client reconnects).
     pub idle_secs: u64,
     /// A comment is sent this often while there is nothing else, so that the reader and
@@ -69,10 +69,8 @@ pub struct StreamSettings {
 
 impl Default for StreamSettings {
     fn default() -> Self {
-        let bounds = platform::stream::StreamBounds::default();
         Self {
-            per_subject: bounds.per_subject,
-            total: bounds.total,
+            bounds: platform::stream::StreamBounds::default(),
             idle_secs: 300,
             keepalive_secs: 15,
         }
@@ -80,14 +78,6 @@ impl Default for StreamSettings {
 }
 
 impl StreamSettings {
-    /// The bounds on open streams.
-    pub fn bounds(&self) -> platform::stream::StreamBounds {
-        platform::stream::StreamBounds {
-            per_subject: self.per_subject,
-            total: self.total,
-        }
-    }
-
     /// [`Self::idle_secs`] as a duration (at least a second).
     pub fn idle(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.idle_secs.max(1))
@@ -128,7 +118,7 @@ impl Service for Application {
         let router = inbound::http::router(inbound::http::AppState {
             service,
             verifier,
-            streams: platform::stream::Streams::new(&settings.streams.bounds()),
+            streams: platform::stream::Streams::new(&settings.streams.bounds),
             stream_settings: settings.streams,
             stop: shutdown,
         });

@@ -259,21 +259,20 @@ impl Cursor {
             Some(_) => return None,
             None => (text, None),
         };
-        let seq: i64 = seq.parse().ok().filter(|s| *s >= 0)?;
-        if seq.to_string() != seq_text(text) {
-            return None; // "+1", "01": not what this service writes
-        }
-        Some(Self { seq, id })
+        // Digits as this service writes them: no sign, no leading zero, at most 18 (an i64).
+        let written = (1..=18).contains(&seq.len())
+            && seq.bytes().all(|b| b.is_ascii_digit())
+            && (seq == "0" || !seq.starts_with('0'));
+        Some(Self {
+            seq: seq.parse().ok().filter(|_| written)?,
+            id,
+        })
     }
 }
 
 /// An id of a cursor: 1 to 128 visible ASCII characters but `:` (event ids are UUIDs).
 fn id_text(id: &str) -> bool {
     (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic() && b != b':')
-}
-
-fn seq_text(text: &str) -> &str {
-    text.split_once(':').map_or(text, |(s, _)| s)
 }
 
 impl std::fmt::Display for Cursor {
