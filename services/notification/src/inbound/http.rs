@@ -1,5 +1,5 @@
-//! `GET /notifications`: the caller's messages (an admin's: all), oldest first; and
-//! `GET /notifications/stream`: the same, live, as server-sent events.
+//! `GET /notifications`: the caller's messages (an admin's: all), oldest first unless asked
+//! newest first; and `GET /notifications/stream`: the same, live, as server-sent events.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
