@@ -24,7 +24,15 @@ pub async fn serve_hop(port: u16, next: Option<String>) -> anyhow::Result<()> {
         .with_state((http, next));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let settings = platform::settings::HttpSettings::default();
-    platform::server::serve(listener, app, &settings, std::future::pending()).await?;
+    let connections = platform::server::Connections::http(&settings);
+    platform::server::serve(
+        listener,
+        app,
+        &settings,
+        connections,
+        std::future::pending(),
+    )
+    .await?;
     Ok(())
 }
 

@@ -5,19 +5,20 @@
 //!
 //! Bounded as the gateway is (issue 18): calls per token subject and refused calls per
 //! client address are rate limited (`RESOURCE_EXHAUSTED` + `RetryInfo` beyond; [`Edge`]),
-//! at most `max_connections` connections are open (more wait in the listen backlog), a
+//! at most `max_connections` connections are open (more wait in the listen backlog), one
+//! address holds at most `max_connections_per_address` of them (more are closed at once)
+//! and has at most `max_calls_per_address` calls in progress (`RESOURCE_EXHAUSTED`
+//! beyond: [`PerAddress`]), a
 //! connection must start its HTTP/2 handshake within the header read timeout, an answer
 //! the client does not read within the write timeout ends the connection
 //! ([`crate::server::Guarded`]), and a peer that stops answering keep-alive pings is
 //! dropped. On shutdown the health service says `NOT_SERVING` at once, calls keep being
 //! served for `drain_secs`, and in-flight calls finish.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic::transport::server::{Connected, TcpConnectInfo};
@@ -27,9 +28,10 @@ use tonic_health::ServingStatus;
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::auth::{Caller, TokenVerifier};
+use crate::fair::Shares;
 use crate::health::Health;
 use crate::limit::{Limiter, Rate};
-use crate::server::{ConnectionLimits, Guarded};
+use crate::server::{ConnectionLimits, Connections, Guarded};
 use crate::settings::HttpSettings;
 use crate::ApiError;
 
@@ -50,6 +52,12 @@ pub struct GrpcSettings {
     pub reflection: bool,
     /// Connections open at most; more wait in the listen backlog.
     pub max_connections: usize,
+    /// Connections one client address may hold; beyond, its new ones are closed at once.
+    /// `0`: no cap of its own.
+    pub max_connections_per_address: usize,
+    /// Calls one client address may have in progress; beyond, `RESOURCE_EXHAUSTED` at
+    /// once. `0`: no cap of its own.
+    pub max_calls_per_address: usize,
     /// Calls per token subject (as the gateway's API limit).
     pub rate_limit: Rate,
     /// Refused (unauthenticated) calls per client address; beyond, `RESOURCE_EXHAUSTED`.
@@ -64,6 +72,9 @@ impl Default for GrpcSettings {
             max_concurrent_streams: 128,
             reflection: false,
             max_connections: 256,
+            // A quarter each, as the HTTP server's.
+            max_connections_per_address: 64,
+            max_calls_per_address: 128,
             rate_limit: Rate::PER_SUBJECT,
             unauthenticated: Rate::REFUSED_PER_ADDRESS,
         }
@@ -140,18 +151,89 @@ impl Connected for Guarded<TcpStream> {
     }
 }
 
-/// The connections `listener` accepts, at most `max_connections` open at once, each
-/// bounded as the HTTP server's are.
+/// The connections `listener` accepts, within `places`, each bounded as the HTTP
+/// server's are.
 fn incoming(
     listener: TcpListener,
-    max_connections: usize,
+    places: Connections,
     limits: ConnectionLimits,
 ) -> impl futures::Stream<Item = std::io::Result<Guarded<TcpStream>>> {
-    let places = Arc::new(Semaphore::new(max_connections.max(1)));
     futures::stream::unfold((listener, places), move |(listener, places)| async move {
         let (stream, _) = crate::server::accept(&listener, &places, limits).await?;
         Some((Ok(stream), (listener, places)))
     })
+}
+
+/// The calls in progress per client address: a call beyond its address's share is
+/// answered `RESOURCE_EXHAUSTED` (with `RetryInfo`) at once, so that one source cannot
+/// take every call place of every connection it may open.
+#[derive(Clone)]
+pub struct PerAddress(pub Shares);
+
+impl<S> tower::Layer<S> for PerAddress {
+    type Service = PerAddressService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        PerAddressService {
+            inner,
+            shares: self.0.clone(),
+        }
+    }
+}
+
+/// [`PerAddress`] around a service.
+#[derive(Clone)]
+pub struct PerAddressService<S> {
+    inner: S,
+    shares: Shares,
+}
+
+impl<S, B> tower::Service<axum::http::Request<B>> for PerAddressService<S>
+where
+    S: tower::Service<axum::http::Request<B>, Response = axum::http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
+        let from = req
+            .extensions()
+            .get::<TcpConnectInfo>()
+            .and_then(TcpConnectInfo::remote_addr)
+            .map(|a| a.ip());
+        let share = match from {
+            Some(ip) => match self.shares.take(ip) {
+                Some(share) => Some(share),
+                None => {
+                    let mut limited = ApiError::new(
+                        axum::http::StatusCode::TOO_MANY_REQUESTS,
+                        "too_many_in_progress",
+                        "too many calls in progress from this address; retry shortly",
+                    );
+                    limited.retry_after = Some(Duration::from_secs(1));
+                    let refused = exhausted(limited).into_http();
+                    return Box::pin(futures::future::ready(Ok(refused)));
+                }
+            },
+            None => None,
+        };
+        let call = self.inner.call(req);
+        Box::pin(async move {
+            let answer = call.await;
+            drop(share);
+            answer
+        })
+    }
 }
 
 /// What a service serves over gRPC.
@@ -229,11 +311,15 @@ pub async fn serve(
         .http2_max_header_list_size(u32::try_from(http.max_header_bytes).unwrap_or(u32::MAX))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .layer(PerAddress(Shares::new(settings.max_calls_per_address)))
         .add_routes(routes)
         .serve_with_incoming_shutdown(
             incoming(
                 listener,
-                settings.max_connections,
+                Connections::new(
+                    settings.max_connections,
+                    settings.max_connections_per_address,
+                ),
                 ConnectionLimits::http2(http),
             ),
             stop.cancelled_owned(),
@@ -280,6 +366,62 @@ async fn follow_readiness(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A call beyond its address's share is refused at once with `RESOURCE_EXHAUSTED`
+    /// and when to retry; another address is served; the share comes back with the answer.
+    #[tokio::test]
+    async fn one_address_has_only_its_share_of_calls_in_progress() {
+        use tower::{Service as _, ServiceExt as _};
+        let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+        let inner = {
+            let gate = gate.clone();
+            tower::service_fn(move |_req: axum::http::Request<()>| {
+                let gate = gate.clone();
+                async move {
+                    let _open = gate.acquire().await;
+                    Ok::<_, std::convert::Infallible>(axum::http::Response::new(
+                        tonic::body::Body::empty(),
+                    ))
+                }
+            })
+        };
+        let shares = Shares::new(1);
+        let mut svc = tower::Layer::layer(&PerAddress(shares.clone()), inner);
+        let from = |ip: &str| {
+            let mut req = axum::http::Request::new(());
+            req.extensions_mut().insert(TcpConnectInfo {
+                local_addr: None,
+                remote_addr: Some(std::net::SocketAddr::new(ip.parse().unwrap(), 5000)),
+            });
+            req
+        };
+        let first = svc.ready().await.unwrap().call(from("10.0.0.1"));
+        let first = tokio::spawn(first);
+        while shares.held("10.0.0.1".parse().unwrap()) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let refused = svc
+            .ready()
+            .await
+            .unwrap()
+            .call(from("10.0.0.1"))
+            .await
+            .unwrap();
+        let status = Status::from_header_map(refused.headers()).unwrap();
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(status.get_error_details().retry_info().is_some());
+        let other = tokio::spawn(svc.ready().await.unwrap().call(from("10.0.0.2")));
+        gate.add_permits(2);
+        assert!(other
+            .await
+            .unwrap()
+            .unwrap()
+            .headers()
+            .get("grpc-status")
+            .is_none());
+        first.await.unwrap().unwrap();
+        assert_eq!(shares.sources(), 0, "given back with the answers");
+    }
 
     #[test]
     fn edge_refusals_are_unauthenticated_or_exhausted_with_when_to_come_back() {

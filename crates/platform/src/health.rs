@@ -1,7 +1,8 @@
 //! Liveness (`/healthz`) and readiness (`/readyz`).
 //!
-//! Ready means: not draining, the database answers, and — for a service that consumes —
-//! its Kafka consumer loop is running.
+//! Ready means: not draining, the database answers, — for a service that consumes — its
+//! Kafka consumer loop is running, and any further condition holds (the gateway: a place
+//! is free).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,7 +25,11 @@ pub trait Dependency: Send + Sync + 'static {
 pub struct Health {
     dependency: Option<Arc<dyn Dependency>>,
     inner: Arc<Flags>,
+    /// Further conditions: each says why not ready, if so.
+    conditions: Arc<std::sync::Mutex<Vec<Condition>>>,
 }
+
+type Condition = Arc<dyn Fn() -> Option<&'static str> + Send + Sync>;
 
 struct Flags {
     draining: AtomicBool,
@@ -43,7 +48,17 @@ impl Health {
                 needs_consumer: AtomicBool::new(false),
                 consumer_running: AtomicBool::new(false),
             }),
+            conditions: Arc::default(),
         }
+    }
+
+    /// Readiness also requires `unready` to say nothing (it says why not, when not: the
+    /// gateway's "at capacity").
+    pub fn require(&self, unready: impl Fn() -> Option<&'static str> + Send + Sync + 'static) {
+        self.conditions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::new(unready));
     }
 
     /// From now on, not ready: shutdown has begun.
@@ -70,6 +85,14 @@ impl Health {
             && !self.inner.consumer_running.load(Ordering::SeqCst)
         {
             return Err("consumer not running");
+        }
+        let conditions = self
+            .conditions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(reason) = conditions.iter().find_map(|c| c()) {
+            return Err(reason);
         }
         match &self.dependency {
             Some(d) => d.ready().await,

@@ -6,8 +6,8 @@
 //!
 //! In parts, by feature, so that a service compiles only what it uses:
 //! - always: settings, telemetry and traces, metrics, health, errors, auth, the clock,
-//!   rate limits, serving HTTP with its bounds ([`serve`], [`server`], [`http`], long-lived
-//!   answers in [`stream`]), calling
+//!   rate limits, serving HTTP with its bounds ([`serve`], [`server`], [`http`], shares per
+//!   client address in [`fair`] and [`origin`], long-lived answers in [`stream`]), calling
 //!   upstreams ([`upstream`]) and the process shell ([`service`], [`shutdown`]);
 //! - `storage`: the service's database (`db`);
 //! - `messaging`: Kafka clients (`kafka`), the transactional outbox (`outbox`) and the
@@ -28,6 +28,7 @@ pub mod consumer;
 #[cfg(feature = "storage")]
 pub mod db;
 pub mod error;
+pub mod fair;
 #[cfg(feature = "grpc")]
 pub mod grpc;
 pub mod health;
@@ -36,6 +37,7 @@ pub mod http;
 pub mod kafka;
 pub mod limit;
 pub mod metrics;
+pub mod origin;
 #[cfg(feature = "messaging")]
 pub mod outbox;
 #[cfg(feature = "runtime")]

@@ -135,6 +135,20 @@ impl Limiter {
         }
     }
 
+    /// Whether `key` has its whole burst (nothing taken lately, or all of it refilled).
+    pub fn is_full(&self, key: &str) -> bool {
+        let Rate { per_second, burst } = self.rate;
+        if per_second <= 0.0 {
+            return true;
+        }
+        let burst = burst.max(1.0);
+        let now = Instant::now();
+        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        buckets.map.get(key).is_none_or(|b| {
+            b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * per_second >= burst
+        })
+    }
+
     /// Keys held now.
     pub fn len(&self) -> usize {
         self.buckets.lock().map_or(0, |b| b.map.len())
@@ -204,6 +218,22 @@ mod tests {
         assert!(l.check("alice").is_ok());
         assert!(l.check("alice").is_ok());
         assert!(l.check("alice").is_err(), "never above the burst");
+    }
+
+    #[test]
+    fn a_key_is_full_until_something_is_taken_and_again_once_refilled() {
+        let l = Limiter::new(Rate {
+            per_second: 20.0,
+            burst: 2.0,
+        });
+        assert!(l.is_full("alice"), "never seen");
+        l.check("alice").unwrap();
+        assert!(!l.is_full("alice"));
+        l.refund("alice");
+        assert!(l.is_full("alice"), "given back");
+        l.check("alice").unwrap();
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(l.is_full("alice"), "refilled");
     }
 
     #[test]

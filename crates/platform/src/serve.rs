@@ -14,6 +14,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 
 use crate::health::{self, Health};
 use crate::metrics::{self, Metrics};
+use crate::server::{Bounds, Capacity, Connections, Intake};
 use crate::settings::HttpSettings;
 
 /// Serves `api` beside `/healthz`, `/readyz` and `/metrics` (the last only on
@@ -29,21 +30,43 @@ pub async fn serve_http(
     health: Health,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    serve_http_with_internal(listener, api, None, http, metrics, health, shutdown).await
+    let public = Port {
+        listener,
+        router: api,
+        intake: Intake::default(),
+    };
+    serve_edge(public, None, false, http, metrics, health, shutdown).await
 }
 
-/// [`serve_http`], and `internal`'s router (with the same bounds, metrics and request ids)
-/// on a listener of its own that a deployment keeps from the public edge; it stops with
-/// the others.
-pub async fn serve_http_with_internal(
-    listener: TcpListener,
-    api: Router,
-    internal: Option<(TcpListener, Router)>,
+/// One listener of the API and what its bounds know of its callers.
+pub struct Port {
+    /// Where it listens.
+    pub listener: TcpListener,
+    /// What it serves.
+    pub router: Router,
+    /// How its callers are told apart, and what is checked before a body is read.
+    pub intake: Intake,
+}
+
+/// [`serve_http`] for an edge: the public port's callers told apart as its intake says,
+/// with `unready_when_full` readiness false while the public port is full (a full edge
+/// leaves the load balancer's rotation until a place frees), and `internal`'s router (with the same bounds,
+/// metrics and request ids) on a listener of its own that a deployment keeps from the
+/// public edge; it stops with the others.
+pub async fn serve_edge(
+    public: Port,
+    internal: Option<Port>,
+    unready_when_full: bool,
     http: &HttpSettings,
     metrics: Metrics,
     health: Health,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let Port {
+        listener,
+        router: api,
+        intake,
+    } = public;
     let probes = Router::new()
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready).with_state(health.clone()));
@@ -51,13 +74,21 @@ pub async fn serve_http_with_internal(
         "/metrics",
         get(metrics::handler).with_state(metrics.clone()),
     );
-    let bounded = |router: Router| {
+    let bounded = |router: Router, bounds: Bounds| {
         router.route_layer(axum::middleware::from_fn_with_state(
-            crate::server::Bounds::new(http),
+            bounds,
             crate::server::bound,
         ))
     };
-    let api = bounded(api);
+    let capacity = Capacity {
+        connections: Connections::http(http),
+        bounds: Bounds::new(http, intake),
+    };
+    if unready_when_full {
+        let capacity = capacity.clone();
+        health.require(move || capacity.full());
+    }
+    let api = bounded(api, capacity.bounds.clone());
     let admin = match http.admin_port {
         Some(port) => Some(TcpListener::bind((http.host.as_str(), port)).await?),
         None => None,
@@ -107,22 +138,32 @@ pub async fn serve_http_with_internal(
         tokio::time::sleep(drain).await;
         drained.cancel();
     });
-    // Every listener is served alike and stops with the others.
-    let mut listeners = vec![(listener, app)];
+    // Every listener is served alike, with connections of its own, and stops with the
+    // others.
+    let mut listeners = vec![(listener, app, capacity.connections)];
     if let (Some(admin), Some(ops)) = (admin, ops) {
-        listeners.push((admin, ops));
+        listeners.push((admin, ops, Connections::http(http)));
     }
-    if let Some((listener, router)) = internal {
-        listeners.push((listener, bounded(router)));
+    if let Some(Port {
+        listener,
+        router,
+        intake,
+    }) = internal
+    {
+        let router = bounded(router, Bounds::new(http, intake));
+        listeners.push((listener, router, Connections::http(http)));
     }
-    let servers = listeners.into_iter().map(|(listener, router)| {
-        crate::server::serve(
-            listener,
-            finish(router),
-            http,
-            stop_accepting.clone().cancelled_owned(),
-        )
-    });
+    let servers = listeners
+        .into_iter()
+        .map(|(listener, router, connections)| {
+            crate::server::serve(
+                listener,
+                finish(router),
+                http,
+                connections,
+                stop_accepting.clone().cancelled_owned(),
+            )
+        });
     futures::future::join_all(servers)
         .await
         .into_iter()

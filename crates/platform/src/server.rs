@@ -1,33 +1,43 @@
 //! The HTTP/1.1 server every service runs, with every resource a caller could exhaust
-//! bounded (SPEC §7):
+//! bounded (SPEC §7), in all and per client address ([`crate::fair`]), so that one source
+//! cannot take what everyone shares:
 //!
 //! - **connections**: at most `max_connections` open; beyond, new ones wait in the
-//!   kernel's listen backlog (nothing is allocated for them);
+//!   kernel's listen backlog (nothing is allocated for them). One address holds at most
+//!   `max_connections_per_address`; its connections beyond are closed at once;
 //! - **slow clients**: a request's head must arrive within `header_read_timeout_ms`
 //!   (slowloris), and an idle keep-alive connection is closed after the same time;
+//! - **slow bodies**: a body must arrive within `body_read_timeout_ms`, and is read
+//!   before the request takes a place among those in progress: while it trickles in it
+//!   holds only its sender's share;
 //! - **clients that do not read**: an answer not taken within `write_timeout_ms` closes
 //!   the connection ([`Guarded`]), so pipelining requests and never reading the answers
 //!   holds nothing for long;
 //! - **headers**: at most `max_headers` of them and `max_header_bytes` in all (`431`);
 //! - **work in progress**: at most `max_in_flight` API requests at once; beyond, `503` +
-//!   `Retry-After` at once (load shedding), so a flood costs a refusal, not a queue;
-//! - **time**: a request, reading its body included, is answered within
-//!   `request_timeout_ms` (`408`);
-//! - **bodies**: `body_limit_bytes` (`413`), in [`crate::serve::serve_http`].
+//!   `Retry-After` at once (load shedding), so a flood costs a refusal, not a queue. One
+//!   address has at most `max_in_flight_per_address` in progress (bodies being read
+//!   included); beyond, `429` + `Retry-After`;
+//! - **time**: a request is answered within `request_timeout_ms` of its body's arrival
+//!   (`408`);
+//! - **bodies**: `body_limit_bytes` (`413`), in [`crate::serve::serve_http`] and here.
 //!
 //! Health and metrics are exempt from the in-flight bound and the timeout, so probes
-//! answer while the API sheds load. hyper's own server is used directly (as `axum::serve`
-//! does underneath) because `axum::serve` sets none of these bounds.
+//! answer while the API sheds load; [`Capacity::full`] lets readiness say when every place
+//! is taken. hyper's own server is used directly (as `axum::serve` does underneath)
+//! because `axum::serve` sets none of these bounds.
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -42,6 +52,8 @@ use tokio::time::Sleep;
 use tower::ServiceExt as _;
 
 use crate::error::ApiError;
+use crate::fair::{Share, Shares};
+use crate::origin::ForwardedSettings;
 use crate::settings::HttpSettings;
 
 /// How long the fleet's own HTTP clients keep an idle connection: less than the
@@ -49,16 +61,17 @@ use crate::settings::HttpSettings;
 /// request is never sent down a connection the server is closing at that moment.
 pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Serves `app` on `listener` until `stop` completes; then accepts no more, lets requests
-/// in progress finish (at most `request_timeout_ms` more) and returns. Every request
+/// Serves `app` on `listener`, within `connections`, until `stop` completes; then accepts
+/// no more, lets requests in progress finish (at most `request_timeout_ms` more) and
+/// returns. Every request
 /// carries the peer's address as [`ConnectInfo<SocketAddr>`].
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     http: &HttpSettings,
+    connections: Connections,
     stop: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    let connections = Arc::new(Semaphore::new(http.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -133,23 +146,74 @@ impl ConnectionLimits {
     }
 }
 
-/// Waits for a place among the open connections (`connections`), then accepts the next
-/// connection, [`Guarded`] by `limits`; `None` once the semaphore is closed. Accept errors
-/// (out of file descriptors, a connection reset before accept) are not fatal: it waits a
-/// moment rather than spin, and accepts again.
+/// The open connections of one listener: in all, and per client address (the TCP peer).
+#[derive(Clone)]
+pub struct Connections {
+    total: Arc<Semaphore>,
+    per_address: Shares,
+}
+
+impl Connections {
+    /// At most `max` open, `per_address` of them from one address (`0`: no cap of its own).
+    pub fn new(max: usize, per_address: usize) -> Self {
+        Self {
+            total: Arc::new(Semaphore::new(max.max(1))),
+            per_address: Shares::new(per_address),
+        }
+    }
+
+    /// The HTTP server's, as the settings say.
+    pub fn http(http: &HttpSettings) -> Self {
+        Self::new(http.max_connections, http.max_connections_per_address)
+    }
+
+    /// Whether every connection place is taken (new clients wait in the backlog).
+    pub fn full(&self) -> bool {
+        self.total.available_permits() == 0
+    }
+}
+
+/// What an open connection holds until it ends: its place among all, and its address's
+/// share.
+pub struct Place {
+    _total: OwnedSemaphorePermit,
+    _share: Option<Share>,
+}
+
+impl Place {
+    /// A place of `total`, and of `share` where the connection's address is counted.
+    pub fn new(total: OwnedSemaphorePermit, share: Option<Share>) -> Self {
+        Self {
+            _total: total,
+            _share: share,
+        }
+    }
+}
+
+/// Waits for a place among the open connections, then accepts the next connection whose
+/// address holds less than its share, [`Guarded`] by `limits`; one over its share is
+/// closed at once and its place goes to the next. `None` once the places are closed.
+/// Accept errors (out of file descriptors, a connection reset before accept) are not
+/// fatal: it waits a moment rather than spin, and accepts again.
 pub async fn accept(
     listener: &TcpListener,
-    connections: &Arc<Semaphore>,
+    connections: &Connections,
     limits: ConnectionLimits,
 ) -> Option<(Guarded<TcpStream>, SocketAddr)> {
-    let permit = connections.clone().acquire_owned().await.ok()?;
+    let permit = connections.total.clone().acquire_owned().await.ok()?;
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let Some(share) = connections.per_address.take(peer.ip()) else {
+                    tracing::debug!(%peer, "connection closed: its address holds its share");
+                    drop(stream);
+                    continue;
+                };
                 if let Err(e) = stream.set_nodelay(true) {
                     tracing::debug!(error = %e, "TCP_NODELAY not set");
                 }
-                return Some((Guarded::new(stream, limits, permit), peer));
+                let place = Place::new(permit, Some(share));
+                return Some((Guarded::new(stream, limits, place), peer));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -163,18 +227,18 @@ pub async fn accept(
 /// [`ConnectionLimits::first_read`] where set (a client that never starts an HTTP/2
 /// handshake), and a write the client does not take within
 /// [`ConnectionLimits::write`] fails with `TimedOut`, which ends the connection. Holds the
-/// connection's place among the open ones until dropped.
+/// connection's [`Place`] until dropped.
 pub struct Guarded<S> {
     inner: S,
     first_read: Option<Pin<Box<Sleep>>>,
     write_timeout: Duration,
     write_stall: Option<Pin<Box<Sleep>>>,
-    _place: OwnedSemaphorePermit,
+    _place: Place,
 }
 
 impl<S> Guarded<S> {
     /// `inner` bounded by `limits`, holding `place`.
-    pub fn new(inner: S, limits: ConnectionLimits, place: OwnedSemaphorePermit) -> Self {
+    pub fn new(inner: S, limits: ConnectionLimits, place: Place) -> Self {
         Self {
             inner,
             first_read: limits.first_read.map(|d| Box::pin(tokio::time::sleep(d))),
@@ -285,45 +349,169 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
     }
 }
 
-/// The in-flight bound and the request timeout, as one middleware.
+/// A check of a request's head alone, run before its body is read or a place is taken
+/// (the gateway's token endpoint: its rate per client address), given the client's
+/// address.
+pub type Admission = Arc<dyn Fn(&Parts, IpAddr) -> Result<(), ApiError> + Send + Sync>;
+
+/// How a server tells its callers apart, and what it checks before it reads a body.
+#[derive(Clone, Default)]
+pub struct Intake {
+    /// Proxies of the deployment's own in front (the gateway's `forwarded`): the client's
+    /// address is the one they put in `X-Forwarded-For`. None: the TCP peer.
+    pub forwarded: ForwardedSettings,
+    /// Checked first, on the head alone.
+    pub admission: Option<Admission>,
+}
+
+/// The in-flight bounds (in all and per address), the body's arrival and the request
+/// timeout, as one middleware.
 #[derive(Clone)]
 pub struct Bounds {
     in_flight: Arc<Semaphore>,
+    per_address: Shares,
     timeout: Duration,
+    body_timeout: Duration,
+    body_limit: usize,
+    intake: Intake,
 }
 
 impl Bounds {
-    /// The bounds the settings name.
-    pub fn new(http: &HttpSettings) -> Self {
+    /// The bounds the settings name, telling callers apart as `intake` says.
+    pub fn new(http: &HttpSettings, intake: Intake) -> Self {
         Self {
             in_flight: Arc::new(Semaphore::new(http.max_in_flight.max(1))),
+            per_address: Shares::new(http.max_in_flight_per_address),
             timeout: Duration::from_millis(http.request_timeout_ms.max(1)),
+            body_timeout: Duration::from_millis(http.body_read_timeout_ms.max(1)),
+            body_limit: http.body_limit_bytes,
+            intake,
+        }
+    }
+
+    /// Whether every in-flight place is taken.
+    pub fn full(&self) -> bool {
+        self.in_flight.available_permits() == 0
+    }
+}
+
+/// What a listener can give out: connections and in-flight places. Readiness asks it
+/// where a full server should leave the load balancer's rotation (the gateway).
+#[derive(Clone)]
+pub struct Capacity {
+    /// The listener's connections.
+    pub connections: Connections,
+    /// Its API requests in progress.
+    pub bounds: Bounds,
+}
+
+impl Capacity {
+    /// Why no new client can be served now, if that is so.
+    pub fn full(&self) -> Option<&'static str> {
+        if self.bounds.full() {
+            Some("at capacity: every in-flight place is taken")
+        } else if self.connections.full() {
+            Some("at capacity: every connection is taken")
+        } else {
+            None
         }
     }
 }
 
-/// Refuses a request at once when `max_in_flight` are in progress, and answers `408` when
-/// one is not done within the request timeout.
+/// Runs the intake's admission on the head; takes the client address's share (`429`
+/// beyond); reads the body within the body timeout (`408`) and limit (`413`); takes a
+/// place among those in progress (`503` at once when none is free); and answers `408` when
+/// the request is not done within the request timeout.
 pub async fn bound(State(bounds): State<Bounds>, req: Request, next: Next) -> Response {
-    let Ok(_permit) = bounds.in_flight.clone().try_acquire_owned() else {
-        return ApiError::unavailable(
+    match admitted(&bounds, req, next).await {
+        Ok(response) | Err(response) => response,
+    }
+}
+
+async fn admitted(bounds: &Bounds, req: Request, next: Next) -> Result<Response, Response> {
+    let (parts, body) = req.into_parts();
+    let from = crate::origin::address(
+        peer(&parts.extensions),
+        &parts.headers,
+        bounds.intake.forwarded,
+    );
+    if let Some(admission) = &bounds.intake.admission {
+        admission(&parts, from).map_err(IntoResponse::into_response)?;
+    }
+    let _share = bounds.per_address.take(from).ok_or_else(|| {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_in_progress",
+            "too many requests in progress from this address; retry shortly",
+        );
+        e.retry_after = Some(Duration::from_secs(1));
+        e.into_response()
+    })?;
+    let body = read_body(body, bounds.body_limit, bounds.body_timeout)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let _permit = bounds.in_flight.clone().try_acquire_owned().map_err(|_| {
+        ApiError::unavailable(
             "the server is at capacity; retry shortly",
             Duration::from_secs(1),
         )
-        .into_response();
-    };
+        .into_response()
+    })?;
+    let req = Request::from_parts(parts, Body::from(body));
     match tokio::time::timeout(bounds.timeout, next.run(req)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
-            format!(
-                "the request was not complete within {} ms",
-                bounds.timeout.as_millis()
-            ),
-        )
-        .into_response(),
+        Ok(response) => Ok(response),
+        Err(_) => Err(timed_out(format!(
+            "the request was not complete within {} ms",
+            bounds.timeout.as_millis()
+        ))),
     }
+}
+
+/// A request's whole body, if it arrives within `within` and is at most `limit` bytes.
+async fn read_body(body: Body, limit: usize, within: Duration) -> Result<Bytes, ApiError> {
+    use futures::StreamExt as _;
+    let read = async {
+        let mut stream = body.into_data_stream();
+        let mut first: Option<Bytes> = None;
+        let mut more: Vec<u8> = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|_| ApiError::bad_request("the body could not be read"))?;
+            let so_far = first.as_ref().map_or(0, Bytes::len) + more.len();
+            if so_far + chunk.len() > limit {
+                return Err(ApiError::payload_too_large());
+            }
+            match &first {
+                None => first = Some(chunk),
+                Some(f) => {
+                    if more.is_empty() {
+                        more.extend_from_slice(f);
+                    }
+                    more.extend_from_slice(&chunk);
+                }
+            }
+        }
+        Ok(if more.is_empty() {
+            first.unwrap_or_default()
+        } else {
+            Bytes::from(more)
+        })
+    };
+    tokio::time::timeout(within, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!(
+                    "the request's body did not arrive within {} ms",
+                    within.as_millis()
+                ),
+            ))
+        })
+}
+
+fn timed_out(message: String) -> Response {
+    ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", message).into_response()
 }
 
 /// The peer of a request served by [`serve`] (none in a unit test calling the router).
@@ -348,7 +536,7 @@ mod tests {
             first_read: Some(Duration::from_millis(first_read_ms)),
             write: Duration::from_millis(write_ms),
         };
-        (Guarded::new(ours, limits, place), theirs)
+        (Guarded::new(ours, limits, Place::new(place, None)), theirs)
     }
 
     #[tokio::test]
@@ -403,7 +591,11 @@ mod tests {
             ..HttpSettings::default()
         };
         let place = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
-        let mut server = Guarded::new(ours, ConnectionLimits::http1(&http), place);
+        let mut server = Guarded::new(
+            ours,
+            ConnectionLimits::http1(&http),
+            Place::new(place, None),
+        );
         let mut buf = [0; 8];
         let waited = tokio::time::timeout(Duration::from_millis(300), server.read(&mut buf)).await;
         assert!(waited.is_err(), "no timer of its own: {waited:?}");
@@ -426,9 +618,17 @@ mod tests {
             first_read: Some(Duration::from_secs(1)),
             write: Duration::from_secs(1),
         };
-        let g = Guarded::new(ours, limits, places.clone().try_acquire_owned().unwrap());
+        let shares = Shares::new(1);
+        let here = IpAddr::from([127, 0, 0, 1]);
+        let place = Place::new(
+            places.clone().try_acquire_owned().unwrap(),
+            shares.take(here),
+        );
+        let g = Guarded::new(ours, limits, place);
         assert_eq!(places.available_permits(), 0);
+        assert_eq!(shares.held(here), 1);
         drop(g);
         assert_eq!(places.available_permits(), 1);
+        assert_eq!(shares.held(here), 0);
     }
 }

@@ -46,9 +46,21 @@ pub struct HttpSettings {
     pub drain_secs: u64,
     /// Open connections at most; beyond, new ones wait in the listen backlog.
     pub max_connections: usize,
+    /// Open connections one client address (the TCP peer; an IPv6 /64) may hold; beyond,
+    /// its new ones are closed at once, so that one source cannot take every connection.
+    /// `0`: no cap of its own. Behind a proxy of the deployment's own every client is the
+    /// proxy's address: there, the proxy bounds connections per client (the Ingress).
+    pub max_connections_per_address: usize,
     /// API requests in progress at most; beyond, `503` + `Retry-After` at once (load
-    /// shedding; health and metrics are exempt).
+    /// shedding; health and metrics are exempt). A request takes its place only once its
+    /// body has arrived.
     pub max_in_flight: usize,
+    /// API requests one client address may have in progress, reading their bodies
+    /// included; beyond, `429` + `Retry-After` at once. `0`: no cap of its own.
+    pub max_in_flight_per_address: usize,
+    /// A request's body must arrive within this, before it takes a place among those in
+    /// progress (`408`): a slow body holds only its sender's share.
+    pub body_read_timeout_ms: u64,
     /// A request's head (line and headers) must arrive within this, and an idle
     /// keep-alive connection is closed after it (slow clients, slowloris).
     pub header_read_timeout_ms: u64,
@@ -56,7 +68,7 @@ pub struct HttpSettings {
     pub max_headers: usize,
     /// Bytes of request line and headers at most (`431` beyond).
     pub max_header_bytes: usize,
-    /// A request (reading its body included) must be answered within this (`408`).
+    /// A request must be answered within this once its body has arrived (`408`).
     pub request_timeout_ms: u64,
     /// An answer the client does not read within this closes the connection (a client
     /// that pipelines requests and never reads would otherwise hold it, and the answers
@@ -77,7 +89,12 @@ impl Default for HttpSettings {
             body_limit_bytes: 64 * 1024,
             drain_secs: 0,
             max_connections: 1024,
+            // A quarter each: one source can never take more than that, and three quarters
+            // stay for everyone else (a load test or siege from one machine runs far below).
+            max_connections_per_address: 256,
             max_in_flight: 512,
+            max_in_flight_per_address: 128,
+            body_read_timeout_ms: 5_000,
             header_read_timeout_ms: 10_000,
             max_headers: 64,
             max_header_bytes: 16 * 1024,

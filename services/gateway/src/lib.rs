@@ -2,7 +2,7 @@
 //! `/.well-known/jwks.json`), checks them, and routes `/houses`, `/books`, `/payments`,
 //! `/mypages`, `/availability` and `/notifications` to their services over pooled keep-alive connections.
 
-pub mod client;
+pub use platform::origin as client;
 pub mod contract;
 pub use platform::limit;
 pub mod oauth;
@@ -20,6 +20,8 @@ use axum::Router;
 use platform::auth::{TokenIssuer, TokenVerifier};
 use platform::health::Health;
 use platform::metrics::Metrics;
+use platform::serve::Port;
+use platform::server::Intake;
 use platform::service::Service;
 use platform::settings::{LogSettings, ServiceDefaults};
 use platform::shutdown::CancellationToken;
@@ -37,7 +39,10 @@ pub struct Application {
     router: Router,
     listener: TcpListener,
     /// Client-credentials tokens for the fleet, apart from the public port.
-    internal: (TcpListener, Router),
+    internal: Port,
+    /// The public port's intake: callers told apart by the deployment's proxies, the
+    /// token endpoint's address rate checked before a body is read.
+    intake: Intake,
     metrics: Metrics,
     shutdown: CancellationToken,
 }
@@ -45,7 +50,7 @@ pub struct Application {
 /// The internal port's routes: the fleet's tokens and the key set.
 pub fn internal_router(issuance: oauth::Issuance) -> Router {
     Router::new()
-        .route("/oauth/token", post(oauth::token))
+        .route(oauth::TOKEN_PATH, post(oauth::token))
         .route("/.well-known/jwks.json", get(oauth::jwks))
         .with_state(issuance)
 }
@@ -67,7 +72,7 @@ pub fn router(issuance: oauth::Issuance, proxy: proxy::Proxy, document: &'static
         .route("/notifications/stream", get(proxy::stream))
         .with_state(proxy);
     Router::new()
-        .route("/oauth/token", post(oauth::token))
+        .route(oauth::TOKEN_PATH, post(oauth::token))
         .route("/.well-known/jwks.json", get(oauth::jwks))
         .with_state(issuance)
         .merge(api)
@@ -139,6 +144,14 @@ impl Service for Application {
             oauth::Grant::ClientCredentials,
             client::ForwardedSettings::default(),
         )?;
+        let intake = Intake {
+            forwarded: settings.forwarded,
+            admission: Some(oauth::admission(&public)),
+        };
+        let internal_intake = Intake {
+            forwarded: client::ForwardedSettings::default(),
+            admission: Some(oauth::admission(&fleet)),
+        };
         let proxy = proxy::Proxy::new(
             &settings.upstreams,
             verifier,
@@ -177,7 +190,12 @@ impl Service for Application {
         }
         Ok(Self {
             router: public_router,
-            internal: (internal, internal_router(fleet)),
+            internal: Port {
+                listener: internal,
+                router: internal_router(fleet),
+                intake: internal_intake,
+            },
+            intake,
             listener,
             metrics,
             shutdown,
@@ -191,10 +209,17 @@ impl Service for Application {
 
     async fn run(self) -> anyhow::Result<()> {
         let health = Health::new(None);
-        platform::serve::serve_http_with_internal(
-            self.listener,
-            self.router,
+        let public = Port {
+            listener: self.listener,
+            router: self.router,
+            intake: self.intake,
+        };
+        // A gateway whose every place is taken says so on /readyz: the load balancer
+        // sends to the others until a place frees.
+        platform::serve::serve_edge(
+            public,
             Some(self.internal),
+            true,
             &self.settings.http,
             self.metrics,
             health,

@@ -6,16 +6,18 @@
 //! Each port has its own rate limits and password-check slots, so a flood on the public
 //! port cannot starve the fleet's token refreshes.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine as _;
 use platform::auth::TokenIssuer;
+use platform::server::Admission;
 use platform::ApiError;
 use serde::Deserialize;
 use serde_json::json;
@@ -67,7 +69,8 @@ pub struct Issuance {
     pub jwks: Arc<serde_json::Value>,
     /// Token requests per user or client name (password guessing).
     pub limiter: Limiter,
-    /// Token requests per client address (made-up names, argon2 CPU).
+    /// Token requests per client address (made-up names, argon2 CPU), checked before the
+    /// body is read ([`admission`]).
     pub address_limiter: Limiter,
     /// Where the client address comes from.
     pub forwarded: ForwardedSettings,
@@ -109,8 +112,8 @@ pub async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    // The address's rate was checked on the head, before the body was read (`admission`).
     let from = client::address(Some(peer), &headers, state.forwarded);
-    state.address_limiter.admit(&from.to_string())?;
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -213,6 +216,23 @@ pub async fn token(
     });
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
 }
+
+/// The token endpoint's rate per client address, as the server's first check of a request
+/// (its head alone): an address over its rate is refused before its body is read or a
+/// place is taken for it.
+pub fn admission(issuance: &Issuance) -> Admission {
+    let limiter = issuance.address_limiter.clone();
+    Arc::new(move |parts: &Parts, from: IpAddr| {
+        if parts.uri.path() == TOKEN_PATH {
+            limiter.admit(&from.to_string())
+        } else {
+            Ok(())
+        }
+    })
+}
+
+/// Where tokens are issued.
+pub const TOKEN_PATH: &str = "/oauth/token";
 
 /// `400` for a name or secret longer than any real one.
 fn bounded(name: &str, secret: &str) -> Result<(), ApiError> {

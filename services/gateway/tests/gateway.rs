@@ -1,6 +1,8 @@
 //! The gateway in front of real services: token issuance, edge checks, routing, failures.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::time::Duration;
+
 use gateway::settings::Upstreams;
 use gateway::{Application, Settings};
 use platform::auth::{Role, TokenVerifier};
@@ -669,4 +671,116 @@ async fn a_stream_passes_through_live_and_bounded() {
     .await;
     notification.stop().await;
     edge.house.stop().await;
+}
+
+/// A caller's share and the gateway's capacity: with every in-flight place taken by calls
+/// waiting on an upstream that never answers, `/readyz` says "at capacity" (a load balancer
+/// then sends to the other replicas) and new calls get `503` at once; one address may have
+/// only its share in progress (`429` beyond) while another is still served; once the
+/// places free, the gateway is ready again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_gateway_is_not_ready_and_one_address_holds_only_its_share() {
+    // Never accepts: a request sent there waits for the upstream timeout.
+    let black_hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hole = format!("http://{}", black_hole.local_addr().unwrap());
+    let edge = start_with(|s| {
+        s.upstreams.book = hole.clone();
+        s.upstreams.timeout_ms = 3000;
+        s.http.max_in_flight = 2;
+        s.http.max_in_flight_per_address = 0;
+    })
+    .await;
+    let alice = token(&edge, "alice").await;
+    let readyz = |url: String| async move {
+        let r = testkit::http().get(url).send().await.unwrap();
+        let s = r.status();
+        (s, r.json::<Value>().await.unwrap())
+    };
+    let ready_url = edge.gateway.url("/readyz");
+    assert_eq!(readyz(ready_url.clone()).await.0, StatusCode::OK);
+    let waiting: Vec<_> = (0..2)
+        .map(|_| {
+            let (url, alice) = (edge.gateway.url("/books"), alice.clone());
+            tokio::spawn(async move {
+                testkit::http()
+                    .get(url)
+                    .bearer_auth(alice)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    let why = testkit::eventually(5, "the gateway to say it is full", || async {
+        let (s, body) = readyz(ready_url.clone()).await;
+        (s == StatusCode::SERVICE_UNAVAILABLE).then_some(body)
+    })
+    .await;
+    assert_eq!(why["reason"], "at capacity: every in-flight place is taken");
+    let r = testkit::http()
+        .get(edge.gateway.url("/houses"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.headers().contains_key("retry-after"));
+    for w in waiting {
+        assert_eq!(w.await.unwrap(), StatusCode::GATEWAY_TIMEOUT);
+    }
+    assert_eq!(readyz(ready_url).await.0, StatusCode::OK, "ready again");
+    let (s, _) = edge.gateway.get("/houses", &alice).await;
+    assert_eq!(s, StatusCode::OK);
+    edge.gateway.stop().await;
+    edge.house.stop().await;
+
+    // One address's share: two in progress from 127.0.0.1; its third is refused at once,
+    // another address is served.
+    let edge = start_with(|s| {
+        s.upstreams.book = hole.clone();
+        s.upstreams.timeout_ms = 3000;
+        s.http.max_in_flight_per_address = 2;
+    })
+    .await;
+    let alice = token(&edge, "alice").await;
+    let waiting: Vec<_> = (0..2)
+        .map(|_| {
+            let (url, alice) = (edge.gateway.url("/books"), alice.clone());
+            tokio::spawn(async move {
+                let r = testkit::http().get(url).bearer_auth(alice).send().await;
+                r.unwrap().status()
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = testkit::http()
+        .get(edge.gateway.url("/houses"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().contains_key("retry-after"));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "too_many_in_progress", "{body}");
+    let elsewhere = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let r = elsewhere
+        .get(edge.gateway.url("/houses"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "another address is served");
+    let (s, _) = readyz(edge.gateway.url("/readyz")).await;
+    assert_eq!(s, StatusCode::OK, "not full: others have room");
+    for w in waiting {
+        assert_eq!(w.await.unwrap(), StatusCode::GATEWAY_TIMEOUT);
+    }
+    edge.gateway.stop().await;
+    edge.house.stop().await;
+    drop(black_hole);
 }

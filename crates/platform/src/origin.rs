@@ -1,5 +1,5 @@
-//! Who is calling: the client's address, for the per-address limits and for the
-//! `X-Forwarded-For` the services see.
+//! Who is calling: the client's address, for the per-address bounds and limits and, at the
+//! gateway, for the `X-Forwarded-For` the services see.
 //!
 //! A caller can write any `X-Forwarded-For` it likes, so the header is believed only as
 //! far as the deployment says proxies of its own stand in front of the gateway
