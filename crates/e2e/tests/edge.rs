@@ -200,3 +200,204 @@ async fn one_address_cannot_take_the_gateway_from_everyone_else() {
     }
     fleet.shutdown().await;
 }
+
+/// A password grant for `user` from `http`; its status.
+async fn sign_in(http: &reqwest::Client, base: &str, user: &str, password: &str) -> u16 {
+    let r = http
+        .post(format!("{base}/oauth/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", user),
+            ("password", password),
+        ])
+        .send()
+        .await;
+    r.map_or(0, |r| r.status().as_u16())
+}
+
+/// Mann-Whitney's z for two samples (ties ranked by position: continuous times).
+fn mann_whitney_z(a: &[f64], b: &[f64]) -> f64 {
+    let mut all: Vec<(f64, bool)> = a.iter().map(|&x| (x, true)).collect();
+    all.extend(b.iter().map(|&x| (x, false)));
+    all.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let rank_a: f64 = all
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, from_a))| *from_a)
+        .map(|(i, _)| (i + 1) as f64)
+        .sum();
+    let (n1, n2) = (a.len() as f64, b.len() as f64);
+    let u = rank_a - n1 * (n1 + 1.0) / 2.0;
+    (u - n1 * n2 / 2.0) / (n1 * n2 * (n1 + n2 + 1.0) / 12.0).sqrt()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Which names exist does not show: a burst of eight wrong sign-ins at once from one
+/// address gets the same answers for a real name as for a made-up one (before, real
+/// names got four `429`s — the per-address check slots — and made-up ones none), and
+/// their times have the same distribution (before: real 18.3–19.0 ms, made-up
+/// 19.6–20.6 ms median, Mann-Whitney z = −8.8). The rate limits are raised here so that
+/// the answers and times are the checks', not the limits'.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ins_tell_nothing_of_which_names_exist() {
+    let mut options = e2e::Options::new(Backend::Sqlite);
+    for (k, v) in [
+        ("HOUSEBOOK_RATE_LIMIT__TOKEN__PER_SECOND", "1000"),
+        ("HOUSEBOOK_RATE_LIMIT__TOKEN__BURST", "1000"),
+        ("HOUSEBOOK_RATE_LIMIT__TOKEN_NAME__PER_SECOND", "1000"),
+        ("HOUSEBOOK_RATE_LIMIT__TOKEN_NAME__BURST", "1000"),
+        ("HOUSEBOOK_RATE_LIMIT__TOKEN_ADDRESS__PER_SECOND", "1000"),
+        ("HOUSEBOOK_RATE_LIMIT__TOKEN_ADDRESS__BURST", "1000"),
+    ] {
+        options.env.push(("gateway", k.into(), v.into()));
+    }
+    let fleet = Fleet::start_with(options).await;
+    let base = fleet.gateway();
+    // Real checks first, so that the stand-ins have times to follow.
+    let http = client_from(WITNESS);
+    for _ in 0..8 {
+        assert_eq!(sign_in(&http, &base, "bob", "wrong").await, 400);
+    }
+    for (round, address) in ["127.0.4.1", "127.0.4.2", "127.0.4.3"].iter().enumerate() {
+        let burst = |name: String| {
+            let http = client_from(address);
+            let base = base.clone();
+            async move {
+                let tries: Vec<_> = (0..8)
+                    .map(|_| {
+                        let (http, base, name) = (http.clone(), base.clone(), name.clone());
+                        tokio::spawn(async move { sign_in(&http, &base, &name, "wrong").await })
+                    })
+                    .collect();
+                let mut answers = BTreeMap::<u16, usize>::new();
+                for t in tries {
+                    *answers.entry(t.await.unwrap()).or_default() += 1;
+                }
+                answers
+            }
+        };
+        let real = burst("bob".into()).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let made_up = burst(format!("nobody-{round}")).await;
+        eprintln!("a burst of 8 from {address}: bob {real:?}, a made-up name {made_up:?}");
+        assert_eq!(real, made_up, "the same burst, the same answers");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Times, interleaved so that the machine's load falls on both alike.
+    let (mut real, mut made_up) = (Vec::new(), Vec::new());
+    for i in 0..120 {
+        for (name, times) in [
+            ("bob".to_owned(), &mut real),
+            (format!("ghost-{i}"), &mut made_up),
+        ] {
+            let started = Instant::now();
+            assert_eq!(sign_in(&http, &base, &name, "wrong").await, 400);
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    let z = mann_whitney_z(&real, &made_up);
+    let (r, m) = (median(&mut real), median(&mut made_up));
+    eprintln!("120 wrong sign-ins each: bob median {r:.2} ms, made-up names {m:.2} ms; Mann-Whitney z = {z:.2}");
+    assert!(
+        z.abs() < 4.0,
+        "the times tell real names from made-up ones: z = {z:.2} (medians {r:.2} / {m:.2} ms)"
+    );
+    fleet.shutdown().await;
+}
+
+/// Nobody is locked out by others: six addresses guessing bob's password at 5/s each
+/// (before, bob's right password from fresh addresses got 429 in 3 to 5 of 10–13 tries),
+/// and forty addresses sending made-up names three connections each (before, every
+/// sign-in in its first ≈ 2.5 s got 429): bob, alice and admin signing in from fresh
+/// addresses throughout, from the flood's first moment, are never refused. The guessers
+/// themselves are slowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nobody_is_locked_out_by_others_guesses() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let fleet = Fleet::start(Backend::Sqlite).await;
+    let base = fleet.gateway();
+    // (what, addresses, connections per address, the name sent: None is a made-up one
+    // each time, pause between one connection's tries).
+    let floods: [(&str, usize, usize, Option<&str>, u64); 2] = [
+        (
+            "bob's password guessed from 6 addresses at 5/s each",
+            6,
+            1,
+            Some("bob"),
+            200,
+        ),
+        (
+            "made-up names from 40 addresses, 3 connections each",
+            40,
+            3,
+            None,
+            0,
+        ),
+    ];
+    let mut fresh = 0;
+    for (what, addresses, per_address, name, pause) in floods {
+        let stop = Arc::new(AtomicBool::new(false));
+        let senders: Vec<_> = (0..addresses * per_address)
+            .map(|i| {
+                let http = client_from(&format!("127.0.5.{}", i % addresses + 1));
+                let (base, stop, name) = (base.clone(), stop.clone(), name.map(str::to_owned));
+                tokio::spawn(async move {
+                    let mut answers = BTreeMap::<u16, usize>::new();
+                    let mut k = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        k += 1;
+                        let name = name.clone().unwrap_or_else(|| format!("nobody-{i}-{k}"));
+                        *answers
+                            .entry(sign_in(&http, &base, &name, "guess").await)
+                            .or_default() += 1;
+                        tokio::time::sleep(Duration::from_millis(pause)).await;
+                    }
+                    answers
+                })
+            })
+            .collect();
+        // From the flood's first moment, real users sign in from addresses of their own.
+        let mut refused = Vec::new();
+        let mut tries = 0;
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(5) {
+            for user in ["bob", "alice", "admin"] {
+                fresh += 1;
+                let http = client_from(&format!("127.0.6.{fresh}"));
+                let at = started.elapsed();
+                let status = sign_in(&http, &base, user, user).await;
+                tries += 1;
+                if status != 200 {
+                    refused.push(format!("{user} at {at:?}: {status}"));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        stop.store(true, Ordering::Relaxed);
+        let mut answers = BTreeMap::<u16, usize>::new();
+        for s in senders {
+            for (k, v) in s.await.unwrap() {
+                *answers.entry(k).or_default() += v;
+            }
+        }
+        eprintln!("{what}: the flood got {answers:?}; real users signed in {tries} times, refused {refused:?}");
+        assert!(refused.is_empty(), "{what}: {refused:?}");
+        assert!(
+            answers.keys().all(|s| [400, 429, 503].contains(s)),
+            "{what}: only refusals: {answers:?}"
+        );
+        if name.is_some() {
+            assert!(
+                answers.get(&429).copied().unwrap_or(0) > 0,
+                "{what}: the guessers were slowed: {answers:?}"
+            );
+        }
+    }
+    fleet.shutdown().await;
+}

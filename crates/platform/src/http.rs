@@ -301,6 +301,23 @@ pub async fn observe(
     res
 }
 
+/// Every answer is its caller's own: no cache on the way may keep it (a shared cache
+/// that kept one caller's bookings or token would hand them to the next) unless it says
+/// otherwise itself (the key set, the pages), and no browser may read it as another type
+/// than the one it declares.
+pub async fn answer_headers(mut res: Response) -> Response {
+    use axum::http::{header, HeaderValue};
+    let headers = res.headers_mut();
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    res
+}
+
 /// Declared bodies bigger than this are refused without being read at all.
 const DRAIN_CAP: u64 = 8 * 1024 * 1024;
 

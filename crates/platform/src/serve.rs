@@ -119,6 +119,7 @@ pub async fn serve_edge(
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
             .layer(axum::middleware::from_fn(crate::http::bound_request_id))
+            .layer(axum::middleware::map_response(crate::http::answer_headers))
     };
     tracing::info!(
         port = listener.local_addr().map(|a| a.port()).unwrap_or(0),

@@ -133,7 +133,10 @@ impl Service for Application {
                 users: passwords::Checker::new(settings.users.clone(), slots.clone())?,
                 clients: passwords::Checker::new(settings.clients.clone(), slots)?,
                 jwks: Arc::new(oauth::jwks_of(&settings.auth)?),
-                limiter: limit::Limiter::new(settings.rate_limit.token),
+                failures: oauth::Failures::new(
+                    settings.rate_limit.token,
+                    settings.rate_limit.token_name,
+                ),
                 address_limiter: limit::Limiter::new(settings.rate_limit.token_address),
                 forwarded,
             })

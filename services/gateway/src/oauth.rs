@@ -67,8 +67,8 @@ pub struct Issuance {
     pub clients: Checker,
     /// The JWKS document.
     pub jwks: Arc<serde_json::Value>,
-    /// Token requests per user or client name (password guessing).
-    pub limiter: Limiter,
+    /// Failed token requests per name and address, and per name (password guessing).
+    pub failures: Failures,
     /// Token requests per client address (made-up names, argon2 CPU), checked before the
     /// body is read ([`admission`]).
     pub address_limiter: Limiter,
@@ -143,13 +143,14 @@ pub async fn token(
                 ));
             };
             bounded(&user, &password)?;
-            let key = format!("user:{user}");
-            state.limiter.admit(&key)?;
-            let roles = state.users.check(from, &user, &password).await?;
-            // Only failures count against a name: its owner signing in costs nothing.
-            if roles.is_some() {
-                state.limiter.refund(&key);
-            }
+            let roles = state
+                .failures
+                .attempt(
+                    &format!("user:{user}"),
+                    from,
+                    state.users.check(from, &user, &password),
+                )
+                .await?;
             let roles = roles.ok_or_else(|| {
                 oauth_error(
                     StatusCode::BAD_REQUEST,
@@ -168,12 +169,14 @@ pub async fn token(
                 ));
             };
             bounded(&id, &secret)?;
-            let key = format!("client:{id}");
-            state.limiter.admit(&key)?;
-            let roles = state.clients.check(from, &id, &secret).await?;
-            if roles.is_some() {
-                state.limiter.refund(&key);
-            }
+            let roles = state
+                .failures
+                .attempt(
+                    &format!("client:{id}"),
+                    from,
+                    state.clients.check(from, &id, &secret),
+                )
+                .await?;
             let roles = roles.ok_or_else(|| {
                 oauth_error(
                     StatusCode::UNAUTHORIZED,
@@ -217,6 +220,56 @@ pub async fn token(
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
 }
 
+/// Failed sign-ins, counted so that nobody's guesses lock anyone else out: per (name,
+/// source address) — one source guessing one name is slowed, and an owner signing in
+/// from elsewhere never pays for it — and, for a source that has failed on a name lately,
+/// per name as well, so that a guesser spreading over many addresses is slowed after each
+/// address's first failures. Only a wrong password counts: a success, or a refusal for
+/// load (`429`/`503`), gives its try back.
+#[derive(Clone)]
+pub struct Failures {
+    per_pair: Limiter,
+    per_name: Limiter,
+}
+
+impl Failures {
+    /// Failures per (name, address) at `pair`'s rate; per name, for sources that have
+    /// failed on it, at `name`'s.
+    pub fn new(pair: crate::limit::Rate, name: crate::limit::Rate) -> Self {
+        Self {
+            per_pair: Limiter::new(pair),
+            per_name: Limiter::new(name),
+        }
+    }
+
+    /// Runs `check` for `name` from `from` if neither count refuses it (`429`), and
+    /// counts it when it finds a wrong secret (`Ok(None)`).
+    pub async fn attempt<T>(
+        &self,
+        name: &str,
+        from: IpAddr,
+        check: impl std::future::Future<Output = Result<Option<T>, ApiError>>,
+    ) -> Result<Option<T>, ApiError> {
+        let pair = format!("{name}@{}", platform::fair::source_of(from));
+        let failed_here_lately = !self.per_pair.is_full(&pair);
+        self.per_pair.admit(&pair)?;
+        if failed_here_lately {
+            if let Err(limited) = self.per_name.admit(name) {
+                self.per_pair.refund(&pair);
+                return Err(limited);
+            }
+        }
+        let outcome = check.await;
+        if !matches!(outcome, Ok(None)) {
+            self.per_pair.refund(&pair);
+            if failed_here_lately {
+                self.per_name.refund(name);
+            }
+        }
+        outcome
+    }
+}
+
 /// The token endpoint's rate per client address, as the server's first check of a request
 /// (its head alone): an address over its rate is refused before its body is read or a
 /// place is taken for it.
@@ -224,7 +277,7 @@ pub fn admission(issuance: &Issuance) -> Admission {
     let limiter = issuance.address_limiter.clone();
     Arc::new(move |parts: &Parts, from: IpAddr| {
         if parts.uri.path() == TOKEN_PATH {
-            limiter.admit(&from.to_string())
+            limiter.admit(&platform::fair::source_of(from).to_string())
         } else {
             Ok(())
         }

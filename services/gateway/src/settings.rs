@@ -73,10 +73,15 @@ impl Default for InternalSettings {
 pub struct RateLimits {
     /// API calls per token subject.
     pub api: Rate,
-    /// Failed token requests per user or client name (password guessing).
+    /// Failed token requests per user or client name from one client address (password
+    /// guessing from one place; the name's owner elsewhere is not affected).
     pub token: Rate,
-    /// Token requests per client address (a flood of made-up names from one place); keep
-    /// it below `token`, so that one address cannot lock a name out.
+    /// Failed token requests per name, from all the addresses that have failed on it
+    /// lately (guessing spread over many places; an address with no failure on the name
+    /// is never refused by it).
+    pub token_name: Rate,
+    /// Token requests per client address (a flood of made-up names from one place),
+    /// checked before the request's body is read.
     pub token_address: Rate,
     /// Refused (unauthenticated) API calls per client address.
     pub unauthenticated: Rate,
@@ -86,9 +91,12 @@ impl Default for RateLimits {
     fn default() -> Self {
         Self {
             api: Rate::PER_SUBJECT,
-            // One address alone cannot drain a name's bucket (its rate and burst are
-            // below the name's), so a flood from one place never locks a user out.
+            // Ten wrong passwords in a row from one place, then one a second.
             token: Rate {
+                per_second: 1.0,
+                burst: 10.0,
+            },
+            token_name: Rate {
                 per_second: 10.0,
                 burst: 30.0,
             },

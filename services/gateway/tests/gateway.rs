@@ -784,3 +784,57 @@ async fn a_full_gateway_is_not_ready_and_one_address_holds_only_its_share() {
     edge.house.stop().await;
     drop(black_hole);
 }
+
+/// Every API answer — the gateway's own (a token, a refusal, an unknown path) and those
+/// it passes on (a list, a service's 404) — says `Cache-Control: no-store` (none is for a
+/// shared cache) and `X-Content-Type-Options: nosniff`; the key set keeps its own caching.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_api_answer_says_no_store_and_nosniff() {
+    let edge = start().await;
+    let alice = token(&edge, "alice").await;
+    let http = testkit::http();
+    let answers = [
+        (
+            "a list",
+            http.get(edge.gateway.url("/houses")).bearer_auth(&alice),
+        ),
+        (
+            "a service's 404",
+            http.get(edge.gateway.url("/houses/987654"))
+                .bearer_auth(&alice),
+        ),
+        ("a refusal", http.get(edge.gateway.url("/houses"))),
+        ("an unknown path", http.get(edge.gateway.url("/nowhere"))),
+        (
+            "a token",
+            http.post(edge.gateway.url("/oauth/token")).form(&[
+                ("grant_type", "password"),
+                ("username", "bob"),
+                ("password", "bob"),
+            ]),
+        ),
+        (
+            "a wrong password",
+            http.post(edge.gateway.url("/oauth/token")).form(&[
+                ("grant_type", "password"),
+                ("username", "bob"),
+                ("password", "nope"),
+            ]),
+        ),
+    ];
+    for (what, req) in answers {
+        let r = req.send().await.unwrap();
+        let h = r.headers();
+        assert_eq!(h["cache-control"], "no-store", "{what}: {h:?}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{what}: {h:?}");
+    }
+    let r = http
+        .get(edge.gateway.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["cache-control"], "public, max-age=300");
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    edge.gateway.stop().await;
+    edge.house.stop().await;
+}
