@@ -150,6 +150,17 @@ fn log_file(path: &std::path::Path) -> std::fs::File {
         .unwrap()
 }
 
+/// A client whose connections come from `address`, a loopback address of its own (an
+/// attacker's flood from one, a witness from another).
+pub fn client_from(address: &str) -> reqwest::Client {
+    let local: std::net::IpAddr = address.parse().expect("a loopback address");
+    reqwest::Client::builder()
+        .local_address(local)
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("a client")
+}
+
 /// A port for a process this fleet starts. Not one the kernel hands out itself (`bind` to
 /// port 0): that is the ephemeral range, which every outgoing connection on the machine
 /// also draws from, so between our check and the child's `bind` a client socket could take

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use base64::Engine as _;
-use e2e::Fleet;
+use e2e::{client_from, Fleet};
 use futures::StreamExt as _;
 use platform::auth::Role;
 use reqwest::{Method, StatusCode};
@@ -855,15 +855,6 @@ fn proc_kib(pid: u32, name: &str) -> u64 {
 /// A process's resident memory now and at its peak, in KiB.
 fn memory_kib(pid: u32) -> (u64, u64) {
     (proc_kib(pid, "VmRSS:"), proc_kib(pid, "VmHWM:"))
-}
-
-/// A client whose connections come from another loopback address than the flood's.
-fn client_from(address: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(address.parse::<std::net::IpAddr>().unwrap())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
 }
 
 /// Issue 10: password grants for made-up names (no credentials needed) and for one real

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use e2e::Fleet;
+use e2e::{client_from, Fleet};
 use reqwest::StatusCode;
 use serde_json::Value;
 use testkit::Backend;
@@ -14,15 +14,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Where the witness's connections come from.
 const WITNESS: &str = "127.0.0.2";
-
-/// A client whose connections come from `address` (a loopback address of its own).
-fn client_from(address: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(address.parse::<std::net::IpAddr>().unwrap())
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap()
-}
 
 /// How the flood's connections ended: the status line's code, `closed` (no answer), or
 /// `held` (still open when the flood stopped).

@@ -435,8 +435,21 @@ async fn admitted(bounds: &Bounds, req: Request, next: Next) -> Result<Response,
         &parts.headers,
         bounds.intake.forwarded,
     );
+    // A refusal before the body is read ends the connection, and says so: the unread body
+    // is still on its way, and a client that sent its next request down the same
+    // connection would see it closed under that request.
+    let before_body = |e: ApiError| {
+        let mut refused = e.into_response();
+        if declares_body(&parts.headers) {
+            refused.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        refused
+    };
     if let Some(admission) = &bounds.intake.admission {
-        admission(&parts, from).map_err(IntoResponse::into_response)?;
+        admission(&parts, from).map_err(before_body)?;
     }
     let _share = bounds.per_address.take(from).ok_or_else(|| {
         let mut e = ApiError::new(
@@ -445,7 +458,7 @@ async fn admitted(bounds: &Bounds, req: Request, next: Next) -> Result<Response,
             "too many requests in progress from this address; retry shortly",
         );
         e.retry_after = Some(Duration::from_secs(1));
-        e.into_response()
+        before_body(e)
     })?;
     let body = read_body(body, bounds.body_limit, bounds.body_timeout)
         .await
@@ -465,6 +478,15 @@ async fn admitted(bounds: &Bounds, req: Request, next: Next) -> Result<Response,
             bounds.timeout.as_millis()
         ))),
     }
+}
+
+/// Whether a request says a body follows (a length above zero, or chunks).
+fn declares_body(headers: &axum::http::HeaderMap) -> bool {
+    headers.contains_key(axum::http::header::TRANSFER_ENCODING)
+        || headers
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0")
 }
 
 /// A request's whole body, if it arrives within `within` and is at most `limit` bytes.

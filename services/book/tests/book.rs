@@ -346,6 +346,62 @@ async fn bookings_open_two_years_ahead_and_no_further(backend: Backend) {
 
 on_both_backends!(bookings_open_two_years_ahead_and_no_further);
 
+/// A customer cannot cancel a stay that has begun — from its check-in day on (UTC) the
+/// cancel is a `409 stay_begun` and nothing is refunded; an admin can, and the refund
+/// follows. Tomorrow's stay is still the customer's to cancel.
+async fn a_stay_that_has_begun_is_cancelled_by_an_admin_only(backend: Backend) {
+    let saga = start_with(backend, Default::default()).await;
+    let house = saga.house(100).await;
+    let today = chrono::Utc::now().date_naive();
+    let day = |n: u64| (today + chrono::Days::new(n)).to_string();
+    let (s, begun) = saga.book("alice", house, &day(0), &day(2)).await;
+    assert_eq!(s, StatusCode::CREATED, "{begun}");
+    let begun = begun["id"].as_str().unwrap().to_owned();
+    let (s, ahead) = saga.book("alice", house, &day(3), &day(4)).await;
+    assert_eq!(s, StatusCode::CREATED, "{ahead}");
+    let ahead = ahead["id"].as_str().unwrap().to_owned();
+    let cancel = |id: &str, who: String| {
+        let path = format!("/books/{id}/cancel");
+        let saga = &saga;
+        async move { saga.book.post(&path, &who, json!({})).await }
+    };
+    let (s, e) = cancel(&begun, customer("alice")).await;
+    // A run that crosses midnight UTC makes day(0) yesterday: still begun.
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (StatusCode::CONFLICT, Some("stay_begun")),
+        "{e}"
+    );
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("only an admin"),
+        "{e}"
+    );
+    let p = saga.payment_of(&begun).await.expect("paid");
+    assert_eq!(p["status"], "PAID", "nothing refunded");
+    let (s, b) = cancel(&begun, admin()).await;
+    assert_eq!(
+        (s, b["status"].as_str()),
+        (StatusCode::OK, Some("BOOK_CANCELED")),
+        "{b}"
+    );
+    let (s, b) = cancel(&ahead, customer("alice")).await;
+    assert_eq!(
+        (s, b["status"].as_str()),
+        (StatusCode::OK, Some("BOOK_CANCELED")),
+        "{b}"
+    );
+    for id in [&begun, &ahead] {
+        let p = saga.payment_of(id).await.expect("paid");
+        assert_eq!(p["status"], "PAYMENT_CANCELED", "refunded: {p}");
+    }
+    saga.stop().await;
+}
+
+on_both_backends!(a_stay_that_has_begun_is_cancelled_by_an_admin_only);
+
 async fn bad_booking_requests_book_and_charge_nothing(backend: Backend) {
     let saga = start(backend).await;
     let house = saga.house(100).await;

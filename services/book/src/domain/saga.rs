@@ -256,14 +256,36 @@ pub fn commit(booking: Booking, early: Option<&HouseDecision>) -> Changes {
     changes
 }
 
-/// F5: the customer (or an admin) cancels at `at`; book refunds after the commit.
-pub fn cancel(booking: &Booking, at: DateTime<Utc>) -> Result<Changes, InvalidTransition> {
+/// Why a cancel is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CancelRefused {
+    /// Its status does not allow it (cancelled or rejected already).
+    #[error(transparent)]
+    Invalid(#[from] InvalidTransition),
+    /// The stay has begun (its check-in is today or earlier, UTC): only an admin may
+    /// cancel it now, refunding as decided.
+    #[error("the stay began on {0}: only an admin can cancel it now")]
+    StayBegun(chrono::NaiveDate),
+}
+
+/// F5: the customer — before the stay begins — or an admin (`by_admin`, at any time)
+/// cancels at `at`; book refunds after the commit.
+pub fn cancel(
+    booking: &Booking,
+    at: DateTime<Utc>,
+    by_admin: bool,
+) -> Result<Changes, CancelRefused> {
     let standing = Standing {
         status: booking.status,
         house_id: booking.house_id,
     };
+    let transition = standing.cancel(&booking.id, at, true)?;
+    let begins = booking.stay.check_in();
+    if !by_admin && begins <= at.date_naive() {
+        return Err(CancelRefused::StayBegun(begins));
+    }
     Ok(Changes {
-        transitions: vec![standing.cancel(&booking.id, at, true)?],
+        transitions: vec![transition],
         ..Changes::default()
     })
 }

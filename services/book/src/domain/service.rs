@@ -62,9 +62,21 @@ pub enum CancelBookingError {
     /// Its status does not allow it, e.g. cancelled already (409).
     #[error(transparent)]
     Invalid(#[from] InvalidTransition),
+    /// The stay has begun and the actor is not an admin (409).
+    #[error("the stay began on {0}: only an admin can cancel it now")]
+    StayBegun(chrono::NaiveDate),
     /// Anything else (500).
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),
+}
+
+impl From<saga::CancelRefused> for CancelBookingError {
+    fn from(refused: saga::CancelRefused) -> Self {
+        match refused {
+            saga::CancelRefused::Invalid(t) => Self::Invalid(t),
+            saga::CancelRefused::StayBegun(on) => Self::StayBegun(on),
+        }
+    }
 }
 
 pub use platform::auth::Actor;
@@ -251,7 +263,7 @@ impl BookService {
         if !actor.may_see(&booking.customer_id) {
             return Err(CancelBookingError::NotYours);
         }
-        let changes = saga::cancel(&booking, self.clock.now())?;
+        let changes = saga::cancel(&booking, self.clock.now(), actor.sees_all)?;
         let moved = unit.save(&changes).await?;
         let Some((t, _)) = changes.transitions.iter().zip(moved).find(|(_, m)| *m) else {
             // Another cancel (or a refund) committed between the read and the write.

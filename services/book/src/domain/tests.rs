@@ -388,6 +388,58 @@ async fn cancels_race_and_only_the_owner_or_an_admin_cancels() {
     assert!(w.service.cancel(&admin, &id).await.is_ok());
 }
 
+/// A customer cannot cancel a stay that has begun (its check-in day, UTC, or later) —
+/// nothing moves, nothing is refunded; the day before, they can; an admin can at any time,
+/// and the refund follows as for any cancel.
+#[tokio::test]
+async fn a_customer_cannot_cancel_a_stay_that_has_begun_and_an_admin_can() {
+    let w = world();
+    let admin = Actor {
+        id: "root".into(),
+        sees_all: true,
+    };
+    // The booking's check-in is nine days after today.
+    let early = at(&w, Start::Confirmed).await;
+    let late = at(&w, Start::Confirmed).await;
+    let booked = at(&w, Start::Booked).await;
+    w.repo.take_events().await;
+    w.clock.advance(chrono::Duration::days(8));
+    assert!(
+        w.service.cancel(&alice(), &early).await.is_ok(),
+        "the day before"
+    );
+    w.clock.advance(chrono::Duration::days(1));
+    for id in [&late, &booked] {
+        let refused = w.service.cancel(&alice(), id).await;
+        assert!(
+            matches!(refused, Err(CancelBookingError::StayBegun(on)) if on == w.service.today()),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(w.status(&late).await, Some(BookStatus::Confirmed));
+    assert_eq!(
+        w.payments.state().refunds,
+        std::slice::from_ref(&early),
+        "only the early one"
+    );
+    w.clock.advance(chrono::Duration::days(30));
+    assert_eq!(
+        w.service.cancel(&admin, &late).await.unwrap().status,
+        BookStatus::BookCanceled
+    );
+    assert_eq!(w.payments.state().refunds, [early.clone(), late]);
+    assert_eq!(
+        names(&w.repo.take_events().await),
+        ["BookCanceled", "BookCanceled"]
+    );
+    // A cancelled booking is refused for its status first, whenever it is asked.
+    let again = w.service.cancel(&alice(), &early).await;
+    assert!(
+        matches!(again, Err(CancelBookingError::Invalid(_))),
+        "{again:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_cancel_while_payment_is_down_stands_and_is_refunded_later() {
     let w = world();

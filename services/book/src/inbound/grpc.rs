@@ -97,7 +97,7 @@ impl From<CancelBookingError> for Status {
         match e {
             CancelBookingError::NotFound(_) => domain_status(Code::NotFound, message, None),
             CancelBookingError::NotYours => domain_status(Code::PermissionDenied, message, None),
-            CancelBookingError::Invalid(_) => {
+            CancelBookingError::Invalid(_) | CancelBookingError::StayBegun(_) => {
                 domain_status(Code::FailedPrecondition, message, None)
             }
             CancelBookingError::Unknown(e) => internal(&e),

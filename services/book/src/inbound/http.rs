@@ -195,6 +195,9 @@ impl From<CancelBookingError> for ApiError {
             CancelBookingError::NotFound(_) => ApiError::not_found(e.to_string()),
             CancelBookingError::NotYours => ApiError::forbidden(e.to_string()),
             CancelBookingError::Invalid(t) => ApiError::conflict(t.to_string()),
+            CancelBookingError::StayBegun(_) => {
+                ApiError::new(StatusCode::CONFLICT, "stay_begun", e.to_string())
+            }
             CancelBookingError::Unknown(e) => ApiError::internal(e),
         }
     }
