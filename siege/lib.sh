@@ -21,6 +21,23 @@ token() {
     curl -fsS "$URL/oauth/token" -d grant_type=password -d "username=$1" -d "password=${2:-$1}" | jq -r .access_token
 }
 
+# The scenarios book as one customer at machine pace, which one customer may not do by
+# default (90 nights ahead, ten bookings at once then one every five seconds). They raise
+# both, explicitly: on the local fleet by restarting book's replicas with no bound (and
+# exporting it, so that a scenario's own restarts keep it); a cluster's book must be given
+# HOUSEBOOK_BOOKING__MAX_NIGHTS_AHEAD=0 and HOUSEBOOK_BOOKING__PACE__PER_SECOND=0 (with
+# __BURST=0) for the run.
+export HOUSEBOOK_BOOKING__MAX_NIGHTS_AHEAD=0 HOUSEBOOK_BOOKING__PACE__PER_SECOND=0 HOUSEBOOK_BOOKING__PACE__BURST=0
+DEV="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/dev"
+if [[ "$URL" == "http://127.0.0.1:8088" && -x "$DEV" ]]; then
+    for part in $("$DEV" status | awk '$1 ~ /^book(-[0-9]+)?$/ && $4 == "ready" {print $1}'); do
+        echo "==> restarting $part with no bound on one customer's holdings and pace" >&2
+        "$DEV" stop "$part" >&2 && "$DEV" start "$part" >&2
+    done
+else
+    echo "==> $URL: its book must allow one customer's machine pace (HOUSEBOOK_BOOKING__MAX_NIGHTS_AHEAD=0, HOUSEBOOK_BOOKING__PACE__PER_SECOND=0, __BURST=0)" >&2
+fi
+
 ADMIN=$(token "${HOUSEBOOK_ADMIN_USER:-admin}" "${HOUSEBOOK_ADMIN_PASSWORD:-admin}")
 CUSTOMER=$(token "${HOUSEBOOK_CUSTOMER_USER:-alice}" "${HOUSEBOOK_CUSTOMER_PASSWORD:-alice}")
 

@@ -270,6 +270,13 @@ impl Fleet {
                         "HOUSEBOOK_BOOKING__HORIZON_DAYS",
                         testkit::FIXTURE_HORIZON_DAYS.to_string(),
                     ),
+                    // The suite's customers (and the benchmark's) book thousands of stays
+                    // at machine pace: no bound on holdings or pace, raised here on
+                    // purpose. The rules' own tests (book's) run with the defaults; a
+                    // test may set them again in its options.
+                    kv("HOUSEBOOK_BOOKING__MAX_NIGHTS_AHEAD", "0"),
+                    kv("HOUSEBOOK_BOOKING__PACE__PER_SECOND", "0"),
+                    kv("HOUSEBOOK_BOOKING__PACE__BURST", "0"),
                 ]),
                 "gateway" => e.push(kv("HOUSEBOOK_UPSTREAMS__HEALTH_INTERVAL_MS", "100")),
                 _ => {}

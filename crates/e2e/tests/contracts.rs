@@ -506,3 +506,90 @@ async fn every_event_the_fleet_emits_matches_its_schema() {
     println!("[contracts] events checked against their schemas: {checked:?}");
     fleet.shutdown().await;
 }
+
+/// The public contract read strictly: what its schemas allow is taken, and what the
+/// services refuse for its form the schemas refuse too. JSON Schema counts `2.0` and `1e3`
+/// as integers, so every whole-number field takes them (a house's price, a booking's
+/// house and one-night date, the fault knobs' delays); a house id as text is `1` or more,
+/// as its pattern now says (`"0"` was schema-valid and refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_schemas_allow_is_taken_and_what_they_refuse_is_refused() {
+    let fleet = Fleet::start(Backend::Sqlite).await;
+    let admin = fleet.token("admin").await;
+    let alice = fleet.token("alice").await;
+    let public = fleet.openapi("gateway").await;
+    let body_schema = |path: &str, method: &str| {
+        let schema =
+            &public["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"];
+        match schema["$ref"].as_str() {
+            Some(r) => public["components"]["schemas"]
+                [r.trim_start_matches("#/components/schemas/")]
+            .clone(),
+            None => schema.clone(),
+        }
+    };
+    let booking = body_schema("/books", "post");
+    let valid = |schema: &Value, instance: &Value| contracts::check(schema, instance).is_ok();
+    for id in [json!(7), json!(7.0), json!("7"), json!("007")] {
+        let b = json!({"houseId": id, "checkIn": "2032-05-01", "checkOut": "2032-05-02"});
+        assert!(valid(&booking, &b), "{b} is schema-valid");
+    }
+    for id in [json!("0"), json!("000"), json!(0), json!(7.5)] {
+        let b = json!({"houseId": id, "checkIn": "2032-05-01", "checkOut": "2032-05-02"});
+        assert!(!valid(&booking, &b), "{b} is refused by the schema itself");
+    }
+
+    let mut c = Checker::new(&fleet).await;
+    let house = c
+        .ok(
+            &fleet,
+            Method::POST,
+            "/houses",
+            &admin,
+            Some(json!({"houseName": "Whole numbers", "housePrice": 120.0})),
+        )
+        .await;
+    assert_eq!(house["housePrice"], 120, "{house}");
+    let id = house["id"].as_i64().unwrap();
+    let taken = [
+        json!({"houseId": id as f64, "checkIn": "2032-06-01", "checkOut": "2032-06-03"}),
+        json!({"houseId": format!("00{id}"), "bookDate": "2032-06-10"}),
+        json!({"houseId": id, "bookDate": 20_320_620.0}),
+    ];
+    for body in taken {
+        assert!(valid(&booking, &body), "{body}");
+        // Book learns the house from its event: a 422 (unknown house) until then.
+        let b = eventually(30, "book to take the booking", || {
+            let (c, fleet, alice, body) = (&c, &fleet, &alice, body.clone());
+            async move {
+                let r = c
+                    .http
+                    .post(format!("{}/books", fleet.gateway()))
+                    .bearer_auth(alice)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                if r.status() != 201 {
+                    return None;
+                }
+                r.json::<Value>().await.ok()
+            }
+        })
+        .await;
+        assert_eq!(b["houseId"], id, "{body} → {b}");
+    }
+    let faults = json!({"delayMinMs": 417.0, "delayMaxMs": 4.17e2});
+    assert!(valid(&body_schema("/faults", "put"), &faults));
+    let set = c
+        .ok(&fleet, Method::PUT, "/faults", &admin, Some(faults))
+        .await;
+    assert_eq!(
+        (set["delayMinMs"].as_i64(), set["delayMaxMs"].as_i64()),
+        (Some(417), Some(417)),
+        "{set}"
+    );
+    c.ok(&fleet, Method::PUT, "/faults", &admin, Some(json!({})))
+        .await;
+    fleet.shutdown().await;
+}

@@ -429,8 +429,10 @@ pub mod lenient {
         fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
             i64::try_from(v).map_err(|_| E::custom("number too large"))
         }
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<i64, E> {
-            Err(E::custom("expected a whole number that fits in 64 bits"))
+        /// `2.0` and `1e3` are whole numbers too (JSON Schema's `integer` counts them,
+        /// and so do the documents): taken as such, within 64 bits; `2.5` is not.
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<i64, E> {
+            whole(v).ok_or_else(|| E::custom("expected a whole number that fits in 64 bits"))
         }
         /// Digits, with a minus sign first or not: what the documents' patterns say (no
         /// `+`, no white space, which `str::parse` would also take).
@@ -459,9 +461,21 @@ pub mod lenient {
         fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
             Ok(v.to_string())
         }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
+            whole(v)
+                .map(|n| n.to_string())
+                .ok_or_else(|| E::custom("expected a string or a whole number"))
+        }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
             Ok(v.to_owned())
         }
+    }
+
+    /// The whole number a float is, if it is one that fits in 64 bits.
+    fn whole(v: f64) -> Option<i64> {
+        // 2^63 is the first float past i64::MAX; every float below it in size converts.
+        const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+        (v.is_finite() && v.fract() == 0.0 && (-LIMIT..LIMIT).contains(&v)).then_some(v as i64)
     }
 
     fn truncate(s: &str) -> String {
@@ -471,6 +485,18 @@ pub mod lenient {
     /// Deserializes an `i64` from a number or a numeric string.
     pub fn i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
         d.deserialize_any(WholeNumber)
+    }
+
+    /// Deserializes a `u64` from a whole number that is not negative (`417` or `417.0`).
+    pub fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let n = i64(d)?;
+        u64::try_from(n).map_err(|_| de::Error::custom("expected a whole number of 0 or more"))
+    }
+
+    /// Like [`u64()`], for a field that may be absent (with `#[serde(default)]`) but not
+    /// `null`.
+    pub fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        u64(d).map(Some)
     }
 
     /// Deserializes an id-like string from a string or a whole number (`bookId=1`).
@@ -548,6 +574,55 @@ mod tests {
             let body = serde_json::json!({ "price": refused }).to_string();
             assert!(serde_json::from_str::<P>(&body).is_err(), "{refused:?}");
         }
+    }
+
+    /// A float that is a whole number is one (JSON Schema's `integer` says so); one past
+    /// 64 bits, or with a fraction, is not.
+    #[test]
+    fn integer_valued_numbers_are_whole_numbers() {
+        for (body, want) in [
+            (r#"{"price": 2.0}"#, 2),
+            (r#"{"price": 1e3}"#, 1000),
+            (r#"{"price": -4.0}"#, -4),
+            (r#"{"price": -0.0}"#, 0),
+            (r#"{"price": 4.5e15}"#, 4_500_000_000_000_000),
+        ] {
+            assert_eq!(
+                serde_json::from_str::<P>(body).unwrap().price,
+                want,
+                "{body}"
+            );
+        }
+        for refused in [
+            r#"{"price": 2.5}"#,
+            r#"{"price": 1e19}"#,
+            r#"{"price": -1e19}"#,
+            r#"{"price": 9.3e18}"#,
+        ] {
+            assert!(serde_json::from_str::<P>(refused).is_err(), "{refused}");
+        }
+        #[derive(Deserialize, Debug)]
+        struct Q {
+            #[serde(deserialize_with = "lenient::u64")]
+            ms: u64,
+            #[serde(deserialize_with = "lenient::string")]
+            id: String,
+        }
+        let q: Q = serde_json::from_str(r#"{"ms": 417.0, "id": 20300101.0}"#).unwrap();
+        #[derive(Deserialize, Debug)]
+        struct O {
+            #[serde(default, deserialize_with = "lenient::opt_u64")]
+            ms: Option<u64>,
+        }
+        assert_eq!(
+            serde_json::from_str::<O>(r#"{"ms": 4.17e2}"#).unwrap().ms,
+            Some(417)
+        );
+        assert_eq!(serde_json::from_str::<O>("{}").unwrap().ms, None);
+        assert!(serde_json::from_str::<O>(r#"{"ms": null}"#).is_err());
+        assert_eq!((q.ms, q.id.as_str()), (417, "20300101"));
+        assert!(serde_json::from_str::<Q>(r#"{"ms": -1, "id": "x"}"#).is_err());
+        assert!(serde_json::from_str::<Q>(r#"{"ms": 1, "id": 0.5}"#).is_err());
     }
 
     #[test]

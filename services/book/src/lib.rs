@@ -78,12 +78,43 @@ pub struct Settings {
     pub booking: BookingSettings,
 }
 
-/// What a booking may ask (`HOUSEBOOK_BOOKING__*`).
+/// What a booking may ask, and what one customer may hold (`HOUSEBOOK_BOOKING__*`).
 #[derive(Debug, Clone, serde::Serialize, Deserialize)]
 pub struct BookingSettings {
     /// How many days ahead bookings open: a check-in after today + this is refused (422).
     #[serde(default = "default_horizon_days")]
     pub horizon_days: u32,
+    /// Nights ahead one customer may hold, in the bookings that stand, every house
+    /// together; a booking beyond is refused (422). `0`: no bound (load tests).
+    #[serde(default = "default_max_nights_ahead")]
+    pub max_nights_ahead: u32,
+    /// New bookings per customer (per replica of book); beyond, `429` + `Retry-After`
+    /// and nothing is charged. `per_second` 0: no pace (load tests).
+    #[serde(default = "default_pace")]
+    pub pace: platform::limit::Rate,
+}
+
+fn default_max_nights_ahead() -> u32 {
+    domain::models::Holdings::DEFAULT_NIGHTS
+}
+
+fn default_pace() -> platform::limit::Rate {
+    BookService::PACE
+}
+
+impl BookingSettings {
+    /// No bound on holdings or pace: for load tests and fixtures that book at machine pace
+    /// as one customer (the rules' own tests use the defaults).
+    pub fn unbounded(horizon_days: u32) -> Self {
+        Self {
+            horizon_days,
+            max_nights_ahead: 0,
+            pace: platform::limit::Rate {
+                per_second: 0.0,
+                burst: 0.0,
+            },
+        }
+    }
 }
 
 fn default_horizon_days() -> u32 {
@@ -94,6 +125,8 @@ impl Default for BookingSettings {
     fn default() -> Self {
         Self {
             horizon_days: default_horizon_days(),
+            max_nights_ahead: default_max_nights_ahead(),
+            pace: default_pace(),
         }
     }
 }
@@ -150,7 +183,13 @@ impl Service for Application {
         let houses = HttpHouses::new(settings.house.clone(), token)?;
         houses.watch(runtime.shutdown());
         let service = BookService::new(Arc::new(repo), payments, Arc::new(houses))
-            .with_horizon(domain::models::Horizon::days(settings.booking.horizon_days));
+            .with_horizon(domain::models::Horizon::days(settings.booking.horizon_days))
+            .with_holdings(
+                domain::models::Holdings {
+                    max_nights_ahead: settings.booking.max_nights_ahead,
+                },
+                settings.booking.pace,
+            );
         let verifier = platform::auth::TokenVerifier::new(&settings.common.auth)?;
         let handler = Arc::new(inbound::kafka::BookEvents::new(service.clone()));
         let grpc = match settings.grpc.port {

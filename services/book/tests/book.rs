@@ -19,13 +19,13 @@ struct Saga {
     book: TestApp,
 }
 
-/// The saga as the fixtures need it: their fixed dates run to 2099.
+/// The saga as the fixtures need it: their fixed dates run to 2099, and they book as one
+/// customer at machine pace (the holdings rules have a test of their own, with the
+/// defaults).
 async fn start(backend: Backend) -> Saga {
     start_with(
         backend,
-        book::BookingSettings {
-            horizon_days: testkit::FIXTURE_HORIZON_DAYS,
-        },
+        book::BookingSettings::unbounded(testkit::FIXTURE_HORIZON_DAYS),
     )
     .await
 }
@@ -401,6 +401,76 @@ async fn a_stay_that_has_begun_is_cancelled_by_an_admin_only(backend: Backend) {
 }
 
 on_both_backends!(a_stay_that_has_begun_is_cancelled_by_an_admin_only);
+
+/// With the defaults, one customer holds at most 90 nights ahead (a stay beyond is a
+/// `422` that charges nothing; a cancel gives nights back) and books at a person's pace
+/// (ten at once, then `429 booking_pace` + `Retry-After`, nothing charged).
+async fn one_customer_cannot_empty_a_calendar_or_flood_the_saga(backend: Backend) {
+    let saga = start_with(backend, Default::default()).await;
+    let house = saga.house(100).await;
+    let today = chrono::Utc::now().date_naive();
+    let day = |n: u64| (today + chrono::Days::new(n)).to_string();
+    let mut held = Vec::new();
+    for k in 0..3 {
+        let (s, b) = saga
+            .book("alice", house, &day(10 + 30 * k), &day(40 + 30 * k))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        held.push(b["id"].as_str().unwrap().to_owned());
+    }
+    let (s, e) = saga.book("alice", house, &day(200), &day(201)).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    let msg = e["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("you hold 90 nights ahead"), "{msg}");
+    let (s, b) = saga.book("bob", house, &day(200), &day(201)).await;
+    assert_eq!(
+        s,
+        StatusCode::CREATED,
+        "another customer holds his own: {b}"
+    );
+    let (s, _) = saga
+        .book
+        .post(
+            &format!("/books/{}/cancel", held[0]),
+            &customer("alice"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, b) = saga.book("alice", house, &day(200), &day(201)).await;
+    assert_eq!(s, StatusCode::CREATED, "a cancel gave nights back: {b}");
+    let (_, paid) = saga.payment.get("/payments?limit=100", &admin()).await;
+    assert_eq!(
+        paid.as_array().map(Vec::len),
+        Some(5),
+        "no refused stay was charged"
+    );
+
+    // The pace: carol's eleventh booking at once is refused, and not charged.
+    let mut answers = Vec::new();
+    for n in 0..11 {
+        let (s, b) = saga
+            .book("carol", house, &day(300 + n), &day(301 + n))
+            .await;
+        answers.push((s, b));
+    }
+    let created = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count();
+    let (s, e) = answers.last().unwrap();
+    assert_eq!((created, *s), (10, StatusCode::TOO_MANY_REQUESTS), "{e}");
+    assert_eq!(e["error"], "booking_pace", "{e}");
+    let (_, paid) = saga.payment.get("/payments?limit=100", &admin()).await;
+    assert_eq!(
+        paid.as_array().map(Vec::len),
+        Some(15),
+        "the refused one charged nothing"
+    );
+    saga.stop().await;
+}
+
+on_both_backends!(one_customer_cannot_empty_a_calendar_or_flood_the_saga);
 
 async fn bad_booking_requests_book_and_charge_nothing(backend: Backend) {
     let saga = start(backend).await;

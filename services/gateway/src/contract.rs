@@ -96,12 +96,13 @@ pub fn public_document() -> anyhow::Result<Value> {
 /// What the gateway itself may answer to any routed call, before or instead of the
 /// service (`crate::proxy::forward`); a service's own description of the same status is
 /// kept (it answers it too, and says when).
-const EDGE_ANSWERS: [(&str, &str); 8] = [
+const EDGE_ANSWERS: [(&str, &str); 9] = [
     ("400", "the path has dot segments, encoded slashes, backslashes or control characters (the gateway)"),
+    ("408", "the body did not arrive within the body timeout, or the answer within the request timeout"),
     ("401", "no token, or one that is expired, forged or not for this audience"),
     ("403", "a service identity, which acts only inside the fleet (the gateway)"),
     ("413", "a body over the limit (the gateway)"),
-    ("429", "too many calls for this token's subject, or too many refused calls from this address; see Retry-After (the gateway)"),
+    ("429", "too many calls for this token's subject, too many refused calls from this address, or too many of this address's requests in progress; see Retry-After (the gateway)"),
     ("502", "the service failed to answer (the gateway)"),
     ("503", "no replica of the service is ready; see Retry-After (the gateway)"),
     ("504", "the service did not answer in time (the gateway)"),

@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use events::{DomainEvent, EventKey};
+use chrono::{DateTime, NaiveDate, Utc};
+use events::{DomainEvent, EventKey, Stay};
 use testkit::fake::{FakeStore, Staged};
 
-use super::models::{Booking, Listing};
+use super::models::{BookStatus, Booking, Listing};
 use super::ports::{
     BookRepository, BookUnit, BookingFilter, HouseLookupError, Houses, PaymentError,
     PaymentRequest, Payments,
@@ -84,6 +84,15 @@ impl BookRepository for FakeBookings {
             .skip(usize::try_from(f.offset)?)
             .take(usize::try_from(f.limit)?)
             .cloned()
+            .collect())
+    }
+    async fn stays_held(&self, customer_id: &str, after: NaiveDate) -> anyhow::Result<Vec<Stay>> {
+        let s = self.store.lock().await;
+        Ok(s.bookings
+            .values()
+            .filter(|b| b.customer_id == customer_id && b.stay.check_out() > after)
+            .filter(|b| matches!(b.status, BookStatus::Booked | BookStatus::Confirmed))
+            .map(|b| b.stay)
             .collect())
     }
     async fn unmatched_payments(&self, before: DateTime<Utc>) -> anyhow::Result<Vec<String>> {

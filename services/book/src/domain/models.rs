@@ -134,6 +134,60 @@ pub enum BookingInvalid {
     /// The total does not fit.
     #[error("the stay's price {0}")]
     Price(#[from] events::MoneyError),
+    /// The customer would hold more nights ahead than one customer may.
+    #[error("you hold {held} nights ahead; {asked} more would pass the {max} one customer may hold (cancel a stay, or wait until some have passed)")]
+    TooManyNights {
+        /// Nights the customer holds now, from today on.
+        held: i64,
+        /// Nights the new stay asks for.
+        asked: i64,
+        /// The most one customer may hold.
+        max: u32,
+    },
+}
+
+/// What one customer may hold, so that no one customer can empty a calendar: nights ahead
+/// — from today on, in the bookings that stand (`BOOKED`, `CONFIRMED`), every house
+/// together — at most `max_nights_ahead` (`0`: no bound).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Holdings {
+    /// The most nights ahead one customer may hold.
+    pub max_nights_ahead: u32,
+}
+
+impl Holdings {
+    /// A quarter of a year: more than a person's travels ahead, far less than a calendar.
+    pub const DEFAULT_NIGHTS: u32 = 90;
+
+    /// Whether a customer holding `held` (their standing stays that end after today) may
+    /// add `stay`.
+    pub fn admit(self, held: &[Stay], stay: Stay, today: NaiveDate) -> Result<(), BookingInvalid> {
+        if self.max_nights_ahead == 0 {
+            return Ok(());
+        }
+        let ahead = |s: &Stay| {
+            let from = s.check_in().max(today);
+            (s.check_out() - from).num_days().max(0)
+        };
+        let held: i64 = held.iter().map(ahead).sum();
+        let asked = ahead(&stay);
+        if held + asked > i64::from(self.max_nights_ahead) {
+            return Err(BookingInvalid::TooManyNights {
+                held,
+                asked,
+                max: self.max_nights_ahead,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Default for Holdings {
+    fn default() -> Self {
+        Self {
+            max_nights_ahead: Self::DEFAULT_NIGHTS,
+        }
+    }
 }
 
 /// How far ahead bookings open: a check-in at most this many days after today. A house's
@@ -225,6 +279,46 @@ pub struct Booking {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_customer_holds_at_most_the_nights_ahead_one_may() {
+        let today = d("2030-01-10");
+        let stay = |a: &str, b: &str| Stay::new(d(a), d(b)).unwrap();
+        let four = Holdings {
+            max_nights_ahead: 4,
+        };
+        // Two nights held; a stay begun yesterday counts only from today (1 night).
+        let held = [
+            stay("2030-02-01", "2030-02-03"),
+            stay("2030-01-09", "2030-01-11"),
+        ];
+        assert!(four
+            .admit(&held, stay("2030-03-01", "2030-03-02"), today)
+            .is_ok());
+        let refused = four.admit(&held, stay("2030-03-01", "2030-03-03"), today);
+        assert_eq!(
+            refused,
+            Err(BookingInvalid::TooManyNights {
+                held: 3,
+                asked: 2,
+                max: 4
+            })
+        );
+        assert!(refused
+            .unwrap_err()
+            .to_string()
+            .contains("you hold 3 nights ahead"));
+        // One stay longer than the bound alone; and no bound at all.
+        assert!(four
+            .admit(&[], stay("2030-03-01", "2030-03-06"), today)
+            .is_err());
+        let none = Holdings {
+            max_nights_ahead: 0,
+        };
+        assert!(none
+            .admit(&held, stay("2030-01-10", "2031-01-10"), today)
+            .is_ok());
+    }
 
     fn d(s: &str) -> NaiveDate {
         events::parse_date(s).unwrap()

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use events::EventKey;
+use chrono::{DateTime, NaiveDate, Utc};
+use events::{EventKey, Stay};
 
 use super::models::{BookStatus, Booking, Listing};
 use super::saga::{Changes, Claim, HouseDecision, Known};
@@ -47,6 +47,9 @@ pub trait BookRepository: Send + Sync + 'static {
     async fn get(&self, id: &str) -> anyhow::Result<Option<Booking>>;
     /// Bookings, oldest first.
     async fn list(&self, filter: &BookingFilter) -> anyhow::Result<Vec<Booking>>;
+    /// The stays of a customer's bookings that stand (`BOOKED`, `CONFIRMED`) and end after
+    /// `after`: what they hold ahead.
+    async fn stays_held(&self, customer_id: &str, after: NaiveDate) -> anyhow::Result<Vec<Stay>>;
     /// Booking ids of payments seen before `before` whose booking never committed.
     async fn unmatched_payments(&self, before: DateTime<Utc>) -> anyhow::Result<Vec<String>>;
     /// Forgets an unmatched payment (refunded, or its booking turned up).

@@ -10,8 +10,11 @@ use chrono::NaiveDate;
 use events::EventKey;
 use platform::clock::{Clock, SystemClock};
 
+use platform::limit::{Limiter, Rate};
+
 use super::models::{
-    BookStatus, Booking, BookingInvalid, BookingRequest, Horizon, InvalidTransition, Listing,
+    BookStatus, Booking, BookingInvalid, BookingRequest, Holdings, Horizon, InvalidTransition,
+    Listing,
 };
 use super::ports::{
     Applied, BookRepository, BookingFilter, HouseLookupError, Houses, PaymentError, PaymentRequest,
@@ -28,6 +31,12 @@ pub enum BookError {
     /// The request is not valid (422).
     #[error(transparent)]
     Invalid(#[from] BookingInvalid),
+    /// The customer books faster than one customer may: nothing was booked (429).
+    #[error("you are booking faster than one customer may; nothing was booked, try again shortly")]
+    TooFast {
+        /// When the next booking may come.
+        retry_after: Duration,
+    },
     /// Payment is unavailable: nothing was booked (503).
     #[error("payment is unavailable; nothing was booked, try again later")]
     PaymentUnavailable {
@@ -88,6 +97,9 @@ pub struct BookService {
     payments: Arc<dyn Payments>,
     houses: Arc<dyn Houses>,
     horizon: Horizon,
+    holdings: Holdings,
+    /// New bookings per customer (this replica's count).
+    pace: Limiter,
     clock: Arc<dyn Clock>,
 }
 
@@ -103,6 +115,8 @@ impl BookService {
             payments,
             houses,
             horizon: Horizon::default(),
+            holdings: Holdings::default(),
+            pace: Limiter::new(Self::PACE),
             clock: Arc::new(SystemClock),
         }
     }
@@ -125,6 +139,22 @@ impl BookService {
     /// How far ahead bookings open.
     pub fn horizon(&self) -> Horizon {
         self.horizon
+    }
+
+    /// A person's pace: ten bookings at once, then one every five seconds.
+    pub const PACE: Rate = Rate {
+        per_second: 0.2,
+        burst: 10.0,
+    };
+
+    /// The same service with what one customer may hold and how fast they may book
+    /// (`per_second` 0: no pace).
+    pub fn with_holdings(self, holdings: Holdings, pace: Rate) -> Self {
+        Self {
+            holdings,
+            pace: Limiter::new(pace),
+            ..self
+        }
     }
 
     /// The listing of a house: book's own copy, else house's answer (kept).
@@ -160,6 +190,17 @@ impl BookService {
     ) -> Result<Booking, BookError> {
         let listing = self.listing(request.house_id).await?;
         let price = request.price(&listing)?;
+        // What one customer may hold and how fast, before anything is charged. (Two of
+        // one customer's bookings at the same instant may both pass the holdings check:
+        // the pace bounds how many can.)
+        let today = self.today();
+        let held = self.repo.stays_held(customer, today).await?;
+        self.holdings.admit(&held, request.stay, today)?;
+        self.pace
+            .check(customer)
+            .map_err(|wait| BookError::TooFast {
+                retry_after: wait.max(Duration::from_secs(1)),
+            })?;
         let id = uuid::Uuid::now_v7().to_string();
         let payment = PaymentRequest {
             book_id: id.clone(),

@@ -12,7 +12,9 @@ use events::{DomainEvent, EventKey, Stay};
 use platform::clock::{Clock as _, FixedClock};
 
 use super::fakes::{FakeBookings, FakeHouses, FakePayments};
-use super::models::{BookStatus, Booking, BookingRequest, Horizon, Listing};
+use super::models::{
+    BookStatus, Booking, BookingInvalid, BookingRequest, Holdings, Horizon, Listing,
+};
 use super::ports::Applied;
 use super::saga::{Consumed, HouseDecision};
 use super::service::{Actor, BookError, BookService, CancelBookingError};
@@ -43,7 +45,18 @@ fn world() -> World {
         Arc::new(payments.clone()),
         Arc::new(houses),
     )
-    .with_clock(Arc::new(clock.clone()));
+    .with_clock(Arc::new(clock.clone()))
+    // The cases below book as one customer, many times: no bound (the rules' own test
+    // below uses the defaults).
+    .with_holdings(
+        Holdings {
+            max_nights_ahead: 0,
+        },
+        platform::limit::Rate {
+            per_second: 0.0,
+            burst: 0.0,
+        },
+    );
     World {
         service,
         repo,
@@ -386,6 +399,61 @@ async fn cancels_race_and_only_the_owner_or_an_admin_cancels() {
         sees_all: true,
     };
     assert!(w.service.cancel(&admin, &id).await.is_ok());
+}
+
+/// What one customer may hold and how fast, with the defaults: 90 nights ahead (the
+/// next is refused before payment is asked; a cancel gives nights back; nights already
+/// passed do not count), ten bookings at once, then `TooFast` — nothing charged.
+#[tokio::test]
+async fn one_customer_holds_at_most_90_nights_ahead_and_books_at_a_persons_pace() {
+    let w = world();
+    let service = w
+        .service
+        .clone()
+        .with_holdings(Holdings::default(), BookService::PACE);
+    let today = service.today();
+    let stay = |from: u64, nights: u64| {
+        let stay = Stay::new(
+            today + chrono::Days::new(from),
+            today + chrono::Days::new(from + nights),
+        )
+        .unwrap();
+        BookingRequest::new(HOUSE, stay, today, Horizon::default()).unwrap()
+    };
+    let first = service.book("alice", stay(1, 45)).await.unwrap();
+    service.book("alice", stay(100, 45)).await.unwrap();
+    let refused = service.book("alice", stay(200, 1)).await;
+    assert!(
+        matches!(
+            refused,
+            Err(BookError::Invalid(BookingInvalid::TooManyNights {
+                held: 90,
+                asked: 1,
+                max: 90
+            }))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(w.payments.state().paid.len(), 2, "nothing asked of payment");
+    service.cancel(&alice(), &first.id).await.unwrap();
+    service.book("alice", stay(200, 1)).await.unwrap();
+    // Nights that have passed are no longer held ahead.
+    w.clock.advance(chrono::Duration::days(120));
+    let today = service.today();
+    let later = Stay::new(today + chrono::Days::new(1), today + chrono::Days::new(60)).unwrap();
+    let later = BookingRequest::new(HOUSE, later, today, Horizon::default()).unwrap();
+    service.book("alice", later).await.unwrap();
+    // The pace: bob's ten at once pass, the eleventh waits.
+    for n in 0..10 {
+        service.book("bob", stay(300 + n, 1)).await.unwrap();
+    }
+    let paid = w.payments.state().paid.len();
+    let fast = service.book("bob", stay(400, 1)).await;
+    assert!(
+        matches!(fast, Err(BookError::TooFast { retry_after }) if retry_after >= Duration::from_secs(1)),
+        "{fast:?}"
+    );
+    assert_eq!(w.payments.state().paid.len(), paid, "nothing charged");
 }
 
 /// A customer cannot cancel a stay that has begun (its check-in day, UTC, or later) —

@@ -82,6 +82,9 @@ impl From<BookError> for Status {
         match e {
             BookError::NotAllowed => domain_status(Code::PermissionDenied, message, None),
             BookError::Invalid(_) => domain_status(Code::InvalidArgument, message, None),
+            BookError::TooFast { retry_after } => {
+                domain_status(Code::ResourceExhausted, message, Some(retry_after))
+            }
             BookError::PaymentUnavailable { retry_after, .. }
             | BookError::HouseUnavailable { retry_after, .. } => {
                 domain_status(Code::Unavailable, message, Some(retry_after))

@@ -180,6 +180,12 @@ impl From<BookError> for ApiError {
         match e {
             BookError::NotAllowed => ApiError::forbidden(e.to_string()),
             BookError::Invalid(e) => ApiError::unprocessable(e.to_string()),
+            BookError::TooFast { retry_after } => {
+                let mut limited =
+                    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "booking_pace", e.to_string());
+                limited.retry_after = Some(retry_after);
+                limited
+            }
             BookError::PaymentUnavailable { retry_after, .. }
             | BookError::HouseUnavailable { retry_after, .. } => {
                 ApiError::unavailable(e.to_string(), retry_after)

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use events::{EventKey, Stay};
 use platform::consumer::claim_all;
 use platform::db::{
@@ -251,6 +251,28 @@ impl BookRepository for SqlBookings {
             .fetch_all(self.db.pool())
             .await?;
         rows.iter().map(booking).collect()
+    }
+
+    async fn stays_held(&self, customer_id: &str, after: NaiveDate) -> anyhow::Result<Vec<Stay>> {
+        // Dates are stored as YYYY-MM-DD text: their order is the dates' order.
+        let rows = sqlx::query(
+            "SELECT check_in, check_out FROM bookings \
+             WHERE customer_id = $1 AND status IN ($2, $3) AND check_out > $4",
+        )
+        .bind(customer_id.to_owned())
+        .bind(BookStatus::Booked.as_str())
+        .bind(BookStatus::Confirmed.as_str())
+        .bind(after.to_string())
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Stay::new(
+                    events::parse_date(&row.try_get::<String, _>("check_in")?)?,
+                    events::parse_date(&row.try_get::<String, _>("check_out")?)?,
+                )?)
+            })
+            .collect()
     }
 
     async fn unmatched_payments(&self, before: DateTime<Utc>) -> anyhow::Result<Vec<String>> {

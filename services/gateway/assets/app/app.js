@@ -56,7 +56,7 @@ function explain(p, doing) {
     case 404: return `${doing}: it does not exist (any more).`;
     case 409: return `${doing}: ${p.message}`;
     case 422: return `${doing}: ${p.message}`;
-    case 429: return `${doing}: too many requests. Please wait ${p.retryAfter ?? 1} s and try again.`;
+    case 429: return `${doing}: ${p.message}. Please wait ${p.retryAfter ?? 1} s and try again.`;
     case 503: return `${doing} is not possible right now: ${p.message} (retry in ${p.retryAfter ?? 1} s).`;
     default: return `${doing}: something went wrong (${p.status}). Please try again.`;
   }

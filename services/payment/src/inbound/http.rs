@@ -326,9 +326,9 @@ async fn get_faults(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct FaultsBody {
-    #[serde(default, deserialize_with = "platform::http::present")]
+    #[serde(default, deserialize_with = "lenient::opt_u64")]
     delay_min_ms: Option<u64>,
-    #[serde(default, deserialize_with = "platform::http::present")]
+    #[serde(default, deserialize_with = "lenient::opt_u64")]
     delay_max_ms: Option<u64>,
     #[serde(default, deserialize_with = "platform::http::present")]
     failure_rate: Option<f64>,
