@@ -103,14 +103,14 @@ async fn gateway_ready(fleet: &Fleet) -> (u16, Value) {
     (s, r.json().await.unwrap_or(Value::Null))
 }
 
-/// The attack round's floods, each from one address with the gateway's default settings:
-/// 515 sign-ins that send `Content-Length: 60000` and a few bytes, then wait; the same as
-/// a customer booking with a slow body; 1,100 connections that never finish their head.
-/// Before, each took every in-flight place (or connection) for up to 30 s and every public
-/// route answered `503` to everyone, while `/readyz` said ready. Now another client is
-/// served throughout (at least 90 % of its requests 2xx; all of them, on a quiet
-/// machine), the flood's excess is refused at once, and readiness stays true because the
-/// gateway still has places for others.
+/// Floods from one address, with the gateway's default settings: 515 sign-ins that send
+/// `Content-Length: 60000` and a few bytes, then wait; the same as a customer booking with
+/// a slow body; 1,100 connections that never finish their head. Each could take every
+/// in-flight place (or connection) for the request timeout if places were taken before
+/// bodies were read and nothing were counted per address. Another client is served
+/// throughout (at least 90 % of its requests 2xx; all of them, on a quiet machine), the
+/// flood's excess is refused at once, and readiness stays true because the gateway still
+/// has places for others.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_cannot_take_the_gateway_from_everyone_else() {
     let fleet = Fleet::start(Backend::Sqlite).await;
@@ -228,11 +228,11 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 /// Which names exist does not show: a burst of eight wrong sign-ins at once from one
-/// address gets the same answers for a real name as for a made-up one (before, real
-/// names got four `429`s — the per-address check slots — and made-up ones none), and
-/// their times have the same distribution (before: real 18.3–19.0 ms, made-up
-/// 19.6–20.6 ms median, Mann-Whitney z = −8.8). The rate limits are raised here so that
-/// the answers and times are the checks', not the limits'.
+/// address gets the same answers for a real name as for a made-up one (the per-address
+/// check slots refuse the same share of either), and their times have the same
+/// distribution (Mann-Whitney over interleaved tries; an attack round had told them apart
+/// at z = −8.8). The rate limits are raised here so that the answers and times are the
+/// checks', not the limits'.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_ins_tell_nothing_of_which_names_exist() {
     let mut options = e2e::Options::new(Backend::Sqlite);
@@ -300,12 +300,10 @@ async fn sign_ins_tell_nothing_of_which_names_exist() {
     fleet.shutdown().await;
 }
 
-/// Nobody is locked out by others: six addresses guessing bob's password at 5/s each
-/// (before, bob's right password from fresh addresses got 429 in 3 to 5 of 10–13 tries),
-/// and forty addresses sending made-up names three connections each (before, every
-/// sign-in in its first ≈ 2.5 s got 429): bob, alice and admin signing in from fresh
-/// addresses throughout, from the flood's first moment, are never refused. The guessers
-/// themselves are slowed.
+/// Nobody is locked out by others: during six addresses guessing bob's password at 5/s
+/// each, and during forty addresses sending made-up names three connections each, bob,
+/// alice and admin signing in from fresh addresses throughout, from the flood's first
+/// moment, are never refused. The guessers themselves are slowed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nobody_is_locked_out_by_others_guesses() {
     use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,8 +1,8 @@
 //! Liveness (`/healthz`) and readiness (`/readyz`).
 //!
-//! Ready means: not draining, the database answers, — for a service that consumes — its
-//! Kafka consumer loop is running, and any further condition holds (the gateway: a place
-//! is free).
+//! Ready means: not draining; the database answers; for a service that consumes, its
+//! Kafka consumer loop is running; and every further condition holds (the gateway's: a
+//! place is free).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

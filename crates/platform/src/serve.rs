@@ -48,11 +48,11 @@ pub struct Port {
     pub intake: Intake,
 }
 
-/// [`serve_http`] for an edge: the public port's callers told apart as its intake says,
-/// with `unready_when_full` readiness false while the public port is full (a full edge
-/// leaves the load balancer's rotation until a place frees), and `internal`'s router (with the same bounds,
-/// metrics and request ids) on a listener of its own that a deployment keeps from the
-/// public edge; it stops with the others.
+/// [`serve_http`] for an edge: the public port's callers told apart as its intake says;
+/// with `unready_when_full`, readiness false while the public port is full (a full edge
+/// leaves the load balancer's rotation until a place frees); and `internal`'s router (with
+/// the same bounds, metrics and request ids) on a listener of its own that a deployment
+/// keeps from the public edge, which stops with the others.
 pub async fn serve_edge(
     public: Port,
     internal: Option<Port>,
