@@ -142,22 +142,20 @@ pub async fn token(
                     "username and password are required",
                 ));
             };
-            bounded(&user, &password)?;
-            let roles = state
-                .failures
-                .attempt(
-                    &format!("user:{user}"),
-                    from,
-                    state.users.check(from, &user, &password),
-                )
-                .await?;
-            let roles = roles.ok_or_else(|| {
-                oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_grant",
-                    "wrong user name or password",
-                )
-            })?;
+            let wrong = oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                "wrong user name or password",
+            );
+            let roles = vouch(
+                &state,
+                from,
+                ("user", &state.users),
+                &user,
+                &password,
+                wrong,
+            )
+            .await?;
             (user, roles)
         }
         Some("client_credentials") => {
@@ -168,22 +166,20 @@ pub async fn token(
                     "client_id and client_secret are required",
                 ));
             };
-            bounded(&id, &secret)?;
-            let roles = state
-                .failures
-                .attempt(
-                    &format!("client:{id}"),
-                    from,
-                    state.clients.check(from, &id, &secret),
-                )
-                .await?;
-            let roles = roles.ok_or_else(|| {
-                oauth_error(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_client",
-                    "unknown client or wrong secret",
-                )
-            })?;
+            let wrong = oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "unknown client or wrong secret",
+            );
+            let roles = vouch(
+                &state,
+                from,
+                ("client", &state.clients),
+                &id,
+                &secret,
+                wrong,
+            )
+            .await?;
             (id, roles)
         }
         Some(_) => {
@@ -286,6 +282,25 @@ pub fn admission(issuance: &Issuance) -> Admission {
 
 /// Where tokens are issued.
 pub const TOKEN_PATH: &str = "/oauth/token";
+
+/// The roles of `name` (a user or a client: `list`, with the kind it counts failures
+/// under) when `secret` is its own, within the failure counts; `wrong` when it is not.
+async fn vouch(
+    state: &Issuance,
+    from: IpAddr,
+    (kind, list): (&str, &Checker),
+    name: &str,
+    secret: &str,
+    wrong: ApiError,
+) -> Result<Vec<platform::auth::Role>, ApiError> {
+    bounded(name, secret)?;
+    let key = format!("{kind}:{name}");
+    let roles = state
+        .failures
+        .attempt(&key, from, list.check(from, name, secret))
+        .await?;
+    roles.ok_or(wrong)
+}
 
 /// `400` for a name or secret longer than any real one.
 fn bounded(name: &str, secret: &str) -> Result<(), ApiError> {
