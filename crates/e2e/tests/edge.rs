@@ -35,12 +35,15 @@ fn flood(addr: &str, n: usize, head: Vec<u8>, hold: Duration) -> tokio::task::Jo
                         return "closed".to_owned();
                     }
                     let mut answer = Vec::new();
+                    // Still open when the flood stops: held (whatever the server sent
+                    // first, such as an HTTP/2 server's SETTINGS); else its answer's status,
+                    // or closed without one.
                     match tokio::time::timeout(hold, s.read_to_end(&mut answer)).await {
-                        Err(_) if answer.is_empty() => "held".to_owned(),
-                        _ if answer.starts_with(b"HTTP/1.1 ") => {
+                        Err(_) => "held".to_owned(),
+                        Ok(_) if answer.starts_with(b"HTTP/1.1 ") => {
                             String::from_utf8_lossy(&answer[9..12]).into_owned()
                         }
-                        _ => "closed".to_owned(),
+                        Ok(_) => "closed".to_owned(),
                     }
                 })
             })
@@ -387,6 +390,84 @@ async fn nobody_is_locked_out_by_others_guesses() {
                 "{what}: the guessers were slowed: {answers:?}"
             );
         }
+    }
+    fleet.shutdown().await;
+}
+
+/// The same fairness on a service's own port and on book's gRPC port: 1,100 connections
+/// from one address that never finish their head at book's HTTP port hold at most its
+/// share (256); 100 silent connections at book's gRPC port at most its share (64) — the
+/// rest are closed at once — while a client from another address lists its bookings over
+/// both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_port_and_grpc_hold_one_address_to_its_share() {
+    use book::inbound::grpc::pb::bookings_client::BookingsClient;
+    use book::inbound::grpc::pb::ListBookingsRequest;
+
+    let fleet = Fleet::start(Backend::Sqlite).await;
+    let alice = testkit::token("alice", &[platform::auth::Role::Customer]);
+    let book = fleet.url("book");
+    let http_flood = flood(
+        book.trim_start_matches("http://"),
+        1100,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n".to_vec(),
+        Duration::from_secs(6),
+    );
+    let grpc = fleet.grpc_url("book");
+    let grpc_flood = flood(
+        grpc.trim_start_matches("http://"),
+        100,
+        Vec::new(),
+        Duration::from_secs(6),
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let http = client_from(WITNESS);
+    let mut served = 0;
+    for _ in 0..10 {
+        let r = http
+            .get(format!("{book}/books"))
+            .bearer_auth(&alice)
+            .send()
+            .await;
+        served += usize::from(r.is_ok_and(|r| r.status() == StatusCode::OK));
+    }
+    let channel = tonic::transport::Endpoint::from_shared(grpc.clone())
+        .unwrap()
+        .local_address(Some(WITNESS.parse().unwrap()))
+        .connect()
+        .await
+        .expect("a connection from another address");
+    let mut client = BookingsClient::new(channel);
+    let mut request = tonic::Request::new(ListBookingsRequest {
+        status: String::new(),
+        limit: 1,
+        offset: 0,
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {alice}").parse().unwrap());
+    let listed = client.list_bookings(request).await;
+    let (http_outcomes, grpc_outcomes) = (http_flood.await.unwrap(), grpc_flood.await.unwrap());
+    eprintln!(
+        "book's HTTP port: flood {http_outcomes:?}, the witness served {served} of 10; gRPC: flood {grpc_outcomes:?}, the witness's call {:?}",
+        listed.as_ref().map(|_| "ok")
+    );
+    assert_eq!(served, 10, "another address is served at book's port");
+    assert!(
+        listed.is_ok(),
+        "another address is served over gRPC: {listed:?}"
+    );
+    // The flood's address is also the fleet's own (the gateway's pool to book comes from
+    // 127.0.0.1 too): it holds at most its share, and whatever is over it is closed.
+    for (what, outcomes, n, share) in [
+        ("HTTP", &http_outcomes, 1100, 256),
+        ("gRPC", &grpc_outcomes, 100, 64),
+    ] {
+        let held = outcomes.get("held").copied().unwrap_or(0);
+        let closed = outcomes.get("closed").copied().unwrap_or(0);
+        assert!(held <= share, "{what}: {outcomes:?}");
+        assert_eq!(held + closed, n, "{what}: {outcomes:?}");
+        assert!(closed >= n - share, "{what}: {outcomes:?}");
     }
     fleet.shutdown().await;
 }

@@ -435,31 +435,26 @@ async fn admitted(bounds: &Bounds, req: Request, next: Next) -> Result<Response,
         &parts.headers,
         bounds.intake.forwarded,
     );
-    // A refusal before the body is read ends the connection, and says so: the unread body
-    // is still on its way, and a client that sent its next request down the same
-    // connection would see it closed under that request.
-    let before_body = |e: ApiError| {
-        let mut refused = e.into_response();
-        if declares_body(&parts.headers) {
-            refused.headers_mut().insert(
-                axum::http::header::CONNECTION,
-                axum::http::HeaderValue::from_static("close"),
-            );
-        }
-        refused
+    let refused = match &bounds.intake.admission {
+        Some(admission) => admission(&parts, from).err(),
+        None => None,
     };
-    if let Some(admission) = &bounds.intake.admission {
-        admission(&parts, from).map_err(before_body)?;
-    }
-    let _share = bounds.per_address.take(from).ok_or_else(|| {
-        let mut e = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_in_progress",
-            "too many requests in progress from this address; retry shortly",
-        );
-        e.retry_after = Some(Duration::from_secs(1));
-        before_body(e)
-    })?;
+    let share = match refused {
+        Some(_) => None,
+        None => bounds.per_address.take(from),
+    };
+    let Some(_share) = share else {
+        let e = refused.unwrap_or_else(|| {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_in_progress",
+                "too many requests in progress from this address; retry shortly",
+            );
+            e.retry_after = Some(Duration::from_secs(1));
+            e
+        });
+        return Err(refuse_before_body(e, body, bounds.body_limit).await);
+    };
     let body = read_body(body, bounds.body_limit, bounds.body_timeout)
         .await
         .map_err(IntoResponse::into_response)?;
@@ -480,13 +475,23 @@ async fn admitted(bounds: &Bounds, req: Request, next: Next) -> Result<Response,
     }
 }
 
-/// Whether a request says a body follows (a length above zero, or chunks).
-fn declares_body(headers: &axum::http::HeaderMap) -> bool {
-    headers.contains_key(axum::http::header::TRANSFER_ENCODING)
-        || headers
-            .get(axum::http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim() != "0")
+/// How long a request refused on its head may take to send the rest of its body.
+const REFUSAL_DRAIN: Duration = Duration::from_millis(500);
+
+/// `refusal`, for a request refused before its body was read. What of the body arrives
+/// within [`REFUSAL_DRAIN`] (up to the limit) is read and thrown away: a socket closed with
+/// unread bytes in it is reset, and the client would lose the answer with it. A body that
+/// does not arrive in that time ends the connection, and the answer says so.
+async fn refuse_before_body(refusal: ApiError, body: Body, limit: usize) -> Response {
+    let drained = read_body(body, limit, REFUSAL_DRAIN).await.is_ok();
+    let mut response = refusal.into_response();
+    if !drained {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 /// A request's whole body, if it arrives within `within` and is at most `limit` bytes.
