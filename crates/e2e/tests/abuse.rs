@@ -927,7 +927,11 @@ async fn a_token_flood_neither_exhausts_the_gateway_nor_locks_a_user_out() {
                         };
                         let status = match http.post(&url).form(&form).send().await {
                             Ok(r) => r.status().as_u16(),
-                            Err(_) => 0,
+                            Err(e) => {
+                                // A failure, not an answer: say which.
+                                eprintln!("token flood ({flood}): a request failed: {e:?}");
+                                0
+                            }
                         };
                         *answers.lock().unwrap().entry(status).or_default() += 1;
                     }

@@ -31,7 +31,7 @@ use crate::auth::{Caller, TokenVerifier};
 use crate::fair::Shares;
 use crate::health::Health;
 use crate::limit::{Limiter, Rate};
-use crate::server::{ConnectionLimits, Connections, Guarded};
+use crate::server::{ConnectionLimits, Connections, Guarded, OverShare};
 use crate::settings::HttpSettings;
 use crate::ApiError;
 
@@ -319,6 +319,7 @@ pub async fn serve(
                 Connections::new(
                     settings.max_connections,
                     settings.max_connections_per_address,
+                    OverShare::Close,
                 ),
                 ConnectionLimits::http2(http),
             ),

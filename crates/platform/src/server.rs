@@ -4,7 +4,8 @@
 //!
 //! - **connections**: at most `max_connections` open; beyond, new ones wait in the
 //!   kernel's listen backlog (nothing is allocated for them). One address holds at most
-//!   `max_connections_per_address`; its connections beyond are closed at once;
+//!   `max_connections_per_address`; its connections beyond are turned away at once
+//!   ([`OverShare`]: HTTP answers them `429`);
 //! - **slow clients**: a request's head must arrive within `header_read_timeout_ms`
 //!   (slowloris), and an idle keep-alive connection is closed after the same time;
 //! - **slow bodies**: a body must arrive within `body_read_timeout_ms`, and is read
@@ -151,20 +152,67 @@ impl ConnectionLimits {
 pub struct Connections {
     total: Arc<Semaphore>,
     per_address: Shares,
+    /// How a connection over its address's share is turned away.
+    over_share: OverShare,
+    /// Connections being turned away with an answer at once (beyond, they are just closed).
+    answering: Arc<Semaphore>,
 }
 
+/// How a connection over its address's share is turned away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverShare {
+    /// Closed at once (a protocol with no answer to give before its handshake: gRPC).
+    Close,
+    /// Its request head is read (briefly), answered `429 too_many_connections` with
+    /// `Connection: close`, then closed: a client whose pool grew past the share gets an
+    /// answer, not a reset connection.
+    Http1,
+}
+
+/// Over-share connections answered at once per listener; more are closed without an answer.
+const ANSWERING_AT_ONCE: usize = 64;
+
+/// How long an over-share connection's head (and what follows it) is read for.
+const OVER_SHARE_READ: Duration = Duration::from_millis(250);
+
+/// The answer an HTTP/1.1 connection over its address's share gets.
+const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\n\
+content-type: application/json\r\n\
+retry-after: 1\r\n\
+cache-control: no-store\r\n\
+x-content-type-options: nosniff\r\n\
+connection: close\r\n\
+content-length: 98\r\n\r\n\
+{\"error\":\"too_many_connections\",\"message\":\"too many connections from this address; retry shortly\"}";
+
 impl Connections {
-    /// At most `max` open, `per_address` of them from one address (`0`: no cap of its own).
-    pub fn new(max: usize, per_address: usize) -> Self {
+    /// At most `max` open, `per_address` of them from one address (`0`: no cap of its own);
+    /// one over its share is turned away as `over_share` says.
+    pub fn new(max: usize, per_address: usize, over_share: OverShare) -> Self {
         Self {
             total: Arc::new(Semaphore::new(max.max(1))),
             per_address: Shares::new(per_address),
+            over_share,
+            answering: Arc::new(Semaphore::new(ANSWERING_AT_ONCE)),
         }
     }
 
     /// The HTTP server's, as the settings say.
     pub fn http(http: &HttpSettings) -> Self {
-        Self::new(http.max_connections, http.max_connections_per_address)
+        Self::new(
+            http.max_connections,
+            http.max_connections_per_address,
+            OverShare::Http1,
+        )
+    }
+
+    /// Turns away a connection over its address's share.
+    fn turn_away(&self, stream: TcpStream) {
+        if self.over_share == OverShare::Http1 {
+            if let Ok(slot) = self.answering.clone().try_acquire_owned() {
+                tokio::spawn(answer_over_share(stream, slot));
+            }
+        }
     }
 
     /// Whether every connection place is taken (new clients wait in the backlog).
@@ -192,8 +240,8 @@ impl Place {
 
 /// Waits for a place among the open connections, then accepts the next connection whose
 /// address holds less than its share, [`Guarded`] by `limits`; one over its share is
-/// closed at once and its place goes to the next. `None` once the places are closed.
-/// Accept errors (out of file descriptors, a connection reset before accept) are not
+/// turned away at once ([`OverShare`]) and its place goes to the next. `None` once the
+/// places are closed. Accept errors (out of file descriptors, a connection reset before accept) are not
 /// fatal: it waits a moment rather than spin, and accepts again.
 pub async fn accept(
     listener: &TcpListener,
@@ -205,8 +253,8 @@ pub async fn accept(
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let Some(share) = connections.per_address.take(peer.ip()) else {
-                    tracing::debug!(%peer, "connection closed: its address holds its share");
-                    drop(stream);
+                    tracing::debug!(%peer, "connection turned away: its address holds its share");
+                    connections.turn_away(stream);
                     continue;
                 };
                 if let Err(e) = stream.set_nodelay(true) {
@@ -221,6 +269,43 @@ pub async fn accept(
             }
         }
     }
+}
+
+/// Reads an over-share connection's head (until its blank line, or for
+/// [`OVER_SHARE_READ`]), answers `429 too_many_connections`, and reads what follows for as
+/// long again before closing: a socket closed with unread bytes is reset, and the client
+/// would lose the answer.
+async fn answer_over_share(mut stream: TcpStream, _slot: OwnedSemaphorePermit) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = [0u8; 4096];
+    let mut seen: Vec<u8> = Vec::new();
+    let head = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => {
+                    seen.extend_from_slice(&buf[..n]);
+                    if seen.windows(4).any(|w| w == b"\r\n\r\n") || seen.len() > 64 * 1024 {
+                        return true;
+                    }
+                }
+            }
+        }
+    };
+    if matches!(tokio::time::timeout(OVER_SHARE_READ, head).await, Ok(false)) {
+        return; // the client went
+    }
+    let answered = tokio::time::timeout(OVER_SHARE_READ, async {
+        stream.write_all(TOO_MANY_CONNECTIONS).await?;
+        stream.shutdown().await
+    });
+    if !matches!(answered.await, Ok(Ok(()))) {
+        return;
+    }
+    let _ = tokio::time::timeout(OVER_SHARE_READ, async {
+        while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+    })
+    .await;
 }
 
 /// A connection's socket with its time bounds: its first bytes must arrive within
@@ -630,6 +715,62 @@ mod tests {
             ConnectionLimits::http2(&http).first_read,
             Some(Duration::from_millis(50))
         );
+    }
+
+    /// The answer an over-share connection gets is whole HTTP: its length is its body's,
+    /// and the body is the API's error shape.
+    #[test]
+    fn the_over_share_answer_is_whole() {
+        let text = std::str::from_utf8(TOO_MANY_CONNECTIONS).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 429 "));
+        let length = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .unwrap();
+        assert_eq!(length.parse::<usize>().unwrap(), body.len());
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json["error"], "too_many_connections");
+    }
+
+    /// A connection over its address's share is answered `429` (its request read first),
+    /// not reset; another address is served; under `OverShare::Close` it is just closed.
+    #[tokio::test]
+    async fn a_connection_over_its_share_is_answered_then_closed() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        for (over_share, answered) in [(OverShare::Http1, true), (OverShare::Close, false)] {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let connections = Connections::new(8, 1, over_share);
+            let limits = ConnectionLimits {
+                first_read: None,
+                write: Duration::from_secs(1),
+            };
+            let server = tokio::spawn(async move {
+                let mut kept = Vec::new();
+                while let Some((s, _)) = accept(&listener, &connections, limits).await {
+                    kept.push(s);
+                }
+            });
+            let _first = TcpStream::connect(addr).await.unwrap();
+            let mut second = TcpStream::connect(addr).await.unwrap();
+            second
+                .write_all(b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+                .await
+                .unwrap();
+            let mut answer = Vec::new();
+            let read =
+                tokio::time::timeout(Duration::from_secs(5), second.read_to_end(&mut answer))
+                    .await
+                    .unwrap();
+            assert!(read.is_ok(), "{over_share:?}: closed, not reset: {read:?}");
+            assert_eq!(
+                answer.starts_with(b"HTTP/1.1 429 "),
+                answered,
+                "{over_share:?}"
+            );
+            server.abort();
+        }
     }
 
     #[test]

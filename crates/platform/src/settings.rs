@@ -47,7 +47,8 @@ pub struct HttpSettings {
     /// Open connections at most; beyond, new ones wait in the listen backlog.
     pub max_connections: usize,
     /// Open connections one client address (the TCP peer; an IPv6 /64) may hold; beyond,
-    /// its new ones are closed at once, so that one source cannot take every connection.
+    /// its new ones are answered `429` at once and closed, so that one source cannot take
+    /// every connection.
     /// `0`: no cap of its own. Behind a proxy of the deployment's own every client is the
     /// proxy's address: there, the proxy bounds connections per client (the Ingress).
     pub max_connections_per_address: usize,
