@@ -584,28 +584,21 @@ async fn read_body(body: Body, limit: usize, within: Duration) -> Result<Bytes, 
     use futures::StreamExt as _;
     let read = async {
         let mut stream = body.into_data_stream();
-        let mut first: Option<Bytes> = None;
-        let mut more: Vec<u8> = Vec::new();
+        let mut chunks: Vec<Bytes> = Vec::new();
+        let mut total = 0usize;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|_| ApiError::bad_request("the body could not be read"))?;
-            let so_far = first.as_ref().map_or(0, Bytes::len) + more.len();
-            if so_far + chunk.len() > limit {
+            total += chunk.len();
+            if total > limit {
                 return Err(ApiError::payload_too_large());
             }
-            match &first {
-                None => first = Some(chunk),
-                Some(f) => {
-                    if more.is_empty() {
-                        more.extend_from_slice(f);
-                    }
-                    more.extend_from_slice(&chunk);
-                }
-            }
+            chunks.push(chunk);
         }
-        Ok(if more.is_empty() {
-            first.unwrap_or_default()
+        // One chunk (the usual small body) is passed on as it is, without a copy.
+        Ok(if chunks.len() > 1 {
+            Bytes::from(chunks.concat())
         } else {
-            Bytes::from(more)
+            chunks.pop().unwrap_or_default()
         })
     };
     tokio::time::timeout(within, read)
@@ -715,6 +708,33 @@ mod tests {
             ConnectionLimits::http2(&http).first_read,
             Some(Duration::from_millis(50))
         );
+    }
+
+    /// A body is read whole up to its limit, however it is cut into chunks, and refused
+    /// one byte past it.
+    #[tokio::test]
+    async fn a_body_is_read_whole_up_to_its_limit() {
+        let body = |sizes: &[usize]| {
+            let chunks: Vec<Result<Bytes, std::io::Error>> = sizes
+                .iter()
+                .map(|n| Ok(Bytes::from(vec![b'x'; *n])))
+                .collect();
+            Body::from_stream(futures::stream::iter(chunks))
+        };
+        let within = Duration::from_secs(1);
+        for sizes in [&[][..], &[10], &[4, 3, 3], &[0, 10], &[5, 0, 5]] {
+            let read = read_body(body(sizes), 10, within).await.unwrap();
+            assert_eq!(read.len(), sizes.iter().sum::<usize>(), "{sizes:?}");
+        }
+        for sizes in [&[11][..], &[4, 4, 3], &[10, 1]] {
+            let e = read_body(body(sizes), 10, within).await.unwrap_err();
+            assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE, "{sizes:?}");
+        }
+        let never = Body::from_stream(futures::stream::pending::<Result<Bytes, std::io::Error>>());
+        let e = read_body(never, 10, Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert_eq!(e.status, StatusCode::REQUEST_TIMEOUT);
     }
 
     /// The answer an over-share connection gets is whole HTTP: its length is its body's,
