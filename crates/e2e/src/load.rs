@@ -16,22 +16,48 @@ use serde_json::{json, Value};
 
 /// A password-grant token (the local users' passwords are their names).
 pub async fn token(http: &reqwest::Client, gateway: &str, user: &str) -> String {
-    let form = [
-        ("grant_type", "password"),
-        ("username", user),
-        ("password", user),
-    ];
-    let r = http
-        .post(format!("{gateway}/oauth/token"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let r = ask_token(http, gateway, user).await;
     assert_eq!(r.status(), StatusCode::OK, "token for {user}");
     r.json::<Value>().await.unwrap()["access_token"]
         .as_str()
         .unwrap()
         .to_owned()
+}
+
+/// The gateway's answer to a password grant for `user`.
+async fn ask_token(http: &reqwest::Client, gateway: &str, user: &str) -> reqwest::Response {
+    let form = [
+        ("grant_type", "password"),
+        ("username", user),
+        ("password", user),
+    ];
+    http.post(format!("{gateway}/oauth/token"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A worker's new token, or `None` when the gateway says to come back later (`429` or
+/// `503` with `Retry-After`, which it waits out first): every worker of a load signs in
+/// from the one address, at about the same moment, and one address has few sign-in slots
+/// at once. Anything else fails the load.
+async fn refreshed(http: &reqwest::Client, gateway: &str, user: &str) -> Option<String> {
+    let r = ask_token(http, gateway, user).await;
+    if matches!(r.status().as_u16(), 429 | 503) {
+        let wait: u64 = r
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .expect("a refusal for load says when to come back");
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+        return None;
+    }
+    assert_eq!(r.status(), StatusCode::OK, "token for {user}");
+    r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .map(str::to_owned)
 }
 
 /// A booking answered `201`.
@@ -180,8 +206,15 @@ impl Load {
                     let mut minted = tokio::time::Instant::now();
                     while !stop.load(Ordering::Relaxed) {
                         if minted.elapsed() >= TOKEN_REFRESH {
-                            token = self::token(&http, &gateway, &user).await;
-                            minted = tokio::time::Instant::now();
+                            match refreshed(&http, &gateway, &user).await {
+                                Some(t) => {
+                                    token = t;
+                                    minted = tokio::time::Instant::now();
+                                }
+                                // Told to come back later (the sign-in slots of this one
+                                // address are busy): as a client does, after Retry-After.
+                                None => continue,
+                            }
                         }
                         one_round(&http, &gateway, &token, &plan, &mut rng, &tally).await;
                         tokio::time::sleep(plan.pause).await;
