@@ -159,10 +159,15 @@ impl Holdings {
     /// A quarter of a year: more than a person's travels ahead, far less than a calendar.
     pub const DEFAULT_NIGHTS: u32 = 90;
 
+    /// Whether there is a bound at all (when not, nothing need be read to check one).
+    pub fn bounded(self) -> bool {
+        self.max_nights_ahead > 0
+    }
+
     /// Whether a customer holding `held` (their standing stays that end after today) may
     /// add `stay`.
     pub fn admit(self, held: &[Stay], stay: Stay, today: NaiveDate) -> Result<(), BookingInvalid> {
-        if self.max_nights_ahead == 0 {
+        if !self.bounded() {
             return Ok(());
         }
         let ahead = |s: &Stay| {

@@ -39,6 +39,14 @@ impl SqlBookings {
     }
 }
 
+/// A row's `check_in` and `check_out`.
+fn stay(row: &AnyRow) -> anyhow::Result<Stay> {
+    Ok(Stay::new(
+        events::parse_date(&row.try_get::<String, _>("check_in")?)?,
+        events::parse_date(&row.try_get::<String, _>("check_out")?)?,
+    )?)
+}
+
 fn booking(row: &AnyRow) -> anyhow::Result<Booking> {
     let status: String = row.try_get("status")?;
     let cancel: Option<String> = row.try_get("book_cancel_date")?;
@@ -48,10 +56,7 @@ fn booking(row: &AnyRow) -> anyhow::Result<Booking> {
         house_id: row.try_get("house_id")?,
         house_name: row.try_get("house_name")?,
         price: row.try_get("house_price")?,
-        stay: Stay::new(
-            events::parse_date(&row.try_get::<String, _>("check_in")?)?,
-            events::parse_date(&row.try_get::<String, _>("check_out")?)?,
-        )?,
+        stay: stay(row)?,
         status: BookStatus::parse(&status).context("unknown status in the database")?,
         payment_id: row.try_get("payment_id")?,
         created_at: parse_time(&row.try_get::<String, _>("created_at")?)?,
@@ -265,14 +270,7 @@ impl BookRepository for SqlBookings {
         .bind(after.to_string())
         .fetch_all(self.db.pool())
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Stay::new(
-                    events::parse_date(&row.try_get::<String, _>("check_in")?)?,
-                    events::parse_date(&row.try_get::<String, _>("check_out")?)?,
-                )?)
-            })
-            .collect()
+        rows.iter().map(stay).collect()
     }
 
     async fn unmatched_payments(&self, before: DateTime<Utc>) -> anyhow::Result<Vec<String>> {
