@@ -48,6 +48,17 @@ fn every_service_answers_version_and_help_and_refuses_the_unknown() {
             !text.contains("dev-secret"),
             "{service} --help shows no secret"
         );
+        // Each setting with what it is, on the line under it.
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if line.starts_with("  HOUSEBOOK_") {
+                let meaning = lines.get(i + 1).copied().unwrap_or_default();
+                assert!(
+                    meaning.starts_with("      ") && meaning.trim().len() > 8,
+                    "{service} --help says what {line} is: {meaning:?}"
+                );
+            }
+        }
         let unknown = run(service, "--port=1");
         assert_eq!(unknown.status.code(), Some(2), "{service} --port=1");
         assert!(String::from_utf8_lossy(&unknown.stderr).contains("--help"));
@@ -111,6 +122,19 @@ fn the_services_and_dev_take_the_fleet_from_its_one_definition() {
             }))
             .collect();
     assert_eq!(listed, planned, "./dev status runs the fleet's plan");
+    // Its columns line up, whatever the longest part's name.
+    let starts: std::collections::BTreeSet<Option<usize>> = text
+        .lines()
+        .map(|l| {
+            l.find(|c: char| c.is_whitespace())
+                .and_then(|end| l[end..].find(|c: char| !c.is_whitespace()).map(|n| end + n))
+        })
+        .collect();
+    assert_eq!(
+        starts.len(),
+        1,
+        "./dev status's second column starts at one place:\n{text}"
+    );
     let script = std::fs::read_to_string(root.join("dev")).unwrap();
     for port in all
         .iter()
@@ -178,4 +202,91 @@ fn tempdir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("housebook-programs-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// The commands beside running: listed in `--help`, and `gateway hash-password` makes a
+/// hash the gateway takes for a new user.
+#[test]
+fn the_binaries_list_their_commands_and_the_gateway_hashes_a_new_password() {
+    let mypage = String::from_utf8_lossy(&run("mypage", "--help").stdout).into_owned();
+    assert!(
+        mypage.contains("Usage: mypage [--help | --version | rebuild]")
+            && mypage.contains("\n  rebuild "),
+        "{mypage}"
+    );
+    let gateway = String::from_utf8_lossy(&run("gateway", "--help").stdout).into_owned();
+    assert!(gateway.contains("\n  hash-password "), "{gateway}");
+    let hash = |input: &str| {
+        let mut child = Command::new(bin_dir().join("gateway"))
+            .arg("hash-password")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let made = hash("s3cret-Passw0rd\n");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let phc = String::from_utf8_lossy(&made.stdout).trim().to_owned();
+    assert!(
+        phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$") && !phc.contains("s3cret"),
+        "{phc}"
+    );
+    let none = hash("");
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no password on standard input"));
+}
+
+/// `./dev` and `dev-token` say what went wrong in a line and exit 2: an unknown command
+/// with the commands there are, an unknown role with the roles there are — never a
+/// backtrace, even with RUST_BACKTRACE set.
+#[test]
+fn dev_and_dev_token_refuse_plainly() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dev = Command::new("bash")
+        .arg(root.join("dev"))
+        .arg("frobnicate")
+        .env("HOUSEBOOK_DATA_DIR", tempdir())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&dev.stderr);
+    assert_eq!(dev.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("unknown command 'frobnicate'")
+            && said.contains(" up (")
+            && said.contains(" demo, "),
+        "{said}"
+    );
+    let help = Command::new("bash")
+        .arg(root.join("dev"))
+        .arg("help")
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("./dev demo"));
+    let token = Command::new(bin_dir().join("dev-token"))
+        .args(["alice", "SUPERUSER"])
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&token.stderr);
+    assert_eq!(token.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("ADMIN, CUSTOMER or SERVICE")
+            && !said.contains("backtrace")
+            && said.lines().count() == 1,
+        "{said}"
+    );
 }

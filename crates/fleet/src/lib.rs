@@ -11,6 +11,8 @@
 //!
 //! No dependencies: `./dev` compiles this first, in seconds, on a bare machine.
 
+pub mod log;
+
 /// One service of the fleet.
 #[derive(Debug)]
 pub struct Service {
@@ -548,8 +550,9 @@ pub fn json() -> String {
         .map(|(k, v)| format!("{}:{}", text(k), text(v)))
         .collect();
     format!(
-        "{{\"services\":[{}],\"broker\":{{\"program\":{},\"version\":{},\"rustc\":{},\
+        "{{\"version\":{},\"services\":[{}],\"broker\":{{\"program\":{},\"version\":{},\"rustc\":{},\
          \"features\":{},\"port\":{}}},\"localBrokerSettings\":{{{}}}}}",
+        text(env!("CARGO_PKG_VERSION")),
         services.join(","),
         text(BROKER.program),
         text(BROKER.version),

@@ -25,6 +25,9 @@ usage:
       the broker's arguments to listen on 127.0.0.1:PORT with STORAGE, one per line
   fleet json
       the whole definition as JSON
+  fleet log FILE
+      appends standard input to FILE line by line, moving FILE to FILE.1 whenever it reaches
+      HOUSEBOOK_LOG_FILE_MAX_BYTES (default 10 MiB): each part's log under ./dev
   fleet --help | --version
 
 --replicas N: N replicas of each service that scales (book, payment, house); default 1.
@@ -33,6 +36,11 @@ usage:
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [command, file] = args.as_slice() {
+        if command == "log" {
+            return log(std::path::Path::new(file));
+        }
+    }
     match run(&args) {
         // A closed pipe (`fleet json | head -1`) is the reader's choice, not a failure.
         Ok(out) => match std::io::stdout().write_all(out.as_bytes()) {
@@ -46,6 +54,27 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("fleet: {e} (fleet --help)");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// `fleet log FILE`: standard input into FILE, capped.
+fn log(file: &std::path::Path) -> ExitCode {
+    let max = match std::env::var("HOUSEBOOK_LOG_FILE_MAX_BYTES") {
+        Err(_) => fleet::log::DEFAULT_MAX_BYTES,
+        Ok(v) => match v.parse::<u64>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                eprintln!("fleet log: HOUSEBOOK_LOG_FILE_MAX_BYTES must be a number of bytes above 0, not {v:?}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    match fleet::log::keep(std::io::stdin().lock(), file, max) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fleet log: {}: {e}", file.display());
+            ExitCode::FAILURE
         }
     }
 }

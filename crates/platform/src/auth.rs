@@ -18,7 +18,7 @@ use crate::error::ApiError;
 use crate::settings::{AuthSettings, DEV_VERIFYING_KEY_PEM};
 
 /// A role a token can carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Role {
     /// Registers houses; sees everything.
@@ -413,7 +413,7 @@ mod tests {
     }
 
     /// Issue 18: one verifying key only, so a rotation had no overlap. The documented
-    /// rotation (README): add the next key as the other one, switch the gateway to it (the
+    /// rotation (docs/deploy.md): add the next key as the other one, switch the gateway to it (the
     /// old one becomes the other), drop the old one once its last token has expired.
     #[test]
     fn a_key_rotation_keeps_every_valid_token_valid() {

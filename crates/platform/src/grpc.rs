@@ -36,7 +36,7 @@ use crate::settings::HttpSettings;
 use crate::ApiError;
 
 /// The gRPC listener.
-#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, serde::Serialize, Deserialize)]
 #[serde(default)]
 pub struct GrpcSettings {
     /// Port to serve gRPC on; none: gRPC is not served. `0` picks a free one (tests).

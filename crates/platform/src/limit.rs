@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 /// One limit: a sustained rate and a burst.
-#[derive(Debug, Clone, Copy, serde::Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Copy, serde::Serialize, Deserialize)]
 pub struct Rate {
     /// Requests per second, sustained. `0` turns the limit off.
     pub per_second: f64,

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderName};
 use serde::Deserialize;
 
 /// Proxies in front of the gateway.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Copy, Default, serde::Serialize, Deserialize)]
 #[serde(default)]
 pub struct ForwardedSettings {
     /// How many proxies of the deployment's own append to `X-Forwarded-For` before the

@@ -12,7 +12,7 @@ use crate::settings::{LogSettings, ServiceDefaults};
 #[async_trait]
 pub trait Service: Sized + Send + 'static {
     /// All of its settings (serialized for `--help`, secrets as `(secret)`).
-    type Settings: DeserializeOwned + Serialize + Send + 'static;
+    type Settings: DeserializeOwned + Serialize + schemars::JsonSchema + Send + 'static;
     /// Its name and local port.
     const DEFAULTS: ServiceDefaults;
     /// Its log settings.
@@ -43,10 +43,14 @@ fn asked(mut args: impl Iterator<Item = String>) -> Asked {
     }
 }
 
-/// What `--help` prints: what the program is, how it is configured, and every setting
-/// with its environment variable and default (secrets not shown), marking those the
-/// environment or the config file set now.
-pub fn help<S: Service>() -> anyhow::Result<String> {
+/// A command a service's binary takes beside running (`mypage rebuild`): its name and,
+/// in one line, what it does.
+pub type Command = (&'static str, &'static str);
+
+/// What `--help` prints: what the program is, its commands, how it is configured, and
+/// every setting with its environment variable, default (secrets not shown) and meaning,
+/// marking those the environment or the config file set now.
+pub fn help<S: Service>(commands: &[Command]) -> anyhow::Result<String> {
     use std::fmt::Write as _;
     let name = S::DEFAULTS.name;
     let defaults: S::Settings = crate::settings::defaults(S::DEFAULTS)?;
@@ -63,7 +67,16 @@ pub fn help<S: Service>() -> anyhow::Result<String> {
         env!("CARGO_PKG_VERSION")
     )?;
     writeln!(out)?;
-    writeln!(out, "Usage: {name} [--help | --version]")?;
+    let names: String = commands.iter().map(|(c, _)| format!(" | {c}")).collect();
+    writeln!(out, "Usage: {name} [--help | --version{names}]")?;
+    writeln!(out)?;
+    writeln!(out, "Commands:")?;
+    writeln!(out, "  (none)         runs the service")?;
+    for (command, what) in commands {
+        writeln!(out, "  {command:<14} {what}")?;
+    }
+    writeln!(out, "  --help         prints this")?;
+    writeln!(out, "  --version      prints the version")?;
     writeln!(out)?;
     writeln!(
         out,
@@ -73,7 +86,11 @@ pub fn help<S: Service>() -> anyhow::Result<String> {
          environment wins. Lists are set in the file."
     )?;
     writeln!(out)?;
-    writeln!(out, "Settings (environment variable = default):")?;
+    writeln!(
+        out,
+        "Settings (environment variable = default, and under it what the setting is):"
+    )?;
+    let meanings = crate::settings::meanings::<S::Settings>();
     for (key, default) in &defaults {
         write!(out, "  {key}={default}")?;
         if let Some(value) = now.as_ref().and_then(|n| n.get(key)) {
@@ -82,6 +99,9 @@ pub fn help<S: Service>() -> anyhow::Result<String> {
             }
         }
         writeln!(out)?;
+        if let Some(meaning) = meanings.get(key) {
+            writeln!(out, "      {meaning}")?;
+        }
     }
     Ok(out)
 }
@@ -128,6 +148,16 @@ pub fn check_help<S: Service>() -> anyhow::Result<()> {
         String::new(),
         &mut read,
     );
+    let meanings = crate::settings::meanings::<S::Settings>();
+    let unexplained: Vec<_> = lines
+        .iter()
+        .filter(|(k, _)| meanings.get(k).is_none_or(|m| m.len() < 8))
+        .map(|(k, _)| k)
+        .collect();
+    anyhow::ensure!(
+        unexplained.is_empty(),
+        "settings --help would list without saying what they are (a doc comment on the field): {unexplained:?}"
+    );
     let strays: Vec<_> = read.iter().filter(|k| !fields.contains(k)).collect();
     anyhow::ensure!(
         strays.is_empty(),
@@ -145,10 +175,16 @@ pub fn check_help<S: Service>() -> anyhow::Result<()> {
 /// The whole of a service binary's `main`: `--help` and `--version`, then settings, logs,
 /// signals, build, run.
 pub async fn main<S: Service>() -> anyhow::Result<()> {
+    main_with::<S>(&[]).await
+}
+
+/// [`main`] for a binary that takes `commands` too: its own `main` runs them, this lists
+/// them in `--help`.
+pub async fn main_with<S: Service>(commands: &[Command]) -> anyhow::Result<()> {
     match asked(std::env::args().skip(1)) {
         Asked::Run => {}
         Asked::Help => {
-            print!("{}", help::<S>()?);
+            print!("{}", help::<S>(commands)?);
             return Ok(());
         }
         Asked::Version => {
@@ -157,9 +193,13 @@ pub async fn main<S: Service>() -> anyhow::Result<()> {
         }
         Asked::Unknown(arg) => {
             eprintln!(
-                "{}: unknown argument {arg:?}; it takes none but --help and --version \
+                "{}: unknown argument {arg:?}; it takes {}--help and --version \
                  (settings come from the environment: see --help)",
-                S::DEFAULTS.name
+                S::DEFAULTS.name,
+                commands
+                    .iter()
+                    .map(|(c, _)| format!("{c}, "))
+                    .collect::<String>()
             );
             std::process::exit(2);
         }

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 /// The settings every service shares. A service embeds it with `#[serde(flatten)]`.
-#[derive(Debug, Clone, serde::Serialize, Deserialize, Default)]
+#[derive(schemars::JsonSchema, Debug, Clone, serde::Serialize, Deserialize, Default)]
 #[serde(default)]
 pub struct CommonSettings {
     /// The HTTP server.
@@ -29,7 +29,7 @@ pub struct CommonSettings {
 
 /// The HTTP server, and the bounds that keep a flood of requests from exhausting it
 /// (SPEC §7; see `crate::server`).
-#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, serde::Serialize, Deserialize)]
 #[serde(default)]
 pub struct HttpSettings {
     /// Address to bind.
@@ -107,11 +107,12 @@ impl Default for HttpSettings {
 }
 
 /// The service's own database: `sqlite://FILE` or `postgres://…`.
-#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, serde::Serialize, Deserialize)]
 #[serde(default)]
 pub struct DatabaseSettings {
     /// The database URL; secret because a PostgreSQL URL can carry a password.
     #[serde(serialize_with = "secret")]
+    #[schemars(with = "String")]
     pub url: SecretString,
     /// Pool size; SQLite serializes writers anyway, so it defaults to one connection there.
     pub max_connections: Option<u32>,
@@ -127,7 +128,7 @@ impl Default for DatabaseSettings {
 }
 
 /// The Kafka-protocol broker and this service's consumer group.
-#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, serde::Serialize, Deserialize)]
 #[serde(default)]
 pub struct KafkaSettings {
     /// `bootstrap.servers`.
@@ -168,7 +169,7 @@ pub struct KafkaSettings {
 }
 
 /// `security.protocol` and its TLS files (`HOUSEBOOK_KAFKA__SECURITY__*`).
-#[derive(Debug, Clone, Default, serde::Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Default, serde::Serialize, Deserialize)]
 #[serde(default)]
 pub struct KafkaSecurity {
     /// `plaintext` (the default) or `ssl`.
@@ -183,7 +184,9 @@ pub struct KafkaSecurity {
 }
 
 /// How the Kafka clients talk to the brokers.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[derive(
+    schemars::JsonSchema, Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum KafkaProtocol {
     /// No TLS (the local broker).
@@ -243,7 +246,7 @@ impl KafkaSettings {
 }
 
 /// Token verification (SPEC §7).
-#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, serde::Serialize, Deserialize)]
 #[serde(default)]
 pub struct AuthSettings {
     /// The issuer's Ed25519 public key (PEM). Defaults to the local development key.
@@ -261,7 +264,7 @@ pub struct AuthSettings {
     /// The other key of a rotation (PEM), accepted beside `public_key_pem` under
     /// `other_key_id` and published in the gateway's JWKS: the next key before the
     /// gateway switches to signing with it, the previous one after, until the last token
-    /// it signed has expired (docs: README "Rotating the token key").
+    /// it signed has expired (docs/deploy.md: rotating the token key).
     pub other_public_key_pem: Option<String>,
     /// The `kid` of `other_public_key_pem`.
     pub other_key_id: Option<String>,
@@ -292,7 +295,7 @@ impl Default for AuthSettings {
 }
 
 /// Logging.
-#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, serde::Serialize, Deserialize)]
 #[serde(default)]
 pub struct LogSettings {
     /// `json` (default) or `pretty`.
@@ -435,6 +438,95 @@ pub fn env_lines(settings: &serde_json::Value) -> Vec<(String, String)> {
     walk("", settings, &mut out);
     out.sort();
     out
+}
+
+/// What each setting of `T` means, by its environment variable: the first sentence of the
+/// field's doc comment, on one line. A section's variable (a setting that is unset as a
+/// whole, shown `(unset)`) has its section's sentence.
+pub fn meanings<T: schemars::JsonSchema>() -> std::collections::BTreeMap<String, String> {
+    use schemars::schema::{Schema, SchemaObject};
+    let root = schemars::gen::SchemaSettings::draft07()
+        .into_generator()
+        .into_root_schema_for::<T>();
+    let defs = &root.definitions;
+    // The schema a field's schema stands for: its reference, the one of an `allOf` (a
+    // documented field of a struct type) or the one not null of an `anyOf` (an Option).
+    fn resolve<'a>(
+        defs: &'a schemars::Map<String, Schema>,
+        s: &'a SchemaObject,
+    ) -> &'a SchemaObject {
+        if let Some(name) = s.reference.as_deref().and_then(|r| r.rsplit('/').next()) {
+            if let Some(Schema::Object(o)) = defs.get(name) {
+                return resolve(defs, o);
+            }
+        }
+        if let Some(sub) = &s.subschemas {
+            let options = sub.all_of.iter().chain(sub.any_of.iter()).flatten();
+            for o in options {
+                if let Schema::Object(o) = o {
+                    let is_null =
+                        o.instance_type == Some(schemars::schema::InstanceType::Null.into());
+                    if !is_null {
+                        return resolve(defs, o);
+                    }
+                }
+            }
+        }
+        s
+    }
+    fn walk(
+        defs: &schemars::Map<String, Schema>,
+        s: &SchemaObject,
+        path: &str,
+        out: &mut std::collections::BTreeMap<String, String>,
+    ) {
+        let Some(object) = &resolve(defs, s).object else {
+            return;
+        };
+        for (key, field) in &object.properties {
+            let Schema::Object(field) = field else {
+                continue;
+            };
+            let var = if path.is_empty() {
+                format!("{ENV_PREFIX}_{}", key.to_ascii_uppercase())
+            } else {
+                format!("{path}{ENV_SEPARATOR}{}", key.to_ascii_uppercase())
+            };
+            let doc = field
+                .metadata
+                .as_ref()
+                .and_then(|m| m.description.as_deref())
+                .or_else(|| {
+                    let r = resolve(defs, field);
+                    r.metadata.as_ref().and_then(|m| m.description.as_deref())
+                });
+            if let Some(doc) = doc {
+                out.insert(var.clone(), first_sentence(doc));
+            }
+            walk(defs, field, &var, out);
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(defs, &root.schema, "", &mut out);
+    out
+}
+
+/// A doc comment's first sentence, on one line.
+fn first_sentence(doc: &str) -> String {
+    let one_line = doc.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut end = one_line.len();
+    let bytes = one_line.as_bytes();
+    for (i, c) in one_line.char_indices() {
+        // A full stop that ends a sentence: followed by a space and a capital, or the end.
+        if c == '.'
+            && (i + 1 == bytes.len()
+                || (bytes[i + 1] == b' ' && bytes.get(i + 2).is_some_and(u8::is_ascii_uppercase)))
+        {
+            end = i + 1;
+            break;
+        }
+    }
+    one_line[..end].to_owned()
 }
 
 #[cfg(test)]

@@ -56,7 +56,7 @@ pub const MIGRATIONS: &[MigrationSql] = &[
 ];
 
 /// All of the booking service's settings.
-#[derive(Debug, Clone, Default, serde::Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Default, serde::Serialize, Deserialize)]
 pub struct Settings {
     /// What every service has.
     #[serde(flatten)]
@@ -79,7 +79,7 @@ pub struct Settings {
 }
 
 /// What a booking may ask, and what one customer may hold (`HOUSEBOOK_BOOKING__*`).
-#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, serde::Serialize, Deserialize)]
 pub struct BookingSettings {
     /// How many days ahead bookings open: a check-in after today + this is refused (422).
     #[serde(default = "default_horizon_days")]

@@ -36,7 +36,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::settings::Principal;
 
 /// How many checks run and wait.
-#[derive(Debug, Clone, Copy, serde::Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Copy, serde::Serialize, Deserialize)]
 #[serde(default)]
 pub struct PasswordSettings {
     /// Checks at once; each holds its hash's memory (19 MiB at OWASP's minimum). `0`: the
@@ -371,6 +371,28 @@ fn dummy_like(like: Option<&Principal>) -> anyhow::Result<String> {
     Ok(hash.to_string())
 }
 
+/// The parameters a new user's or client's hash gets: argon2id at OWASP's minimum
+/// (19 MiB, two passes, one lane), those of the development users.
+const NEW_HASH_PARAMS: (u32, u32, u32) = (19_456, 2, 1);
+
+/// A PHC string for `secret` with a random salt and [`NEW_HASH_PARAMS`]: what
+/// `gateway hash-password` prints for the `[[users]]` or `[[clients]]` of a deployment's
+/// `gateway.toml`.
+pub fn hash_new(secret: &[u8]) -> anyhow::Result<String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    use std::io::Read;
+    anyhow::ensure!(!secret.is_empty(), "an empty password is no password");
+    let mut salt = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut salt)?;
+    let salt = SaltString::encode_b64(&salt).map_err(anyhow::Error::msg)?;
+    let (m, t, p) = NEW_HASH_PARAMS;
+    let params = Params::new(m, t, p, None).map_err(anyhow::Error::msg)?;
+    let hash = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password(secret, &salt)
+        .map_err(anyhow::Error::msg)?;
+    Ok(hash.to_string())
+}
+
 /// Whether `secret` matches the PHC string `hash`, computed in `memory` (grown to the
 /// hash's size the first time, then reused).
 fn verify(hash: &str, secret: &[u8], memory: &mut Vec<Block>) -> bool {
@@ -414,6 +436,24 @@ fn verify(hash: &str, secret: &[u8], memory: &mut Vec<Block>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_hash_verifies_its_password_alone_and_never_repeats() {
+        let hash = hash_new(b"correct horse").unwrap();
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        let mut memory = Vec::new();
+        assert!(verify(&hash, b"correct horse", &mut memory));
+        assert!(!verify(&hash, b"correct horsE", &mut memory));
+        assert_ne!(
+            hash,
+            hash_new(b"correct horse").unwrap(),
+            "a salt of its own"
+        );
+        assert!(hash_new(b"").is_err());
+    }
     use crate::Settings;
     use std::net::Ipv4Addr;
 

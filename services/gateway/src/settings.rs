@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 /// All of the gateway's settings.
-#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, serde::Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
     /// The HTTP server.
@@ -48,7 +48,7 @@ pub struct Settings {
 
 /// The internal listener, where the fleet's services get their tokens. Never routed by
 /// the Ingress; in a cluster a NetworkPolicy lets only the fleet's pods reach it.
-#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, serde::Serialize, Deserialize)]
 #[serde(default)]
 pub struct InternalSettings {
     /// Interface to bind.
@@ -68,7 +68,7 @@ impl Default for InternalSettings {
 
 /// Rate limits at the edge. The defaults suit one laptop, where a load test sends
 /// everything with one token; a cluster sets its own (see `k8s/base/config`).
-#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, serde::Serialize, Deserialize)]
 #[serde(default)]
 pub struct RateLimits {
     /// API calls per token subject.
@@ -110,11 +110,12 @@ impl Default for RateLimits {
 }
 
 /// Token issuance.
-#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, serde::Serialize, Deserialize)]
 #[serde(default)]
 pub struct TokenSettings {
     /// The Ed25519 private key (PKCS#8 PEM). The default is the LOCAL DEVELOPMENT key.
     #[serde(serialize_with = "platform::settings::secret")]
+    #[schemars(with = "String")]
     pub signing_key_pem: SecretString,
     /// Lifetime of a token, in seconds.
     pub ttl_secs: i64,
@@ -130,12 +131,13 @@ impl Default for TokenSettings {
 }
 
 /// A user or client: a name, an argon2 hash of its password or secret, its roles.
-#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, serde::Serialize, Deserialize)]
 pub struct Principal {
     /// User name or client id.
     pub name: String,
     /// Argon2 PHC string of the password or client secret.
     #[serde(serialize_with = "platform::settings::secret")]
+    #[schemars(with = "String")]
     pub secret_hash: SecretString,
     /// Roles put in its tokens.
     pub roles: Vec<Role>,
@@ -143,7 +145,7 @@ pub struct Principal {
 
 /// The upstream base URLs: one per service (a Kubernetes Service), or a comma-separated
 /// list of replicas, which the gateway balances by their readiness.
-#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, serde::Serialize, Deserialize)]
 #[serde(default)]
 pub struct Upstreams {
     /// The booking service.

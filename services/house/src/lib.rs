@@ -33,7 +33,7 @@ pub const MIGRATIONS: &[MigrationSql] = &[MigrationSql {
 }];
 
 /// All of the house service's settings.
-#[derive(Debug, Clone, Default, serde::Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Default, serde::Serialize, Deserialize)]
 pub struct Settings {
     /// What every service has.
     #[serde(flatten)]

@@ -36,7 +36,7 @@ pub const MIGRATIONS: &[MigrationSql] = &[MigrationSql {
 }];
 
 /// All of mypage's settings.
-#[derive(Debug, Clone, Default, serde::Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Default, serde::Serialize, Deserialize)]
 pub struct Settings {
     /// What every service has.
     #[serde(flatten)]

@@ -11,15 +11,14 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(applied, "view rebuilt");
             Ok(())
         }
-        Some("-h" | "--help") => {
-            print!(
-                "{}\nAlso: mypage rebuild — rebuilds the view from scratch by replaying the event \
-                 topics, then exits (stop the service first; ./dev rebuild-mypage does it all).\n",
-                platform::service::help::<mypage::Application>()?
-            );
-            Ok(())
+        // Running, --help, --version, and refusing anything else: as every service.
+        _ => {
+            platform::service::main_with::<mypage::Application>(&[(
+                "rebuild",
+                "rebuilds the view from scratch by replaying the event topics, then exits \
+             (stop the service first; ./dev rebuild-mypage does it all)",
+            )])
+            .await
         }
-        // Running, --version, and refusing anything else: as every service.
-        _ => platform::service::main::<mypage::Application>().await,
     }
 }

@@ -42,7 +42,7 @@ pub const MIGRATIONS: &[MigrationSql] = &[
 pub const FEED_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// All of its settings.
-#[derive(Debug, Clone, Default, serde::Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Default, serde::Serialize, Deserialize)]
 pub struct Settings {
     /// What every service has.
     #[serde(flatten)]
@@ -53,7 +53,9 @@ pub struct Settings {
 }
 
 /// The live streams' bounds and timing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[derive(
+    schemars::JsonSchema, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize,
+)]
 #[serde(default)]
 pub struct StreamSettings {
     /// Open streams per token subject (`429` beyond) and in all (`503` beyond; keep it

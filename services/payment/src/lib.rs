@@ -33,7 +33,7 @@ pub const MIGRATIONS: &[MigrationSql] = &[MigrationSql {
 }];
 
 /// All of the payment service's settings.
-#[derive(Debug, Clone, Default, serde::Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Default, serde::Serialize, Deserialize)]
 pub struct Settings {
     /// What every service has.
     #[serde(flatten)]
@@ -92,7 +92,7 @@ mod help {
         platform::service::check_help::<super::Application>().unwrap();
     }
 
-    /// The knobs' start-up variables (README, `inbound::faults`) set the knobs: their names
+    /// The knobs' start-up variables (docs/running.md, `inbound::faults`) set the knobs: their names
     /// used to be the API's camelCase ones, which no variable can spell.
     #[test]
     fn the_fault_knobs_are_set_by_their_variables() {

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use crate::domain::service::BookService;
 
 /// How often, and after how long, unmatched payments are refunded.
-#[derive(Debug, Clone, Copy, serde::Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Copy, serde::Serialize, Deserialize)]
 #[serde(default)]
 pub struct ReconcileSettings {
     /// Pause between two passes, in milliseconds.

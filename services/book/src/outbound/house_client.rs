@@ -16,7 +16,7 @@ use crate::domain::ports::{HouseLookupError, Houses};
 use platform::calls::token::ServiceToken;
 
 /// How `book` reaches `house`.
-#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, serde::Serialize, Deserialize)]
 #[serde(default)]
 pub struct HouseClientSettings {
     /// Base URL of the house service, or a comma-separated list of its replicas.

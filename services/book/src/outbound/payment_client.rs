@@ -17,7 +17,7 @@ use serde_json::json;
 use crate::domain::ports::{PaymentError, PaymentRequest, Payments};
 
 /// How `book` reaches `payment`.
-#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, serde::Serialize, Deserialize)]
 #[serde(default)]
 pub struct PaymentClientSettings {
     /// Base URL of the payment service, or a comma-separated list of its replicas
@@ -47,9 +47,11 @@ pub struct PaymentClientSettings {
     pub client_id: String,
     /// Its client secret. The default is a LOCAL DEVELOPMENT value.
     #[serde(serialize_with = "platform::settings::secret")]
+    #[schemars(with = "String")]
     pub client_secret: SecretString,
     /// A fixed token to use instead of the grant (tests).
     #[serde(serialize_with = "platform::settings::secret_opt")]
+    #[schemars(with = "Option<String>")]
     pub static_token: Option<SecretString>,
 }
 

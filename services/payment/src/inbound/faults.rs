@@ -14,7 +14,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 /// The knobs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct FaultSettings {
     /// Whether the knobs and `/faults` exist at all (start-up only; never shown).
@@ -47,7 +47,7 @@ impl FaultSettings {
 /// `…__DELAY_MAX_MS`, `…__FAILURE_RATE`): whether `/faults` exists, and the knobs' first
 /// values. Apart from [`FaultSettings`], whose camelCase names are the API's: a settings
 /// key is read in snake case.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct FaultStartup {
     /// Whether the knobs and `/faults` exist at all.
