@@ -2,6 +2,7 @@
 # The seed's circuit-breaker scenario: payment slowed to 400-620 ms, book's timeout 610 ms,
 # 100 concurrent clients booking for 60 s. The seed reported 17.15 trans/sec at 63.55 %
 # availability. Usage: siege/circuit-breaker.sh [GATEWAY_URL]   (CONCURRENCY, DURATION)
+# shellcheck source=siege/lib.sh
 source "$(dirname "$0")/lib.sh"
 read -r -a HOUSES <<<"$(register_houses 50)"
 booking_urls "$WORK/urls" "${HOUSES[@]}"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the siege scenarios: target URL, siege itself, tokens, houses, a URL file, and
 # the time the saga took to settle after the load.
 # Traffic goes only where you point it: by default the local fleet (./dev up) on 127.0.0.1.
@@ -89,7 +90,8 @@ run_siege() {
 # for the house's answer). An admin lists BOOKED bookings through the gateway.
 report_settled() {
     local stopped=$SECONDS start_ns; start_ns=$(date +%s%N)
-    local booked=$(grep -c 'HTTP/1.1 201' "$WORK/siege.out" || true)
+    local booked
+    booked=$(grep -c 'HTTP/1.1 201' "$WORK/siege.out" || true)
     until [[ "$(curl -fsS "$URL/books?status=BOOKED&limit=1" -H "Authorization: Bearer $ADMIN")" == "[]" ]]; do
         if ((SECONDS - stopped > 600)); then echo "==> NOT settled 600 s after siege stopped" >&2; return 1; fi
         sleep 0.2

@@ -7,6 +7,7 @@
 # calls, in-flight work finishes, offsets are committed) and started again, one at a time;
 # with a single replica each restart is a gap the gateway answers with 503 + Retry-After.
 # In a cluster maxUnavailable 0, readiness and the preStop drain do the same.
+# shellcheck source=siege/lib.sh
 source "$(dirname "$0")/lib.sh"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 read -r -a HOUSES <<<"$(register_houses 10)"
