@@ -44,7 +44,7 @@ LOCAL_BROKER_ONLY = ("HOUSEBOOK_KAFKA__FETCH_WAIT_MS", "HOUSEBOOK_KAFKA__REJOIN_
 TOPICS = ("housebook.booking.events", "housebook.payment.events", "housebook.house.events", "housebook.events.dlq")
 DLQ = "housebook.events.dlq"
 # What each service writes (its context's topic) and reads (the contexts of the events
-# its consumer handles: each service's inbound/kafka.rs `handles`), as README's topic
+# its consumer handles: each service's inbound/kafka.rs `handles`), as docs/architecture.md's topic
 # table says. A service absent from READS consumes nothing (and parks nothing).
 WRITES = {"book": "housebook.booking.events", "payment": "housebook.payment.events", "house": "housebook.house.events"}
 READS = {
@@ -58,6 +58,8 @@ READS = {
 if "HOUSEBOOK_FLEET_JSON" not in os.environ:
     sys.exit("check.py: HOUSEBOOK_FLEET_JSON is not set (k8s/validate.sh sets it from `fleet json`)")
 FLEET = json.loads(os.environ["HOUSEBOOK_FLEET_JSON"])["services"]
+# The workspace's version: every image of the fleet is deployed by it, never by `latest`.
+VERSION = json.loads(os.environ["HOUSEBOOK_FLEET_JSON"])["version"]
 SERVICES = tuple(s["name"] for s in FLEET)
 KAFKA_CLIENTS = tuple(s["name"] for s in FLEET if s["kafka"])
 
@@ -84,7 +86,7 @@ class Tally:
 
 
 # What a cluster must have before the manifests apply, beyond Kubernetes itself: the
-# operator behind each custom kind the manifests use. README ("What a cluster needs
+# operator behind each custom kind the manifests use. docs/deploy.md ("What a cluster needs
 # first") and k8s/preflight.sh list the same; a kind from elsewhere fails here until it is
 # added to all three.
 PREREQUISITES = {
@@ -129,6 +131,13 @@ def check(docs):
             need(sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is True, f"{cname} runs as non-root")
             need(sc.get("readOnlyRootFilesystem") is True, f"{cname} has a read-only root filesystem")
             need(sc.get("allowPrivilegeEscalation") is False, f"{cname} forbids privilege escalation")
+
+    for w in workloads:
+        for c in w["spec"]["template"]["spec"].get("containers", []):
+            image = c.get("image", "")
+            if "housebook/" in image:
+                need(image.rsplit(":", 1)[-1] == VERSION and ":" in image.rsplit("/", 1)[-1],
+                     f"{w['metadata']['name']} runs its image by the fleet's version {VERSION} ({image})")
 
     services = [d for d in find(docs, "Deployment") if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "service"]
     need(sorted(d["metadata"]["name"] for d in services) == sorted(SERVICES), f"a Deployment for each of the fleet's services {SERVICES} (found {[d['metadata']['name'] for d in services]})")
@@ -392,6 +401,10 @@ def self_test(path, production_path):
                                                                    and d["metadata"]["name"] == "notification")),
         "services may create topics": lambda ds: next(d for d in ds if d.get("kind") == "ConfigMap" and d["metadata"]["name"] == "housebook-config")
             ["data"].update(HOUSEBOOK_KAFKA__CREATE_TOPICS="true"),
+        "an image by latest": lambda ds: first_service(ds)["spec"]["template"]["spec"]["containers"][0].update(
+            image="housebook/book:latest"),
+        "an image with no tag": lambda ds: first_service(ds)["spec"]["template"]["spec"]["containers"][0].update(
+            image="housebook/book"),
         "a context's topic missing": lambda ds: ds.remove(next(d for d in ds if d.get("kind") == "KafkaTopic"
                                                                and d["metadata"]["name"] == "housebook.payment.events")),
     }
