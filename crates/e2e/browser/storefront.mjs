@@ -99,7 +99,7 @@ async function showAgain(page) {
 }
 
 function bookingRow(page, houseName) {
-  return page.locator("#bookings tbody tr", { has: page.getByRole("cell", { name: houseName, exact: true }) });
+  return page.locator("#bookings tbody tr").filter({ has: page.getByText(houseName, { exact: true }) });
 }
 
 async function statusOf(row) {
@@ -131,10 +131,10 @@ try {
   const admin = await person("admin");
   await signIn(admin, "admin");
   await admin.getByLabel("House name", { exact: true }).fill(houseName);
-  await admin.getByLabel("Price per night", { exact: true }).fill("150");
+  await admin.getByLabel("Price per night (KRW)", { exact: true }).fill("150");
   await admin.getByRole("button", { name: "Register" }).click();
   await admin.getByRole("status").filter({ hasText: "Registered" }).waitFor({ timeout: WAIT });
-  const cell = admin.locator("#houses tbody td", { hasText: "Ocean" }).first();
+  const cell = admin.locator("#houses tbody td strong", { hasText: "Ocean" }).first();
   await cell.waitFor({ timeout: WAIT });
   seen.steps.houseShownAs = await cell.textContent();
   seen.steps.markupRan = await admin.evaluate(() => Boolean(globalThis.pwned) || document.querySelectorAll("#houses img").length > 0);
@@ -175,6 +175,9 @@ try {
   const his = bookingRow(bob, houseName);
   await his.waitFor({ timeout: WAIT });
   seen.steps.bobStatuses = await watchStatus(his, "REJECTED");
+  await his.locator(".reason", { hasText: "booked these nights first" }).waitFor({ timeout: WAIT });
+  seen.steps.bobReason = (await his.locator(".reason").textContent()).trim();
+  seen.steps.bobNotice = await bob.locator("#notice").textContent();
   await bob.locator("#notifications li", { hasText: "could not be confirmed" }).waitFor({ timeout: WAIT });
   await bob.locator("#payments tbody .status", { hasText: "PAYMENT CANCELED" }).first().waitFor({ timeout: WAIT });
   seen.steps.bobPayments = await bob.locator("#payments tbody .status").allTextContents();

@@ -206,6 +206,23 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// The repository's top directory.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A tool `./dev test` installs: where the variable `var` says, or where `./dev` puts it
+/// (`installed`, under the repository); a test without it fails saying so.
+pub fn tool(var: &str, installed: &str) -> PathBuf {
+    let path = std::env::var_os(var).map_or_else(|| repo().join(installed), PathBuf::from);
+    assert!(
+        path.exists(),
+        "{} is missing: ./dev test installs it (or set {var})",
+        path.display()
+    );
+    path
+}
+
 /// Where the fleet's binaries are: `HOUSEBOOK_BIN_DIR`, else the debug build.
 pub fn bin_dir() -> PathBuf {
     std::env::var_os("HOUSEBOOK_BIN_DIR")

@@ -11,6 +11,16 @@
 const session = { token: null, user: null, admin: false, expires: 0 };
 const seen = new Set(); // notification ids shown
 const MAX_SHOWN = 200; // notifications and bookings kept on the page, newest first
+const PAGE = 10; // rows a list shows at first, and each "Show more" adds
+// How far ahead bookings open (book's HOUSEBOOK_BOOKING__HORIZON_DAYS by default): the
+// date inputs offer no day outside it; a fleet set otherwise answers 422, shown in words.
+const HORIZON_DAYS = 730;
+// Prices are Korean won, as in the seed's houses (200 000 a night).
+const money = new Intl.NumberFormat("ko-KR", { style: "currency", currency: "KRW" });
+const houseNames = new Map(); // house id -> name, for payments (which carry the id only)
+const reasons = new Map(); // booking id -> why it was rejected (from the view)
+const shown = { houses: 0, bookings: 0, payments: 0 }; // how many each list asked for
+let awaiting = null; // the booking the notice says is waiting for the house
 let lastEventId = null;
 let stream = null; // AbortController of the open stream
 
@@ -54,10 +64,14 @@ function explain(p, doing) {
     case 401: return "Your session has expired. Please sign in again.";
     case 403: return `${doing}: you are not allowed to do that.`;
     case 404: return `${doing}: it does not exist (any more).`;
+    case 400: return `${doing}: the request was not understood (${p.message}).`;
+    case 408: return `${doing}: it took too long to arrive. Please try again.`;
     case 409: return `${doing}: ${p.message}`;
+    case 413: return `${doing}: that is too long.`;
     case 422: return `${doing}: ${p.message}`;
     case 429: return `${doing}: ${p.message}. Please wait ${p.retryAfter ?? 1} s and try again.`;
     case 503: return `${doing} is not possible right now: ${p.message} (retry in ${p.retryAfter ?? 1} s).`;
+    case 502: case 504: return `${doing}: the service did not answer in time. Please try again in a moment.`;
     default: return `${doing}: something went wrong (${p.status}). Please try again.`;
   }
 }
@@ -93,14 +107,45 @@ function el(tag, text, cls) {
   return e;
 }
 
+// A table row of `cells` ([label, content] each: the label names the column on a phone,
+// where each row is a card).
 function row(cells) {
   const tr = document.createElement("tr");
-  for (const c of cells) {
+  for (const [label, c] of cells) {
     const td = document.createElement("td");
+    if (label) td.dataset.label = label;
     if (c instanceof Node) td.append(c); else td.textContent = c ?? "";
     tr.append(td);
   }
   return tr;
+}
+
+function amount(n) {
+  return el("span", money.format(n), "money");
+}
+
+const dayFormat = new Intl.DateTimeFormat("en-GB", { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" });
+function day(iso) {
+  return dayFormat.format(new Date(`${iso}T00:00:00Z`));
+}
+
+// A stay as a person names it: the house and the dates; the booking's id on demand.
+function stay(houseName, checkIn, checkOut, bookId) {
+  const box = el("div");
+  box.append(el("strong", houseName), el("span", ` · ${day(checkIn)} – ${day(checkOut)}`));
+  if (bookId) {
+    const id = el("details", undefined, "stay-id");
+    id.append(el("summary", "Booking id"), el("code", bookId));
+    box.append(id);
+  }
+  return box;
+}
+
+// The empty word of a list, and its "Show more" button when there may be more.
+function listState(name, count, more) {
+  $(`${name}-empty`).hidden = count > 0;
+  const button = $(`${name}-more`);
+  if (button) button.hidden = !more;
 }
 
 function isoDay(offset) {
@@ -117,6 +162,17 @@ function claims(token) {
 
 function statusCell(status) {
   return el("span", status.replace("_", " "), `status ${status}`);
+}
+
+// Why a booking was rejected, in words (the view's reason codes; book's own reasons are
+// sentences already).
+const REASONS = {
+  NIGHTS_TAKEN: "Someone else booked these nights first; your payment is refunded.",
+  UNKNOWN_HOUSE: "The house no longer exists; your payment is refunded.",
+  INVALID_STAY: "These dates cannot be booked; your payment is refunded.",
+};
+function reasonText(code) {
+  return REASONS[code] || (code ? `${code.charAt(0).toUpperCase()}${code.slice(1)}.` : "Your payment is refunded.");
 }
 
 // ---- sign in and out -------------------------------------------------------------------
@@ -148,6 +204,7 @@ async function signIn(event) {
   $("houses-title").focus();
   listen();
   await Promise.all([showHouses(), showBookings(), showPayments(), showNotifications()]);
+  watchAvailability();
 }
 
 function signOut() {
@@ -158,6 +215,12 @@ function signOut() {
   lastEventId = null;
   dirty.clear();
   paymentsDirty = false;
+  availabilityDirty = false;
+  clearInterval(availabilityTimer);
+  awaiting = null;
+  houseNames.clear();
+  reasons.clear();
+  Object.assign(shown, { houses: 0, bookings: 0, payments: 0 });
   for (const id of ["houses", "bookings", "payments"]) $(id).tBodies[0].replaceChildren();
   $("notifications").replaceChildren();
   $("who").hidden = true;
@@ -174,47 +237,110 @@ function chosenNights() {
   return { checkIn: $("check-in").value, checkOut: $("check-out").value };
 }
 
-async function showHouses(event) {
-  event?.preventDefault();
-  const { checkIn, checkOut } = chosenNights();
+// The date inputs offer today to the booking horizon only; check-out after check-in.
+function boundDates() {
+  const checkIn = $("check-in");
+  const checkOut = $("check-out");
+  checkIn.min = isoDay(0);
+  checkIn.max = isoDay(HORIZON_DAYS);
+  const after = checkIn.value && checkIn.value >= checkIn.min ? checkIn.value : isoDay(0);
+  const next = new Date(`${after}T00:00:00Z`);
+  next.setUTCDate(next.getUTCDate() + 1);
+  checkOut.min = next.toISOString().slice(0, 10);
+  checkOut.max = isoDay(HORIZON_DAYS + 1);
+  if (checkOut.value && checkOut.value < checkOut.min) checkOut.value = checkOut.min;
+}
+
+// The "Chosen nights" cell of one house: free, taken, or why it cannot say.
+async function availability(h, checkIn, checkOut) {
+  let free;
   try {
-    const houses = await call("GET", "/houses?limit=100");
-    const rows = await Promise.all(houses.map(async (h) => {
-      let free;
-      try {
-        const q = new URLSearchParams({ houseId: h.id, checkIn, checkOut });
-        free = await call("GET", `/availability?${q}`);
-      } catch (err) {
-        // 422: dates it cannot answer for; 404: a house registered a moment ago, which
-        // the availability view has not heard of yet.
-        if (!(err instanceof Problem) || ![404, 422].includes(err.status)) throw err;
-        free = err.status;
-      }
-      const state = free === 422 ? el("span", "choose valid dates")
-        : free === 404 ? el("span", "not known yet; show again in a moment")
-        : free.available ? el("span", "free", "status free")
-        : el("span", `taken (${free.takenNights.length} of the nights)`, "status taken");
-      const book = el("button", "Book");
-      book.type = "button";
-      book.setAttribute("aria-label", `Book ${h.houseName} from ${checkIn} to ${checkOut}`);
-      book.addEventListener("click", () => bookHouse(h, book));
-      return row([h.houseName, h.housePrice, state, book]);
-    }));
+    const q = new URLSearchParams({ houseId: h.id, checkIn, checkOut });
+    free = await call("GET", `/availability?${q}`);
+  } catch (err) {
+    // 422: dates it cannot answer for; 404: a house registered a moment ago, which
+    // the availability view has not heard of yet.
+    if (!(err instanceof Problem) || ![404, 422].includes(err.status)) throw err;
+    free = err.status;
+  }
+  return free === 422 ? el("span", "choose valid dates")
+    : free === 404 ? el("span", "not known yet; it will show in a moment")
+    : free.available ? el("span", "free", "status free")
+    : el("span", `taken (${free.takenNights.length} of the nights)`, "status taken");
+}
+
+function houseRow(h, state) {
+  const { checkIn, checkOut } = chosenNights();
+  const name = el("div");
+  name.append(el("strong", h.houseName));
+  if (h.houseDescription) name.append(el("span", h.houseDescription, "description"));
+  const book = el("button", "Book");
+  book.type = "button";
+  book.setAttribute("aria-label", `Book ${h.houseName} from ${checkIn} to ${checkOut}`);
+  book.addEventListener("click", () => bookHouse(h, book));
+  const tr = row([["House", name], ["Price per night", amount(h.housePrice)], ["Chosen nights", state], [null, book]]);
+  tr.dataset.house = String(h.id);
+  tr.cells[2].classList.add("avail");
+  return tr;
+}
+
+// The houses, newest first, PAGE more each time "Show more" is pressed; with `more`
+// unset the ones shown are read again (new dates).
+async function showHouses(event, more = false) {
+  event?.preventDefault?.();
+  boundDates();
+  const { checkIn, checkOut } = chosenNights();
+  const limit = more ? shown.houses + PAGE : Math.max(shown.houses, PAGE);
+  try {
+    const houses = await call("GET", `/houses?limit=${limit + 1}&order=newest`);
+    const page = houses.slice(0, limit);
+    for (const h of page) houseNames.set(h.id, h.houseName);
+    const rows = await Promise.all(page.map(async (h) => houseRow(h, await availability(h, checkIn, checkOut))));
     $("houses").tBodies[0].replaceChildren(...rows);
+    shown.houses = limit;
+    listState("houses", page.length, houses.length > limit);
+    $("houses-empty").textContent = session.admin ? "No houses yet: register the first one below." : "No houses yet.";
   } catch (err) {
     complain(err, "Showing the houses");
   }
+}
+
+// Every house's "Chosen nights" read again in place (focus and rows stay where they
+// are): after a notification that a booking moved, and every AVAILABILITY_MS for what
+// other people booked.
+const AVAILABILITY_MS = 15000;
+let availabilityDirty = false;
+let availabilityTimer = null;
+async function refreshAvailability() {
+  const { checkIn, checkOut } = chosenNights();
+  for (const tr of [...$("houses").tBodies[0].rows]) {
+    const h = { id: Number(tr.dataset.house) };
+    try {
+      const state = await availability(h, checkIn, checkOut);
+      tr.querySelector(".avail")?.replaceChildren(state);
+    } catch (err) {
+      complain(err, "Updating availability");
+      return;
+    }
+  }
+}
+function watchAvailability() {
+  clearInterval(availabilityTimer);
+  availabilityTimer = setInterval(() => { if (session.token && !document.hidden) refreshAvailability(); }, AVAILABILITY_MS);
 }
 
 async function registerHouse(event) {
   event.preventDefault();
   const houseName = $("house-name").value;
   const housePrice = Number($("house-price").value);
+  const description = $("house-description").value.trim();
+  const body = { houseName, housePrice };
+  if (description) body.houseDescription = description;
   try {
-    const h = await call("POST", "/houses", { houseName, housePrice });
+    const h = await call("POST", "/houses", body);
     $("house-form").reset();
     say(`Registered ${h.houseName}.`);
-    await showHouses();
+    await showHouses(undefined, true);
   } catch (err) {
     complain(err, "Registering the house");
   }
@@ -223,14 +349,35 @@ async function registerHouse(event) {
 // ---- bookings --------------------------------------------------------------------------
 
 function bookingRow(b) {
+  houseNames.set(b.houseId, b.houseName);
   const cancel = el("button", "Cancel", "secondary");
   cancel.type = "button";
   cancel.setAttribute("aria-label", `Cancel booking of ${b.houseName} from ${b.checkIn}`);
   cancel.hidden = !["BOOKED", "CONFIRMED"].includes(b.status);
   cancel.addEventListener("click", () => cancelBooking(b, cancel));
-  const tr = row([b.id, b.houseName, `${b.checkIn} to ${b.checkOut}`, b.housePrice, statusCell(b.status), cancel]);
+  const status = el("div");
+  status.append(statusCell(b.status));
+  if (b.status === "REJECTED") {
+    const why = el("span", reasons.has(b.id) ? reasonText(reasons.get(b.id)) : "Your payment is refunded.", "reason");
+    status.append(why);
+    if (!reasons.has(b.id)) explainRejection(b.id, why);
+  }
+  const tr = row([["Stay", stay(b.houseName, b.checkIn, b.checkOut, b.id)], ["Total", amount(b.housePrice)], ["Status", status], [null, cancel]]);
   tr.dataset.book = b.id;
   return tr;
+}
+
+// Why a booking was rejected: the view's reason (book's answer has none).
+async function explainRejection(id, into) {
+  try {
+    const v = await call("GET", `/mypages/${encodeURIComponent(id)}`);
+    if (v.reason) {
+      reasons.set(id, v.reason);
+      into.textContent = reasonText(v.reason);
+    }
+  } catch {
+    // The view may not have it yet: the words stay general.
+  }
 }
 
 function putBooking(b) {
@@ -242,12 +389,25 @@ function putBooking(b) {
     body.prepend(fresh);
     while (body.rows.length > MAX_SHOWN) body.lastElementChild.remove();
   }
+  listState("bookings", body.rows.length, !$("bookings-more").hidden);
+  // The notice that said this booking was waiting for the house says how it ended.
+  if (awaiting === b.id && b.status !== "BOOKED") {
+    awaiting = null;
+    const what = `${b.houseName}, ${day(b.checkIn)} – ${day(b.checkOut)}`;
+    if (b.status === "CONFIRMED") say(`Your stay at ${what} is confirmed.`);
+    else if (b.status === "REJECTED") say(`Your booking of ${what} could not be confirmed. ${reasonText(reasons.get(b.id))}`);
+    else $("notice").hidden = true;
+  }
 }
 
-async function showBookings() {
+async function showBookings(more = false) {
+  const limit = more ? shown.bookings + PAGE : Math.max(shown.bookings, PAGE);
   try {
-    const list = await call("GET", `/books?limit=${MAX_SHOWN}&order=newest`);
-    $("bookings").tBodies[0].replaceChildren(...list.map(bookingRow));
+    const list = await call("GET", `/books?limit=${limit + 1}&order=newest`);
+    const page = list.slice(0, limit);
+    $("bookings").tBodies[0].replaceChildren(...page.map(bookingRow));
+    shown.bookings = limit;
+    listState("bookings", page.length, list.length > limit);
   } catch (err) {
     complain(err, "Showing the bookings");
   }
@@ -258,8 +418,9 @@ async function bookHouse(h, button) {
   button.disabled = true;
   try {
     const b = await call("POST", "/books", { houseId: h.id, checkIn, checkOut });
+    awaiting = b.id;
+    say(`Booked ${b.houseName}, ${day(b.checkIn)} – ${day(b.checkOut)}: paid ${money.format(b.housePrice)}, waiting for the house to confirm.`);
     putBooking(b);
-    say(`Booked ${b.houseName} from ${b.checkIn} to ${b.checkOut}: paid, waiting for the house to confirm.`);
     await showPayments();
   } catch (err) {
     complain(err, `Booking ${h.houseName}`);
@@ -283,11 +444,16 @@ async function cancelBooking(b, button) {
 
 // ---- payments and notifications --------------------------------------------------------
 
-async function showPayments() {
+async function showPayments(more = false) {
+  const limit = more ? shown.payments + PAGE : Math.max(shown.payments, PAGE);
   try {
-    const list = await call("GET", `/payments?limit=${MAX_SHOWN}&order=newest`);
-    $("payments").tBodies[0].replaceChildren(...list.map((p) =>
-      row([p.id, p.bookId, p.housePrice, statusCell(p.status)])));
+    const list = await call("GET", `/payments?limit=${limit + 1}&order=newest`);
+    const page = list.slice(0, limit);
+    $("payments").tBodies[0].replaceChildren(...page.map((p) =>
+      row([["Stay", stay(houseNames.get(p.houseId) ?? `House ${p.houseId}`, p.checkIn, p.checkOut, p.bookId)],
+        ["Amount", amount(p.housePrice)], ["Status", statusCell(p.status)]])));
+    shown.payments = limit;
+    listState("payments", page.length, list.length > limit);
   } catch (err) {
     complain(err, "Showing the payments");
   }
@@ -304,6 +470,7 @@ function addNotification(n) {
   const list = $("notifications");
   list.prepend(li);
   while (list.children.length > MAX_SHOWN) list.lastElementChild.remove();
+  listState("notifications", list.children.length, false);
   return true;
 }
 
@@ -312,6 +479,7 @@ async function showNotifications() {
     // Newest first from the API; each is put on top, so the oldest of them goes first.
     const list = await call("GET", `/notifications?limit=${MAX_SHOWN}&order=newest`);
     for (const n of list.reverse()) addNotification(n);
+    listState("notifications", $("notifications").children.length, false);
   } catch (err) {
     complain(err, "Showing the notifications");
   }
@@ -398,16 +566,20 @@ async function onNotification(n) {
   if (!addNotification(n)) return;
   dirty.add(n.bookId);
   if (n.kind.startsWith("PAYMENT_") || n.kind === "BOOKING_REJECTED") paymentsDirty = true;
+  // A stay confirmed or given up changes which nights are free.
+  if (["BOOKING_CONFIRMED", "BOOKING_CANCELED", "BOOKING_REJECTED"].includes(n.kind)) availabilityDirty = true;
   refreshing ??= setTimeout(refresh, REFRESH_MS);
 }
 
 async function refresh() {
   const ids = [...dirty];
   const payments = paymentsDirty;
+  const nights = availabilityDirty;
   dirty.clear();
   paymentsDirty = false;
+  availabilityDirty = false;
   try {
-    if (ids.length > 10) await showBookings();
+    if (ids.length > PAGE) await showBookings();
     else {
       for (const id of ids) {
         try {
@@ -418,11 +590,17 @@ async function refresh() {
       }
     }
     if (payments) await showPayments();
+    if (nights) {
+      // The view (availability) and the feed (notifications) follow the events apart:
+      // asked again a moment later, a view still behind has caught up.
+      await refreshAvailability();
+      setTimeout(() => { if (session.token) refreshAvailability(); }, 2000);
+    }
   } catch (err) {
     complain(err, "Updating the bookings");
   } finally {
     refreshing = null;
-    if (dirty.size > 0 || paymentsDirty) refreshing = setTimeout(refresh, REFRESH_MS);
+    if (dirty.size > 0 || paymentsDirty || availabilityDirty) refreshing = setTimeout(refresh, REFRESH_MS);
   }
 }
 
@@ -431,10 +609,15 @@ async function refresh() {
 function start() {
   $("check-in").value = isoDay(7);
   $("check-out").value = isoDay(9);
+  boundDates();
+  $("check-in").addEventListener("change", boundDates);
   $("sign-in-form").addEventListener("submit", signIn);
   $("sign-out").addEventListener("click", signOut);
   $("dates-form").addEventListener("submit", showHouses);
   $("house-form").addEventListener("submit", registerHouse);
+  $("houses-more").addEventListener("click", () => showHouses(undefined, true));
+  $("bookings-more").addEventListener("click", () => showBookings(true));
+  $("payments-more").addEventListener("click", () => showPayments(true));
 }
 
 start();
