@@ -19,14 +19,18 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/housebook-walkthrough.XXXXXX")
 cd "$WORK"
 LAST="$WORK/.last"   # the last answer: status, head, body, and the command that got it
 mkdir -p "$LAST"
-trap 'jobs -p | xargs -r kill 2>/dev/null; rm -rf "$WORK"' EXIT
+# shellcheck disable=SC2046  # each job's pid, a word each
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 bold=$'\033[1m' dim=$'\033[2m' red=$'\033[31m' green=$'\033[32m' off=$'\033[0m'
 if [[ ! -t 2 ]]; then bold="" dim="" red="" green="" off=""; fi
 # The transcript goes to stderr (3); an answer's body goes to stdout only where a caller
 # captures it (`$(http …)`, a pipe): the transcript shows it otherwise.
 exec 3>&2 4>&1
-captured() { [[ "$(stat -L -c %d:%i /dev/stdout)" != "$(stat -L -c %d:%i /dev/fd/4)" ]]; }
+captured() {
+    local me=$BASHPID   # this shell's (a $(…) of its own would look at its own stdout)
+    [[ "$(stat -L -c %d:%i "/proc/$me/fd/1")" != "$(stat -L -c %d:%i "/proc/$me/fd/4")" ]]
+}
 
 # A URL of the story, sent to the gateway under test.
 to_gateway() {
@@ -41,7 +45,8 @@ to_gateway() {
 # many, and the first), cut at 300 characters.
 show() {
     local status="$1" body="$2" text
-    if text=$(jq -c 'if type == "array" then "\(length) item(s)" + (if length > 0 then ", the first: \(.[0] | tojson)" else "" end) else . end' <<<"$body" 2>/dev/null); then
+    if text=$(jq -c 'if type == "array" then "\(length) item(s)" + (if length > 0 then ", the first: \(.[0] | tojson)" else "" end)
+                     elif type == "object" and has("access_token") then .access_token |= .[0:12] + "…" else . end' <<<"$body" 2>/dev/null); then
         text=$(jq -r 'if type == "string" then . else tojson end' <<<"$text")
     else text="$body"; fi
     ((${#text} <= 300)) || text="${text:0:300}…"
@@ -68,10 +73,12 @@ ask() {
     awk 'body { print } /^$/ && !body { body = 1 }' <<<"$out" >"$LAST/body"
 }
 
-# curl as the story calls it, sent to the gateway under test.
+# curl as the story calls it, sent to the gateway under test. In a subshell (a pipe, a
+# $(…), a job in the background) it becomes curl itself, so that ending the job ends curl.
 curl() {
     local args=() a
     for a in "$@"; do args+=("$(to_gateway "$a")"); done
+    if [[ "$BASHPID" != "$$" ]]; then exec "$CURL" "${args[@]}"; fi
     "$CURL" "${args[@]}"
 }
 
@@ -81,7 +88,7 @@ curl() {
 promise() {
     local within=0
     if [[ "$1" == --within ]]; then within="$2"; shift 2; fi
-    local status="$1" check="${2:-true}" deadline=$((SECONDS + within)) args
+    local status="$1" check="${2:-true}" deadline=$((SECONDS + within)) args again=""
     until [[ "$(cat "$LAST/status")" == "$status" ]] && jq -e "$check" "$LAST/body" >/dev/null 2>&1; do
         if ((SECONDS >= deadline)); then
             printf '  %s✗ promised %s, %s; got %s: %s%s\n' "$red" "$status" "$check" \
@@ -91,8 +98,9 @@ promise() {
         sleep 0.3
         mapfile -d '' -t args <"$LAST/command"
         ask "${args[@]}"
+        again=1
     done
-    ((within == 0)) || show "$(cat "$LAST/status")" "$(cat "$LAST/body")"
+    [[ -z "$again" ]] || show "$(cat "$LAST/status")" "$(cat "$LAST/body")"
     printf '  %s✓ %s%s%s\n' "$green" "$status" "${2:+, $check}" "$off" >&3
 }
 
@@ -114,7 +122,7 @@ streamed() { [[ "$(grep '^data:' alice-live.txt | grep -c "$2")" -eq "$1" ]]; }
 step() { printf '\n%s# %s%s\n' "$bold" "$*" "$off" >&3; }
 
 # Each command of the story is shown as written, before it runs (tokens by name).
-trap 'case "$BASH_COMMAND" in promise*|step*|trap*) ;; *) printf "%s\$ %s%s\n" "$dim" "$BASH_COMMAND" "$off" >&3 ;; esac' DEBUG
+trap 'case "$BASH_COMMAND" in promise*|step*|trap*|jq\ *) ;; *) printf "%s\$ %s%s\n" "$dim" "$BASH_COMMAND" "$off" >&3 ;; esac' DEBUG
 
 # ---- the walkthrough (README.md, "Try it") ----
 # httpie at a terminal; a script gives it --ignore-stdin (it reads a body from a stdin that is no terminal)
@@ -174,6 +182,7 @@ promise --within 30 200 '[.[] | select(.bookId == "'"$BOOKING"'") | .kind] | sor
 step "What the live stream brought, as it happened"
 grep "$BOOKING" alice-live.txt                                                 # the same four messages, each as it was stored
 promise_that --within 10 "the stream brought the booking's four messages" streamed 4 "$BOOKING"
+kill %1                                                                        # the stream ends
 
 step "Others' bookings are not yours; customers cannot register houses; no token: 401"
 http :8088/books/"$BOOKING" "Authorization:Bearer $BOB"                        # 403

@@ -49,7 +49,9 @@ async function signIn(page, user) {
 async function width(page, name) {
   seen.widths[name] = await page.evaluate(() => {
     const screen = document.documentElement.clientWidth;
+    // What a person can see: not what is clipped away for screen readers only.
     const out = [...document.querySelectorAll("body *")]
+      .filter((e) => !e.closest("thead, .sr-only"))
       .filter((e) => e.getClientRects().length > 0 && e.getBoundingClientRect().right > screen + 1)
       .slice(0, 5)
       .map((e) => `${e.tagName.toLowerCase()}#${e.id}.${e.className}: ${Math.round(e.getBoundingClientRect().right)}`);
@@ -91,7 +93,9 @@ try {
   // --- the admin registers the first house, on a phone too.
   const admin = await phone("admin");
   await signIn(admin, "admin");
-  seen.steps.adminEmpty = (await admin.locator("#houses-empty").textContent()).trim();
+  const adminEmpty = admin.locator("#houses-empty", { hasText: "register" });
+  await adminEmpty.waitFor({ timeout: WAIT });
+  seen.steps.adminEmpty = (await adminEmpty.textContent()).trim();
   await admin.getByLabel("House name", { exact: true }).fill(houseName);
   await admin.getByLabel("Price per night (KRW)", { exact: true }).fill("180000");
   await admin.getByLabel("Description", { exact: true }).fill(description);
@@ -116,7 +120,9 @@ try {
   await alice.getByRole("status").filter({ hasText: "waiting for the house" }).waitFor({ timeout: WAIT });
   seen.steps.noticeWhileWaiting = (await alice.getByRole("status").textContent()).trim();
   const booking = alice.locator("#bookings tbody tr").first();
-  await booking.locator(".status.CONFIRMED").waitFor({ timeout: WAIT });
+  await booking.locator(".status.CONFIRMED").waitFor({ timeout: WAIT }).catch(async (e) => {
+    throw new Error(`${e.message}\nthe booking row read: ${await booking.textContent()}; live: ${await alice.locator("#live-state").textContent()}`);
+  });
   seen.steps.bookingLabel = (await booking.locator("td").first().locator("strong, span").allTextContents()).join("");
   seen.steps.bookingIdShown = await booking.locator("code").isVisible();
   seen.steps.total = (await booking.locator(".money").textContent()).trim();

@@ -197,6 +197,11 @@ try {
   await signIn(admin, "admin");
   await admin.locator("#bookings tbody tr").nth(1).waitFor({ timeout: WAIT });
   seen.steps.adminBookings = await admin.locator("#bookings tbody tr .status").allTextContents();
+  // A long list shows a page, and more on demand.
+  seen.steps.adminRowsFirst = await admin.locator("#bookings tbody tr").count();
+  await admin.getByRole("button", { name: "Show more bookings" }).click();
+  await admin.locator("#bookings tbody tr").nth(seen.steps.adminRowsFirst).waitFor({ timeout: WAIT });
+  seen.steps.adminRowsMore = await admin.locator("#bookings tbody tr").count();
 
   // --- payment down: the booking is refused with 503, and the page says when to retry.
   const token = await admin.evaluate(async () => {

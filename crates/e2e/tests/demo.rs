@@ -203,3 +203,50 @@ async fn the_walkthrough_runs_twice_on_one_fleet_sqlite() {
 async fn the_walkthrough_runs_twice_on_one_fleet_postgres() {
     twice(Backend::Postgres).await;
 }
+
+/// `./dev seed` fills an empty fleet with described houses and a few bookings, and a
+/// second run adds nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn seeding_twice_registers_described_houses_and_bookings_once() {
+    let fleet = Fleet::start(Backend::Sqlite).await;
+    let seed = || {
+        let out = Command::new("bash")
+            .arg(repo().join("dev"))
+            .arg("seed")
+            .env(
+                "HOUSEBOOK_GATEWAY",
+                fleet.gateway().trim_start_matches("http://"),
+            )
+            .env(
+                "HOUSEBOOK_DATA_DIR",
+                std::env::temp_dir().join("housebook-seed-test"),
+            )
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "./dev seed: {said}");
+        said
+    };
+    let first = seed();
+    let admin = fleet.token("admin").await;
+    let (_, houses) = fleet.get("/houses?limit=100", &admin).await;
+    let houses = houses.as_array().unwrap().clone();
+    assert_eq!(houses.len(), 5, "{first}");
+    assert!(
+        houses
+            .iter()
+            .all(|h| h["houseDescription"].as_str().is_some_and(|d| d.len() > 40)),
+        "every seeded house is described: {houses:?}"
+    );
+    let (_, booked) = fleet.get("/books?limit=100", &admin).await;
+    let booked = booked.as_array().unwrap().clone();
+    let by = |who: &str| booked.iter().filter(|b| b["customerId"] == who).count();
+    assert_eq!((by("alice"), by("bob")), (2, 1), "{first}");
+    let second = seed();
+    assert!(second.contains("nothing new to book"), "{second}");
+    let (_, again) = fleet.get("/houses?limit=100", &admin).await;
+    assert_eq!(again.as_array().unwrap().len(), 5, "{second}");
+    let (_, rebooked) = fleet.get("/books?limit=100", &admin).await;
+    assert_eq!(rebooked.as_array().unwrap().len(), 3, "{second}");
+    fleet.shutdown().await;
+}

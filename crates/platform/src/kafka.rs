@@ -68,8 +68,6 @@ pub fn producer(settings: &KafkaSettings) -> anyhow::Result<FutureProducer> {
         .create()?)
 }
 
-/// Creates every context's events topic and the dead-letter topic if missing (a consumer
-/// subscribes to topics it may read before their producer ever started).
 /// Whether the brokers answer: a metadata request, waited for at most `within`.
 pub async fn reachable(settings: &KafkaSettings, within: Duration) -> anyhow::Result<()> {
     use rdkafka::consumer::{BaseConsumer, Consumer as _};
@@ -78,10 +76,39 @@ pub async fn reachable(settings: &KafkaSettings, within: Duration) -> anyhow::Re
     Ok(())
 }
 
+/// The topics the brokers have, by a metadata request waited for at most `within`.
+async fn existing_topics(
+    settings: &KafkaSettings,
+    within: Duration,
+) -> anyhow::Result<std::collections::HashSet<String>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    let client: BaseConsumer = client_config(settings)?.create()?;
+    let names = tokio::task::spawn_blocking(move || {
+        client.fetch_metadata(None, within).map(|m| {
+            m.topics()
+                .iter()
+                .map(|t| t.name().to_owned())
+                .collect::<std::collections::HashSet<_>>()
+        })
+    })
+    .await??;
+    Ok(names)
+}
+
+/// Creates every context's events topic and the dead-letter topic that is missing (a
+/// consumer subscribes to topics it may read before their producer ever started). Only
+/// the missing ones are asked for: a broker takes a request to create one that exists as
+/// an error (nisshi logged 24 `TopicAlreadyExists` errors at each start of the fleet);
+/// two services creating one at once is still fine.
 pub async fn ensure_topics(settings: &KafkaSettings) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = client_config(settings)?.create()?;
     let mut names = settings.event_topics();
     names.push(settings.dead_letter_topic());
+    let existing = existing_topics(settings, Duration::from_secs(10)).await?;
+    names.retain(|n| !existing.contains(n));
+    if names.is_empty() {
+        return Ok(());
+    }
     let topics: Vec<NewTopic<'_>> = names
         .iter()
         .map(|n| {

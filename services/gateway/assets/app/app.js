@@ -19,7 +19,8 @@ const HORIZON_DAYS = 730;
 const money = new Intl.NumberFormat("ko-KR", { style: "currency", currency: "KRW" });
 const houseNames = new Map(); // house id -> name, for payments (which carry the id only)
 const reasons = new Map(); // booking id -> why it was rejected (from the view)
-const shown = { houses: 0, bookings: 0, payments: 0 }; // how many each list asked for
+const stays = new Map(); // booking id -> the booking, for the notifications' words
+const shown = { houses: 0, bookings: 0, payments: 0, notifications: PAGE * 2 }; // how many each list shows
 let awaiting = null; // the booking the notice says is waiting for the house
 let lastEventId = null;
 let stream = null; // AbortController of the open stream
@@ -203,7 +204,9 @@ async function signIn(event) {
   say(`Welcome, ${session.user}.`);
   $("houses-title").focus();
   listen();
-  await Promise.all([showHouses(), showBookings(), showPayments(), showNotifications()]);
+  // The bookings first: the notifications name their stays.
+  await Promise.all([showHouses(), showBookings(), showPayments()]);
+  await showNotifications();
   watchAvailability();
 }
 
@@ -220,7 +223,8 @@ function signOut() {
   awaiting = null;
   houseNames.clear();
   reasons.clear();
-  Object.assign(shown, { houses: 0, bookings: 0, payments: 0 });
+  stays.clear();
+  Object.assign(shown, { houses: 0, bookings: 0, payments: 0, notifications: PAGE * 2 });
   for (const id of ["houses", "bookings", "payments"]) $(id).tBodies[0].replaceChildren();
   $("notifications").replaceChildren();
   $("who").hidden = true;
@@ -313,13 +317,15 @@ let availabilityDirty = false;
 let availabilityTimer = null;
 async function refreshAvailability() {
   const { checkIn, checkOut } = chosenNights();
+  const token = session.token; // a sign-out on the way ends the round
   for (const tr of [...$("houses").tBodies[0].rows]) {
+    if (!token || session.token !== token) return;
     const h = { id: Number(tr.dataset.house) };
     try {
       const state = await availability(h, checkIn, checkOut);
       tr.querySelector(".avail")?.replaceChildren(state);
     } catch (err) {
-      complain(err, "Updating availability");
+      if (session.token === token) complain(err, "Updating availability");
       return;
     }
   }
@@ -350,6 +356,7 @@ async function registerHouse(event) {
 
 function bookingRow(b) {
   houseNames.set(b.houseId, b.houseName);
+  stays.set(b.id, b);
   const cancel = el("button", "Cancel", "secondary");
   cancel.type = "button";
   cancel.setAttribute("aria-label", `Cancel booking of ${b.houseName} from ${b.checkIn}`);
@@ -459,19 +466,43 @@ async function showPayments(more = false) {
   }
 }
 
+// A notification in words about the stay it concerns (its house and dates) when the page
+// knows that booking; else the service's own message.
+function notificationText(n) {
+  const b = stays.get(n.bookId);
+  if (!b) return n.message;
+  const what = `${b.houseName}, ${day(b.checkIn)} – ${day(b.checkOut)}`;
+  switch (n.kind) {
+    case "PAYMENT_RECEIVED": return `We received your payment of ${money.format(b.housePrice)} for ${what}.`;
+    case "BOOKING_CONFIRMED": return `Your stay at ${what} is confirmed.`;
+    case "BOOKING_REJECTED": return `Your booking of ${what} could not be confirmed.`;
+    case "BOOKING_CANCELED": return `Your booking of ${what} is cancelled.`;
+    case "PAYMENT_REFUNDED": return `Your payment of ${money.format(b.housePrice)} for ${what} is refunded.`;
+    default: return n.message;
+  }
+}
+
 function addNotification(n) {
   if (seen.has(n.id)) return false;
   seen.add(n.id);
   const li = el("li");
   const when = el("time", new Date(n.occurredAt).toLocaleString());
   when.dateTime = n.occurredAt;
-  li.append(when, el("span", n.message));
+  li.append(when, el("span", notificationText(n)));
   li.dataset.kind = n.kind;
   const list = $("notifications");
   list.prepend(li);
   while (list.children.length > MAX_SHOWN) list.lastElementChild.remove();
-  listState("notifications", list.children.length, false);
+  showNotificationsUpTo(shown.notifications);
   return true;
+}
+
+// The newest `count` notifications kept on the page are shown; "Show more" shows more.
+function showNotificationsUpTo(count) {
+  shown.notifications = count;
+  const items = [...$("notifications").children];
+  items.forEach((li, i) => { li.hidden = i >= count; });
+  listState("notifications", items.length, items.length > count);
 }
 
 async function showNotifications() {
@@ -479,7 +510,7 @@ async function showNotifications() {
     // Newest first from the API; each is put on top, so the oldest of them goes first.
     const list = await call("GET", `/notifications?limit=${MAX_SHOWN}&order=newest`);
     for (const n of list.reverse()) addNotification(n);
-    listState("notifications", $("notifications").children.length, false);
+    showNotificationsUpTo(shown.notifications);
   } catch (err) {
     complain(err, "Showing the notifications");
   }
@@ -498,6 +529,7 @@ async function listen() {
   const mine = new AbortController();
   stream = mine;
   let wait = 1;
+  let reconnected = false;
   while (stream === mine) {
     try {
       const headers = { Authorization: `Bearer ${session.token}`, Accept: "text/event-stream" };
@@ -514,6 +546,10 @@ async function listen() {
       } else {
         liveState("on");
         wait = 1;
+        // A reconnect with no event seen yet has no Last-Event-ID to resume from: what was
+        // stored while the stream was down is read from the list instead.
+        if (reconnected && !lastEventId) await catchUp();
+        reconnected = true;
         await readEvents(res.body, mine);
         liveState("reconnecting…");
       }
@@ -522,6 +558,16 @@ async function listen() {
       liveState("reconnecting…");
     }
     await new Promise((r) => setTimeout(r, wait * 1000));
+  }
+}
+
+// The newest notifications not shown yet, each handled as if it had come live.
+async function catchUp() {
+  try {
+    const list = await call("GET", `/notifications?limit=${PAGE * 5}&order=newest`);
+    for (const n of list.reverse()) await onNotification(n);
+  } catch (err) {
+    complain(err, "Live updates");
   }
 }
 
@@ -618,6 +664,7 @@ function start() {
   $("houses-more").addEventListener("click", () => showHouses(undefined, true));
   $("bookings-more").addEventListener("click", () => showBookings(true));
   $("payments-more").addEventListener("click", () => showPayments(true));
+  $("notifications-more").addEventListener("click", () => showNotificationsUpTo(shown.notifications + PAGE * 2));
 }
 
 start();
