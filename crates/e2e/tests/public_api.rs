@@ -75,8 +75,9 @@ fn fuzz(fleet: &Fleet, who: &str, token: &str, args: &[&str]) {
     let flaky = work.join("flaky.txt");
     let out = Command::new(fuzzer)
         .current_dir(&work)
-        // A "flaky" finding written out with what hypothesis saw (fuzz/flaky_report.py).
-        .env("SCHEMATHESIS_HOOKS", "flaky_report")
+        // ast.parse serialised, and a "flaky" finding written out with what hypothesis
+        // saw (fuzz/fuzz_hooks.py).
+        .env("SCHEMATHESIS_HOOKS", "fuzz_hooks")
         .env("PYTHONPATH", repo().join("crates/e2e/fuzz"))
         .env("HOUSEBOOK_FUZZ_REPORT", &flaky)
         .arg("--config-file")
