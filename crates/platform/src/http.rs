@@ -192,22 +192,29 @@ where
     }
 }
 
-/// JSON `404` for unknown routes.
-pub async fn not_found(req: Request) -> ApiError {
-    ApiError::not_found(format!(
+/// JSON `404` for unknown routes. The request's body (up to `limit`) is read first, as
+/// for every refusal made before a handler reads it (`server::refuse_before_body`): unread
+/// bytes would end the connection without a word, and the client's next request on it
+/// would find it closed — the API fuzzer's "Remote end closed connection without response"
+/// after a GET with a body to an unknown route or a POST-only one.
+pub async fn not_found(limit: usize, req: Request) -> Response {
+    let e = ApiError::not_found(format!(
         "no route for {} {}",
         req.method(),
         req.uri().path()
-    ))
+    ));
+    crate::server::refuse_before_body(e, req.into_body(), limit).await
 }
 
-/// JSON `405` for known routes with the wrong method.
-pub async fn method_not_allowed(req: Request) -> ApiError {
-    ApiError::new(
+/// JSON `405` for known routes with the wrong method; the body is read first, as in
+/// [`not_found`].
+pub async fn method_not_allowed(limit: usize, req: Request) -> Response {
+    let e = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         format!("{} is not allowed on {}", req.method(), req.uri().path()),
-    )
+    );
+    crate::server::refuse_before_body(e, req.into_body(), limit).await
 }
 
 /// The longest request id taken from a client.

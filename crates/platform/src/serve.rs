@@ -100,9 +100,12 @@ pub async fn serve_edge(
     } else {
         (api.merge(ops), None)
     };
+    let limit = http.body_limit_bytes;
     let finish = |router: Router| {
         router
-            .method_not_allowed_fallback(crate::http::method_not_allowed)
+            .method_not_allowed_fallback(move |req: axum::extract::Request| {
+                crate::http::method_not_allowed(limit, req)
+            })
             .route_layer(axum::middleware::from_fn_with_state(
                 crate::http::Observer {
                     metrics: metrics.clone(),
@@ -110,7 +113,7 @@ pub async fn serve_edge(
                 },
                 crate::http::observe,
             ))
-            .fallback(crate::http::not_found)
+            .fallback(move |req: axum::extract::Request| crate::http::not_found(limit, req))
             .layer(DefaultBodyLimit::max(http.body_limit_bytes))
             .layer(axum::middleware::from_fn_with_state(
                 http.body_limit_bytes,
@@ -169,4 +172,78 @@ pub async fn serve_edge(
         .await
         .into_iter()
         .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// Reads one HTTP/1.1 answer (head and a `content-length` body) from `conn`.
+    async fn answer(conn: &mut tokio::net::TcpStream) -> String {
+        let mut got = Vec::new();
+        let mut byte = [0u8; 1];
+        while !got.ends_with(b"\r\n\r\n") {
+            assert_eq!(
+                conn.read(&mut byte).await.unwrap(),
+                1,
+                "closed: {}",
+                String::from_utf8_lossy(&got)
+            );
+            got.push(byte[0]);
+        }
+        let head = String::from_utf8(got).unwrap();
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length: ")
+                    .map(|v| v.trim().parse().unwrap())
+            })
+            .unwrap_or(0);
+        let mut body = vec![0u8; length];
+        conn.read_exact(&mut body).await.unwrap();
+        head
+    }
+
+    /// A refusal made by the router — no such route, or not this method — keeps the
+    /// connection for the next request, even when the body comes after the answer could
+    /// have been written (a client that sends its head and body apart).
+    #[tokio::test]
+    async fn a_refusal_by_route_reads_the_body_and_keeps_the_connection() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let api = Router::new().route("/only-post", axum::routing::post(|| async { "ok" }));
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let http = HttpSettings::default();
+            let metrics = Metrics::new("t").unwrap();
+            serve_http(listener, api, &http, metrics, Health::new(None), stop).await
+        });
+        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+        for (method, path, status) in [
+            ("GET", "/nope", "404"),
+            ("GET", "/only-post", "405"),
+            ("DELETE", "/only-post", "405"),
+            ("OPTIONS", "/nope", "404"),
+            ("POST", "/only-post", "200"),
+        ] {
+            let head = format!("{method} {path} HTTP/1.1\r\nhost: t\r\ncontent-length: 5\r\n\r\n");
+            conn.write_all(head.as_bytes()).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            conn.write_all(b"hello").await.unwrap();
+            let got = answer(&mut conn).await;
+            assert!(
+                got.starts_with(&format!("HTTP/1.1 {status} ")),
+                "{method} {path}: {got}"
+            );
+            assert!(
+                !got.to_ascii_lowercase().contains("connection: close"),
+                "{method} {path}: {got}"
+            );
+        }
+        shutdown.cancel();
+    }
 }

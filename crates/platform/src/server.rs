@@ -567,7 +567,7 @@ const REFUSAL_DRAIN: Duration = Duration::from_millis(500);
 /// within [`REFUSAL_DRAIN`] (up to the limit) is read and thrown away: a socket closed with
 /// unread bytes in it is reset, and the client would lose the answer with it. A body that
 /// does not arrive in that time ends the connection, and the answer says so.
-async fn refuse_before_body(refusal: ApiError, body: Body, limit: usize) -> Response {
+pub(crate) async fn refuse_before_body(refusal: ApiError, body: Body, limit: usize) -> Response {
     let drained = read_body(body, limit, REFUSAL_DRAIN).await.is_ok();
     let mut response = refusal.into_response();
     if !drained {
