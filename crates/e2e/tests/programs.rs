@@ -91,13 +91,7 @@ fn the_services_and_dev_take_the_fleet_from_its_one_definition() {
         }
     }
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let status = Command::new("bash")
-        .arg(root.join("dev"))
-        .arg("status")
-        .env("HOUSEBOOK_DATA_DIR", tempdir())
-        .env("HOUSEBOOK_REPLICAS", "2")
-        .output()
-        .unwrap();
+    let status = dev(&["status"], &[("HOUSEBOOK_REPLICAS", "2")]);
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(
         status.status.success(),
@@ -198,6 +192,17 @@ fn a_service_without_its_broker_says_so_within_5_s_and_keeps_trying() {
     );
 }
 
+/// `./dev ARGS` with `env`, on a data directory of its own (no fleet of the developer's).
+fn dev(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    Command::new("bash")
+        .arg(e2e::repo().join("dev"))
+        .args(args)
+        .env("HOUSEBOOK_DATA_DIR", tempdir())
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
 fn tempdir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("housebook-programs-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -254,26 +259,16 @@ fn the_binaries_list_their_commands_and_the_gateway_hashes_a_new_password() {
 /// backtrace, even with RUST_BACKTRACE set.
 #[test]
 fn dev_and_dev_token_refuse_plainly() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dev = Command::new("bash")
-        .arg(root.join("dev"))
-        .arg("frobnicate")
-        .env("HOUSEBOOK_DATA_DIR", tempdir())
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&dev.stderr);
-    assert_eq!(dev.status.code(), Some(2), "{said}");
+    let unknown = dev(&["frobnicate"], &[]);
+    let said = String::from_utf8_lossy(&unknown.stderr);
+    assert_eq!(unknown.status.code(), Some(2), "{said}");
     assert!(
         said.contains("unknown command 'frobnicate'")
             && said.contains(" up (")
             && said.contains(" demo, "),
         "{said}"
     );
-    let help = Command::new("bash")
-        .arg(root.join("dev"))
-        .arg("help")
-        .output()
-        .unwrap();
+    let help = dev(&["help"], &[]);
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("./dev demo"));
     let token = Command::new(bin_dir().join("dev-token"))

@@ -233,6 +233,21 @@ fn assert_held_to_its_origin(seen: &Value) {
     );
 }
 
+/// Runs a storefront script of `crates/e2e/browser/` against `fleet`, its screenshots
+/// going to `$TMPDIR/housebook-screenshots/storefront/`: what it saw, and where they are.
+async fn storefront(fleet: &Fleet, script: &'static str) -> (Value, PathBuf) {
+    let shots = screenshots().join("storefront");
+    std::fs::create_dir_all(&shots).unwrap();
+    let gateway = fleet.gateway();
+    let seen = tokio::task::spawn_blocking({
+        let shots = shots.clone();
+        move || browse(script, &[gateway.as_ref(), shots.as_os_str()])
+    })
+    .await
+    .unwrap();
+    (seen, shots)
+}
+
 fn screenshots() -> PathBuf {
     let shots = std::env::temp_dir().join("housebook-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
@@ -337,15 +352,7 @@ async fn the_storefront_shows_the_saga_live_in_a_real_browser() {
     )
     .await;
 
-    let shots = screenshots().join("storefront");
-    std::fs::create_dir_all(&shots).unwrap();
-    let gateway = fleet.gateway();
-    let seen = tokio::task::spawn_blocking({
-        let shots = shots.clone();
-        move || browse("storefront.mjs", &[gateway.as_ref(), shots.as_os_str()])
-    })
-    .await
-    .unwrap();
+    let (seen, shots) = storefront(&fleet, "storefront.mjs").await;
     let tally = siege.stop().await;
     println!("siege beside the browser: {}", tally.summary());
     println!(
@@ -482,15 +489,7 @@ async fn the_storefront_shows_the_saga_live_in_a_real_browser() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_storefront_fits_a_phone_says_what_is_empty_and_follows_the_stream() {
     let fleet = fleet(Backend::Sqlite).await;
-    let shots = screenshots().join("storefront");
-    std::fs::create_dir_all(&shots).unwrap();
-    let gateway = fleet.gateway();
-    let seen = tokio::task::spawn_blocking({
-        let shots = shots.clone();
-        move || browse("phone.mjs", &[gateway.as_ref(), shots.as_os_str()])
-    })
-    .await
-    .unwrap();
+    let (seen, shots) = storefront(&fleet, "phone.mjs").await;
     println!("what the phone saw: {seen}");
     assert_eq!(seen["errors"], json!([]), "no script error");
     let steps = &seen["steps"];
