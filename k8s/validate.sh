@@ -3,7 +3,8 @@
 # every overlay builds with kustomize, validates strictly against the Kubernetes schemas
 # of the oldest and newest versions we support (CRDs such as Strimzi's only warn), and
 # passes the policy checks of check.py (with those of a real cluster for every overlay but
-# local), whose self-test proves they catch what they claim.
+# local), whose self-test proves they catch what they claim. `--install`: only install
+# its pinned checkers (into .tools/venv).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.tools/venv"
@@ -18,6 +19,8 @@ if ! "$VENV/bin/python" -c 'import kubernetes_validate, yaml, jsonschema' 2>/dev
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_PKGS[@]}"
 fi
+# --install: only that (./dev test fetches it beside the workspace's build).
+[[ "${1:-}" != --install ]] || exit 0
 
 # The fleet's one definition (crates/fleet): check.py and buildspec/check.py hold every
 # service to it.
