@@ -204,8 +204,12 @@ pub struct Broker {
     pub version: &'static str,
     /// The oldest rustc that compiles it (its rama 0.4 dependency).
     pub rustc: &'static str,
-    /// Its storage engines: SQLite (libsql) and PostgreSQL only.
+    /// Its storage engine by default: SQLite (libsql) only. Each engine instantiates the
+    /// broker's generic serving code once more, at full optimisation: PostgreSQL's is added
+    /// only where the broker's storage is asked to be PostgreSQL.
     pub features: &'static str,
+    /// The feature of its PostgreSQL storage engine.
+    pub postgres_feature: &'static str,
     /// Its port on a developer's machine.
     pub port: u16,
     /// The port of the private broker `./dev test` starts for the tests (with fresh storage,
@@ -220,7 +224,8 @@ pub const BROKER: Broker = Broker {
     program: "nisshi",
     version: "0.8.1",
     rustc: "1.96.0",
-    features: "libsql,postgres",
+    features: "libsql",
+    postgres_feature: "postgres",
     port: 9092,
     test_port: 19092,
     start_secs: 20,
