@@ -80,18 +80,36 @@ async fn more_bookings(load: &Load, more: usize, what: &str) {
     bookings_flow(load, load.tally().created.len(), more, what).await;
 }
 
-/// Every request of the load answered `2xx`.
-fn assert_no_failures(tally: &Tally, why: &str) {
-    assert_eq!(
-        tally.failed(),
-        0,
-        "{why}: {}: {:?}",
+/// Every request of the load answered `2xx`. A failure's message shows what book logged
+/// when it refused a booking: its answer says "payment is unavailable", its log says why
+/// (a timeout, an open circuit, a refused connection, a commit past the grace).
+fn assert_no_failures(scene: &Scene, tally: &Tally, why: &str) {
+    if tally.failed() == 0 {
+        return;
+    }
+    let mut logged = Vec::new();
+    if let Ok(dir) = std::fs::read_dir(scene.fleet.logs()) {
+        for entry in dir.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("book") && name.ends_with(".log") {
+                let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                logged.extend(
+                    text.lines()
+                        .filter(|l| l.contains("nothing booked") || l.contains("\"WARN\""))
+                        .map(|l| format!("{name}: {l}")),
+                );
+            }
+        }
+    }
+    panic!(
+        "{why}: {}: {:?}\nbook's warnings:\n{}",
         tally.summary(),
         tally
             .failures
             .iter()
             .map(ToString::to_string)
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>(),
+        logged.join("\n")
     );
 }
 
@@ -167,7 +185,7 @@ async fn i4_the_broker_restarted_under_load_loses_nothing() {
     scene.fleet.restart_broker().await;
     more_bookings(&load, 20, "bookings after the broker restart").await;
     let (tally, report) = settle(&scene, load, "broker restarted").await;
-    assert_no_failures(&tally, "no request needs the broker");
+    assert_no_failures(&scene, &tally, "no request needs the broker");
     assert!(report.count("CONFIRMED") > 0);
     scene.fleet.shutdown().await;
 }
@@ -183,7 +201,7 @@ async fn i4_the_broker_frozen_then_thawed_loses_nothing() {
     scene.fleet.resume_broker();
     more_bookings(&load, 10, "bookings after the thaw").await;
     let (tally, report) = settle(&scene, load, "broker frozen").await;
-    assert_no_failures(&tally, "no request needs the broker");
+    assert_no_failures(&scene, &tally, "no request needs the broker");
     assert!(report.count("CONFIRMED") > 0);
     scene.fleet.shutdown().await;
 }
@@ -267,7 +285,7 @@ async fn i7_with_house_down_bookings_go_on_and_it_catches_up_once() {
     scene.fleet.restart("house").await;
     more_bookings(&load, 10, "bookings after house came back").await;
     let (tally, report) = settle(&scene, load, "house down").await;
-    assert_no_failures(&tally, "house is not on the booking path");
+    assert_no_failures(&scene, &tally, "house is not on the booking path");
     assert!(missed >= 30);
     assert_eq!(report.bookings.get("BOOKED"), None);
     scene.fleet.shutdown().await;
@@ -373,7 +391,7 @@ async fn i9_two_house_replicas_share_the_work_and_one_leaving_changes_nothing() 
     scene.fleet.restart("house-2").await;
     more_bookings(&load, 20, "bookings after it rejoined").await;
     let (tally, _) = settle(&scene, load, "two house replicas").await;
-    assert_no_failures(&tally, "the survivor took over");
+    assert_no_failures(&scene, &tally, "the survivor took over");
     scene.fleet.shutdown().await;
 }
 
@@ -395,6 +413,7 @@ async fn i10_rolling_restart_of_two_replicas_each_loses_no_request() {
     }
     let (tally, _) = settle(&scene, load, "rolling restart").await;
     assert_no_failures(
+        &scene,
         &tally,
         "readiness drops before a replica stops taking calls",
     );
