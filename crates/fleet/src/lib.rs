@@ -204,6 +204,8 @@ pub struct Broker {
     pub version: &'static str,
     /// The oldest rustc that compiles it (its rama 0.4 dependency).
     pub rustc: &'static str,
+    /// The SHA-256 of its crate on crates.io (`./dev` patches its source: `broker/`).
+    pub checksum: &'static str,
     /// Its storage engine by default: SQLite (libsql) only. Each engine instantiates the
     /// broker's generic serving code once more, at full optimisation: PostgreSQL's is added
     /// only where the broker's storage is asked to be PostgreSQL.
@@ -224,6 +226,7 @@ pub const BROKER: Broker = Broker {
     program: "nisshi",
     version: "0.8.1",
     rustc: "1.96.0",
+    checksum: "a357efb09b95f96964366d41b030341aa9c729544ae4dd9cdd012d7ef8e19a52",
     features: "libsql",
     postgres_feature: "postgres",
     port: 9092,
@@ -253,22 +256,6 @@ impl Broker {
         .map(str::to_owned)
         .to_vec()
     }
-}
-
-/// How long a consumer's fetch waits on the local broker (librdkafka's default is 500 ms).
-/// nisshi answers a waiting fetch only at its next look at storage (it sleeps half of
-/// what is left of the wait between looks), so the wait is a floor under every event hop;
-/// 10 ms idles no faster and lets a fetch under load read for so short a time that the
-/// consumers fall far behind (docs/broker.md).
-pub const LOCAL_FETCH_WAIT_MS: u64 = 40;
-
-/// What the services set on the local broker only; a cluster leaves these at Apache
-/// Kafka's and librdkafka's defaults (docs/broker.md; k8s/check.py refuses them there).
-pub fn local_broker_settings() -> Vec<(&'static str, String)> {
-    vec![(
-        "HOUSEBOOK_KAFKA__FETCH_WAIT_MS",
-        LOCAL_FETCH_WAIT_MS.to_string(),
-    )]
 }
 
 /// A port kind of an instance.
@@ -450,11 +437,6 @@ impl Plan {
                     .collect();
                 if s.kafka {
                     env.push(("HOUSEBOOK_KAFKA__BROKERS".into(), self.brokers.clone()));
-                    env.extend(
-                        local_broker_settings()
-                            .into_iter()
-                            .map(|(k, v)| (k.to_owned(), v)),
-                    );
                 }
                 if let Some((_, url)) = self.databases.iter().find(|(n, _)| *n == s.name) {
                     env.push(("HOUSEBOOK_DATABASE__URL".into(), url.clone()));
@@ -550,13 +532,9 @@ pub fn json() -> String {
             )
         })
         .collect();
-    let local_broker: Vec<String> = local_broker_settings()
-        .iter()
-        .map(|(k, v)| format!("{}:{}", text(k), text(v)))
-        .collect();
     format!(
         "{{\"version\":{},\"services\":[{}],\"broker\":{{\"program\":{},\"version\":{},\"rustc\":{},\
-         \"features\":{},\"port\":{}}},\"localBrokerSettings\":{{{}}}}}",
+         \"features\":{},\"port\":{}}}}}",
         text(env!("CARGO_PKG_VERSION")),
         services.join(","),
         text(BROKER.program),
@@ -564,7 +542,6 @@ pub fn json() -> String {
         text(BROKER.rustc),
         text(BROKER.features),
         BROKER.port,
-        local_broker.join(",")
     )
 }
 
@@ -657,7 +634,9 @@ mod tests {
             get(book2, "HOUSEBOOK_KAFKA__BROKERS"),
             Some("127.0.0.1:9092")
         );
-        assert_eq!(get(book2, "HOUSEBOOK_KAFKA__FETCH_WAIT_MS"), Some("40"));
+        // The local broker answers a waiting fetch as a record arrives (broker/): the
+        // services fetch as they do from Apache Kafka, with librdkafka's wait.
+        assert_eq!(get(book2, "HOUSEBOOK_KAFKA__FETCH_WAIT_MS"), None);
         let mypage = env_of(&all, "mypage");
         assert_eq!(get(mypage, "HOUSEBOOK_HTTP__DRAIN_SECS"), None);
         let gateway = env_of(&all, "gateway");
@@ -724,9 +703,5 @@ mod tests {
             "true"
         );
         assert_eq!(json["broker"]["version"], BROKER.version);
-        assert_eq!(
-            json["localBrokerSettings"]["HOUSEBOOK_KAFKA__FETCH_WAIT_MS"],
-            "40"
-        );
     }
 }

@@ -19,7 +19,7 @@ usage:
       SQLite file)
   fleet databases
       the PostgreSQL databases of the services that keep one, one per line
-  fleet broker program|version|rustc|features|postgres-feature|port|test-port|start-secs
+  fleet broker program|version|rustc|checksum|features|postgres-feature|port|test-port|start-secs
       the local broker: which, how it is compiled, where it listens
   fleet broker-args PORT STORAGE
       the broker's arguments to listen on 127.0.0.1:PORT with STORAGE, one per line
@@ -118,6 +118,7 @@ fn run(args: &[String]) -> Result<String, String> {
             "program" => Ok(BROKER.program.to_owned()),
             "version" => Ok(BROKER.version.to_owned()),
             "rustc" => Ok(BROKER.rustc.to_owned()),
+            "checksum" => Ok(BROKER.checksum.to_owned()),
             "features" => Ok(BROKER.features.to_owned()),
             "postgres-feature" => Ok(BROKER.postgres_feature.to_owned()),
             "port" => Ok(BROKER.port.to_string()),

@@ -152,11 +152,10 @@ pub struct KafkaSettings {
     /// How often the relay looks for unpublished outbox rows when nothing woke it.
     pub relay_poll_ms: u64,
     /// The longest a fetch waits for data (`fetch.wait.max.ms`); unset, librdkafka's
-    /// default (500 ms). Apache Kafka answers a waiting fetch as soon as data arrives, so
-    /// there it only bounds idle polling. The local broker (nisshi) looks at its storage
-    /// again only after sleeping half of what is left of the wait, so there the wait is a
-    /// floor under every event hop: `./dev` and the test fleets set 40 ms
-    /// (docs/broker.md).
+    /// default (500 ms). Apache Kafka, and the local broker with this repository's patch
+    /// (docs/broker.md), answer a waiting fetch as soon as data arrives, so the wait only
+    /// bounds idle polling: a shorter one costs the broker a look at its storage more often
+    /// and delivers nothing sooner.
     pub fetch_wait_ms: Option<u64>,
     /// How the clients reach the brokers: plaintext (locally), or TLS with the service's
     /// own client certificate (a cluster: Strimzi's `tls` users, whose ACLs say what each

@@ -51,9 +51,6 @@ pub use platform::db::Backend;
 /// default (`book`'s `bookings_open_two_years_ahead…`).
 pub const FIXTURE_HORIZON_DAYS: u32 = 36_500;
 
-/// `fetch.wait.max.ms` for the local broker, as every local fleet sets it.
-pub use fleet::LOCAL_FETCH_WAIT_MS;
-
 /// The broker tests use.
 pub fn brokers() -> String {
     std::env::var("HOUSEBOOK_TEST_BROKERS")
@@ -131,7 +128,6 @@ impl World {
         s.kafka.group_id = format!("{}{service}", self.topic_prefix);
         s.kafka.retry_backoff_ms = 20;
         s.kafka.relay_poll_ms = 100;
-        s.kafka.fetch_wait_ms = Some(LOCAL_FETCH_WAIT_MS);
         s.log.filter = "warn".into();
         s
     }
